@@ -1,0 +1,3 @@
+from livecore.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The app factory: the one place that knows every context and wires them into a node."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as redis
+from aiohttp import web
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+import signaling
+from livecore import db, openapi, operations, seed
+from livecore.accounts import Tokens
+from livecore.accounts import routes as account_routes
+from livecore.accounts.tokens import shared_secret
+from livecore.clock import Clock
+from livecore.config import Settings
+from livecore.http import operation, problem_middleware
+from livecore.node import NODE, Node
+from livecore.streams import routes as stream_routes
+
+log = logging.getLogger("livecore.app")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "webui" / "static"
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    """A node's aiohttp application; PostgreSQL and Redis are connected when it starts."""
+    app = web.Application(
+        middlewares=[operations.http_metrics_middleware, problem_middleware], client_max_size=256 * 1024
+    )
+    app.cleanup_ctx.append(_node_context(settings, clock or Clock()))
+    account_routes.add_routes(app)
+    stream_routes.add_routes(app)
+    signaling.add_routes(app)
+    operations.add_routes(app)
+    app.router.add_get("/api/openapi.json", openapi.openapi_document)
+    app.router.add_get("/", _index)
+    app.router.add_static("/", STATIC_DIR, append_version=False)
+    return app
+
+
+@operation("The live directory page", tag="pages")
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
+        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        try:
+            await db.migrate(pool)
+            secret = settings.secret or await shared_secret(pool)
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            node = Node(settings, clock, pool, client, Tokens(secret, settings.token_ttl_s, clock), registry)
+            app[NODE] = node
+            operations.install_http_metrics(app)
+            plane = signaling.Plane(node)
+            node.rooms = plane
+            app[signaling.PLANE] = plane
+            await plane.start()
+            if settings.seed_demo:
+                await seed.seed_demo(node)
+            log.info("node %s ready at %s", settings.node_id, settings.public_url)
+            yield
+            await plane.stop()
+        finally:
+            await client.aclose()
+            await pool.close()
+
+    return context

@@ -1,0 +1,112 @@
+"""`livecore serve`: run a node, on the embedded PostgreSQL and Valkey unless URLs are given."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from livecore import logs
+from livecore.config import Settings, env_name, parse_value, settings_from_env
+from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
+
+log = logging.getLogger("livecore.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecore", description="livecore: live streaming and live commerce.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run a node",
+        description="Run a livecore node. With no database or Redis URL it starts a private PostgreSQL and "
+        "Valkey under the data dir and keeps them across restarts. Every option can also be set as the "
+        "environment variable shown; flags win over the environment.",
+    )
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        serve.add_argument(
+            flag, dest=f.name, default=None, metavar=_metavar(f.type),
+            type=lambda raw, kind=f.type: parse_value(kind, raw),
+            help=f"{f.metadata['help']} [{env_name(f.name)}] (default: {default})",
+        )
+    return parser
+
+
+def _metavar(kind: Any) -> str:
+    return {"int": "N", "bool": "BOOL", "Path": "DIR"}.get(str(kind), "TEXT")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = settings_from_env(**overrides)
+    except ValueError as exc:
+        sys.exit(f"livecore: {exc}")
+    logs.configure(settings.log_level, settings.node_id)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        log.warning("uvloop is not installed; using the default event loop")
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
+    embedded: list[EmbeddedPostgres | EmbeddedValkey] = []
+    try:
+        if not settings.database_url:
+            pg = EmbeddedPostgres(settings.data_dir / "postgres")
+            embedded.append(pg)
+            settings = settings.replace(database_url=pg.start())
+        if not settings.redis_url:
+            valkey = EmbeddedValkey(settings.data_dir / "valkey")
+            embedded.append(valkey)
+            settings = settings.replace(redis_url=valkey.start())
+        asyncio.run(_run(settings))
+    finally:
+        for server in reversed(embedded):
+            server.stop()
+
+
+async def _run(settings: Settings) -> None:
+    from livecore.app import build_app
+
+    runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()
+    _print_urls(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def _print_urls(settings: Settings) -> None:
+    base = settings.public_url
+    print(
+        f"\nlivecore node {settings.node_id} is up.\n"
+        f"  live directory   {base}/\n"
+        f"  log in / sign up {base}/login.html   (demo: demo_creator / demo-creator-pass,"
+        f" demo_viewer / demo-viewer-pass)\n"
+        f"  watch the demo   {base}/watch.html?room=1\n"
+        f"  API description  {base}/api/openapi.json\n"
+        f"  metrics          {base}/metrics\n",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Node settings: one frozen dataclass, filled from defaults, `LIVECORE_*` environment variables and CLI flags.
+
+Every limit the node enforces is a field here, with its unit last in the name, so `livecore serve --help`
+lists them all and an operator can set any of them without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8080, "TCP port to listen on")
+    data_dir: Path = _setting(Path(".livecore"), "where the embedded servers and recordings keep their data")
+    node_id: str = _setting("", "this node's name in the node registry (default: host-port)")
+    public_url: str = _setting("", "the URL viewers reach this node at (default: http://host:port)")
+    database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir")
+    redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir")
+    secret: str = _setting("", "token signing secret; empty uses the one stored in the database")
+    seed_demo: bool = _setting(True, "create the demo creator, viewer and stream if missing")
+    log_level: str = _setting("INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
+
+    token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
+    db_pool_size_max: int = _setting(20, "PostgreSQL connections per node")
+
+    ws_frame_bytes_max: int = _setting(4096, "largest inbound WebSocket frame answered with an error event")
+    ws_frame_bytes_hard_max: int = _setting(65536, "inbound frame size above which the connection is closed")
+    chat_chars_max: int = _setting(300, "longest chat message, in characters")
+    chat_per_user_per_10s_max: int = _setting(10, "chat messages one user may send per 10 seconds")
+    like_taps_per_user_per_s_max: int = _setting(20, "like taps one user may send per second")
+    like_count_per_command_max: int = _setting(50, "largest `count` in one like command")
+    connections_per_user_max: int = _setting(5, "simultaneous room WebSockets per user across all nodes")
+    slow_mode_s_max: int = _setting(600, "longest slow-mode interval a moderator may set")
+    blocked_words_max: int = _setting(200, "blocked words per room")
+    timeout_s_max: int = _setting(7 * 24 * 3600, "longest chat timeout a moderator may give")
+    chat_display_per_s_max: int = _setting(120, "chat messages per second a room shows; more are sampled")
+    replay_events_max: int = _setting(1000, "room events kept for resume; older resumes get a reset")
+    snapshot_recent_chat_max: int = _setting(30, "chat messages included in a join snapshot")
+    backlog_events_max: int = _setting(500, "must-deliver events queued for a slow connection before it is closed")
+    write_buffer_bytes_high: int = _setting(256 * 1024, "socket write buffer above which a connection is slow")
+    tick_ms_min: int = _setting(20, "event coalescing tick for a small room")
+    tick_ms_max: int = _setting(200, "event coalescing tick for the largest rooms")
+    tick_viewers_per_ms: int = _setting(25, "viewers in a room per extra millisecond of tick")
+    like_flush_ms: int = _setting(500, "how often a node publishes aggregated likes")
+    presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")
+    presence_ttl_ms: int = _setting(5000, "a node's viewer counts expire this long after its last report")
+
+    def __post_init__(self) -> None:
+        if not self.node_id:
+            object.__setattr__(self, "node_id", f"{self.host}-{self.port}")
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def env_name(field_name: str) -> str:
+    return "LIVECORE_" + field_name.upper()
+
+
+def parse_value(kind: Any, raw: str) -> Any:
+    """Turn a flag or environment string into the field's type, or raise ValueError naming the problem."""
+    if kind in (bool, "bool"):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {raw!r}")
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (Path, "Path"):
+        return Path(raw)
+    return raw
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `LIVECORE_*` variables, then explicit overrides (CLI flags, tests)."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw is not None and raw != "":
+            try:
+                values[f.name] = parse_value(f.type, raw)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(f.name)}: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,45 @@
+"""What one running node holds: settings, the clock, the database pool, Redis, token signing and metrics.
+
+Every context's handlers reach these through `request.app[NODE]`; nothing is a module-level global, so tests
+run several nodes in one process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+import redis.asyncio as redis
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from livecore.accounts.tokens import Tokens
+from livecore.clock import Clock
+from livecore.config import Settings
+
+
+class RoomEvents(Protocol):
+    """What other contexts may ask of the room event plane (signaling/), without importing it."""
+
+    async def publish(self, room_id: int, event: dict[str, Any]) -> int: ...
+
+    async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...
+
+
+@dataclass
+class Node:
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    redis: redis.Redis
+    tokens: Tokens
+    registry: CollectorRegistry
+    rooms: RoomEvents | None = field(default=None)
+
+    def today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.clock.now_s(), tz=dt.UTC).date()
+
+
+NODE = web.AppKey("node", Node)

@@ -1,0 +1,87 @@
+"""HTTP routes for streams: create, end, read, the live directory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from livecore.accounts import is_adult
+from livecore.accounts.session import require_account
+from livecore.http import Problem, json_response, operation, parse_body
+from livecore.node import NODE
+from livecore.streams import streams
+
+
+class NewStream(BaseModel):
+    title: str = Field(min_length=1, max_length=120)
+
+
+@operation("Go live: create a stream (creators, 18+)", body=NewStream, status=201, auth=True, tag="streams")
+async def create_stream(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    if "creator" not in account.roles:
+        raise Problem(403, "not-a-creator", "only creator accounts can go live")
+    if not is_adult(account, node.today()):
+        raise Problem(403, "under-18", "you must be 18 or older to go live")
+    body = await parse_body(request, NewStream)
+    stream = await streams.create_stream(node.pool, account.id, body.title)
+    if node.rooms:
+        await node.rooms.publish(stream.id, {"type": "stream", "state": "live"})
+    return json_response(
+        {
+            **stream.public(),
+            "stream_key": stream.stream_key,
+            "whip_url": f"{node.settings.public_url}/whip/{stream.id}",
+        },
+        status=201,
+    )
+
+
+@operation("End your stream", auth=True, tag="streams")
+async def end_stream(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    was_live = (await _stream_or_404(request)).state == "live"
+    stream = await streams.end_stream(node.pool, _stream_id(request), account.id)
+    if was_live and node.rooms:
+        await node.rooms.publish(stream.id, {"type": "stream", "state": "ended"})
+    return json_response(stream.public())
+
+
+@operation("A stream's public description", tag="streams")
+async def get_stream(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    stream = await _stream_or_404(request)
+    counts = await node.rooms.viewer_counts([stream.id]) if node.rooms else {}
+    return json_response(stream.public(viewers=counts.get(stream.id, 0)))
+
+
+@operation("What is live now, with viewer counts", tag="streams")
+async def live_directory(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    live = await streams.live_streams(node.pool)
+    counts = await node.rooms.viewer_counts([s.id for s in live]) if node.rooms else {}
+    ranked = sorted(live, key=lambda s: counts.get(s.id, 0), reverse=True)
+    return json_response({"streams": [s.public(viewers=counts.get(s.id, 0)) for s in ranked]})
+
+
+def _stream_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise Problem(404, "stream-not-found", f"there is no stream {raw!r}")
+    return int(raw)
+
+
+async def _stream_or_404(request: web.Request) -> streams.Stream:
+    stream = await streams.get_stream(request.app[NODE].pool, _stream_id(request))
+    if stream is None:
+        raise Problem(404, "stream-not-found", f"there is no stream {request.match_info['id']}")
+    return stream
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/streams", create_stream)
+    app.router.add_post("/api/streams/{id}/end", end_stream)
+    app.router.add_get("/api/streams/{id}", get_stream)
+    app.router.add_get("/api/live", live_directory)

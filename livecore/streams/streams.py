@@ -1,0 +1,96 @@
+"""The stream record: a creator's live session and its room."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from livecore.http import Problem
+
+_COLUMNS = (
+    "s.id, s.creator_id, s.title, s.stream_key, s.state, s.created_at, s.started_at, s.ended_at,"
+    " a.username, a.display_name"
+)
+
+
+@dataclass(frozen=True)
+class Stream:
+    id: int
+    creator_id: int
+    title: str
+    stream_key: str
+    state: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    creator_username: str
+    creator_display_name: str
+
+    def public(self, viewers: int = 0) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "state": self.state,
+            "creator": {
+                "id": self.creator_id, "username": self.creator_username, "display_name": self.creator_display_name
+            },
+            "viewers": viewers,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "watch_url": f"/watch.html?room={self.id}",
+        }
+
+
+def _from_row(row: asyncpg.Record) -> Stream:
+    return Stream(
+        id=row["id"], creator_id=row["creator_id"], title=row["title"], stream_key=row["stream_key"],
+        state=row["state"], created_at=row["created_at"], started_at=row["started_at"], ended_at=row["ended_at"],
+        creator_username=row["username"], creator_display_name=row["display_name"],
+    )
+
+
+async def create_stream(pool: asyncpg.Pool, creator_id: int, title: str) -> Stream:
+    """A new live stream with a fresh stream key; its room opens at once."""
+    row = await pool.fetchrow(
+        "WITH s AS (INSERT INTO streams (creator_id, title, stream_key, state, started_at)"
+        " VALUES ($1, $2, $3, 'live', now()) RETURNING *)"
+        f" SELECT {_COLUMNS} FROM s JOIN accounts a ON a.id = s.creator_id",
+        creator_id, title, "sk_" + secrets.token_urlsafe(24),
+    )
+    return _from_row(row)
+
+
+async def get_stream(pool: asyncpg.Pool, stream_id: int) -> Stream | None:
+    row = await pool.fetchrow(
+        f"SELECT {_COLUMNS} FROM streams s JOIN accounts a ON a.id = s.creator_id WHERE s.id = $1", stream_id
+    )
+    return _from_row(row) if row else None
+
+
+async def end_stream(pool: asyncpg.Pool, stream_id: int, by_user_id: int) -> Stream:
+    """Mark a live stream ended; only its creator may. Ending twice is not an error."""
+    stream = await get_stream(pool, stream_id)
+    if stream is None:
+        raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
+    if stream.creator_id != by_user_id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can end it")
+    await pool.execute(
+        "UPDATE streams SET state = 'ended', ended_at = coalesce(ended_at, now()) WHERE id = $1", stream_id
+    )
+    ended = await get_stream(pool, stream_id)
+    assert ended is not None
+    return ended
+
+
+async def live_streams(pool: asyncpg.Pool, limit: int = 100) -> list[Stream]:
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM streams s JOIN accounts a ON a.id = s.creator_id"
+        " WHERE s.state = 'live' ORDER BY s.started_at DESC LIMIT $1",
+        limit,
+    )
+    return [_from_row(r) for r in rows]

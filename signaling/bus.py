@@ -1,0 +1,192 @@
+"""The event bus over Redis: ordered publish with replay, one subscription per room per node.
+
+Publishing runs one Lua script that assigns the room's next `seq`, appends to a bounded replay stream and
+PUBLISHes, so every node sees a room's events in `seq` order and a resume can be served from the stream.
+All of a room's keys share a hash tag (`{r<id>}`) so the script works on Redis Cluster too.
+
+On the wire between nodes an event is `<seq>|<likes_total>|<msgpack body>`: the script stamps the seq and the
+room's like total after the event; the body is the event without either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis.asyncio as redis
+
+log = logging.getLogger("livecore.bus")
+
+_PUBLISH = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+end
+local seq = redis.call('INCR', KEYS[1])
+local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
+local msg = seq .. '|' .. likes .. '|' .. ARGV[1]
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', msg)
+redis.call('PUBLISH', KEYS[5], msg)
+return {epoch, seq}
+"""
+
+
+def room_tag(room_id: int) -> str:
+    return f"{{r{room_id}}}"
+
+
+def room_channel(room_id: int) -> str:
+    return f"lc:{room_tag(room_id)}:events"
+
+
+@dataclass(frozen=True)
+class BusMessage:
+    seq: int
+    event: dict[str, Any]
+
+
+def pack_message(seq: int, likes_total: int, event: dict[str, Any]) -> bytes:
+    """The bus wire form of an event (the Lua script builds the same bytes)."""
+    return b"%d|%d|" % (seq, likes_total) + msgpack.packb(event, use_bin_type=True)
+
+
+def unpack_message(raw: bytes) -> BusMessage:
+    """Parse `<seq>|<likes_total>|<body>` into the event a client sees, with `seq` (and `total` on likes)."""
+    seq_raw, likes_raw, body = raw.split(b"|", 2)
+    event = msgpack.unpackb(body, raw=False)
+    seq = int(seq_raw)
+    event["seq"] = seq
+    if event.get("type") == "like":
+        event["total"] = int(likes_raw)
+    elif event.get("type") == "chat":
+        event["id"] = seq  # a chat message is named by its seq, e.g. for moderators to delete it
+    return BusMessage(seq, event)
+
+
+@dataclass(frozen=True)
+class RoomPosition:
+    """Where a room's event log stands: its epoch, last seq, like total and the oldest replayable seq."""
+
+    epoch: str
+    seq: int
+    likes: int
+    oldest_seq: int
+
+
+class Bus:
+    """Publishes room events and delivers every subscribed room's events to `on_message(room_id, raw)`."""
+
+    def __init__(self, client: redis.Redis, replay_events_max: int) -> None:
+        self._redis = client
+        self._replay_events_max = replay_events_max
+        self._publish = client.register_script(_PUBLISH)
+        self._pubsub = client.pubsub(ignore_subscribe_messages=False)
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.on_message: Callable[[int, bytes], None] = lambda room_id, raw: None
+
+    async def start(self, node_channel: str) -> None:
+        # The node's own channel keeps the pub/sub connection open while no room is subscribed.
+        await self._subscribe_channel(node_channel)
+        self._reader = asyncio.create_task(self._read_forever(), name="bus-reader")
+        await self._confirmed[node_channel]
+
+    async def stop(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self._pubsub.aclose()
+
+    async def publish(self, room_id: int, event: dict[str, Any], like_delta: int = 0) -> tuple[str, int]:
+        """Append `event` to the room's log and fan it out; returns (epoch, seq)."""
+        tag = room_tag(room_id)
+        keys = [f"lc:{tag}:seq", f"lc:{tag}:epoch", f"lc:{tag}:replay", f"lc:{tag}:state", room_channel(room_id)]
+        body = msgpack.packb(event, use_bin_type=True)
+        epoch, seq = await self._publish(
+            keys=keys, args=[body, secrets.token_hex(6), self._replay_events_max, like_delta]
+        )
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
+
+    async def subscribe(self, room_id: int) -> None:
+        """Subscribe this node to a room; returns once Redis has confirmed, so nothing after is missed."""
+        channel = room_channel(room_id)
+        if channel not in self._confirmed:
+            await self._subscribe_channel(channel)
+        await self._confirmed[channel]
+
+    async def unsubscribe(self, room_id: int) -> None:
+        channel = room_channel(room_id)
+        if self._confirmed.pop(channel, None) is not None:
+            await self._pubsub.unsubscribe(channel)
+
+    async def _subscribe_channel(self, channel: str) -> None:
+        self._confirmed[channel] = asyncio.get_running_loop().create_future()
+        await self._pubsub.subscribe(channel)
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("bus connection lost, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        if message["type"] == "subscribe":
+            waiter = self._confirmed.get(channel)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
+        if message["type"] != "message" or not channel.endswith(":events"):
+            return
+        room_id = int(channel[len("lc:{r"):].split("}", 1)[0])
+        try:
+            self.on_message(room_id, message["data"])
+        except Exception:
+            log.exception("dropping an undeliverable bus message for room %d", room_id)
+
+    async def position(self, room_id: int) -> RoomPosition:
+        """The room's epoch, seq, like total and oldest replayable seq, read atomically."""
+        tag = room_tag(room_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # A room that never had an event gets its epoch now, so a resume from this position is valid.
+            pipe.set(f"lc:{tag}:epoch", secrets.token_hex(6), nx=True)
+            pipe.get(f"lc:{tag}:epoch").get(f"lc:{tag}:seq").hget(f"lc:{tag}:state", "likes")
+            pipe.xrange(f"lc:{tag}:replay", "-", "+", count=1)
+            _, epoch, seq, likes, oldest = await pipe.execute()
+        return RoomPosition(
+            epoch=epoch.decode() if epoch else "",
+            seq=int(seq or 0),
+            likes=int(likes or 0),
+            oldest_seq=_entry_seq(oldest[0][0]) if oldest else int(seq or 0) + 1,
+        )
+
+    async def replay(self, room_id: int, after_seq: int, through_seq: int) -> list[BusMessage]:
+        """Events with after_seq < seq <= through_seq still in the replay window, oldest first."""
+        if through_seq <= after_seq:
+            return []
+        entries = await self._redis.xrange(
+            f"lc:{room_tag(room_id)}:replay", f"0-{after_seq + 1}", f"0-{through_seq}"
+        )
+        return [unpack_message(fields[b"e"]) for _, fields in entries]
+
+    async def recent(self, room_id: int, count: int) -> list[BusMessage]:
+        """The last `count` events in the replay window, oldest first."""
+        entries = await self._redis.xrevrange(f"lc:{room_tag(room_id)}:replay", "+", "-", count=count)
+        return [unpack_message(fields[b"e"]) for _, fields in reversed(entries)]
+
+
+def _entry_seq(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-", 1)[1])

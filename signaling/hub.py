@@ -1,0 +1,193 @@
+"""The local fan-out: a node's connections grouped by room, fed by one bus subscription per room.
+
+Events for a room collect for one tick, then go out as one batch: encoded and framed once per subprotocol and
+written to every connection. The tick grows with the room (`tick_ms_min` + viewers / `tick_viewers_per_ms`, up
+to `tick_ms_max`), so a big room gets fewer, fuller frames. Chat above the room's display rate is sampled here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from livecore.clock import Clock
+from livecore.config import Settings
+from signaling.bus import Bus, BusMessage, unpack_message
+from signaling.connection import Batch, Connection
+from signaling.metrics import SignalingMetrics
+from signaling.moderation import RoomRules
+
+log = logging.getLogger("livecore.hub")
+
+EventHook = Callable[[int, dict[str, Any]], None]
+
+
+class RoomHub:
+    """One room's local connections and its pending batch."""
+
+    def __init__(self, room_id: int, hub: Hub) -> None:
+        self.room_id = room_id
+        self.hub = hub
+        self.rules: RoomRules | None = None
+        self.connections: set[Connection] = set()
+        self.attaching = 0
+        self.subscribed = False
+        self.last_seq = 0
+        self.pending: list[dict[str, Any]] = []
+        self.held: list[BusMessage] = []
+        self.filling = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._chat_tokens = float(hub.settings.chat_display_per_s_max)
+        self._chat_refill_ms = hub.clock.now_ms()
+
+    def tick_s(self) -> float:
+        s = self.hub.settings
+        tick_ms = min(s.tick_ms_max, s.tick_ms_min + len(self.connections) // max(1, s.tick_viewers_per_ms))
+        return tick_ms / 1000
+
+    def receive(self, message: BusMessage) -> None:
+        """A bus event, in seq order; a gap is filled from the replay stream before anything after it."""
+        if message.seq <= self.last_seq:
+            return  # a duplicate (e.g. a resubscription overlap)
+        if self.filling:
+            self.held.append(message)
+            return
+        if self.last_seq and message.seq > self.last_seq + 1:
+            self.hub.metrics.bus_gaps.inc()
+            self.filling = True
+            self.held.append(message)
+            asyncio.get_running_loop().create_task(self._fill_gap(self.last_seq, message.seq))
+            return
+        self._accept(message)
+
+    async def _fill_gap(self, after_seq: int, before_seq: int) -> None:
+        try:
+            missing = await self.hub.bus.replay(self.room_id, after_seq, before_seq - 1)
+        except Exception:
+            log.exception("could not fill bus gap %d..%d in room %d", after_seq, before_seq, self.room_id)
+            missing = []
+        self.filling = False
+        held, self.held = self.held, []
+        for message in sorted([*missing, *held], key=lambda m: m.seq):
+            if message.seq > self.last_seq:
+                self._accept(message)
+
+    def _accept(self, message: BusMessage) -> None:
+        self.last_seq = message.seq
+        self.hub.on_room_event(self.room_id, message.event)
+        if message.event["type"] == "chat" and not self._take_chat_token():
+            self.hub.metrics.lossy_dropped.labels(reason="display_rate").inc()
+            return
+        self.add(message.event)
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(self.tick_s(), self.flush)
+
+    def flush(self) -> None:
+        self._flush_handle = None
+        slow = [c for c in self.connections if c.is_slow]
+        for conn in slow:
+            conn.drain()
+        if not self.pending:
+            return
+        batch = Batch(self.pending)
+        self.pending = []
+        written = 0
+        for conn in self.connections:
+            written += conn.deliver(batch)
+        self.hub.metrics.events_out.inc(written)
+        self.hub.metrics.frames_built.inc(len(batch._frames))
+        if any(c.is_slow for c in self.connections) and self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(self.tick_s(), self.flush)
+
+    def _take_chat_token(self) -> bool:
+        rate = self.hub.settings.chat_display_per_s_max
+        now_ms = self.hub.clock.now_ms()
+        self._chat_tokens = min(float(rate), self._chat_tokens + (now_ms - self._chat_refill_ms) * rate / 1000)
+        self._chat_refill_ms = now_ms
+        if self._chat_tokens < 1:
+            return False
+        self._chat_tokens -= 1
+        return True
+
+
+class Hub:
+    """All rooms with local connections on this node."""
+
+    def __init__(
+        self, bus: Bus, settings: Settings, clock: Clock, metrics: SignalingMetrics,
+        on_room_event: EventHook, on_room_opened: Callable[[int], Awaitable[RoomRules]],
+    ) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.on_room_event = on_room_event
+        self._on_room_opened = on_room_opened
+        self.rooms: dict[int, RoomHub] = {}
+        self._subscribing: dict[int, asyncio.Future[None]] = {}
+        bus.on_message = self._on_bus_message
+
+    def _on_bus_message(self, room_id: int, raw: bytes) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.receive(unpack_message(raw))
+
+    async def attach(self, room_id: int, conn: Connection) -> RoomHub:
+        """Add a joining connection; returns once the node is subscribed, so no later event is missed."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = RoomHub(room_id, self)
+        room.attaching += 1
+        try:
+            if not room.subscribed:
+                await self._subscribe(room)
+        finally:
+            room.attaching -= 1
+        room.connections.add(conn)
+        self.metrics.connections.inc()
+        return room
+
+    async def _subscribe(self, room: RoomHub) -> None:
+        waiter = self._subscribing.get(room.room_id)
+        if waiter is None:
+            waiter = self._subscribing[room.room_id] = asyncio.get_running_loop().create_future()
+            try:
+                room.rules = await self._on_room_opened(room.room_id)
+                await self.bus.subscribe(room.room_id)
+                room.last_seq = (await self.bus.position(room.room_id)).seq
+                room.subscribed = True
+                self.metrics.rooms.inc()
+                waiter.set_result(None)
+            except BaseException as exc:
+                waiter.set_exception(exc)
+                raise
+            finally:
+                del self._subscribing[room.room_id]
+        else:
+            await asyncio.shield(waiter)
+
+    async def detach(self, room_id: int, conn: Connection) -> None:
+        room = self.rooms.get(room_id)
+        if room is None or conn not in room.connections:
+            return
+        room.connections.discard(conn)
+        self.metrics.connections.dec()
+        if not room.connections and not room.attaching:
+            del self.rooms[room_id]
+            if room.subscribed:
+                self.metrics.rooms.dec()
+                await self.bus.unsubscribe(room_id)
+
+    def push_local(self, room_id: int, event: dict[str, Any]) -> None:
+        """A node-local event (no seq) for everyone in the room on this node."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.add(event)
+
+    def viewers_by_room(self) -> dict[int, int]:
+        return {room_id: len(room.connections) for room_id, room in self.rooms.items()}

@@ -1,0 +1,36 @@
+"""The event plane's Prometheus figures, registered in the node's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class SignalingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connections = Gauge(
+            "livecore_ws_connections", "Room WebSockets open on this node", registry=registry
+        )
+        self.rooms = Gauge("livecore_rooms_subscribed", "Rooms this node is subscribed to", registry=registry)
+        self.events_in = Counter(
+            "livecore_room_events_published", "Room events this node published", ["type"], registry=registry
+        )
+        self.events_out = Counter(
+            "livecore_room_events_delivered", "Events written to connections (one per connection)",
+            registry=registry,
+        )
+        self.frames_built = Counter(
+            "livecore_room_frames_built", "Frames encoded; each is written to many connections", registry=registry
+        )
+        self.lossy_dropped = Counter(
+            "livecore_lossy_events_dropped", "Lossy events not delivered", ["reason"], registry=registry
+        )
+        self.slow_closes = Counter(
+            "livecore_slow_consumer_closes", "Connections closed for falling behind", registry=registry
+        )
+        self.command_errors = Counter(
+            "livecore_ws_command_errors", "Client commands answered with an error", ["code"], registry=registry
+        )
+        self.bus_gaps = Counter(
+            "livecore_bus_gaps", "Sequence gaps seen on the bus and filled from the replay stream",
+            registry=registry,
+        )

@@ -1,0 +1,194 @@
+"""The room event plane of one node: bus, hub, presence, rules and the background loops, put together.
+
+Other contexts see it only as `livecore.node.RoomEvents` (publish an event, read viewer counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from livecore.node import Node
+from livecore.streams import get_stream
+from signaling import moderation, protocol
+from signaling.bus import Bus, BusMessage
+from signaling.connection import Viewer
+from signaling.hub import Hub
+from signaling.metrics import SignalingMetrics
+from signaling.moderation import RoomRules
+from signaling.presence import Presence
+from signaling.ratelimit import TokenBuckets
+
+log = logging.getLogger("livecore.plane")
+
+_SLOW_MODE = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+local wait = last + tonumber(ARGV[2]) - now
+if last > 0 and wait > 0 then return wait end
+redis.call('SET', KEYS[1], now, 'PX', ARGV[2])
+return 0
+"""
+
+
+class Plane:
+    def __init__(self, node: Node) -> None:
+        s = node.settings
+        self.node = node
+        self.settings = s
+        self.clock = node.clock
+        self.metrics = SignalingMetrics(node.registry)
+        self.bus = Bus(node.redis, s.replay_events_max)
+        self.presence = Presence(node.redis, s.node_id, s.presence_ttl_ms)
+        self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room)
+        self.chat_limits = TokenBuckets(s.chat_per_user_per_10s_max, s.chat_per_user_per_10s_max / 10)
+        self.like_limits = TokenBuckets(s.like_taps_per_user_per_s_max, s.like_taps_per_user_per_s_max)
+        self.likes_pending: Counter[int] = Counter()
+        self._slow_mode = node.redis.register_script(_SLOW_MODE)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_viewers: dict[int, int] = {}
+
+    async def start(self) -> None:
+        await self.presence.reset()
+        await self.presence.report(self.clock.now_ms(), Counter())
+        await self.bus.start(f"lc:node:{self.settings.node_id}:control")
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.presence_refresh_ms, self.refresh_presence)),
+            asyncio.create_task(self._every(self.settings.like_flush_ms, self.flush_likes)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for room in list(self.hub.rooms.values()):
+            for conn in list(room.connections):
+                conn.close(protocol.CLOSE_GOING_AWAY, "node shutting down")
+        await self.flush_likes()
+        await self.presence.leave()
+        await self.bus.stop()
+
+    # RoomEvents, for the other contexts
+
+    async def publish(self, room_id: int, event: dict[str, Any], like_delta: int = 0) -> int:
+        event.setdefault("ts", self.clock.now_ms())
+        _, seq = await self.bus.publish(room_id, event, like_delta)
+        self.metrics.events_in.labels(type=event["type"]).inc()
+        return seq
+
+    async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]:
+        return await self.presence.viewer_counts(self.clock.now_ms(), room_ids)
+
+    # joining
+
+    async def join_events(
+        self, room_id: int, viewer: Viewer, since: tuple[str, int] | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """What a joining connection gets first (a snapshot, a replay, or a reset and snapshot) and its seq."""
+        position = await self.bus.position(room_id)
+        if since is None:
+            return [await self.snapshot(room_id, viewer, position.seq)], position.seq
+        epoch, since_seq = since
+        reason = _resume_refusal(epoch, since_seq, position.epoch, position.seq, position.oldest_seq)
+        if reason:
+            reset = {"type": "reset", "epoch": position.epoch, "seq": position.seq,
+                     "ts": self.clock.now_ms(), "reason": reason}
+            return [reset, await self.snapshot(room_id, viewer, position.seq)], position.seq
+        missed = await self.bus.replay(room_id, since_seq, position.seq)
+        return [m.event for m in missed], position.seq
+
+    async def snapshot(self, room_id: int, viewer: Viewer, at_seq: int) -> dict[str, Any]:
+        position = await self.bus.position(room_id)
+        stream = await get_stream(self.node.pool, room_id)
+        rules = self.rules(room_id)
+        recent = await self.bus.recent(room_id, self.settings.snapshot_recent_chat_max * 2)
+        viewers = await self.viewer_counts([room_id])
+        return {
+            "type": "snapshot", "room": room_id, "epoch": position.epoch, "seq": at_seq, "ts": self.clock.now_ms(),
+            "viewers": max(viewers.get(room_id, 0), 1), "likes": position.likes,
+            "state": stream.state if stream else "ended",
+            "slow_mode_s": rules.slow_mode_s if rules else 0,
+            "recent": _visible_chat(recent, at_seq)[-self.settings.snapshot_recent_chat_max:],
+            "you": {"id": viewer.user_id, "name": viewer.name, "is_moderator": viewer.is_moderator},
+        }
+
+    def rules(self, room_id: int) -> RoomRules | None:
+        room = self.hub.rooms.get(room_id)
+        return room.rules if room else None
+
+    async def slow_mode_wait_ms(self, room_id: int, user_id: int, interval_s: int) -> int:
+        """0 if the user may chat now under slow mode (and records it), else how long to wait."""
+        key = f"lc:{{r{room_id}}}:slow:{user_id}"
+        return int(await self._slow_mode(keys=[key], args=[self.clock.now_ms(), interval_s * 1000]))
+
+    # hooks and loops
+
+    async def _open_room(self, room_id: int) -> RoomRules:
+        stream = await get_stream(self.node.pool, room_id)
+        creator_id = stream.creator_id if stream else 0
+        return await moderation.load_rules(self.node.pool, room_id, creator_id)
+
+    def _on_room_event(self, room_id: int, event: dict[str, Any]) -> None:
+        if event["type"] != "moderation":
+            return
+        room = self.hub.rooms.get(room_id)
+        if room is None or room.rules is None:
+            return
+        room.rules.apply(event)
+        if event["action"] == "ban":
+            for conn in list(room.connections):
+                if conn.viewer.user_id == event["user_id"]:
+                    conn.close(protocol.CLOSE_BANNED, "banned from this room")
+        elif event["action"] == "blocked_words":
+            asyncio.get_running_loop().create_task(self._reload_rules(room_id))
+
+    async def _reload_rules(self, room_id: int) -> None:
+        room = self.hub.rooms.get(room_id)
+        if room is not None and room.rules is not None:
+            room.rules = await moderation.load_rules(self.node.pool, room_id, room.rules.creator_id)
+
+    async def refresh_presence(self) -> None:
+        local = Counter(self.hub.viewers_by_room())
+        now_ms = self.clock.now_ms()
+        await self.presence.report(now_ms, local)
+        totals = await self.presence.viewer_counts(now_ms, list(local))
+        for room_id, count in totals.items():
+            if self._last_viewers.get(room_id) != count:
+                self.hub.push_local(room_id, {"type": "viewers", "count": count, "ts": now_ms})
+        self._last_viewers = totals
+
+    async def flush_likes(self) -> None:
+        pending, self.likes_pending = self.likes_pending, Counter()
+        for room_id, taps in pending.items():
+            await self.publish(room_id, {"type": "like", "count": taps}, like_delta=taps)
+
+    async def _every(self, period_ms: int, job: Any) -> None:
+        while True:
+            await asyncio.sleep(period_ms / 1000)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background job %s failed; retrying next period", job.__name__)
+
+
+def _resume_refusal(epoch: str, since_seq: int, epoch_now: str, seq_now: int, oldest_seq: int) -> str:
+    """Why a resume from (epoch, since_seq) cannot be served from the replay window, or '' if it can."""
+    if epoch != epoch_now:
+        return "epoch-changed"
+    if since_seq > seq_now:
+        return "from-the-future"
+    if since_seq < seq_now and since_seq + 1 < oldest_seq:
+        return "window-exceeded"
+    return ""
+
+
+def _visible_chat(messages: list[BusMessage], at_seq: int) -> list[dict[str, Any]]:
+    deleted = {m.event["id"] for m in messages if m.event.get("action") == "delete"}
+    return [
+        m.event for m in messages
+        if m.event["type"] == "chat" and m.seq <= at_seq and m.seq not in deleted
+    ]

@@ -1,0 +1,88 @@
+"""Presence across nodes: the node registry, viewer counts per room and connections per user.
+
+Each node owns two hashes (`room -> viewers`, `user -> connections`) and a score in the registry sorted set
+(`node -> expires_at_ms`), refreshed every `presence_refresh_ms`. Totals add up the hashes of live nodes only,
+so a node that dies stops counting `presence_ttl_ms` after its last report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import redis.asyncio as redis
+
+REGISTRY = "lc:nodes"
+
+_ALIVE_SUM = """
+local alive = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local totals = {}
+for i = 3, #ARGV do totals[i - 2] = 0 end
+for _, node in ipairs(alive) do
+  local counts = redis.call('HMGET', 'lc:node:' .. node .. ':' .. ARGV[2], unpack(ARGV, 3))
+  for i, c in ipairs(counts) do
+    if c then totals[i] = totals[i] + tonumber(c) end
+  end
+end
+return totals
+"""
+
+_ACQUIRE_CONNECTION = """
+local alive = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+local total = 0
+for _, node in ipairs(alive) do
+  total = total + tonumber(redis.call('HGET', 'lc:node:' .. node .. ':conns', ARGV[2]) or '0')
+end
+if total >= tonumber(ARGV[3]) then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+return 1
+"""
+
+
+class Presence:
+    """This node's share of the presence data, and the totals across live nodes."""
+
+    def __init__(self, client: redis.Redis, node_id: str, ttl_ms: int) -> None:
+        self._redis = client
+        self.node_id = node_id
+        self._ttl_ms = ttl_ms
+        self._alive_sum = client.register_script(_ALIVE_SUM)
+        self._acquire = client.register_script(_ACQUIRE_CONNECTION)
+        self._rooms_key = f"lc:node:{node_id}:rooms"
+        self._conns_key = f"lc:node:{node_id}:conns"
+
+    async def reset(self) -> None:
+        """Forget what a previous process with this node id left behind."""
+        await self._redis.delete(self._rooms_key, self._conns_key)
+
+    async def report(self, now_ms: int, viewers_by_room: Counter[int]) -> None:
+        """Publish this node's viewer counts and extend its registration."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._rooms_key)
+            if viewers_by_room:
+                pipe.hset(self._rooms_key, mapping={str(r): n for r, n in viewers_by_room.items() if n > 0})
+            # Garbage collection for a node that never comes back; liveness itself is the registry score.
+            pipe.pexpire(self._rooms_key, self._ttl_ms * 20).pexpire(self._conns_key, self._ttl_ms * 20)
+            pipe.zadd(REGISTRY, {self.node_id: now_ms + self._ttl_ms})
+            pipe.zremrangebyscore(REGISTRY, "-inf", now_ms - self._ttl_ms * 20)
+            await pipe.execute()
+
+    async def leave(self) -> None:
+        """A clean shutdown: stop counting at once instead of after the TTL."""
+        await self._redis.zrem(REGISTRY, self.node_id)
+        await self.reset()
+
+    async def viewer_counts(self, now_ms: int, room_ids: list[int]) -> dict[int, int]:
+        if not room_ids:
+            return {}
+        totals = await self._alive_sum(keys=[REGISTRY], args=[now_ms, "rooms", *room_ids])
+        return {room: int(n) for room, n in zip(room_ids, totals, strict=True)}
+
+    async def acquire_connection(self, now_ms: int, user_id: int, limit: int) -> bool:
+        """Count one more connection for `user_id` unless they already hold `limit` across live nodes."""
+        return bool(await self._acquire(keys=[REGISTRY, self._conns_key], args=[now_ms, user_id, limit]))
+
+    async def release_connection(self, user_id: int) -> None:
+        await self._redis.hincrby(self._conns_key, str(user_id), -1)
+
+    async def alive_nodes(self, now_ms: int) -> list[str]:
+        return [n.decode() for n in await self._redis.zrangebyscore(REGISTRY, now_ms, "+inf")]
