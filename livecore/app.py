@@ -17,7 +17,7 @@ from livecore.accounts import routes as account_routes
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
-from livecore.http import operation, problem_middleware
+from livecore.http import Problem, operation, problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
 
@@ -37,14 +37,17 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     signaling.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
-    app.router.add_get("/", _index)
-    app.router.add_static("/", STATIC_DIR, append_version=False)
+    app.router.add_get("/{path:.*}", static_page)
     return app
 
 
-@operation("The live directory page", tag="pages")
-async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html")
+@operation("The browser pages and their assets (webui/static); / is the live directory", tag="pages")
+async def static_page(request: web.Request) -> web.FileResponse:
+    relative = request.match_info["path"] or "index.html"
+    path = (STATIC_DIR / relative).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        raise Problem(404, "not-found", f"there is no page or API at /{relative}")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]

@@ -1,0 +1,186 @@
+"""The room WebSocket on one node: snapshot, chat, likes, resume, limits and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import msgpack
+import pytest
+
+from conftest import NodeFactory, RunningNode
+from roomclient import events_until, receive_events, send
+from signaling import protocol
+
+
+async def _room(node: RunningNode) -> tuple[dict, dict]:
+    creator = await node.signup()
+    stream = await node.create_stream(creator["token"])
+    return creator, stream
+
+
+def _of(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["type"] == kind]
+
+
+@pytest.mark.parametrize("subprotocol", protocol.SUBPROTOCOLS)
+async def test_join_snapshot_then_chat_in_order(node: RunningNode, subprotocol: str) -> None:
+    creator, stream = await _room(node)
+    viewer = await node.signup(display_name="Val")
+    socket = await node.ws(stream["id"], viewer["token"], subprotocol)
+    assert socket.protocol == subprotocol
+    [snapshot] = await receive_events(socket)
+    assert snapshot["type"] == "snapshot" and snapshot["state"] == "live" and snapshot["epoch"]
+    assert snapshot["you"]["id"] == viewer["id"] and snapshot["you"]["is_moderator"] is False
+    for i in range(5):
+        await send(socket, {"type": "chat", "text": f"message {i} <script>"})
+    chats = _of(await events_until(socket, lambda got: len(_of(got, "chat")) == 5), "chat")
+    assert [c["text"] for c in chats] == [f"message {i} <script>" for i in range(5)]
+    assert [c["seq"] for c in chats] == sorted(c["seq"] for c in chats)
+    assert all(c["seq"] > snapshot["seq"] and c["user"] == {"id": viewer["id"], "name": "Val"} for c in chats)
+
+
+async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
+    node = await node_factory(tick_ms_min=150)
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    await receive_events(socket)
+    await asyncio.gather(*(node.plane.publish(stream["id"], {"type": "moderation", "action": "slow_mode",
+                                                             "seconds": 0}) for _ in range(10)))
+    frame = await receive_events(socket)
+    assert len(frame) == 10
+
+
+async def test_likes_are_aggregated_with_a_total(node: RunningNode) -> None:
+    _, stream = await _room(node)
+    viewer = await node.signup()
+    socket = await node.ws(stream["id"], viewer["token"])
+    await receive_events(socket)
+    for _ in range(4):
+        await send(socket, {"type": "like", "count": 3})
+    likes = _of(await events_until(socket, lambda got: sum(e["count"] for e in _of(got, "like")) >= 12), "like")
+    assert len(likes) < 4 and likes[-1]["total"] == 12
+
+
+async def test_resume_gets_exactly_the_missed_events(node: RunningNode) -> None:
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    [snapshot] = await receive_events(socket)
+    await send(socket, {"type": "chat", "text": "before"})
+    [seen] = _of(await events_until(socket, lambda got: bool(_of(got, "chat"))), "chat")
+    await socket.close()
+    for i in range(3):
+        await node.plane.publish(stream["id"], {"type": "chat", "user": {"id": 1, "name": "x"}, "text": f"m{i}"})
+    resumed = await node.ws(stream["id"], creator["token"], since=f"{snapshot['epoch']}:{seen['seq']}")
+    missed = await receive_events(resumed)
+    assert [e["text"] for e in missed] == ["m0", "m1", "m2"]
+    assert [e["seq"] for e in missed] == [seen["seq"] + 1, seen["seq"] + 2, seen["seq"] + 3]
+
+
+async def test_resume_beyond_the_window_or_epoch_gets_reset_and_snapshot(node_factory: NodeFactory) -> None:
+    node = await node_factory(replay_events_max=5)
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    [snapshot] = await receive_events(socket)
+    await socket.close()
+    for i in range(12):
+        await node.plane.publish(stream["id"], {"type": "chat", "user": {"id": 1, "name": "x"}, "text": f"m{i}"})
+    for since in (f"{snapshot['epoch']}:{snapshot['seq']}", f"otherepoch:{snapshot['seq']}"):
+        resumed = await node.ws(stream["id"], creator["token"], since=since)
+        reset, fresh = await receive_events(resumed)
+        assert reset["type"] == "reset" and fresh["type"] == "snapshot"
+        assert fresh["seq"] == snapshot["seq"] + 12
+        assert [c["text"] for c in fresh["recent"]] == [f"m{i}" for i in range(7, 12)]
+    async with node.http.get(f"{node.url}/ws/rooms/{stream['id']}", params={"since": "garbage"}) as r:
+        assert r.status == 400 and (await r.json(content_type=None))["type"] == "livecore:bad-since"
+
+
+async def test_bad_frames_get_errors_and_the_connection_goes_on(node_factory: NodeFactory) -> None:
+    node = await node_factory(ws_frame_bytes_max=512, chat_chars_max=20)
+    _, stream = await _room(node)
+    viewer = await node.signup()
+    socket = await node.ws(stream["id"], viewer["token"], protocol.MSGPACK)
+    await receive_events(socket)
+    await socket.send_bytes(b"\xc1\xc1")
+    await socket.send_str("text in a binary subprotocol")
+    await socket.send_bytes(msgpack.packb({"type": "teleport"}))
+    await socket.send_bytes(msgpack.packb({"type": "chat", "text": "x" * 600}))
+    await socket.send_bytes(msgpack.packb({"type": "chat", "text": "y" * 21}))
+    await socket.send_bytes(msgpack.packb({"type": "chat", "text": 5}))
+    await socket.send_bytes(msgpack.packb({"type": "like", "count": 10**9}))
+    errors = await events_until(socket, lambda got: len(got) == 7)
+    assert [(e["code"], e.get("limit")) for e in errors] == [
+        ("malformed", None), ("bad-frame", None), ("unknown-command", None),
+        ("frame-too-large", "ws_frame_bytes_max"), ("too-long", "chat_chars_max"), ("invalid-field", None),
+        ("invalid-field", "like_count_per_command_max"),
+    ]
+    await send(socket, {"type": "chat", "text": "still here"})
+    chats = _of(await events_until(socket, lambda got: bool(_of(got, "chat"))), "chat")
+    assert chats[0]["text"] == "still here"
+
+
+async def test_oversize_frame_past_the_hard_limit_closes_only_that_socket(node_factory: NodeFactory) -> None:
+    node = await node_factory(ws_frame_bytes_hard_max=8192)
+    creator, stream = await _room(node)
+    bystander = await node.ws(stream["id"], creator["token"])
+    await receive_events(bystander)
+    socket = await node.ws(stream["id"], (await node.signup())["token"])
+    await receive_events(socket)
+    await socket.send_str("z" * 20000)
+    message = await socket.receive(timeout=5)
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    await send(bystander, {"type": "chat", "text": "unaffected"})
+    assert _of(await events_until(bystander, lambda got: bool(_of(got, "chat"))), "chat")
+
+
+async def test_chat_flood_is_rate_limited_by_name(node_factory: NodeFactory) -> None:
+    node = await node_factory(chat_per_user_per_10s_max=3)
+    _, stream = await _room(node)
+    socket = await node.ws(stream["id"], (await node.signup())["token"])
+    await receive_events(socket)
+    for i in range(6):
+        await send(socket, {"type": "chat", "text": f"flood {i}"})
+    got = await events_until(socket, lambda got: len(_of(got, "chat")) == 3 and len(_of(got, "error")) == 3)
+    assert {e["limit"] for e in _of(got, "error")} == {"chat_per_user_per_10s_max"}
+
+
+async def test_anonymous_viewers_watch_but_cannot_chat(node: RunningNode) -> None:
+    _, stream = await _room(node)
+    socket = await node.ws(stream["id"])
+    [snapshot] = await receive_events(socket)
+    assert snapshot["you"]["id"] == 0
+    await send(socket, {"type": "chat", "text": "hi"})
+    [error] = await receive_events(socket)
+    assert error["code"] == "login-required"
+
+
+async def test_bad_tokens_and_unknown_rooms_are_refused_before_upgrade(node: RunningNode) -> None:
+    _, stream = await _room(node)
+    async with node.http.get(f"{node.url}/ws/rooms/{stream['id']}", params={"token": "forged"}) as r:
+        assert r.status == 401 and (await r.json(content_type=None))["type"] == "livecore:bad-token"
+    async with node.http.get(f"{node.url}/ws/rooms/99999999") as r:
+        assert r.status == 404
+
+
+async def test_connections_per_user_limit(node_factory: NodeFactory) -> None:
+    node = await node_factory(connections_per_user_max=2)
+    _, stream = await _room(node)
+    token = (await node.signup())["token"]
+    for _ in range(2):
+        await receive_events(await node.ws(stream["id"], token))
+    third = await node.ws(stream["id"], token)
+    [error] = await receive_events(third)
+    assert error["code"] == "too-many-connections" and error["limit"] == "connections_per_user_max"
+    closing = await third.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == protocol.CLOSE_TOO_MANY_CONNECTIONS
+
+
+async def test_stream_end_reaches_the_room(node: RunningNode) -> None:
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"])
+    await receive_events(socket)
+    async with node.http.post(f"{node.url}/api/streams/{stream['id']}/end",
+                              headers={"Authorization": f"Bearer {creator['token']}"}) as r:
+        assert r.status == 200
+    [state] = _of(await events_until(socket, lambda got: bool(_of(got, "stream"))), "stream")
+    assert state["state"] == "ended" and state["seq"] > 0
