@@ -14,9 +14,10 @@ from signaling.protocol import ProtocolError
 class CommandError(ProtocolError):
     """A refused command; `limit` names the setting that refused it, when one did."""
 
-    def __init__(self, code: str, detail: str, limit: str | None = None) -> None:
+    def __init__(self, code: str, detail: str, limit: str | None = None, limit_value: int | None = None) -> None:
         super().__init__(code, detail)
         self.limit = limit
+        self.limit_value = limit_value
 
 
 Command = Callable[[Plane, Connection, int, dict[str, Any]], Awaitable[None]]
@@ -42,7 +43,8 @@ def send_error(plane: Plane, conn: Connection, command: str | None, exc: Protoco
     limit = getattr(exc, "limit", None)
     if limit:
         error["limit"] = limit
-        error["limit_value"] = getattr(plane.settings, limit)
+        value = getattr(exc, "limit_value", None)
+        error["limit_value"] = value if value is not None else getattr(plane.settings, limit)
     conn.send_private([error])
 
 
@@ -65,7 +67,8 @@ async def chat(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
     if rules.slow_mode_s and not conn.viewer.is_moderator:
         wait_ms = await plane.slow_mode_wait_ms(room_id, user_id, rules.slow_mode_s)
         if wait_ms:
-            raise CommandError("slow-mode", f"slow mode is on: wait {(wait_ms + 999) // 1000} s", "slow_mode_s")
+            raise CommandError("slow-mode", f"slow mode is on: wait {(wait_ms + 999) // 1000} s", "slow_mode_s",
+                               rules.slow_mode_s)
     await plane.publish(room_id, {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name}, "text": text})
 
 

@@ -76,7 +76,10 @@ class RoomHub:
 
     def _accept(self, message: BusMessage) -> None:
         self.last_seq = message.seq
-        self.hub.on_room_event(self.room_id, message.event)
+        try:
+            self.hub.on_room_event(self.room_id, message.event)
+        except Exception:
+            log.exception("room %d: side effect of %s failed; delivering it anyway", self.room_id, message.event)
         if message.event["type"] == "chat" and not self._take_chat_token():
             self.hub.metrics.lossy_dropped.labels(reason="display_rate").inc()
             return

@@ -44,7 +44,7 @@ class RoomRules:
         return None
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Bring the cached rules up to date with a moderation event from the bus."""
+        """Bring the cached rules up to date with a moderation event (blocked words are reloaded instead)."""
         action = event.get("action")
         if action == "ban":
             self.banned.add(event["user_id"])
@@ -55,9 +55,10 @@ class RoomRules:
             self.timeouts_until_ms[event["user_id"]] = event["until_ms"]
         elif action == "slow_mode":
             self.slow_mode_s = event["seconds"]
-        elif action == "blocked_words":
-            self.blocked_words = tuple(event["words"])
-            self._compile()
+
+    def set_blocked_words(self, words: list[str]) -> None:
+        self.blocked_words = tuple(words)
+        self._compile()
 
     def _compile(self) -> None:
         words = [re.escape(w) for w in self.blocked_words if w]

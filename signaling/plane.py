@@ -147,7 +147,8 @@ class Plane:
     async def _reload_rules(self, room_id: int) -> None:
         room = self.hub.rooms.get(room_id)
         if room is not None and room.rules is not None:
-            room.rules = await moderation.load_rules(self.node.pool, room_id, room.rules.creator_id)
+            fresh = await moderation.load_rules(self.node.pool, room_id, room.rules.creator_id)
+            room.rules.set_blocked_words(list(fresh.blocked_words))
 
     async def refresh_presence(self) -> None:
         local = Counter(self.hub.viewers_by_room())

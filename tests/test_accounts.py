@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import jwt
-
 from conftest import RunningNode, unique_username
+
 from livecore.clock import ManualClock
 
 

@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import msgpack
 import pytest
-
 from conftest import NodeFactory, RunningNode
 from roomclient import events_until, receive_events, send
+
 from signaling import protocol
 
 

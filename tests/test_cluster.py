@@ -1,0 +1,117 @@
+"""Several nodes on one PostgreSQL and one Redis form one service: ordered chat across them, shared counts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+from conftest import NodeFactory, RunningNode, Servers
+from roomclient import events_until, receive_events, send
+
+from livecore.embedded import free_port
+
+WAIT_S_MAX = 15.0
+
+
+def _chats(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["type"] == "chat"]
+
+
+async def _live_viewers(node: RunningNode, room_id: int) -> int:
+    async with node.http.get(f"{node.url}/api/streams/{room_id}") as r:
+        return (await r.json())["viewers"]
+
+
+async def _until(condition, timeout_s: float = WAIT_S_MAX):  # type: ignore[no-untyped-def]
+    """Poll an async condition until it holds (a bounded wait for other processes, not a clock deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await condition()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def test_chat_across_two_nodes_is_ordered_without_duplicates(node_factory: NodeFactory) -> None:
+    a, b = await node_factory(), await node_factory()
+    creator = await a.signup()
+    room = (await a.create_stream(creator["token"]))["id"]
+    talkers = [await a.signup(), await b.signup()]
+    on_a = await a.ws(room, talkers[0]["token"])
+    on_b = await b.ws(room, talkers[1]["token"])
+    watcher_b = await b.ws(room)
+    for socket in (on_a, on_b, watcher_b):
+        await receive_events(socket)
+    for i in range(8):
+        await send(on_a, {"type": "chat", "text": f"a{i}"})
+        await send(on_b, {"type": "chat", "text": f"b{i}"})
+    seen = []
+    for socket in (on_a, on_b, watcher_b):
+        chats = _chats(await events_until(socket, lambda got: len(_chats(got)) >= 16))
+        seen.append([(c["seq"], c["text"]) for c in chats])
+    assert seen[0] == seen[1] == seen[2]
+    seqs = [seq for seq, _ in seen[0]]
+    assert seqs == sorted(set(seqs)) and len(seqs) == 16
+    assert [t for _, t in seen[0] if t.startswith("a")] == [f"a{i}" for i in range(8)]
+    assert a.plane.metrics.rooms._value.get() == 1 and b.plane.metrics.rooms._value.get() == 1
+
+
+async def test_viewer_counts_add_up_across_nodes(node_factory: NodeFactory) -> None:
+    a, b = await node_factory(presence_refresh_ms=100), await node_factory(presence_refresh_ms=100)
+    creator = await a.signup()
+    room = (await a.create_stream(creator["token"]))["id"]
+    for node, count in ((a, 3), (b, 2)):
+        for _ in range(count):
+            await receive_events(await node.ws(room))
+    assert await _until(lambda: _equals(_live_viewers(a, room), 5)) == 5
+    async with a.http.get(f"{a.url}/api/live") as r:
+        listed = {s["id"]: s["viewers"] for s in (await r.json())["streams"]}
+    assert listed[room] == 5
+    viewers_event = await events_until(a.sockets[-1], lambda got: any(e["type"] == "viewers" and e["count"] == 5
+                                                                       for e in got))
+    assert viewers_event
+
+
+async def _equals(value, expected: int) -> int:  # type: ignore[no-untyped-def]
+    got = await value
+    return got if got == expected else 0
+
+
+async def test_a_dead_node_stops_counting(servers: Servers, node_factory: NodeFactory) -> None:
+    b = await node_factory(presence_refresh_ms=100, presence_ttl_ms=1000)
+    port = free_port()
+    env = {**os.environ, "LIVECORE_DATABASE_URL": servers.database_url, "LIVECORE_REDIS_URL": servers.redis_url,
+           "LIVECORE_PRESENCE_REFRESH_MS": "100", "LIVECORE_PRESENCE_TTL_MS": "1000", "LIVECORE_SEED_DEMO": "0"}
+    a = subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port),
+                          "--data-dir", str(servers.directory / "dead-node")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert await _until(lambda: _healthy(b.http, url)), "the subprocess node did not start"
+        creator = await b.signup()
+        room = (await b.create_stream(creator["token"]))["id"]
+        sockets = [await b.http.ws_connect(f"{url}/ws/rooms/{room}", protocols=["livecore.json"])
+                   for _ in range(3)]
+        await receive_events(await b.ws(room))
+        assert await _until(lambda: _equals(_live_viewers(b, room), 4)) == 4
+        a.send_signal(signal.SIGKILL)  # no goodbye: its counts must expire on their own
+        a.wait(timeout=10)
+        assert await _until(lambda: _equals(_live_viewers(b, room), 1)) == 1
+        for socket in sockets:
+            await socket.close()
+    finally:
+        if a.poll() is None:
+            a.kill()
+
+
+async def _healthy(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(f"{url}/healthz") as r:
+            return r.status == 200
+    except aiohttp.ClientError:
+        return False
