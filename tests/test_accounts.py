@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import jwt
-from conftest import RunningNode, unique_username
+from livenode import RunningNode, unique_username
 
 from livecore.clock import ManualClock
 
@@ -69,7 +69,7 @@ async def test_forged_and_expired_tokens_are_refused(node_factory) -> None:  # t
     clock = ManualClock(start_ms=int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1000))
     node = await node_factory(clock=clock, token_ttl_s=3600)
     token = (await node.signup())["token"]
-    forged = jwt.encode({"sub": "1", "exp": 2**40}, "not the secret", algorithm="HS256")
+    forged = jwt.encode({"sub": "1", "exp": 2**40}, "not the secret, but long enough for HS256 at least", algorithm="HS256")
     for bad in (forged, "garbage", token[:-3] + "abc"):
         async with node.http.get(f"{node.url}/api/me", headers={"Authorization": f"Bearer {bad}"}) as r:
             assert r.status == 401 and (await _json(r))["type"] == "livecore:bad-token"

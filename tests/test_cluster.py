@@ -10,7 +10,7 @@ import sys
 import time
 
 import aiohttp
-from conftest import NodeFactory, RunningNode, Servers
+from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
-from conftest import NodeFactory, RunningNode
+from livenode import NodeFactory, RunningNode
 from roomclient import events_until, receive_events, send
 
 from livecore.clock import ManualClock

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import msgpack
 import pytest
-from conftest import NodeFactory, RunningNode
+from livenode import NodeFactory, RunningNode
 from roomclient import events_until, receive_events, send
 
 from signaling import protocol
@@ -25,7 +25,7 @@ def _of(events: list[dict], kind: str) -> list[dict]:
 
 @pytest.mark.parametrize("subprotocol", protocol.SUBPROTOCOLS)
 async def test_join_snapshot_then_chat_in_order(node: RunningNode, subprotocol: str) -> None:
-    creator, stream = await _room(node)
+    _, stream = await _room(node)
     viewer = await node.signup(display_name="Val")
     socket = await node.ws(stream["id"], viewer["token"], subprotocol)
     assert socket.protocol == subprotocol

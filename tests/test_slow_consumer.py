@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
-from conftest import NodeFactory
+from livenode import NodeFactory
 from roomclient import events_until, receive_events
 
 from signaling import protocol
@@ -36,7 +36,7 @@ async def test_slow_consumer_loses_lossy_then_is_closed_and_resumes(node_factory
             last_seq = await node.plane.publish(room, event)
             published[kind] += 1
         # The fast client keeps up, so only the slow one falls behind.
-        fast_got += await events_until(fast, lambda got: any(e.get("seq") == last_seq for e in got))
+        fast_got += await events_until(fast, lambda got, seq=last_seq: any(e.get("seq") == seq for e in got))
 
     assert _sample(node, "livecore_slow_consumer_closes_total") == 1
     assert _sample(node, "livecore_lossy_events_dropped_total", reason="slow_connection") > 0
