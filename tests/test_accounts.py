@@ -69,7 +69,8 @@ async def test_forged_and_expired_tokens_are_refused(node_factory) -> None:  # t
     clock = ManualClock(start_ms=int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1000))
     node = await node_factory(clock=clock, token_ttl_s=3600)
     token = (await node.signup())["token"]
-    forged = jwt.encode({"sub": "1", "exp": 2**40}, "not the secret, but long enough for HS256 at least", algorithm="HS256")
+    wrong_secret = "not the secret, but long enough for HS256 at least"
+    forged = jwt.encode({"sub": "1", "exp": 2**40}, wrong_secret, algorithm="HS256")
     for bad in (forged, "garbage", token[:-3] + "abc"):
         async with node.http.get(f"{node.url}/api/me", headers={"Authorization": f"Bearer {bad}"}) as r:
             assert r.status == 401 and (await _json(r))["type"] == "livecore:bad-token"

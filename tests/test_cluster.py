@@ -14,6 +14,7 @@ from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port
+from signaling.bus import room_channel
 
 WAIT_S_MAX = 15.0
 
@@ -115,3 +116,21 @@ async def _healthy(http: aiohttp.ClientSession, url: str) -> bool:
             return r.status == 200
     except aiohttp.ClientError:
         return False
+
+
+async def test_a_gap_on_the_bus_is_filled_from_the_replay_stream(node_factory: NodeFactory) -> None:
+    node = await node_factory()
+    creator = await node.signup()
+    room = (await node.create_stream(creator["token"]))["id"]
+    socket = await node.ws(room, creator["token"])
+    await receive_events(socket)
+    channel = room_channel(room)
+    # Lose two events the way a dropped pub/sub connection would: publish while this node is not listening.
+    await node.plane.bus._pubsub.unsubscribe(channel)
+    for text in ("lost 1", "lost 2"):
+        await node.plane.publish(room, {"type": "chat", "user": {"id": 1, "name": "x"}, "text": text})
+    await node.plane.bus._pubsub.subscribe(channel)
+    await node.plane.publish(room, {"type": "chat", "user": {"id": 1, "name": "x"}, "text": "after"})
+    chats = _chats(await events_until(socket, lambda got: len(_chats(got)) >= 3))
+    assert [c["text"] for c in chats] == ["lost 1", "lost 2", "after"]
+    assert node.node.registry.get_sample_value("livecore_bus_gaps_total") == 1

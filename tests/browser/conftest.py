@@ -1,0 +1,97 @@
+"""Browser fixtures: one headless Debian Chromium per test session, a fresh context (cookie jar) per user.
+
+CI sets `CI`; there a missing Chromium fails the run instead of skipping, so the browser tests cannot silently
+stop running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SESSION_COOKIE = "livecore_session"
+# Long enough for a cold embedded server on a slow CI machine, short enough that a broken page fails quickly.
+ACTION_TIMEOUT_MS = 15_000
+expect.set_options(timeout=ACTION_TIMEOUT_MS)
+
+OpenPage = Callable[..., Awaitable[Page]]
+OpenWatch = Callable[..., Awaitable[Page]]
+
+
+def _require_chromium() -> None:
+    """Skip without Chromium on a developer machine; fail under CI, where skipping would hide the tests."""
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium from Debian's package; Playwright's own browser downloads are never used."""
+    _require_chromium()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
+    """`await open_page(url, token=None)`: a page in a new context, logged in when given a session token.
+
+    Uncaught JavaScript errors on any page fail the test at teardown.
+    """
+    contexts: list[BrowserContext] = []
+    page_errors: list[str] = []
+
+    async def open_new(url: str, *, token: str | None = None) -> Page:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        if token is not None:
+            await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
+        page = await context.new_page()
+        page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))
+        await page.goto(url)
+        return page
+
+    yield open_new
+    for context in contexts:
+        await context.close()
+    assert not page_errors, f"uncaught JavaScript errors: {page_errors}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_watch(node: Any, open_page: OpenPage) -> OpenWatch:
+    """`await open_watch(room_id, token=None)`: a room's watch page, connected, its snapshot applied."""
+
+    async def open_room(room_id: int | str, *, token: str | None = None) -> Page:
+        page = await open_page(f"{node.url}/watch.html?room={room_id}", token=token)
+        await expect(page.locator("#conn-status")).to_have_attribute("data-state", "open")
+        await expect(page.locator("#stream-state")).not_to_have_attribute("data-state", "")
+        if token is not None:
+            await expect(page.locator("#chat-input")).to_be_enabled()
+        return page
+
+    return open_room

@@ -1,0 +1,106 @@
+// HTTP helpers for the pages: JSON in and out, problem+json errors as ApiError, the session widget.
+
+/** An API failure carrying the server's problem+json fields, so pages can show `detail` to the user. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `request failed with HTTP ${status}`);
+    this.status = status;
+    this.type = problem.type || "";
+    this.title = problem.title || "";
+    this.detail = this.message;
+    this.field = problem.field || "";
+  }
+}
+
+/** fetch() a same-origin API path; resolves to the parsed JSON body (or null for 204), rejects with ApiError. */
+export async function api(path, { method = "GET", body } = {}) {
+  const init = { method, headers: { Accept: "application/json, application/problem+json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { detail: "Cannot reach the server. Check your connection and try again." });
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data && typeof data === "object" ? data : {});
+  }
+  return data;
+}
+
+/** The logged-in account, or null when nobody is logged in (401). */
+export async function currentUser() {
+  try {
+    return await api("/api/me");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return null;
+    throw error;
+  }
+}
+
+/**
+ * A local path to go to after logging in. Only same-origin paths are accepted so that a crafted link
+ * cannot turn the login page into an open redirect.
+ */
+export function safeNext(raw) {
+  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//") || raw.includes("\\")) return "/";
+  try {
+    const url = new URL(raw, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+  } catch {
+    return "/";
+  }
+}
+
+/** Fill the header's session area: who is logged in with a logout button, or a log-in link. */
+export async function renderSession(container) {
+  let me = null;
+  try {
+    me = await currentUser();
+  } catch {
+    // The page still works for an anonymous viewer when /api/me is unreachable.
+  }
+  container.replaceChildren();
+  if (me) {
+    const who = document.createElement("span");
+    who.id = "session-user";
+    who.append("Signed in as ");
+    const name = document.createElement("strong");
+    name.textContent = me.display_name || me.username;
+    who.append(name);
+    const logout = document.createElement("button");
+    logout.type = "button";
+    logout.id = "logout";
+    logout.textContent = "Log out";
+    logout.addEventListener("click", async () => {
+      logout.disabled = true;
+      try {
+        await api("/api/sessions", { method: "DELETE" });
+      } catch {
+        // Going back to the directory shows whether the session is really gone.
+      }
+      location.assign("/");
+    });
+    container.append(who, logout);
+  } else {
+    const link = document.createElement("a");
+    link.id = "login-link";
+    link.className = "button primary";
+    link.href = `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`;
+    link.textContent = "Log in or sign up";
+    container.append(link);
+  }
+  return me;
+}
