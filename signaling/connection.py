@@ -44,16 +44,19 @@ class Connection:
     backlog: list[dict[str, Any]] = field(default_factory=list)
 
     def deliver(self, batch: Batch) -> int:
-        """Offer one batch of room events; returns how many events were written now."""
+        """Offer one batch of room events; returns how many events went out as the shared frame."""
         if self.closed:
             return 0
         if self.joining:
             self.join_buffer.extend(batch.events)
+            if len(self.join_buffer) > self.backlog_events_max:
+                self._close_slow()
             return 0
         if batch.first_seq and batch.first_seq <= self.last_seq:
             # A rare overlap with this connection's join replay: this batch cannot be shared.
-            fresh = [e for e in batch.events if e.get("seq", self.last_seq + 1) > self.last_seq]
-            return self._write_events(fresh)
+            self._write_events([e for e in batch.events if e.get("seq", self.last_seq + 1) > self.last_seq])
+            self.last_seq = max(self.last_seq, batch.last_seq)
+            return 0
         if self.backlog or self.transport.get_write_buffer_size() > self.write_buffer_bytes_high:
             self._queue_while_slow(batch)
             return 0
@@ -101,10 +104,6 @@ class Connection:
             self.transport.close()
             asyncio.get_running_loop().call_later(SLOW_CLOSE_GRACE_S, self.transport.abort)
 
-    @property
-    def is_slow(self) -> bool:
-        return bool(self.backlog)
-
     def _queue_while_slow(self, batch: Batch) -> None:
         kept = [e for e in batch.events if protocol.is_must_deliver(e)]
         dropped = len(batch.events) - len(kept)
@@ -116,20 +115,24 @@ class Connection:
 
     def _close_if_overflowing(self) -> None:
         if len(self.backlog) > self.backlog_events_max:
-            self.metrics.slow_closes.inc()
-            log.info("closing slow consumer user=%d backlog=%d", self.viewer.user_id, len(self.backlog))
-            self.backlog = []
-            self.close(protocol.CLOSE_SLOW_CONSUMER, "slow consumer: resume with since")
+            self._close_slow()
 
-    def _write_events(self, events: list[dict[str, Any]]) -> int:
+    def _close_slow(self) -> None:
+        self.metrics.slow_closes.inc()
+        log.info("closing slow consumer user=%d backlog=%d", self.viewer.user_id, len(self.backlog))
+        self.backlog = []
+        self.join_buffer = []
+        self.close(protocol.CLOSE_SLOW_CONSUMER, "slow consumer: resume with since")
+
+    def _write_events(self, events: list[dict[str, Any]]) -> None:
+        """Write events framed for this connection alone (join, drain, private); counted here."""
         if not events:
-            return 0
+            return
         if self.transport.is_closing():
             self.closed = True
-            return 0
+            return
         self.transport.write(framed(self.subprotocol, events))
         self.metrics.events_out.inc(len(events))
-        return len(events)
 
     def _advance(self, events: list[dict[str, Any]]) -> None:
         for event in reversed(events):
@@ -153,6 +156,10 @@ class Batch:
         self.first_seq: int = seqs[0] if seqs else 0
         self.last_seq: int = seqs[-1] if seqs else 0
         self._frames: dict[str, bytes] = {}
+
+    @property
+    def frames_built(self) -> int:
+        return len(self._frames)
 
     def frame(self, subprotocol: str) -> bytes:
         frame = self._frames.get(subprotocol)

@@ -92,19 +92,20 @@ class RoomHub:
 
     def flush(self) -> None:
         self._flush_handle = None
-        slow = [c for c in self.connections if c.is_slow]
-        for conn in slow:
-            conn.drain()
-        if not self.pending:
-            return
         batch = Batch(self.pending)
         self.pending = []
         written = 0
+        any_slow = False
         for conn in self.connections:
-            written += conn.deliver(batch)
+            if conn.backlog:
+                conn.drain()
+            if batch.events:
+                written += conn.deliver(batch)
+            any_slow = any_slow or bool(conn.backlog)
         self.hub.metrics.events_out.inc(written)
-        self.hub.metrics.frames_built.inc(len(batch._frames))
-        if any(c.is_slow for c in self.connections) and self._flush_handle is None:
+        self.hub.metrics.frames_built.inc(batch.frames_built)
+        if any_slow and self._flush_handle is None:
+            # Keep ticking while anyone is behind, so their backlog drains even in a quiet room.
             self._flush_handle = asyncio.get_running_loop().call_later(self.tick_s(), self.flush)
 
     def _take_chat_token(self) -> bool:
