@@ -8,8 +8,10 @@ import dataclasses
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from livecore import logs
@@ -17,6 +19,9 @@ from livecore.config import Settings, env_name, parse_value, settings_from_env
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
 log = logging.getLogger("livecore.cli")
+
+SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}
+ROLES = ("viewer", "creator", "moderator", "advertiser", "admin")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
             type=lambda raw, kind=f.type: parse_value(kind, raw),
             help=f"{f.metadata['help']} [{env_name(f.name)}] (default: {default})",
         )
+    grant = commands.add_parser(
+        "grant", help="give an account a role (moderator, admin, advertiser, creator, viewer)",
+        description="Give an account a role. Uses LIVECORE_DATABASE_URL, or the embedded PostgreSQL in --data-dir.",
+    )
+    grant.add_argument("username")
+    grant.add_argument("role", choices=sorted(ROLES))
+    grant.add_argument("--data-dir", default=None, type=Path, help="data dir of the embedded PostgreSQL")
     return parser
 
 
@@ -46,12 +58,14 @@ def _metavar(kind: Any) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
     try:
         settings = settings_from_env(**overrides)
     except ValueError as exc:
         sys.exit(f"livecore: {exc}")
     logs.configure(settings.log_level, settings.node_id)
+    if args.command == "grant":
+        sys.exit(grant_role(settings, args.username, args.role))
     try:
         import uvloop
 
@@ -59,6 +73,34 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         log.warning("uvloop is not installed; using the default event loop")
     serve(settings)
+
+
+def grant_role(settings: Settings, username: str, role: str) -> int:
+    """Add `role` to an account; returns the process exit code."""
+    pg = None if settings.database_url else EmbeddedPostgres(settings.data_dir / "postgres")
+    url = settings.database_url or pg.start()  # type: ignore[union-attr]
+
+    async def grant() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            roles = await conn.fetchval(
+                "UPDATE accounts SET roles = array(SELECT DISTINCT unnest(roles || $2::text)) WHERE username = $1"
+                " RETURNING roles", username.lower(), role,
+            )
+        finally:
+            await conn.close()
+        return roles
+
+    try:
+        roles = asyncio.run(grant())
+    finally:
+        if pg is not None and pg.started_here:  # never stop the database of a running node
+            pg.stop()
+    if roles is None:
+        print(f"livecore: there is no account {username!r}", file=sys.stderr)
+        return 1
+    print(f"{username} now has roles: {', '.join(sorted(roles))}")
+    return 0
 
 
 def serve(settings: Settings) -> None:

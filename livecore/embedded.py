@@ -54,6 +54,7 @@ class EmbeddedPostgres:
         self.pgdata = self.directory / "pgdata"
         self.user: str | None = None
         self.port = 0
+        self.started_here = False  # False when an already running server (e.g. of a live node) was reused
 
     @property
     def url(self) -> str:
@@ -95,6 +96,7 @@ class EmbeddedPostgres:
         if self._running():
             log.info("reusing embedded PostgreSQL already running on port %d", self.port)
             return self.url
+        self.started_here = True
         self._run(
             "pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.directory / "postgres.log"),
             "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}", "start",

@@ -55,6 +55,8 @@ class RoomRules:
             self.timeouts_until_ms[event["user_id"]] = event["until_ms"]
         elif action == "slow_mode":
             self.slow_mode_s = event["seconds"]
+        elif action == "moderator":
+            self.moderators.add(event["user_id"])
 
     def set_blocked_words(self, words: list[str]) -> None:
         self.blocked_words = tuple(words)

@@ -6,6 +6,7 @@ Other contexts see it only as `livecore.node.RoomEvents` (publish an event, read
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from typing import Any
@@ -141,6 +142,10 @@ class Plane:
             for conn in list(room.connections):
                 if conn.viewer.user_id == event["user_id"]:
                     conn.close(protocol.CLOSE_BANNED, "banned from this room")
+        elif event["action"] == "moderator":
+            for conn in room.connections:
+                if conn.viewer.user_id == event["user_id"]:
+                    conn.viewer = dataclasses.replace(conn.viewer, is_moderator=True)
         elif event["action"] == "blocked_words":
             asyncio.get_running_loop().create_task(self._reload_rules(room_id))
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel, Field
 
-from livecore.accounts.session import optional_account
-from livecore.http import Problem, operation
+from livecore.accounts import get_account
+from livecore.accounts.session import optional_account, require_account
+from livecore.http import Problem, operation, parse_body
 from livecore.node import NODE
 from livecore.streams import get_stream
-from signaling import protocol
+from signaling import moderation, protocol
 from signaling.commands import CommandError, run_command, send_error
 from signaling.connection import Connection, Viewer
 from signaling.plane import Plane
@@ -144,5 +146,29 @@ def _since(request: web.Request) -> tuple[str, int] | None:
         raise Problem(400, "bad-since", exc.detail) from exc
 
 
+class NewModerator(BaseModel):
+    user_id: int = Field(gt=0)
+
+
+@operation("Make a user a moderator of your room (the stream's creator only)", body=NewModerator, status=204,
+           auth=True, tag="rooms")
+async def add_moderator(request: web.Request) -> web.Response:
+    node, plane = request.app[NODE], request.app[PLANE]
+    account = await require_account(request)
+    stream = await get_stream(node.pool, _room_id(request))
+    if stream is None:
+        raise Problem(404, "stream-not-found", f"there is no room {request.match_info['id']}")
+    if stream.creator_id != account.id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can appoint moderators")
+    body = await parse_body(request, NewModerator)
+    if await get_account(node.pool, body.user_id) is None:
+        raise Problem(404, "user-not-found", f"there is no user {body.user_id}")
+    await moderation.add_moderator(node.pool, stream.id, body.user_id)
+    await plane.publish(stream.id, {"type": "moderation", "action": "moderator", "user_id": body.user_id,
+                                    "by": account.id})
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws/rooms/{id}", room_socket)
+    app.router.add_post("/api/rooms/{id}/moderators", add_moderator)

@@ -114,3 +114,21 @@ async def test_moderation_survives_a_node_restart(node_factory: NodeFactory) -> 
     socket = await other.ws(stream["id"], viewer["token"])
     events = await events_until(socket, lambda got: bool(_of(got, "snapshot")))
     assert _of(events, "snapshot")
+
+
+async def test_creator_appoints_a_moderator_who_can_moderate_at_once(node: RunningNode) -> None:
+    creator, stream, helper = await _setup(node)
+    troll = await node.signup()
+    helper_socket = await _joined(node, stream["id"], helper["token"])
+    auth = {"Authorization": f"Bearer {helper['token']}"}
+    async with node.http.post(f"{node.url}/api/rooms/{stream['id']}/moderators", json={"user_id": troll["id"]},
+                              headers=auth) as r:
+        assert r.status == 403
+    auth = {"Authorization": f"Bearer {creator['token']}"}
+    async with node.http.post(f"{node.url}/api/rooms/{stream['id']}/moderators", json={"user_id": helper["id"]},
+                              headers=auth) as r:
+        assert r.status == 204
+    await events_until(helper_socket, lambda got: bool(_of(got, "moderation")))
+    await send(helper_socket, {"type": "slow_mode", "seconds": 5})
+    got = await events_until(helper_socket, lambda got: bool(_of(got, "moderation")) or bool(_of(got, "error")))
+    assert _of(got, "moderation")[0]["action"] == "slow_mode"

@@ -1,0 +1,45 @@
+"""The command line: `livecore serve --help` explains every setting; `livecore grant` gives roles."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from livenode import Servers, unique_username
+
+from livecore.cli import build_parser
+from livecore.config import Settings, env_name, settings_from_env
+
+
+def test_serve_help_lists_every_setting_with_its_environment_variable() -> None:
+    text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+    for f in dataclasses.fields(Settings):
+        assert "--" + f.name.replace("_", "-") in text
+        assert env_name(f.name) in text
+
+
+def test_settings_from_environment_and_bad_values() -> None:
+    settings = settings_from_env({"LIVECORE_CHAT_CHARS_MAX": "42", "LIVECORE_SEED_DEMO": "no"}, port=9000)
+    assert settings.chat_chars_max == 42 and settings.seed_demo is False and settings.node_id == "127.0.0.1-9000"
+    try:
+        settings_from_env({"LIVECORE_PORT": "eighty"})
+    except ValueError as exc:
+        assert "LIVECORE_PORT" in str(exc)
+    else:
+        raise AssertionError("a bad port must be refused")
+
+
+async def test_grant_gives_a_role(servers: Servers, node) -> None:  # type: ignore[no-untyped-def]
+    name = unique_username()
+    await node.signup(name)
+    env = {**os.environ, "LIVECORE_DATABASE_URL": servers.database_url}
+    done = subprocess.run([sys.executable, "-m", "livecore", "grant", name, "moderator"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    roles = await node.node.pool.fetchval("SELECT roles FROM accounts WHERE username = $1", name)
+    assert "moderator" in roles
+    missing = subprocess.run([sys.executable, "-m", "livecore", "grant", "no_such_user", "admin"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no account" in missing.stderr

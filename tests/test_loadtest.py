@@ -1,0 +1,325 @@
+"""The load tester's pure parts: wire bytes, counting, percentiles, pacing and the report. No timing."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import msgpack
+import orjson
+import pytest
+
+from loadtest import census, cli, cpumeter, histogram, publisher, report, viewer, wsframe
+from loadtest.fleet import split_round_robin
+from loadtest.naive_server import event_for
+from loadtest.worker import WorkerReport
+from signaling import protocol
+
+
+def chat(seq: int, sent_ns: int = 1_000_000_000, ts: int = 1_000) -> dict:
+    return {
+        "type": "chat", "seq": seq, "ts": ts, "id": f"m{seq}", "user": {"id": "u1", "name": "ltpub0"},
+        "text": viewer.chat_text(sent_ns, seq),
+    }
+
+
+def probe(seq: int, ts: int = 1_000) -> dict:
+    return {"type": "moderation", "seq": seq, "ts": ts, "action": "slow_mode", "seconds": 0}
+
+
+def snapshot(seq: int) -> dict:
+    return {"type": "snapshot", "epoch": "e1", "seq": seq, "ts": 1_000, "recent": [chat(seq)], "viewers": 1}
+
+
+def msgpack_frame(events: list[dict]) -> bytes:
+    return protocol.encode_events(protocol.MSGPACK, events)
+
+
+# --- percentiles --------------------------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank() -> None:
+    counts = {value: 1 for value in range(1, 101)}
+    assert histogram.percentile(counts, 0.50) == 50
+    assert histogram.percentile(counts, 0.99) == 99
+    assert histogram.percentile(counts, 1.0) == 100
+    assert histogram.percentile(counts, 0.0) == 1
+
+
+def test_percentile_of_nothing_is_none_and_fraction_is_checked() -> None:
+    assert histogram.percentile({}, 0.5) is None
+    with pytest.raises(ValueError):
+        histogram.percentile({1: 1}, 1.5)
+
+
+def test_histogram_rounds_down_clamps_negative_and_merges() -> None:
+    first, second = histogram.LatencyHistogram(), histogram.LatencyHistogram()
+    for value in (0.4, 1.9, -3.0, 250.0):
+        first.add_ms(value)
+    second.add_ms(7.2)
+    total = histogram.merged([first, second])
+    assert total.counts == Counter({0: 2, 1: 1, 7: 1, 250: 1})
+    summary = total.summary()
+    assert (summary.samples, summary.p50_ms, summary.p99_ms, summary.max_ms) == (5, 1, 250, 250)
+
+
+# --- WebSocket client framing -------------------------------------------------------------------------------
+
+
+def test_accept_key_matches_rfc_6455_example() -> None:
+    assert wsframe.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_upgrade_response_gives_subprotocol_or_refusal() -> None:
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    ok = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: livecore.msgpack"
+    )
+    assert wsframe.parse_upgrade_response(ok, key) == "livecore.msgpack"
+    with pytest.raises(wsframe.HandshakeError) as refused:
+        wsframe.parse_upgrade_response(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain", key)
+    assert refused.value.status == 401
+    with pytest.raises(wsframe.HandshakeError):
+        wsframe.parse_upgrade_response(ok.replace(b"s3pP", b"xxxx"), key)
+
+
+def test_upgrade_request_offers_subprotocols_and_no_extensions() -> None:
+    request = wsframe.upgrade_request("127.0.0.1", 8080, "/ws/rooms/r1?token=t", "k", ["livecore.msgpack"])
+    assert request.startswith(b"GET /ws/rooms/r1?token=t HTTP/1.1\r\n")
+    assert b"Sec-WebSocket-Protocol: livecore.msgpack\r\n" in request
+    assert b"Extensions" not in request
+    assert request.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536])
+def test_client_frames_are_masked_and_unmask_to_the_payload(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    frame = wsframe.client_frame(wsframe.OP_BINARY, payload, mask=b"\x01\x02\x03\x04")
+    assert frame[0] == 0x80 | wsframe.OP_BINARY
+    assert frame[1] & 0x80  # the mask bit
+    header = 2 + (2 if 126 <= size < 65536 else 8 if size >= 65536 else 0)
+    assert frame[header : header + 4] == b"\x01\x02\x03\x04"
+    assert wsframe.apply_mask(frame[header + 4 :], b"\x01\x02\x03\x04") == payload
+
+
+@pytest.mark.parametrize("size", [3, 200, 70000])
+def test_next_frame_finds_server_frames_of_every_length_encoding(size: int) -> None:
+    payload = b"x" * size
+    buffer = protocol.ws_frame(protocol.OP_BINARY, payload) + protocol.ws_frame(protocol.OP_TEXT, b"[]")
+    fin, opcode, start, end = wsframe.next_frame(buffer, 0)
+    assert (fin, opcode, buffer[start:end]) == (True, wsframe.OP_BINARY, payload)
+    second = wsframe.next_frame(buffer, end)
+    assert second is not None and buffer[second[2] : second[3]] == b"[]"
+    assert wsframe.next_frame(buffer[: end - 1], 0) is None  # incomplete
+    assert wsframe.next_frame(buffer, second[3]) is None  # nothing left
+
+
+def test_masked_server_frame_is_refused_and_close_codes_are_read() -> None:
+    with pytest.raises(ValueError):
+        wsframe.next_frame(wsframe.client_frame(wsframe.OP_TEXT, b"hi"), 0)
+    assert wsframe.close_code(wsframe.close_payload(4008, "slow")) == 4008
+    assert wsframe.close_code(b"") == 1005
+
+
+# --- counting frames without decoding them ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", [1, 120, 300, 70_000, 5_000_000_000])
+def test_census_counts_a_contiguous_chat_frame(first: int) -> None:
+    frame = msgpack_frame([chat(first + n) for n in range(20)])
+    assert census.census(frame) == census.Census(20, first, first + 19, 20, 0)
+
+
+def test_census_counts_probes_among_chat() -> None:
+    frame = msgpack_frame([chat(10), probe(11), chat(12)])
+    assert census.census(frame) == census.Census(3, 10, 12, 2, 1)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [chat(1), chat(3)],  # a gap inside the frame
+        [chat(1), {"type": "viewers", "ts": 1, "count": 5}, chat(2)],  # an event without seq
+        [chat(1), {"type": "like", "seq": 2, "ts": 1, "count": 1, "total": 9}],  # a type it does not count
+        [snapshot(7)],
+    ],
+)
+def test_census_declines_frames_it_cannot_count_exactly(events: list[dict]) -> None:
+    assert census.census(msgpack_frame(events)) is None
+
+
+def test_census_reads_array_headers_and_unsigned_integers() -> None:
+    assert census.array_length(msgpack.packb(list(range(20)))) == 20
+    assert census.array_length(msgpack.packb(list(range(70_000)))) == 70_000
+    assert census.array_length(msgpack.packb({"a": 1})) is None
+    for value in (0, 127, 128, 255, 256, 65_536, 2**40):
+        assert census.uint_at(msgpack.packb(value), 0) == value
+    assert census.uint_at(msgpack.packb(-1), 0) is None
+
+
+# --- viewers ------------------------------------------------------------------------------------------------
+
+
+def test_viewer_counts_types_gaps_probes_and_latency_on_msgpack() -> None:
+    tally = viewer.Tally()
+    one = viewer.Viewer(tally, sample_every_frames=1)
+    received_ns = 1_050_000_000  # 50 ms after the chat's sent_ns
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([snapshot(4)]), received_ns)
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(5), chat(6)]), received_ns)
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(9), probe(10, ts=1_040)]), received_ns)
+    assert tally.types == Counter({"snapshot": 1, "chat": 3, "moderation": 1})
+    assert (tally.seq_missing, tally.seq_repeated, one.last_seq, one.probes) == (2, 0, 10, 1)
+    assert tally.latency_publish.counts == Counter({50: 3})
+    assert tally.latency_must.counts == Counter({10: 1})
+    assert one.snapshot is not None and one.snapshot["seq"] == 4
+
+
+def test_viewer_counts_the_same_on_the_fast_path_as_decoded() -> None:
+    chat_frames = [msgpack_frame([chat(1 + 3 * n + k) for k in range(3)]) for n in range(9)]
+    frames = [msgpack_frame([snapshot(0)]), *chat_frames]
+    sampled_always, rarely = viewer.Tally(), viewer.Tally()
+    decoding, counting = viewer.Viewer(sampled_always, 1), viewer.Viewer(rarely, 1000)
+    for frame in frames:
+        decoding.on_message(wsframe.OP_BINARY, frame, 2_000_000_000)
+        counting.on_message(wsframe.OP_BINARY, frame, 2_000_000_000)
+    assert sampled_always.types == rarely.types == Counter({"snapshot": 1, "chat": 27})
+    assert decoding.last_seq == counting.last_seq == 27
+    assert rarely.latency_publish.total < sampled_always.latency_publish.total == 27
+
+
+def test_viewer_reads_json_frames_and_counts_repeats() -> None:
+    tally = viewer.Tally()
+    one = viewer.Viewer(tally, sample_every_frames=1)
+    for events in ([snapshot(1)], [chat(2)], [chat(2)], [chat(3)]):
+        one.on_message(wsframe.OP_TEXT, orjson.dumps(events), 2_000_000_000)
+    assert (tally.types["chat"], tally.seq_repeated, tally.seq_missing) == (3, 1, 0)
+    one.on_message(wsframe.OP_TEXT, b"not json", 2_000_000_000)
+    assert tally.undecodable == 1
+
+
+def test_chat_text_carries_the_send_time() -> None:
+    assert viewer.sent_ns_of(viewer.chat_text(123_456, 7)) == 123_456
+    assert viewer.sent_ns_of("hello") is None
+    assert viewer.sent_ns_of("t=abc p=1") is None
+
+
+# --- publishing schedule ------------------------------------------------------------------------------------
+
+
+def test_due_count_follows_the_schedule_without_drift() -> None:
+    assert publisher.due_count(-0.1, 100, 1000) == 0
+    assert publisher.due_count(0.0, 100, 1000) == 1
+    assert publisher.due_count(0.995, 100, 1000) == 100
+    assert publisher.due_count(1.0, 100, 1000) == 101
+    assert publisher.due_count(60.0, 100, 1000) == 1000
+
+
+def test_every_kth_publish_is_a_probe() -> None:
+    assert [i for i in range(10) if publisher.is_probe(i, 5)] == [4, 9]
+    assert not any(publisher.is_probe(i, 0) for i in range(10))
+
+
+# --- CPU accounting -----------------------------------------------------------------------------------------
+
+
+def test_interpolate_reads_between_and_clamps_outside_samples() -> None:
+    samples = [(10.0, 1.0), (11.0, 3.0), (13.0, 4.0)]
+    assert cpumeter.interpolate(samples, 10.5) == pytest.approx(2.0)
+    assert cpumeter.interpolate(samples, 12.0) == pytest.approx(3.5)
+    assert cpumeter.interpolate(samples, 5.0) == 1.0
+    assert cpumeter.interpolate(samples, 99.0) == 4.0
+    assert cpumeter.interpolate([], 1.0) == 0.0
+
+
+def test_embedded_services_are_told_apart_by_process_name() -> None:
+    assert cpumeter.backing_service("valkey-server") == "valkey"
+    assert cpumeter.backing_service("postgres") == "postgres"
+    assert cpumeter.backing_service("livecore") is None
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+
+def worker_report(
+    index: int, chat: int, probes_per_viewer: dict[int, int], latency: dict[int, int]
+) -> WorkerReport:
+    return WorkerReport(
+        index=index, connected=sum(probes_per_viewer.values()), failed=0, failure_reasons=Counter(),
+        close_codes=Counter(), types=Counter({"chat": chat, "moderation": 3, "viewers": 2}), frames=10,
+        payload_bytes=1000, seq_missing=0, seq_repeated=0, undecodable=0,
+        probes_per_viewer=Counter(probes_per_viewer), latency_publish=latency, latency_server=latency,
+        latency_must={}, last_received_ns=0, last_workload_ns=0, snapshots=1,
+    )
+
+
+def run_result(
+    target: str, delivered_chat: int, server_cpu_s: float, max_latency_ms: int
+) -> report.RunResult:
+    reports = [
+        worker_report(0, delivered_chat // 2, {1: 2}, {10: 198, max_latency_ms: 2}),
+        worker_report(1, delivered_chat - delivered_chat // 2, {1: 1, 0: 1}, {10: 200}),
+    ]
+    totals = report.merge_reports(reports)
+    probes_per_viewer = totals.pop("probes_per_viewer")
+    return report.RunResult(
+        target=target, workload=report.Workload(4, 100, 10, 10, None), chat_published=900,
+        probes_published=1, publish_lag_max_s=0.001, publisher_errors={}, publisher_error_details={},
+        window_s=10.0, publish_s=10.0,
+        viewers_missing_probes=report.viewers_missing(probes_per_viewer, 1),
+        cpu_s={"server": server_cpu_s, "valkey": 0.5, "machine": server_cpu_s + 2.0}, **totals,
+    )
+
+
+def test_merged_reports_sum_workers_and_find_viewers_missing_probes() -> None:
+    result = run_result("livecore", 3600, 2.0, 300)
+    assert (result.connected, result.chat_delivered, result.probes_delivered) == (4, 3600, 6)
+    assert result.other_events == {"viewers": 4}
+    assert result.viewers_missing_probes == 1
+    assert result.chat_expected == 3600 and result.probes_expected == 4
+    assert result.latency_publish.p99_ms == 10 and result.latency_publish.max_ms == 300
+    assert result.delivered_per_cpu_s() == pytest.approx(3606 / 2.0)
+    assert result.other_cpu_s == pytest.approx(1.5)
+
+
+def test_table_and_checks_compare_with_the_baseline() -> None:
+    ours, naive = run_result("livecore", 3600, 1.0, 20), run_result("naive", 3600, 6.0, 900)
+    assert report.ratio(ours, naive) == pytest.approx(6.0)
+    text = report.table("fan-out", [ours, naive])
+    assert "livecore / naive per CPU-s" in text and "6.0x" in text
+    found = dict(report.checks(ours, naive))
+    assert found["every chat event delivered"] is True
+    assert found["every must-deliver event delivered to every viewer"] is False
+    assert found["at least 5x the naive baseline's delivered events per server CPU-s"] is True
+    assert orjson.dumps(ours.as_dict(), default=str)
+
+
+# --- odds and ends ------------------------------------------------------------------------------------------
+
+
+def test_split_round_robin_balances() -> None:
+    assert split_round_robin(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+
+
+def test_naive_server_turns_commands_into_events() -> None:
+    event = event_for({"type": "chat", "text": "hi"}, "u1")
+    assert event is not None and (event["type"], event["text"], event["user"]["id"]) == ("chat", "hi", "u1")
+    assert event_for({"type": "slow_mode", "seconds": 0}, "c") == {
+        "type": "moderation", "action": "slow_mode", "seconds": 0,
+    }
+    assert event_for({"type": "like", "count": 3}, "u1") is None
+
+
+def test_scenario_presets_yield_to_explicit_flags() -> None:
+    parser = cli.argparse.ArgumentParser()
+    cli.fanout_parser(parser.add_subparsers())
+    args = parser.parse_args(["fanout", "--scenario", "b", "--duration", "5"])
+    workload = cli._workload(args, 120)
+    assert (workload.viewers, workload.rate_per_s, workload.duration_s) == (5000, 500, 5)
+    assert workload.must_every == 50
+
+
+def test_probe_command_is_a_valid_client_frame() -> None:
+    payload = protocol.encode_command(protocol.MSGPACK, publisher.PROBE_COMMAND)
+    assert protocol.decode_command(protocol.MSGPACK, payload) == {"type": "slow_mode", "seconds": 0}
+    assert struct.unpack("!H", wsframe.close_payload(1000))[0] == 1000
