@@ -1,0 +1,1 @@
+"""ads: campaigns, ad decisions and the creator marketplace (a later issue)."""

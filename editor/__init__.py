@@ -1,0 +1,1 @@
+"""editor: the server-side video editor, challenges and sound library (a later issue)."""
