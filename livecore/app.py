@@ -10,8 +10,9 @@ import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+import commerce
 import signaling
-from livecore import db, openapi, operations, seed
+from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
 from livecore.accounts.tokens import shared_secret
@@ -35,6 +36,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     account_routes.add_routes(app)
     stream_routes.add_routes(app)
     signaling.add_routes(app)
+    commerce.add_routes(app)
+    media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
     app.router.add_get("/{path:.*}", static_page)
@@ -66,10 +69,19 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.rooms = plane
             app[signaling.PLANE] = plane
             await plane.start()
+            money = commerce.Commerce(node)
+            app[commerce.COMMERCE] = money
+            node.gifts = money
+            await money.start()
+            app[media.MEDIA] = media_plane = media.MediaPlane(node)
+            node.media = media_plane
+            await media_plane.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
+            await media_plane.stop()
+            await money.stop()
             await plane.stop()
         finally:
             await client.aclose()

@@ -28,6 +28,20 @@ class RoomEvents(Protocol):
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...
 
 
+class GiftSender(Protocol):
+    """What the room plane may ask of money (commerce/): send a gift, without importing it."""
+
+    async def send_gift(
+        self, sender_id: int, stream_id: int, gift_id: str, count: int, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+
+class MediaControl(Protocol):
+    """What other contexts may ask of the media plane (livecore/media), without importing it."""
+
+    async def stop_publishing(self, stream_id: int, reason: str) -> None: ...
+
+
 @dataclass
 class Node:
     settings: Settings
@@ -37,6 +51,8 @@ class Node:
     tokens: Tokens
     registry: CollectorRegistry
     rooms: RoomEvents | None = field(default=None)
+    gifts: GiftSender | None = field(default=None)
+    media: MediaControl | None = field(default=None)
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock.now_s(), tz=dt.UTC).date()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from livecore.http import Problem
 from signaling import moderation
 from signaling.connection import Connection
 from signaling.plane import Plane
@@ -82,6 +83,26 @@ async def like(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
     if not plane.like_limits.take(user_id, plane.clock.now_ms(), count):
         raise CommandError("rate-limited", "too many likes at once", "like_taps_per_user_per_s_max")
     plane.likes_pending[room_id] += count
+
+
+async def gift(plane: Plane, conn: Connection, room_id: int, command: dict[str, Any]) -> None:
+    """Send a gift through money (commerce/, via the node's hook); the room sees the `gift` event it publishes."""
+    user_id = _signed_in(conn)
+    key, gift_id = command.get("idempotency_key"), command.get("gift_id")
+    if not isinstance(key, str) or not 1 <= len(key) <= 100 or not isinstance(gift_id, str):
+        raise CommandError("invalid-field", "gift needs a string `gift_id` and an `idempotency_key` (1-100 chars)")
+    count = _int_field(command, "count", 1, plane.settings.gift_count_per_send_max, "gift_count_per_send_max") \
+        if "count" in command else 1
+    if plane.node.gifts is None:
+        raise CommandError("unavailable", "gifts are not available on this node")
+    try:
+        sent = await plane.node.gifts.send_gift(user_id, room_id, gift_id, count, key)
+    except Problem as problem:
+        rule, value = problem.extra.get("rule"), problem.extra.get("limit_value")
+        named = rule if value is not None or hasattr(plane.settings, str(rule)) else None
+        raise CommandError(problem.slug, problem.detail, named, value) from problem
+    conn.send_private([{"type": "wallet", "ts": plane.clock.now_ms(), "coins": sent["coins_balance"],
+                        "idempotency_key": key, "transaction_id": sent["transaction_id"]}])
 
 
 async def ping(plane: Plane, conn: Connection, room_id: int, command: dict[str, Any]) -> None:
@@ -176,6 +197,6 @@ def _int_field(command: dict[str, Any], name: str, low: int, high: int, limit: s
 
 
 COMMANDS: dict[str, Command] = {
-    "chat": chat, "like": like, "ping": ping, "delete": delete, "timeout": timeout, "ban": ban,
+    "chat": chat, "like": like, "gift": gift, "ping": ping, "delete": delete, "timeout": timeout, "ban": ban,
     "unban": unban, "slow_mode": slow_mode, "blocked_words": blocked_words,
 }

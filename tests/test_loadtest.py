@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import struct
 from collections import Counter
+from pathlib import Path
 
 import msgpack
 import orjson
 import pytest
 
-from loadtest import census, cli, cpumeter, histogram, publisher, report, viewer, wsframe
+from loadtest import census, cli, connection, cpumeter, histogram, publisher, report, target, viewer, wsframe
 from loadtest.fleet import split_round_robin
 from loadtest.naive_server import event_for
 from loadtest.worker import WorkerReport
@@ -131,15 +134,18 @@ def test_census_counts_a_contiguous_chat_frame(first: int) -> None:
     assert census.census(frame) == census.Census(20, first, first + 19, 20, 0)
 
 
-def test_census_counts_probes_among_chat() -> None:
+def test_census_counts_probes_among_chat_and_numbers_skipped() -> None:
     frame = msgpack_frame([chat(10), probe(11), chat(12)])
     assert census.census(frame) == census.Census(3, 10, 12, 2, 1)
+    sampled = census.census(msgpack_frame([chat(10), chat(14), probe(15), chat(20)]))
+    assert sampled == census.Census(4, 10, 20, 3, 1)
+    assert sampled.seq_skipped == 7
 
 
 @pytest.mark.parametrize(
     "events",
     [
-        [chat(1), chat(3)],  # a gap inside the frame
+        [chat(3), chat(2)],  # out of order
         [chat(1), {"type": "viewers", "ts": 1, "count": 5}, chat(2)],  # an event without seq
         [chat(1), {"type": "like", "seq": 2, "ts": 1, "count": 1, "total": 9}],  # a type it does not count
         [snapshot(7)],
@@ -164,37 +170,44 @@ def test_census_reads_array_headers_and_unsigned_integers() -> None:
 def test_viewer_counts_types_gaps_probes_and_latency_on_msgpack() -> None:
     tally = viewer.Tally()
     one = viewer.Viewer(tally, sample_every_frames=1)
-    received_ns = 1_050_000_000  # 50 ms after the chat's sent_ns
-    one.on_message(wsframe.OP_BINARY, msgpack_frame([snapshot(4)]), received_ns)
-    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(5), chat(6)]), received_ns)
-    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(9), probe(10, ts=1_040)]), received_ns)
+    arrived_ns, read_ns = 1_050_000_000, 1_070_000_000  # 50 and 70 ms after the chat's sent_ns
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([snapshot(4)]), arrived_ns, read_ns)
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(5), chat(6)]), arrived_ns, read_ns)
+    one.on_message(wsframe.OP_BINARY, msgpack_frame([chat(9), probe(10, ts=1_040)]), arrived_ns, read_ns)
     assert tally.types == Counter({"snapshot": 1, "chat": 3, "moderation": 1})
     assert (tally.seq_missing, tally.seq_repeated, one.last_seq, one.probes) == (2, 0, 10, 1)
     assert tally.latency_publish.counts == Counter({50: 3})
+    assert tally.latency_read.counts == Counter({70: 3})
     assert tally.latency_must.counts == Counter({10: 1})
     assert one.snapshot is not None and one.snapshot["seq"] == 4
+    assert one.snapshot_first
 
 
 def test_viewer_counts_the_same_on_the_fast_path_as_decoded() -> None:
-    chat_frames = [msgpack_frame([chat(1 + 3 * n + k) for k in range(3)]) for n in range(9)]
+    # Every fourth number is skipped, as when the room samples chat, and every 7th event is a probe.
+    numbers = [n for n in range(1, 37) if n % 4]
+    events = [probe(n) if n % 7 == 0 else chat(n) for n in numbers]
+    chat_frames = [msgpack_frame(events[i : i + 3]) for i in range(0, len(events), 3)]
     frames = [msgpack_frame([snapshot(0)]), *chat_frames]
     sampled_always, rarely = viewer.Tally(), viewer.Tally()
     decoding, counting = viewer.Viewer(sampled_always, 1), viewer.Viewer(rarely, 1000)
     for frame in frames:
-        decoding.on_message(wsframe.OP_BINARY, frame, 2_000_000_000)
-        counting.on_message(wsframe.OP_BINARY, frame, 2_000_000_000)
-    assert sampled_always.types == rarely.types == Counter({"snapshot": 1, "chat": 27})
-    assert decoding.last_seq == counting.last_seq == 27
-    assert rarely.latency_publish.total < sampled_always.latency_publish.total == 27
+        decoding.on_message(wsframe.OP_BINARY, frame, 2_000_000_000, 2_000_000_000)
+        counting.on_message(wsframe.OP_BINARY, frame, 2_000_000_000, 2_000_000_000)
+    assert sampled_always.types == rarely.types == Counter({"snapshot": 1, "chat": 23, "moderation": 4})
+    assert decoding.last_seq == counting.last_seq == 35
+    assert decoding.probes == counting.probes == 4
+    assert sampled_always.seq_missing == rarely.seq_missing == 8
+    assert rarely.latency_publish.total < sampled_always.latency_publish.total == 23
 
 
 def test_viewer_reads_json_frames_and_counts_repeats() -> None:
     tally = viewer.Tally()
     one = viewer.Viewer(tally, sample_every_frames=1)
     for events in ([snapshot(1)], [chat(2)], [chat(2)], [chat(3)]):
-        one.on_message(wsframe.OP_TEXT, orjson.dumps(events), 2_000_000_000)
+        one.on_message(wsframe.OP_TEXT, orjson.dumps(events), 2_000_000_000, 2_000_000_000)
     assert (tally.types["chat"], tally.seq_repeated, tally.seq_missing) == (3, 1, 0)
-    one.on_message(wsframe.OP_TEXT, b"not json", 2_000_000_000)
+    one.on_message(wsframe.OP_TEXT, b"not json", 2_000_000_000, 2_000_000_000)
     assert tally.undecodable == 1
 
 
@@ -249,7 +262,8 @@ def worker_report(
         close_codes=Counter(), types=Counter({"chat": chat, "moderation": 3, "viewers": 2}), frames=10,
         payload_bytes=1000, seq_missing=0, seq_repeated=0, undecodable=0,
         probes_per_viewer=Counter(probes_per_viewer), latency_publish=latency, latency_server=latency,
-        latency_must={}, last_received_ns=0, last_workload_ns=0, snapshots=1,
+        latency_read=latency,
+        latency_must={}, latency_join={5: 1}, last_workload_ns=0, snapshots=sum(probes_per_viewer.values()),
     )
 
 
@@ -265,7 +279,7 @@ def run_result(
     return report.RunResult(
         target=target, workload=report.Workload(4, 100, 10, 10, None), chat_published=900,
         probes_published=1, publish_lag_max_s=0.001, publisher_errors={}, publisher_error_details={},
-        window_s=10.0, publish_s=10.0,
+        window_s=10.0, publish_s=10.0, viewer_workers=2,
         viewers_missing_probes=report.viewers_missing(probes_per_viewer, 1),
         cpu_s={"server": server_cpu_s, "valkey": 0.5, "machine": server_cpu_s + 2.0}, **totals,
     )
@@ -323,3 +337,35 @@ def test_probe_command_is_a_valid_client_frame() -> None:
     payload = protocol.encode_command(protocol.MSGPACK, publisher.PROBE_COMMAND)
     assert protocol.decode_command(protocol.MSGPACK, payload) == {"type": "slow_mode", "seconds": 0}
     assert struct.unpack("!H", wsframe.close_payload(1000))[0] == 1000
+
+
+def test_kernel_receive_timestamp_is_read_from_ancillary_data() -> None:
+    timespec = struct.pack("@qq", 1_700_000_000, 123)
+    ancillary = [(socket.SOL_SOCKET, connection.SO_TIMESTAMPNS, timespec)]
+    assert connection.kernel_time_ns(ancillary) == 1_700_000_000_000_000_123
+    assert connection.kernel_time_ns([]) is None
+
+
+@pytest.mark.parametrize(("per_viewer", "met"), [(1250, True), (1000, False), (1500, False)])
+def test_sampled_chat_is_checked_against_the_display_rate(per_viewer: int, met: bool) -> None:
+    sampled = dataclasses.replace(
+        run_result("livecore", 4 * per_viewer, 1.0, 20),
+        workload=report.Workload(4, 500, 10, 0, 120),
+        chat_published=5000,
+        probes_published=0,
+        probes_delivered=0,
+    )
+    assert sampled.chat_sampled
+    assert dict(report.checks(sampled, None))["chat sampled to the room's display rate (120/s)"] is met
+    assert "(sampled to 120/s)" in report.table("b", [sampled])
+
+
+def test_server_log_errors_are_grouped_by_message_and_exception(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    error = orjson.dumps(
+        {"level": "error", "msg": "unhandled error", "exc": "Trace\nMaxConnectionsError: Too many"}
+    )
+    lines = [error, error, orjson.dumps({"level": "info", "msg": "ok"}), b"not json"]
+    log.write_bytes(b"\n".join(lines))
+    assert target.errors_in_log(log) == {"unhandled error: MaxConnectionsError: Too many": 2}
+    assert target.errors_in_log(tmp_path / "missing.log") == {}

@@ -46,6 +46,8 @@ async def end_stream(request: web.Request) -> web.Response:
     stream = await streams.end_stream(node.pool, _stream_id(request), account.id)
     if was_live and node.rooms:
         await node.rooms.publish(stream.id, {"type": "stream", "state": "ended"})
+    if node.media:
+        await node.media.stop_publishing(stream.id, "the creator ended the stream")
     return json_response(stream.public())
 
 

@@ -13,7 +13,7 @@ from livecore.http import Problem
 
 _COLUMNS = (
     "s.id, s.creator_id, s.title, s.stream_key, s.state, s.created_at, s.started_at, s.ended_at,"
-    " a.username, a.display_name"
+    " s.recording_url, s.thumbnail_url, a.username, a.display_name"
 )
 
 
@@ -29,6 +29,8 @@ class Stream:
     ended_at: dt.datetime | None
     creator_username: str
     creator_display_name: str
+    recording_url: str | None = None
+    thumbnail_url: str | None = None
 
     def public(self, viewers: int = 0) -> dict[str, Any]:
         return {
@@ -43,6 +45,8 @@ class Stream:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "watch_url": f"/watch.html?room={self.id}",
+            "recording_url": self.recording_url,
+            "thumbnail_url": self.thumbnail_url,
         }
 
 
@@ -51,6 +55,7 @@ def _from_row(row: asyncpg.Record) -> Stream:
         id=row["id"], creator_id=row["creator_id"], title=row["title"], stream_key=row["stream_key"],
         state=row["state"], created_at=row["created_at"], started_at=row["started_at"], ended_at=row["ended_at"],
         creator_username=row["username"], creator_display_name=row["display_name"],
+        recording_url=row["recording_url"], thumbnail_url=row["thumbnail_url"],
     )
 
 
@@ -94,3 +99,12 @@ async def live_streams(pool: asyncpg.Pool, limit: int = 100) -> list[Stream]:
         limit,
     )
     return [_from_row(r) for r in rows]
+
+
+async def set_media_urls(pool: asyncpg.Pool, stream_id: int, *, recording_url: str | None = None,
+                         thumbnail_url: str | None = None) -> None:
+    """Record where a stream's recording and thumbnail are served (the media plane calls this)."""
+    await pool.execute(
+        "UPDATE streams SET recording_url = coalesce($2, recording_url), thumbnail_url = coalesce($3, thumbnail_url)"
+        " WHERE id = $1", stream_id, recording_url, thumbnail_url,
+    )

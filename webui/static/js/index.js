@@ -60,7 +60,9 @@ async function refresh() {
   }
 }
 
-renderSession(document.getElementById("session"));
+renderSession(document.getElementById("session")).then((me) => {
+  document.getElementById("studio-link").hidden = !me;
+});
 refresh();
 setInterval(() => {
   if (document.visibilityState === "visible") refresh();

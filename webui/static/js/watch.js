@@ -1,7 +1,9 @@
 // The watch page: stream info, live chat, likes and moderation for one room.
 // Everything a user typed is put on the page with textContent, never as HTML.
 
-import { ApiError, api, renderSession } from "./api.js";
+import { ApiError, api, currentUser, renderSession } from "./api.js";
+import { applyGiftEvent, installGifts } from "./gifts.js";
+import { startPlayer } from "./player.js";
 import { RoomClient } from "./room.js";
 
 // The DOM keeps a bounded chat history so a busy room cannot grow the page without limit.
@@ -270,7 +272,8 @@ function applyEvent(event) {
       if (event.command !== "ping") systemLine(event.detail || `Error: ${event.code}`, "error");
       break;
     default:
-      break; // newer event types (gifts, auctions) belong to later pages
+      applyGiftEvent(event); // gift, gift_end, wallet; newer types (auctions) belong to later pages
+      break;
   }
 }
 
@@ -365,9 +368,11 @@ async function main() {
     return;
   }
   if (!(await loadStream(roomId))) return;
+  currentUser().then((me) => installGifts(roomId, { me, creatorId: view.creatorId })).catch(() => {});
   const room = new RoomClient(roomId, { onEvent: applyEvent, onStatus: applyStatus });
   wireChat(room);
   wireLikes(room);
+  startPlayer(roomId, { video: $("video"), placeholder: $("video-placeholder") });
   window.addEventListener("online", () => room.reconnectNow());
   room.connect();
 }

@@ -1,0 +1,175 @@
+"""Gift throughput: concurrent senders over HTTP and the room WebSocket against one live stream.
+
+Not a test. Starts embedded PostgreSQL and Valkey, one `livecore serve` node in a subprocess, signs up senders
+who buy coins through the local test provider, sends gifts for a fixed time and prints gifts/s, latency
+percentiles and the ledger invariant check.
+
+    .venv/bin/python benchmarks/gifts.py --senders 64 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import orjson
+
+from commerce import invariants
+from commerce.providers import SUCCEEDING_CARD
+from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+
+START_S_MAX = 60.0
+
+
+async def _json(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: dict | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def _signup(http: aiohttp.ClientSession, url: str) -> dict:
+    body = {"username": f"b{secrets.token_hex(5)}", "password": "benchmark pass", "birth_date": "1990-01-01",
+            "region": "US"}
+    status, account = await _json(http, "POST", f"{url}/api/accounts", body=body)
+    assert status == 201, account
+    return account
+
+
+async def _fund(http: aiohttp.ClientSession, url: str, token: str) -> None:
+    status, purchase = await _json(http, "POST", f"{url}/api/coins/purchases", token,
+                                   {"package_id": "coins_10000", "idempotency_key": secrets.token_hex(8)})
+    assert status == 201, purchase
+    status, paid = await _json(http, "POST", f"{url}/api/payments/local/{purchase['id']}/confirm", token,
+                               {"card_number": SUCCEEDING_CARD})
+    assert paid["state"] == "succeeded", paid
+
+
+async def _http_sender(http, url, token, stream_id, stop_at, latencies, errors) -> None:  # type: ignore[no-untyped-def]
+    path = f"{url}/api/streams/{stream_id}/gifts"
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < stop_at:
+        started = time.perf_counter()
+        async with http.post(path, json={"gift_id": "rose", "idempotency_key": secrets.token_hex(8)},
+                             headers=headers) as response:
+            await response.read()
+            if response.status == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors.append(response.status)
+
+
+async def _ws_sender(http, url, token, stream_id, stop_at, latencies, errors) -> None:  # type: ignore[no-untyped-def]
+    socket = await http.ws_connect(f"{url}/ws/rooms/{stream_id}", params={"token": token},
+                                   protocols=["livecore.json"])
+    try:
+        await socket.receive()  # the snapshot
+        while time.monotonic() < stop_at:
+            key = secrets.token_hex(8)
+            started = time.perf_counter()
+            await socket.send_str(orjson.dumps({"type": "gift", "gift_id": "rose", "idempotency_key": key}).decode())
+            answered = False
+            while not answered:
+                for event in orjson.loads((await socket.receive(timeout=10)).data):
+                    if event.get("type") == "wallet" and event.get("idempotency_key") == key:
+                        latencies.append(time.perf_counter() - started)
+                        answered = True
+                    elif event.get("type") == "error" and event.get("command") == "gift":
+                        errors.append(event.get("code"))
+                        answered = True
+    finally:
+        await socket.close()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def start_node(args: argparse.Namespace, database_url: str, redis_url: str, data_dir: Path, port: int):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    env.update(LIVECORE_DATABASE_URL=database_url, LIVECORE_REDIS_URL=redis_url, LIVECORE_SEED_DEMO="false",
+               LIVECORE_PURCHASES_PER_HOUR_MAX="100000", LIVECORE_GIFT_COINS_PER_DAY_MAX="100000000",
+               LIVECORE_LOG_LEVEL="WARNING", LIVECORE_DB_POOL_SIZE_MAX=str(args.pool))
+    return subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir / "node")], env=env)
+
+
+async def run(args: argparse.Namespace, database_url: str, server: subprocess.Popen, port: int) -> None:
+    url = f"http://127.0.0.1:{port}"
+    try:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            deadline = time.monotonic() + START_S_MAX
+            while True:
+                try:
+                    async with http.get(f"{url}/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, "the node did not start"
+                await asyncio.sleep(0.2)
+            creator = await _signup(http, url)
+            _, stream = await _json(http, "POST", f"{url}/api/streams", creator["token"], {"title": "bench"})
+            senders = [await _signup(http, url) for _ in range(args.senders)]
+            await asyncio.gather(*[_fund(http, url, s["token"]) for s in senders])
+            latencies: list[float] = []
+            errors: list[object] = []
+            stop_at = time.monotonic() + args.seconds
+            started = time.perf_counter()
+            await asyncio.gather(*[
+                (_ws_sender if i % 2 else _http_sender)(http, url, s["token"], stream["id"], stop_at, latencies, errors)
+                for i, s in enumerate(senders)
+            ])
+            elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        broken = await invariants.violations(pool)
+        journal = await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE kind = 'gift'")
+    finally:
+        await pool.close()
+    print(f"senders: {args.senders} ({args.senders - args.senders // 2} HTTP, {args.senders // 2} WebSocket), "
+          f"{args.seconds} s, db pool {args.pool}")
+    print(f"gifts: {len(latencies)} ok, {len(errors)} refused; {len(latencies) / elapsed:.0f} gifts/s")
+    print(f"latency ms: p50 {_percentile(latencies, .5) * 1000:.1f}  p99 {_percentile(latencies, .99) * 1000:.1f}  "
+          f"max {max(latencies, default=0) * 1000:.1f}")
+    print(f"gift transactions in the journal: {journal}")
+    print("invariants: " + ("all hold" if not broken else f"BROKEN {broken}"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--senders", type=int, default=64, help="concurrent gift senders (half HTTP, half WS)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long to send")
+    parser.add_argument("--pool", type=int, default=20, help="the node's PostgreSQL pool size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="livecore-bench-") as directory:
+        root = Path(directory)
+        pg, valkey = EmbeddedPostgres(root / "postgres"), EmbeddedValkey(root / "valkey")
+        try:
+            database_url, redis_url = pg.start(), valkey.start()
+            port = free_port()
+            server = start_node(args, database_url, redis_url, root, port)
+            try:
+                asyncio.run(run(args, database_url, server, port))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        finally:
+            valkey.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Money: the double-entry ledger, coins and payments, gifts, creator earnings and cash-out.
+
+Public: `Commerce` (the context of one node, also the node's `GiftSender`), `COMMERCE` (its app key),
+`add_routes`, and `invariants.violations` for tests and benchmarks.
+"""
+
+from commerce.routes import COMMERCE, add_routes
+from commerce.service import Commerce
+
+__all__ = ["COMMERCE", "Commerce", "add_routes"]

@@ -1,0 +1,80 @@
+"""Gift combos: repeats of one gift by one sender in one room within a window count up, then end.
+
+The state lives in Redis so every node agrees: a hash of running counts and a sorted set of deadlines. A combo
+ends when its deadline passes; whichever node's sweep removes it first announces the end, exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+_KEYS = ["lc:{gifts}:combo:count", "lc:{gifts}:combo:deadline", "lc:{gifts}:combo:info"]
+
+# Returns {combo, ended member info or '', ended count}: a hit after an unswept deadline starts a new combo.
+_HIT = """
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local ended_info, ended_count = '', 0
+if deadline and tonumber(deadline) < tonumber(ARGV[3]) then
+  ended_info = redis.call('HGET', KEYS[3], ARGV[1]) or '{}'
+  ended_count = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local combo = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+return {combo, ended_info, ended_count}
+"""
+
+_SWEEP = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, member in ipairs(due) do
+  out[#out + 1] = redis.call('HGET', KEYS[3], member) or '{}'
+  out[#out + 1] = redis.call('HGET', KEYS[1], member) or '0'
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('HDEL', KEYS[1], member)
+  redis.call('HDEL', KEYS[3], member)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class ComboEnd:
+    stream_id: int
+    event: dict[str, Any]
+
+
+class Combos:
+    def __init__(self, client: redis.Redis, window_ms: int, sweep_batch_max: int) -> None:
+        self._window_ms = window_ms
+        self._batch_max = sweep_batch_max
+        self._hit = client.register_script(_HIT)
+        self._sweep = client.register_script(_SWEEP)
+
+    async def hit(
+        self, stream_id: int, sender: dict[str, Any], gift: dict[str, Any], count: int, now_ms: int
+    ) -> tuple[int, ComboEnd | None]:
+        """The running combo count after this gift, and the end of a lapsed combo it replaced, if any."""
+        member = f"{stream_id}:{sender['id']}:{gift['id']}"
+        info = orjson.dumps({"stream_id": stream_id, "user": sender, "gift": gift}).decode()
+        combo, ended_info, ended_count = await self._hit(
+            keys=_KEYS, args=[member, count, now_ms, self._window_ms, info]
+        )
+        ended = _combo_end(ended_info, int(ended_count)) if ended_info else None
+        return int(combo), ended
+
+    async def due(self, now_ms: int) -> list[ComboEnd]:
+        """Claim every combo whose window has passed; each is returned to exactly one caller on any node."""
+        flat = await self._sweep(keys=_KEYS, args=[now_ms, self._batch_max])
+        return [_combo_end(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def _combo_end(raw_info: bytes | str, combo: int) -> ComboEnd:
+    info = orjson.loads(raw_info)
+    return ComboEnd(info["stream_id"], {"type": "gift_end", "user": info["user"], "gift": info["gift"],
+                                        "combo": combo})

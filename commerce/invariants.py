@@ -1,0 +1,53 @@
+"""The ledger's invariants as queries: used after every step of the property tests and by the benchmark."""
+
+from __future__ import annotations
+
+import asyncpg
+
+_CHECKS: dict[str, str] = {
+    "every transaction balances per currency":
+        "SELECT transaction_id, currency FROM ledger_entries GROUP BY 1, 2 HAVING sum(amount) <> 0",
+    "every transaction has at least two entries":
+        "SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id"
+        " GROUP BY t.id HAVING count(e.id) < 2",
+    "no wallet is negative":
+        "SELECT id, balance FROM ledger_accounts WHERE is_wallet AND balance < 0",
+    "account balances equal the journal":
+        "SELECT a.id, a.balance, coalesce(s.total, 0) AS journal FROM ledger_accounts a"
+        " LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY 1) s"
+        " ON s.account_id = a.id WHERE a.balance <> coalesce(s.total, 0)",
+    "coins outstanding equal the sum of viewer wallets":
+        "SELECT o.outstanding, w.wallets FROM"
+        " (SELECT coalesce(-sum(balance), 0) AS outstanding FROM ledger_accounts WHERE kind = 'coin_issuance') o,"
+        " (SELECT coalesce(sum(balance), 0) AS wallets FROM ledger_accounts WHERE kind = 'coins') w"
+        " WHERE o.outstanding <> w.wallets",
+    "every external id made at most one transaction":
+        "SELECT external_id FROM ledger_transactions GROUP BY 1 HAVING count(*) > 1",
+    "every purchase credited at most once":
+        "SELECT details->>'purchase_id' FROM ledger_transactions WHERE kind = 'purchase'"
+        " GROUP BY 1 HAVING count(*) > 1",
+    "a purchase is reversed at most once and only after it was credited":
+        "SELECT r.purchase_id FROM (SELECT details->>'purchase_id' AS purchase_id, count(*) AS n"
+        " FROM ledger_transactions WHERE kind = 'reversal' GROUP BY 1) r"
+        " WHERE r.n > 1 OR NOT EXISTS (SELECT 1 FROM ledger_transactions p"
+        " WHERE p.kind = 'purchase' AND p.details->>'purchase_id' = r.purchase_id)",
+    "a succeeded purchase was credited, and only succeeded or reversed ones were":
+        "SELECT c.id, c.state FROM coin_purchases c LEFT JOIN ledger_transactions t ON t.kind = 'purchase'"
+        " AND t.details->>'purchase_id' = c.id::text"
+        " WHERE (c.state = 'succeeded' AND t.id IS NULL) OR (c.state IN ('created', 'failed') AND t.id IS NOT NULL)",
+    "the leaderboard equals the journal's gifts":
+        "SELECT l.stream_id, l.sender_id FROM gift_leaders l FULL JOIN (SELECT stream_id, actor_id AS sender_id,"
+        " sum((details->>'coins')::bigint) AS coins FROM ledger_transactions WHERE kind = 'gift' GROUP BY 1, 2) j"
+        " USING (stream_id, sender_id) WHERE l.coins IS DISTINCT FROM j.coins",
+}
+
+
+async def violations(pool: asyncpg.Pool) -> list[str]:
+    """Each broken invariant with a sample of the rows that break it; empty when the ledger is sound."""
+    found = []
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        for name, query in _CHECKS.items():
+            rows = await conn.fetch(query + " LIMIT 5")
+            if rows:
+                found.append(f"{name}: {[dict(r) for r in rows]}")
+    return found

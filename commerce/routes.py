@@ -1,0 +1,161 @@
+"""HTTP routes for money: coin packages and purchases, the payment webhook, the wallet, gifts, payouts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from commerce import gifts, payouts, purchases
+from commerce.ledger import balances, recent_transactions
+from commerce.service import Commerce
+from livecore.accounts.session import require_account
+from livecore.http import Problem, json_response, operation, parse_body
+from livecore.node import NODE
+
+COMMERCE = web.AppKey("commerce", Commerce)
+
+_KEY = Field(default=None, min_length=1, max_length=100,
+             description="makes a retry return the first result; may come as the Idempotency-Key header instead")
+
+
+class NewPurchase(BaseModel):
+    package_id: str = Field(max_length=50)
+    idempotency_key: str | None = _KEY
+
+
+class LocalCard(BaseModel):
+    card_number: str = Field(max_length=30, description="4242424242424242 pays, 4000000000000002 is declined")
+
+
+class NewGift(BaseModel):
+    gift_id: str = Field(max_length=50)
+    count: int = Field(default=1, ge=1)
+    idempotency_key: str | None = _KEY
+
+
+class NewPayout(BaseModel):
+    amount_cents: int = Field(gt=0)
+    idempotency_key: str | None = _KEY
+
+
+def _idempotency_key(request: web.Request, from_body: str | None) -> str:
+    key = from_body or request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 100:
+        raise Problem(400, "idempotency-key-required",
+                      "send an idempotency_key (body field or Idempotency-Key header, 1-100 characters)")
+    return key
+
+
+def _int_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise Problem(404, "not-found", f"there is nothing at id {raw!r}")
+    return int(raw)
+
+
+@operation("The coin packages on sale", tag="money")
+async def coin_packages(request: web.Request) -> web.Response:
+    shop = request.app[COMMERCE]
+    return json_response({"packages": [p.__dict__ for p in shop.catalogue.packages.values()],
+                          "provider": shop.payments.name})
+
+
+@operation("Start buying a coin package (18+); coins arrive with the provider's verified webhook",
+           body=NewPurchase, status=201, auth=True, tag="money")
+async def create_purchase(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, NewPurchase)
+    key = _idempotency_key(request, body.idempotency_key)
+    view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, key)
+    return json_response(view, status=201)
+
+
+@operation("One of your coin purchases and its state", auth=True, tag="money")
+async def get_purchase(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    row = await purchases.get_purchase(request.app[NODE].pool, account.id, _int_id(request))
+    return json_response(purchases.purchase_view(row))
+
+
+@operation("The local test provider's card form: pay a purchase with a test card", body=LocalCard, auth=True,
+           tag="money")
+async def confirm_local_payment(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, LocalCard)
+    view = await purchases.confirm_local_payment(request.app[COMMERCE], account, _int_id(request), body.card_number)
+    return json_response(view)
+
+
+@operation("The payment provider's signed events (Stripe-Signature)", tag="money",
+           responses={400: "Forged, stale or malformed; nothing changed"})
+async def payment_webhook(request: web.Request) -> web.Response:
+    payload = await request.read()
+    result = await purchases.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    return json_response(result)
+
+
+@operation("Your coins, creator earnings (held and withdrawable) and recent transactions", auth=True, tag="money")
+async def wallet(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    shop = request.app[COMMERCE]
+    earned = await payouts.earnings(shop, account.id)
+    found = await balances(shop.node.pool, account.id)
+    coins = found.get("coins", {})
+    recent = await recent_transactions(shop.node.pool, account.id, shop.node.settings.wallet_transactions_max)
+    return json_response({"coins": coins.get("balance", 0), "frozen": coins.get("frozen", False),
+                          "earnings": earned, "transactions": recent})
+
+
+@operation("The gift catalogue (current version) and the published conversion rate", tag="money")
+async def gift_catalogue(request: web.Request) -> web.Response:
+    return json_response(request.app[COMMERCE].catalogue.public_gifts())
+
+
+@operation("Send a gift to a live stream's creator (18+)", body=NewGift, auth=True, tag="money",
+           responses={402: "Not enough coins", 429: "A spending rule refused it"})
+async def send_gift(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, NewGift)
+    key = _idempotency_key(request, body.idempotency_key)
+    result = await gifts.send_gift(request.app[COMMERCE], account, _int_id(request), body.gift_id, body.count, key)
+    return json_response(result)
+
+
+@operation("A stream's top gifters", tag="money")
+async def leaderboard(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    stream_id = _int_id(request)
+    top = await gifts.leaderboard(node.pool, stream_id, node.settings.leaderboard_entries_max)
+    return json_response({"stream_id": stream_id, "leaders": top})
+
+
+@operation("Cash out withdrawable earnings (18+, at least payout_cents_min)", body=NewPayout, status=201, auth=True,
+           tag="money")
+async def create_payout(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, NewPayout)
+    key = _idempotency_key(request, body.idempotency_key)
+    view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, key)
+    return json_response(view, status=201)
+
+
+@operation("Your payouts, newest first", auth=True, tag="money")
+async def list_payouts(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    node = request.app[NODE]
+    return json_response({"payouts": await payouts.list_payouts(node.pool, account.id,
+                                                                node.settings.wallet_transactions_max)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/coins/packages", coin_packages)
+    app.router.add_post("/api/coins/purchases", create_purchase)
+    app.router.add_get("/api/coins/purchases/{id}", get_purchase)
+    app.router.add_post("/api/payments/local/{id}/confirm", confirm_local_payment)
+    app.router.add_post("/api/payments/webhook", payment_webhook)
+    app.router.add_get("/api/wallet", wallet)
+    app.router.add_get("/api/gifts", gift_catalogue)
+    app.router.add_post("/api/streams/{id}/gifts", send_gift)
+    app.router.add_get("/api/streams/{id}/leaderboard", leaderboard)
+    app.router.add_post("/api/payouts", create_payout)
+    app.router.add_get("/api/payouts", list_payouts)

@@ -1,0 +1,124 @@
+"""A media room on this node: one upstream peer (the publisher, or the owner node for a relay), its forwarders,
+and the viewers' peers that the forwarders write to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCPeerConnection
+
+from livecore.media import peers
+from livecore.media.forwarder import Forwarder, KeyframeRequests, Outlet
+
+log = logging.getLogger("livecore.media.room")
+
+
+def session_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@dataclass
+class Viewer:
+    pc: RTCPeerConnection
+    outlets: list[tuple[Forwarder, Outlet]]
+    connected: bool = False
+
+
+@dataclass
+class MediaRoom:
+    stream_id: int
+    upstream: RTCPeerConnection
+    upstream_session: str
+    relay_of: str | None = None  # the owner node id when this room pulls the stream from another node
+    creator_id: int = 0
+    forwarders: dict[str, Forwarder] = field(default_factory=dict)
+    viewers: dict[str, Viewer] = field(default_factory=dict)
+    started_s: float = field(default_factory=time.monotonic)
+    connected: bool = False
+    closed: bool = False
+    idle_since_s: float | None = None
+    hls_keyframe_s: float = 0.0
+    thumbnail_saved: bool = False
+    closed_reason: str = ""
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self.viewers)
+
+    def tap_upstream(self, history_packets: int, keyframe_interval_s: float) -> None:
+        """Give each negotiated upstream track a forwarder and tap its receiver."""
+        for transceiver in self.upstream.getTransceivers():
+            codec = peers.media_codec(transceiver)
+            if codec is None or transceiver.kind in self.forwarders:
+                continue
+            forwarder = Forwarder(transceiver.kind, codec, history_packets,
+                                  KeyframeRequests(keyframe_interval_s, lambda: None))
+            peers.tap_receiver(transceiver, forwarder)
+            self.forwarders[transceiver.kind] = forwarder
+
+    async def add_viewer(self, offer_sdp: str) -> tuple[str, str]:
+        """Answer a viewer's offer with this room's tracks; returns (session id, SDP answer)."""
+        offer = peers.check_offer(offer_sdp)
+        pc = peers.new_peer_connection()
+        try:
+            for kind, forwarder in self.forwarders.items():
+                transceiver = pc.addTransceiver(peers.SilentTrack(kind), direction="sendonly")
+                transceiver.setCodecPreferences(peers.exact_preference(forwarder.codec))
+            await peers.apply_offer(pc, offer)
+            outlets = [(self.forwarders[t.kind], peers.tap_sender(t, self.forwarders[t.kind]))
+                       for t in pc.getTransceivers() if t.kind in self.forwarders and peers.media_codec(t)]
+            sdp = await peers.answer(pc)
+        except BaseException:
+            await pc.close()
+            raise
+        session = session_id()
+        viewer = Viewer(pc, outlets)
+        self.viewers[session] = viewer
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected" and not viewer.connected:
+                viewer.connected = True
+                for forwarder, outlet in viewer.outlets:
+                    if outlet.attach():
+                        forwarder.add_outlet(outlet)
+            elif pc.connectionState in ("failed", "closed"):
+                await self.remove_viewer(session)
+
+        return session, sdp
+
+    async def remove_viewer(self, session: str) -> bool:
+        viewer = self.viewers.pop(session, None)
+        if viewer is None:
+            return False
+        for forwarder, outlet in viewer.outlets:
+            forwarder.remove_outlet(outlet)
+        await viewer.pc.close()
+        return True
+
+    def last_packet_age_s(self) -> float:
+        if not self.forwarders:
+            return time.monotonic() - self.started_s
+        return time.monotonic() - max(f.last_packet_s for f in self.forwarders.values())
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for forwarder in self.forwarders.values():
+            forwarder.keyframes.cancel()
+        for session in list(self.viewers):
+            await self.remove_viewer(session)
+        for callback in self.on_close:
+            try:
+                await callback()
+            except Exception:
+                log.exception("closing room %s", self.stream_id)
+        await self.upstream.close()
+        await asyncio.sleep(0)

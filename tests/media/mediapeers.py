@@ -1,0 +1,161 @@
+"""Real aiortc peers for the media tests: a WHIP publisher of generated video and audio, and WHEP viewers that
+decode what they receive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack
+
+WIDTH, HEIGHT, FPS = 160, 120, 15
+VIDEO_CLOCK = 90_000
+
+
+class PatternTrack(MediaStreamTrack):
+    """Tiny moving test video: a bar that walks across a grey frame, 15 frames a second."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        self._count += 1
+        wait = self._start + self._count / FPS - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        x = (self._count * 4) % WIDTH
+        luma = bytearray(b"\x60" * (WIDTH * HEIGHT))
+        for row in range(HEIGHT):
+            luma[row * WIDTH + x: row * WIDTH + min(x + 16, WIDTH)] = b"\xe0" * (min(x + 16, WIDTH) - x)
+        frame.planes[0].update(bytes(luma))
+        frame.planes[1].update(b"\x80" * (WIDTH * HEIGHT // 4))
+        frame.planes[2].update(b"\x80" * (WIDTH * HEIGHT // 4))
+        frame.pts = self._count * (VIDEO_CLOCK // FPS)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        return frame
+
+
+def _prefer(pc_transceiver, kind: str, mime: str) -> None:  # type: ignore[no-untyped-def]
+    codecs = RTCRtpSender.getCapabilities(kind).codecs
+    pc_transceiver.setCodecPreferences(
+        [c for c in codecs if c.mimeType.lower() == mime.lower()] + [c for c in codecs if c.mimeType.endswith("rtx")]
+    )
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    location: str
+    status: int
+
+
+async def whip_offer(video_mime: str = "video/H264", audio: bool = True) -> RTCPeerConnection:
+    pc = new_pc()
+    _prefer(pc.addTransceiver(PatternTrack(), direction="sendonly"), "video", video_mime)
+    if audio:
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+async def publish(http: aiohttp.ClientSession, base_url: str, stream: dict, video_mime: str = "video/H264",
+                  key: str | None = None) -> Publisher:
+    """Go live over WHIP; asserts nothing, so tests can check refusals too."""
+    pc = await whip_offer(video_mime)
+    headers = {"Authorization": f"Bearer {key or stream['stream_key']}", "Content-Type": "application/sdp"}
+    async with http.post(f"{base_url}/whip/{stream['id']}", data=pc.localDescription.sdp,
+                         headers=headers) as response:
+        body = await response.text()
+        if response.status == 201:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+        else:
+            await pc.close()
+        return Publisher(pc, response.headers.get("Location", ""), response.status)
+
+
+@dataclass
+class Viewer:
+    pc: RTCPeerConnection
+    status: int
+    location: str = ""
+    body: str = ""
+    video_pts: list[int] = field(default_factory=list)
+    audio_frames: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_video_at: float | None = None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await self.pc.close()
+
+
+async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            frame = await track.recv()
+            if track.kind == "video":
+                if viewer.first_video_at is None:
+                    viewer.first_video_at = time.monotonic()
+                viewer.video_pts.append(frame.pts)
+            else:
+                viewer.audio_frames += 1
+
+
+async def watch(http: aiohttp.ClientSession, base_url: str, stream_id: int, decode: bool = True) -> Viewer:
+    pc = new_pc()
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    viewer = Viewer(pc, 0)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if decode:
+            viewer.tasks.append(asyncio.ensure_future(_consume(viewer, track)))
+
+    await pc.setLocalDescription(await pc.createOffer())
+    async with http.post(f"{base_url}/whep/{stream_id}", data=pc.localDescription.sdp,
+                         headers={"Content-Type": "application/sdp"}) as response:
+        viewer.status = response.status
+        viewer.body = await response.text()
+        viewer.location = response.headers.get("Location", "")
+    if viewer.status == 201:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=viewer.body, type="answer"))
+        viewer.started_at = time.monotonic()
+    else:
+        await pc.close()
+    return viewer
+
+
+async def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval_s)
