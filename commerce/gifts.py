@@ -83,7 +83,7 @@ async def _gift_legs(commerce: Commerce, sender_id: int, creator_id: int, coins:
     accounts = commerce.accounts
     creator_diamonds, platform_diamonds = commerce.catalogue.rate.split(coins)
     wallet = await accounts.user(sender_id, ledger.COINS)
-    held = await accounts.user(creator_id, ledger.EARNINGS_HELD)
+    held = await accounts.user_shard(creator_id, ledger.EARNINGS_HELD, spread)
     return [
         Leg(wallet, ledger.COIN, -coins),
         Leg(await accounts.platform(ledger.COIN_ISSUANCE, spread), ledger.COIN, coins),

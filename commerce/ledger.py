@@ -70,6 +70,15 @@ class Accounts:
     async def user(self, owner_id: int, kind: tuple[str, str]) -> int:
         return await self._id(owner_id, kind, 0)
 
+    async def user_shard(self, owner_id: int, kind: tuple[str, str], spread_key: str) -> int:
+        """One shard of a user's account chosen by `spread_key`: a creator's held earnings take every gift to
+        their stream, and one row for all of them would serialise the room's gifts on its lock."""
+        return await self._id(owner_id, kind, zlib.crc32(spread_key.encode()) % self.shards)
+
+    async def user_shards(self, owner_id: int, kind: tuple[str, str]) -> list[int]:
+        """Every shard of a user's account, in id order (the order postings lock them in)."""
+        return sorted([await self._id(owner_id, kind, shard) for shard in range(self.shards)])
+
     async def platform(self, kind: tuple[str, str], spread_key: str) -> int:
         """A platform account shard chosen by `spread_key`, so concurrent postings lock different rows."""
         return await self._id(None, kind, zlib.crc32(spread_key.encode()) % self.shards)
@@ -155,9 +164,10 @@ async def find_transaction(conn: asyncpg.Connection | asyncpg.Pool, external_id:
 
 
 async def balances(conn: asyncpg.Connection | asyncpg.Pool, owner_id: int) -> dict[str, dict[str, Any]]:
-    """The owner's accounts by kind: {kind: {currency, balance, frozen}}."""
+    """The owner's accounts by kind, shards added up: {kind: {currency, balance, frozen}}."""
     rows = await conn.fetch(
-        "SELECT kind, currency, balance, frozen FROM ledger_accounts WHERE owner_id = $1", owner_id
+        "SELECT kind, currency, sum(balance)::bigint AS balance, bool_or(frozen) AS frozen FROM ledger_accounts"
+        " WHERE owner_id = $1 GROUP BY kind, currency", owner_id
     )
     return {r["kind"]: {"currency": r["currency"], "balance": r["balance"], "frozen": r["frozen"]} for r in rows}
 

@@ -22,21 +22,25 @@ log = logging.getLogger("livecore.commerce.payouts")
 
 async def release_earnings(commerce: Commerce, conn: asyncpg.Connection, creator_id: int) -> int:
     """Move held diamonds whose hold window has passed to withdrawable (inside the caller's transaction)."""
-    held = await commerce.accounts.user(creator_id, ledger.EARNINGS_HELD)
-    await conn.execute("SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE", held)
+    shards = await commerce.accounts.user_shards(creator_id, ledger.EARNINGS_HELD)
+    await conn.execute("SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", shards)
     cutoff_ms = commerce.node.clock.now_ms() - commerce.node.settings.earnings_hold_s * 1000
-    # Everything credited before the cutoff, minus everything already released: both only grow.
-    matured, released = await conn.fetchrow(
-        "SELECT coalesce(sum(e.amount) FILTER (WHERE e.amount > 0 AND t.created_ms <= $2), 0)::bigint,"
-        " coalesce(-sum(e.amount) FILTER (WHERE e.amount < 0), 0)::bigint"
-        " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE e.account_id = $1",
-        held, cutoff_ms,
+    # Per shard, everything credited before the cutoff minus everything already released: both only grow.
+    rows = await conn.fetch(
+        "SELECT e.account_id,"
+        " coalesce(sum(e.amount) FILTER (WHERE e.amount > 0 AND t.created_ms <= $2), 0)::bigint AS matured,"
+        " coalesce(-sum(e.amount) FILTER (WHERE e.amount < 0), 0)::bigint AS released"
+        " FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
+        " WHERE e.account_id = ANY($1::bigint[]) GROUP BY e.account_id ORDER BY e.account_id",
+        shards, cutoff_ms,
     )
-    amount = matured - released
+    legs = [Leg(r["account_id"], ledger.DIAMOND, -(r["matured"] - r["released"]))
+            for r in rows if r["matured"] > r["released"]]
+    amount = -sum(leg.amount for leg in legs)
     if amount <= 0:
         return 0
-    legs = [Leg(held, ledger.DIAMOND, -amount),
-            Leg(await commerce.accounts.user(creator_id, ledger.EARNINGS_WITHDRAWABLE), ledger.DIAMOND, amount)]
+    matured = sum(r["matured"] for r in rows)
+    legs.append(Leg(await commerce.accounts.user(creator_id, ledger.EARNINGS_WITHDRAWABLE), ledger.DIAMOND, amount))
     await ledger.post(conn, "release", f"release:{creator_id}:{matured}", commerce.node.clock.now_ms(), legs,
                       actor_id=creator_id, details={"diamonds": amount})
     return amount
@@ -44,8 +48,8 @@ async def release_earnings(commerce: Commerce, conn: asyncpg.Connection, creator
 
 async def earnings(commerce: Commerce, creator_id: int) -> dict[str, Any]:
     """The creator's earnings after releasing what has matured."""
-    for kind in (ledger.EARNINGS_HELD, ledger.EARNINGS_WITHDRAWABLE):
-        await commerce.accounts.user(creator_id, kind)
+    await commerce.accounts.user_shards(creator_id, ledger.EARNINGS_HELD)
+    await commerce.accounts.user(creator_id, ledger.EARNINGS_WITHDRAWABLE)
     async with commerce.node.pool.acquire() as conn, conn.transaction():
         await release_earnings(commerce, conn, creator_id)
     found = await ledger.balances(commerce.node.pool, creator_id)
@@ -71,8 +75,10 @@ async def request_payout(commerce: Commerce, creator: Account, amount_cents: int
                       rule="payout_cents_min", limit_value=settings.payout_cents_min)
     diamonds = amount_cents * commerce.catalogue.rate.diamonds_per_cent
     now_ms = node.clock.now_ms()
-    for kind in (ledger.EARNINGS_HELD, ledger.EARNINGS_WITHDRAWABLE, ledger.PAYOUT_PENDING):
-        await commerce.accounts.user(creator.id, kind)  # before the transaction holds a connection
+    # Resolve the accounts before the transaction holds a connection.
+    await commerce.accounts.user_shards(creator.id, ledger.EARNINGS_HELD)
+    for kind in (ledger.EARNINGS_WITHDRAWABLE, ledger.PAYOUT_PENDING):
+        await commerce.accounts.user(creator.id, kind)
     async with node.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO payouts (creator_id, idempotency_key, amount_cents, diamonds, provider, created_ms)"
