@@ -1,0 +1,118 @@
+"""The media pages in Chromium: the studio goes live from a fake camera over WHIP, the watch page plays it over
+WHEP (frames counted from the peer connection's own getStats()), and over capacity it falls back to HLS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from conftest import ACTION_TIMEOUT_MS, CHROMIUM, LAUNCH_ARGS, SESSION_COOKIE, _require_chromium
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+pytestmark = pytest.mark.browser
+
+FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                   "--autoplay-policy=no-user-gesture-required"]
+FRAMES_DECODED = """() => {
+  const pc = window.livecorePlayer && window.livecorePlayer.pc;
+  if (!pc) return 0;
+  return pc.getStats().then((stats) => {
+    let frames = 0;
+    stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
+    return frames;
+  });
+}"""
+OpenMediaPage = Callable[..., Awaitable[Page]]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def media_browser() -> AsyncIterator[Browser]:
+    """A second Chromium whose camera and microphone are Chromium's generated test pattern and beep."""
+    _require_chromium()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                    args=[*LAUNCH_ARGS, *FAKE_MEDIA_ARGS])
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_media_page(media_browser: Browser) -> AsyncIterator[OpenMediaPage]:
+    contexts: list[BrowserContext] = []
+    page_errors: list[str] = []
+
+    async def open_new(url: str, *, token: str | None = None) -> Page:
+        context = await media_browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        if token is not None:
+            await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
+        page = await context.new_page()
+        page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))
+        await page.goto(url)
+        return page
+
+    yield open_new
+    for context in contexts:
+        await context.close()
+    assert not page_errors, f"uncaught JavaScript errors: {page_errors}"
+
+
+async def frames_decoded(page: Page) -> int:
+    return int(await page.evaluate(FRAMES_DECODED))
+
+
+async def wait_for_frames(page: Page, at_least: int, timeout_s: float = 20) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (frames := await frames_decoded(page)) < at_least:
+        assert time.monotonic() < deadline, f"only {frames} video frames decoded"
+        await asyncio.sleep(0.25)
+    return frames
+
+
+async def go_live(node: Any, open_media_page: OpenMediaPage, title: str) -> tuple[Page, str]:
+    creator = await node.signup(roles=["creator"])
+    studio = await open_media_page(f"{node.url}/studio.html", token=creator["token"])
+    await studio.locator("#stream-title-input").fill(title)
+    await expect(studio.locator("#go-live")).to_be_enabled()
+    await studio.locator("#go-live").click()
+    await expect(studio.locator("#publish-state")).to_have_attribute("data-state", "live")
+    href = await studio.locator("#watch-link").get_attribute("href")
+    assert href and href.startswith("/watch.html?room=")
+    return studio, href.split("=", 1)[1]
+
+
+async def test_studio_goes_live_and_the_watch_page_plays_it(node: Any, open_media_page: OpenMediaPage) -> None:
+    studio, stream_id = await go_live(node, open_media_page, "Fake camera")
+    assert await studio.locator("#camera-select option").count() >= 1
+    watch = await open_media_page(f"{node.url}/watch.html?room={stream_id}")
+    first = await wait_for_frames(watch, 1)
+    await wait_for_frames(watch, first + 10)
+    await expect(watch.locator("#video-placeholder")).to_be_hidden()
+    await expect(watch.locator("#stream-state")).to_have_attribute("data-state", "live")
+    await expect(watch.locator("#viewer-count")).not_to_have_text("0")
+    assert int(await watch.locator("#viewer-count").text_content() or "0") >= 1
+    await expect(studio.locator("#viewer-count")).not_to_have_text("0")
+    await watch.locator("#unmute-button").click()
+    assert await watch.evaluate("document.getElementById('video').muted") is False
+
+    await studio.locator("#end-stream").click()
+    await expect(studio.locator("#publish-state")).to_have_attribute("data-state", "ended")
+    await expect(watch.locator("#stream-state")).to_have_attribute("data-state", "ended")
+    await expect(watch.locator("#video-placeholder")).to_contain_text("ended", timeout=20_000)
+
+
+async def test_a_full_room_falls_back_to_hls(node_factory: Any, open_media_page: OpenMediaPage) -> None:
+    node = await node_factory(media_viewers_per_room_max=0, hls_segment_ms=1000)
+    _, stream_id = await go_live(node, open_media_page, "Full room")
+    watch = await open_media_page(f"{node.url}/watch.html?room={stream_id}")
+    await expect(watch.locator("#video-placeholder")).to_be_hidden(timeout=30_000)
+    assert await watch.evaluate("window.livecorePlayer.mode") == "hls"
+    deadline = time.monotonic() + 20
+    while await watch.evaluate("document.getElementById('video').currentTime") < 0.5:
+        assert time.monotonic() < deadline, "the HLS stream does not advance"
+        await asyncio.sleep(0.25)
