@@ -56,7 +56,12 @@ async def static_page(request: web.Request) -> web.FileResponse:
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
-        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
+        pool_redis = redis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_connections_max, timeout=settings.redis_wait_s_max,
+            health_check_interval=30,
+        )
+        client = redis.Redis(connection_pool=pool_redis)
         try:
             await db.migrate(pool)
             secret = settings.secret or await shared_secret(pool)
@@ -85,6 +90,7 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             await plane.stop()
         finally:
             await client.aclose()
+            await pool_redis.aclose()
             await pool.close()
 
     return context

@@ -32,6 +32,8 @@ class Settings:
 
     token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
     db_pool_size_max: int = _setting(20, "PostgreSQL connections per node")
+    redis_connections_max: int = _setting(64, "Redis connections per node (commands wait for a free one)")
+    redis_wait_s_max: int = _setting(10, "how long a Redis command may wait for a free connection")
 
     ws_frame_bytes_max: int = _setting(4096, "largest inbound WebSocket frame answered with an error event")
     ws_frame_bytes_hard_max: int = _setting(65536, "inbound frame size above which the connection is closed")
@@ -49,7 +51,7 @@ class Settings:
     backlog_events_max: int = _setting(500, "must-deliver events queued for a slow connection before it is closed")
     write_buffer_bytes_high: int = _setting(256 * 1024, "socket write buffer above which a connection is slow")
     tick_ms_min: int = _setting(20, "event coalescing tick for a small room")
-    tick_ms_max: int = _setting(200, "event coalescing tick for the largest rooms")
+    tick_ms_max: int = _setting(100, "event coalescing tick for the largest rooms")
     tick_viewers_per_ms: int = _setting(25, "viewers in a room per extra millisecond of tick")
     like_flush_ms: int = _setting(500, "how often a node publishes aggregated likes")
     presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")

@@ -14,7 +14,7 @@ from typing import Any
 from livecore.node import Node
 from livecore.streams import get_stream
 from signaling import moderation, protocol
-from signaling.bus import Bus, BusMessage
+from signaling.bus import Bus, BusMessage, RoomPosition
 from signaling.connection import Viewer
 from signaling.hub import Hub
 from signaling.metrics import SignalingMetrics
@@ -85,33 +85,35 @@ class Plane:
     # joining
 
     async def join_events(
-        self, room_id: int, viewer: Viewer, since: tuple[str, int] | None
+        self, room_id: int, viewer: Viewer, since: tuple[str, int] | None, stream_state: str
     ) -> tuple[list[dict[str, Any]], int]:
         """What a joining connection gets first (a snapshot, a replay, or a reset and snapshot) and its seq."""
         position = await self.bus.position(room_id)
         if since is None:
-            return [await self.snapshot(room_id, viewer, position.seq)], position.seq
+            return [await self.snapshot(room_id, viewer, position, stream_state)], position.seq
         epoch, since_seq = since
         reason = _resume_refusal(epoch, since_seq, position.epoch, position.seq, position.oldest_seq)
         if reason:
             reset = {"type": "reset", "epoch": position.epoch, "seq": position.seq,
                      "ts": self.clock.now_ms(), "reason": reason}
-            return [reset, await self.snapshot(room_id, viewer, position.seq)], position.seq
+            return [reset, await self.snapshot(room_id, viewer, position, stream_state)], position.seq
         missed = await self.bus.replay(room_id, since_seq, position.seq)
         return [m.event for m in missed], position.seq
 
-    async def snapshot(self, room_id: int, viewer: Viewer, at_seq: int) -> dict[str, Any]:
-        position = await self.bus.position(room_id)
-        stream = await get_stream(self.node.pool, room_id)
+    async def snapshot(
+        self, room_id: int, viewer: Viewer, position: RoomPosition, stream_state: str
+    ) -> dict[str, Any]:
+        """The room as a joiner first sees it. Joins come in storms, so this costs one Redis read beyond the
+        position: the viewer count is the one the presence loop last read, not a fresh query."""
         rules = self.rules(room_id)
         recent = await self.bus.recent(room_id, self.settings.snapshot_recent_chat_max * 2)
-        viewers = await self.viewer_counts([room_id])
+        local = len(self.hub.rooms[room_id].connections) if room_id in self.hub.rooms else 1
         return {
-            "type": "snapshot", "room": room_id, "epoch": position.epoch, "seq": at_seq, "ts": self.clock.now_ms(),
-            "viewers": max(viewers.get(room_id, 0), 1), "likes": position.likes,
-            "state": stream.state if stream else "ended",
+            "type": "snapshot", "room": room_id, "epoch": position.epoch, "seq": position.seq,
+            "ts": self.clock.now_ms(), "viewers": max(self._last_viewers.get(room_id, 0), local),
+            "likes": position.likes, "state": stream_state,
             "slow_mode_s": rules.slow_mode_s if rules else 0,
-            "recent": _visible_chat(recent, at_seq)[-self.settings.snapshot_recent_chat_max:],
+            "recent": _visible_chat(recent, position.seq)[-self.settings.snapshot_recent_chat_max:],
             "you": {"id": viewer.user_id, "name": viewer.name, "is_moderator": viewer.is_moderator},
         }
 

@@ -11,7 +11,7 @@ from livecore.accounts import get_account
 from livecore.accounts.session import optional_account, require_account
 from livecore.http import Problem, operation, parse_body
 from livecore.node import NODE
-from livecore.streams import get_stream
+from livecore.streams import Stream, get_stream
 from signaling import moderation, protocol
 from signaling.commands import CommandError, run_command, send_error
 from signaling.connection import Connection, Viewer
@@ -52,7 +52,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         return await _refuse(ws, plane, "too-many-connections", "connections_per_user_max",
                              protocol.CLOSE_TOO_MANY_CONNECTIONS)
     try:
-        await _serve(request, ws, plane, room_id, viewer, account.roles if account else [], subprotocol, since)
+        await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol, since)
     except Exception:
         # The upgrade is done: no HTTP error can be sent any more, only a close code.
         log.exception("room socket failed for room %d", room_id)
@@ -64,10 +64,11 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    request: web.Request, ws: web.WebSocketResponse, plane: Plane, room_id: int, viewer: Viewer,
+    request: web.Request, ws: web.WebSocketResponse, plane: Plane, stream: Stream, viewer: Viewer,
     roles: list[str], subprotocol: str, since: tuple[str, int] | None,
 ) -> None:
     settings = plane.settings
+    room_id = stream.id
     assert request.transport is not None
     conn = Connection(
         transport=request.transport, subprotocol=subprotocol, viewer=viewer, metrics=plane.metrics,
@@ -84,7 +85,7 @@ async def _serve(
             return
         conn.viewer = Viewer(viewer.user_id, viewer.name, bool(viewer.user_id) and rules.is_moderator(
             viewer.user_id, roles))
-        first, position_seq = await plane.join_events(room_id, conn.viewer, since)
+        first, position_seq = await plane.join_events(room_id, conn.viewer, since, stream.state)
         conn.finish_join(first, position_seq)
         await _read_commands(ws, plane, conn, room_id)
     finally:
