@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from livecore.clock import Clock
 from livecore.config import Settings
-from signaling.bus import Bus, BusMessage, unpack_message
+from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
@@ -35,6 +36,10 @@ class RoomHub:
         self.attaching = 0
         self.subscribed = False
         self.last_seq = 0
+        # What a joiner's snapshot needs, kept current from the bus so a join costs no Redis round trip.
+        self.epoch = ""
+        self.likes = 0
+        self.recent_chat: deque[dict[str, Any]] = deque(maxlen=hub.settings.snapshot_recent_chat_max)
         self.pending: list[dict[str, Any]] = []
         self.held: list[BusMessage] = []
         self.filling = False
@@ -76,14 +81,27 @@ class RoomHub:
 
     def _accept(self, message: BusMessage) -> None:
         self.last_seq = message.seq
+        event = message.event
         try:
-            self.hub.on_room_event(self.room_id, message.event)
+            self.hub.on_room_event(self.room_id, event)
         except Exception:
-            log.exception("room %d: side effect of %s failed; delivering it anyway", self.room_id, message.event)
-        if message.event["type"] == "chat" and not self._take_chat_token():
-            self.hub.metrics.lossy_dropped.labels(reason="display_rate").inc()
-            return
-        self.add(message.event)
+            log.exception("room %d: side effect of %s failed; delivering it anyway", self.room_id, event)
+        if event["type"] == "chat":
+            if not self._take_chat_token():
+                self.hub.metrics.lossy_dropped.labels(reason="display_rate").inc()
+                return
+            self.recent_chat.append(event)
+        elif event["type"] == "like":
+            self.likes = event["total"]
+        elif event["type"] == "moderation" and event.get("action") == "delete":
+            self.recent_chat = deque((c for c in self.recent_chat if c["id"] != event["id"]),
+                                     maxlen=self.recent_chat.maxlen)
+        self.add(event)
+
+    def load_position(self, position: RoomPosition, recent: list[BusMessage]) -> None:
+        """Start from the room's log as Redis holds it when this node subscribes."""
+        self.last_seq, self.epoch, self.likes = position.seq, position.epoch, position.likes
+        self.recent_chat.extend(visible_chat(recent, position.seq)[-self.recent_chat.maxlen:])
 
     def add(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
@@ -163,7 +181,9 @@ class Hub:
             try:
                 room.rules = await self._on_room_opened(room.room_id)
                 await self.bus.subscribe(room.room_id)
-                room.last_seq = (await self.bus.position(room.room_id)).seq
+                position = await self.bus.position(room.room_id)
+                recent = await self.bus.recent(room.room_id, self.settings.snapshot_recent_chat_max * 2)
+                room.load_position(position, recent)
                 room.subscribed = True
                 self.metrics.rooms.inc()
                 waiter.set_result(None)
@@ -195,3 +215,9 @@ class Hub:
 
     def viewers_by_room(self) -> dict[int, int]:
         return {room_id: len(room.connections) for room_id, room in self.rooms.items()}
+
+
+def visible_chat(messages: list[BusMessage], at_seq: int) -> list[dict[str, Any]]:
+    """The chat among `messages` up to `at_seq` that no moderator deleted, oldest first."""
+    deleted = {m.event["id"] for m in messages if m.event.get("action") == "delete"}
+    return [m.event for m in messages if m.event["type"] == "chat" and m.seq <= at_seq and m.seq not in deleted]

@@ -14,9 +14,9 @@ from typing import Any
 from livecore.node import Node
 from livecore.streams import get_stream
 from signaling import moderation, protocol
-from signaling.bus import Bus, BusMessage, RoomPosition
+from signaling.bus import Bus
 from signaling.connection import Viewer
-from signaling.hub import Hub
+from signaling.hub import Hub, RoomHub
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
 from signaling.presence import Presence
@@ -87,33 +87,32 @@ class Plane:
     async def join_events(
         self, room_id: int, viewer: Viewer, since: tuple[str, int] | None, stream_state: str
     ) -> tuple[list[dict[str, Any]], int]:
-        """What a joining connection gets first (a snapshot, a replay, or a reset and snapshot) and its seq."""
-        position = await self.bus.position(room_id)
+        """What a joining connection gets first (a snapshot, a replay, or a reset and snapshot) and its seq.
+
+        The connection must already be attached to the room: a snapshot is then taken from the room's state on
+        this node, with no await in between, so everything after it reaches the connection as events."""
+        room = self.hub.rooms[room_id]
         if since is None:
-            return [await self.snapshot(room_id, viewer, position, stream_state)], position.seq
+            return [self.snapshot(room, viewer, stream_state)], room.last_seq
+        position = await self.bus.position(room_id)
         epoch, since_seq = since
         reason = _resume_refusal(epoch, since_seq, position.epoch, position.seq, position.oldest_seq)
         if reason:
-            reset = {"type": "reset", "epoch": position.epoch, "seq": position.seq,
-                     "ts": self.clock.now_ms(), "reason": reason}
-            return [reset, await self.snapshot(room_id, viewer, position, stream_state)], position.seq
+            reset = {"type": "reset", "epoch": room.epoch, "seq": room.last_seq, "ts": self.clock.now_ms(),
+                     "reason": reason}
+            return [reset, self.snapshot(room, viewer, stream_state)], room.last_seq
         missed = await self.bus.replay(room_id, since_seq, position.seq)
         return [m.event for m in missed], position.seq
 
-    async def snapshot(
-        self, room_id: int, viewer: Viewer, position: RoomPosition, stream_state: str
-    ) -> dict[str, Any]:
-        """The room as a joiner first sees it. Joins come in storms, so this costs one Redis read beyond the
-        position: the viewer count is the one the presence loop last read, not a fresh query."""
-        rules = self.rules(room_id)
-        recent = await self.bus.recent(room_id, self.settings.snapshot_recent_chat_max * 2)
-        local = len(self.hub.rooms[room_id].connections) if room_id in self.hub.rooms else 1
+    def snapshot(self, room: RoomHub, viewer: Viewer, stream_state: str) -> dict[str, Any]:
+        """The room as a joiner first sees it, from this node's copy of the room state."""
+        rules = room.rules
         return {
-            "type": "snapshot", "room": room_id, "epoch": position.epoch, "seq": position.seq,
-            "ts": self.clock.now_ms(), "viewers": max(self._last_viewers.get(room_id, 0), local),
-            "likes": position.likes, "state": stream_state,
-            "slow_mode_s": rules.slow_mode_s if rules else 0,
-            "recent": _visible_chat(recent, position.seq)[-self.settings.snapshot_recent_chat_max:],
+            "type": "snapshot", "room": room.room_id, "epoch": room.epoch, "seq": room.last_seq,
+            "ts": self.clock.now_ms(),
+            "viewers": max(self._last_viewers.get(room.room_id, 0), len(room.connections)),
+            "likes": room.likes, "state": stream_state, "slow_mode_s": rules.slow_mode_s if rules else 0,
+            "recent": list(room.recent_chat),
             "you": {"id": viewer.user_id, "name": viewer.name, "is_moderator": viewer.is_moderator},
         }
 
@@ -192,11 +191,3 @@ def _resume_refusal(epoch: str, since_seq: int, epoch_now: str, seq_now: int, ol
     if since_seq < seq_now and since_seq + 1 < oldest_seq:
         return "window-exceeded"
     return ""
-
-
-def _visible_chat(messages: list[BusMessage], at_seq: int) -> list[dict[str, Any]]:
-    deleted = {m.event["id"] for m in messages if m.event.get("action") == "delete"}
-    return [
-        m.event for m in messages
-        if m.event["type"] == "chat" and m.seq <= at_seq and m.seq not in deleted
-    ]

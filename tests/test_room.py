@@ -60,6 +60,11 @@ async def test_likes_are_aggregated_with_a_total(node: RunningNode) -> None:
         await send(socket, {"type": "like", "count": 3})
     likes = _of(await events_until(socket, lambda got: sum(e["count"] for e in _of(got, "like")) >= 12), "like")
     assert len(likes) < 4 and likes[-1]["total"] == 12
+    await send(socket, {"type": "chat", "text": "seen by the next joiner"})
+    await events_until(socket, lambda got: bool(_of(got, "chat")))
+    [snapshot] = await receive_events(await node.ws(stream["id"]))  # taken from the node's copy of the room
+    assert snapshot["likes"] == 12 and [c["text"] for c in snapshot["recent"]] == ["seen by the next joiner"]
+    assert snapshot["viewers"] >= 2
 
 
 async def test_resume_gets_exactly_the_missed_events(node: RunningNode) -> None:
