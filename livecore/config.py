@@ -46,6 +46,7 @@ class Settings:
     blocked_words_max: int = _setting(200, "blocked words per room")
     timeout_s_max: int = _setting(7 * 24 * 3600, "longest chat timeout a moderator may give")
     chat_display_per_s_max: int = _setting(120, "chat messages per second a room shows; more are sampled")
+    publish_queue_events_max: int = _setting(10000, "chat queued on a node for the bus; more is refused as busy")
     replay_events_max: int = _setting(1000, "room events kept for resume; older resumes get a reset")
     snapshot_recent_chat_max: int = _setting(30, "chat messages included in a join snapshot")
     backlog_events_max: int = _setting(500, "must-deliver events queued for a slow connection before it is closed")

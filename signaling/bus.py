@@ -106,13 +106,21 @@ class Bus:
 
     async def publish(self, room_id: int, event: dict[str, Any], like_delta: int = 0) -> tuple[str, int]:
         """Append `event` to the room's log and fan it out; returns (epoch, seq)."""
+        epoch, seq = await self._publish(**self._script_call(room_id, event, like_delta))
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
+
+    async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        """Publish (room_id, event) pairs in order, all in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id, event in events:
+                await self._publish(**self._script_call(room_id, event, 0), client=pipe)
+            await pipe.execute()
+
+    def _script_call(self, room_id: int, event: dict[str, Any], like_delta: int) -> dict[str, list[Any]]:
         tag = room_tag(room_id)
         keys = [f"lc:{tag}:seq", f"lc:{tag}:epoch", f"lc:{tag}:replay", f"lc:{tag}:state", room_channel(room_id)]
         body = msgpack.packb(event, use_bin_type=True)
-        epoch, seq = await self._publish(
-            keys=keys, args=[body, secrets.token_hex(6), self._replay_events_max, like_delta]
-        )
-        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
+        return {"keys": keys, "args": [body, secrets.token_hex(6), self._replay_events_max, like_delta]}
 
     async def subscribe(self, room_id: int) -> None:
         """Subscribe this node to a room; returns once Redis has confirmed, so nothing after is missed."""

@@ -70,7 +70,9 @@ async def chat(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
         if wait_ms:
             raise CommandError("slow-mode", f"slow mode is on: wait {(wait_ms + 999) // 1000} s", "slow_mode_s",
                                rules.slow_mode_s)
-    await plane.publish(room_id, {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name}, "text": text})
+    if not plane.publish_soon(room_id, {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name},
+                                        "text": text}):
+        raise CommandError("busy", "this node is overloaded; try again shortly", "publish_queue_events_max")
 
 
 async def like(plane: Plane, conn: Connection, room_id: int, command: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from signaling.connection import Viewer
 from signaling.hub import Hub, RoomHub
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
+from signaling.outbox import Outbox
 from signaling.presence import Presence
 from signaling.ratelimit import TokenBuckets
 
@@ -42,6 +43,7 @@ class Plane:
         self.clock = node.clock
         self.metrics = SignalingMetrics(node.registry)
         self.bus = Bus(node.redis, s.replay_events_max)
+        self.outbox = Outbox(self.bus, s.publish_queue_events_max)
         self.presence = Presence(node.redis, s.node_id, s.presence_ttl_ms)
         self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room)
         self.chat_limits = TokenBuckets(s.chat_per_user_per_10s_max, s.chat_per_user_per_10s_max / 10)
@@ -55,6 +57,7 @@ class Plane:
         await self.presence.reset()
         await self.presence.report(self.clock.now_ms(), Counter())
         await self.bus.start(f"lc:node:{self.settings.node_id}:control")
+        self.outbox.start()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.presence_refresh_ms, self.refresh_presence)),
             asyncio.create_task(self._every(self.settings.like_flush_ms, self.flush_likes)),
@@ -68,6 +71,7 @@ class Plane:
             for conn in list(room.connections):
                 conn.close(protocol.CLOSE_GOING_AWAY, "node shutting down")
         await self.flush_likes()
+        await self.outbox.stop()
         await self.presence.leave()
         await self.bus.stop()
 
@@ -78,6 +82,14 @@ class Plane:
         _, seq = await self.bus.publish(room_id, event, like_delta)
         self.metrics.events_in.labels(type=event["type"]).inc()
         return seq
+
+    def publish_soon(self, room_id: int, event: dict[str, Any]) -> bool:
+        """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full."""
+        event.setdefault("ts", self.clock.now_ms())
+        if not self.outbox.offer(room_id, event):
+            return False
+        self.metrics.events_in.labels(type=event["type"]).inc()
+        return True
 
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]:
         return await self.presence.viewer_counts(self.clock.now_ms(), room_ids)

@@ -189,3 +189,13 @@ async def test_stream_end_reaches_the_room(node: RunningNode) -> None:
         assert r.status == 200
     [state] = _of(await events_until(socket, lambda got: bool(_of(got, "stream"))), "stream")
     assert state["state"] == "ended" and state["seq"] > 0
+
+
+async def test_a_full_publish_queue_refuses_chat_by_name(node_factory: NodeFactory) -> None:
+    node = await node_factory(publish_queue_events_max=0)
+    _, stream = await _room(node)
+    socket = await node.ws(stream["id"], (await node.signup())["token"])
+    await receive_events(socket)
+    await send(socket, {"type": "chat", "text": "anyone?"})
+    [error] = _of(await events_until(socket, lambda got: bool(_of(got, "error"))), "error")
+    assert error["code"] == "busy" and error["limit"] == "publish_queue_events_max"
