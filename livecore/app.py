@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,6 +92,11 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
         finally:
             await client.aclose()
             await pool_redis.aclose()
-            await pool.close()
+            try:
+                # asyncpg waits for every connection to come back; a stuck holder must not stop a shutdown.
+                await asyncio.wait_for(pool.close(), settings.shutdown_s_max)
+            except TimeoutError:
+                log.warning("PostgreSQL connections still busy after %d s; terminating them", settings.shutdown_s_max)
+                pool.terminate()
 
     return context

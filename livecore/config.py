@@ -32,6 +32,7 @@ class Settings:
 
     token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
     db_pool_size_max: int = _setting(20, "PostgreSQL connections per node")
+    shutdown_s_max: int = _setting(10, "how long a stopping node waits for busy database connections")
     redis_connections_max: int = _setting(64, "Redis connections per node (commands wait for a free one)")
     redis_wait_s_max: int = _setting(10, "how long a Redis command may wait for a free connection")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +16,8 @@ from livecore.app import build_app
 from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+
+NODE_STOP_S_MAX = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +58,13 @@ async def node_factory(servers: Servers, http: aiohttp.ClientSession) -> AsyncIt
 
     yield start
     for running in reversed(started):
-        await running.stop()
+        try:
+            await asyncio.wait_for(running.stop(), NODE_STOP_S_MAX)
+        except TimeoutError:
+            # Say what the node was still waiting for, instead of hanging until the test timeout.
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=6, file=sys.stderr)
+            raise
 
 
 @pytest.fixture

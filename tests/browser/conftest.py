@@ -6,6 +6,7 @@ stop running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -56,12 +57,10 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
-    """`await open_page(url, token=None)`: a page in a new context, logged in when given a session token.
-
-    Uncaught JavaScript errors on any page fail the test at teardown.
-    """
+@contextlib.asynccontextmanager
+async def page_opener(browser: Browser) -> AsyncIterator[OpenPage]:
+    """`await open_new(url, token=None)` opens a page in a new context (cookie jar), logged in when given a
+    session token; the contexts close on exit, and uncaught JavaScript errors on any page fail the test."""
     contexts: list[BrowserContext] = []
     page_errors: list[str] = []
 
@@ -80,6 +79,13 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     for context in contexts:
         await context.close()
     assert not page_errors, f"uncaught JavaScript errors: {page_errors}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
+    """`await open_page(url, token=None)`: a page in a new context, logged in when given a session token."""
+    async with page_opener(browser) as open_new:
+        yield open_new
 
 
 @pytest_asyncio.fixture(loop_scope="session")

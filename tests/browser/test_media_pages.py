@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import ACTION_TIMEOUT_MS, CHROMIUM, LAUNCH_ARGS, SESSION_COOKIE, _require_chromium
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from conftest import CHROMIUM, LAUNCH_ARGS, _require_chromium, page_opener
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 pytestmark = pytest.mark.browser
 
@@ -42,24 +42,8 @@ async def media_browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def open_media_page(media_browser: Browser) -> AsyncIterator[OpenMediaPage]:
-    contexts: list[BrowserContext] = []
-    page_errors: list[str] = []
-
-    async def open_new(url: str, *, token: str | None = None) -> Page:
-        context = await media_browser.new_context(viewport={"width": 1280, "height": 800})
-        contexts.append(context)
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        if token is not None:
-            await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
-        page = await context.new_page()
-        page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))
-        await page.goto(url)
-        return page
-
-    yield open_new
-    for context in contexts:
-        await context.close()
-    assert not page_errors, f"uncaught JavaScript errors: {page_errors}"
+    async with page_opener(media_browser) as open_new:
+        yield open_new
 
 
 async def frames_decoded(page: Page) -> int:
