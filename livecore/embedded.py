@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -173,10 +172,3 @@ def _read_pid(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
 
-
-def pg_system_user_exists() -> bool:
-    try:
-        pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
-        return False
-    return True

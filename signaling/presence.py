@@ -83,6 +83,3 @@ class Presence:
 
     async def release_connection(self, user_id: int) -> None:
         await self._redis.hincrby(self._conns_key, str(user_id), -1)
-
-    async def alive_nodes(self, now_ms: int) -> list[str]:
-        return [n.decode() for n in await self._redis.zrangebyscore(REGISTRY, now_ms, "+inf")]

@@ -34,7 +34,6 @@ SUBPROTOCOLS = (JSON, MSGPACK)
 # Close codes in the private range 4000-4999 (RFC 6455 section 7.4.2).
 CLOSE_SLOW_CONSUMER = 4008  # the must-deliver backlog overflowed; resume with ?since=
 CLOSE_BANNED = 4003
-CLOSE_UNAUTHORIZED = 4001
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 CLOSE_GOING_AWAY = 1001
 
