@@ -29,6 +29,7 @@ from commerce.providers import (
 from livecore.accounts import get_account
 from livecore.http import Problem
 from livecore.node import Node
+from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.commerce")
 
@@ -70,9 +71,7 @@ class Commerce:
                  self.catalogue.gift_version)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await stop_tasks(self._sweeper)
         if self._transport is not None:
             await self._transport.close_async()
 

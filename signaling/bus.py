@@ -20,6 +20,8 @@ from typing import Any
 import msgpack
 import redis.asyncio as redis
 
+from livecore.tasks import stop_tasks
+
 log = logging.getLogger("livecore.bus")
 
 _PUBLISH = """
@@ -99,9 +101,7 @@ class Bus:
         await self._confirmed[node_channel]
 
     async def stop(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        await stop_tasks(self._reader)
         await self._pubsub.aclose()
 
     async def publish(self, room_id: int, event: dict[str, Any], like_delta: int = 0) -> tuple[str, int]:

@@ -11,6 +11,7 @@ import logging
 from collections import deque
 from typing import Any
 
+from livecore.tasks import stop_tasks
 from signaling.bus import Bus
 
 log = logging.getLogger("livecore.outbox")
@@ -39,9 +40,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """Publish what is queued, then stop."""
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_tasks(self._task)
         await self._drain()
 
     async def _drain_forever(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from livecore.node import Node
 from livecore.streams import get_stream
+from livecore.tasks import stop_tasks
 from signaling import moderation, protocol
 from signaling.bus import Bus
 from signaling.connection import Viewer
@@ -64,9 +65,7 @@ class Plane:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(*self._tasks)
         for room in list(self.hub.rooms.values()):
             for conn in list(room.connections):
                 conn.close(protocol.CLOSE_GOING_AWAY, "node shutting down")

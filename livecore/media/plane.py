@@ -20,6 +20,7 @@ from livecore.media.room import MediaRoom, session_id
 from livecore.node import Node
 from livecore.streams import get_stream
 from livecore.streams import streams as stream_records
+from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.media")
 
@@ -45,10 +46,7 @@ class MediaPlane:
         self._upkeep = asyncio.create_task(self._run_upkeep())
 
     async def stop(self) -> None:
-        if self._upkeep:
-            self._upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._upkeep
+        await stop_tasks(self._upkeep)
         for room in list(self.rooms.values()):
             await self.end_room(room, "node shutting down")
         with contextlib.suppress(Exception):
