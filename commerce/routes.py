@@ -9,7 +9,7 @@ from commerce import gifts, payouts, purchases
 from commerce.ledger import balances, recent_transactions
 from commerce.service import Commerce
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body
+from livecore.http import Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
 
 COMMERCE = web.AppKey("commerce", Commerce)
@@ -46,13 +46,6 @@ def _idempotency_key(request: web.Request, from_body: str | None) -> str:
     return key
 
 
-def _int_id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, "not-found", f"there is nothing at id {raw!r}")
-    return int(raw)
-
-
 @operation("The coin packages on sale", tag="money")
 async def coin_packages(request: web.Request) -> web.Response:
     shop = request.app[COMMERCE]
@@ -73,7 +66,8 @@ async def create_purchase(request: web.Request) -> web.Response:
 @operation("One of your coin purchases and its state", auth=True, tag="money")
 async def get_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
-    row = await purchases.get_purchase(request.app[NODE].pool, account.id, _int_id(request))
+    purchase_id = path_id(request, "purchase-not-found", "purchase")
+    row = await purchases.get_purchase(request.app[NODE].pool, account.id, purchase_id)
     return json_response(purchases.purchase_view(row))
 
 
@@ -82,7 +76,8 @@ async def get_purchase(request: web.Request) -> web.Response:
 async def confirm_local_payment(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, LocalCard)
-    view = await purchases.confirm_local_payment(request.app[COMMERCE], account, _int_id(request), body.card_number)
+    purchase_id = path_id(request, "purchase-not-found", "purchase")
+    view = await purchases.confirm_local_payment(request.app[COMMERCE], account, purchase_id, body.card_number)
     return json_response(view)
 
 
@@ -117,14 +112,15 @@ async def send_gift(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewGift)
     key = _idempotency_key(request, body.idempotency_key)
-    result = await gifts.send_gift(request.app[COMMERCE], account, _int_id(request), body.gift_id, body.count, key)
+    stream_id = path_id(request, "stream-not-found", "stream")
+    result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count, key)
     return json_response(result)
 
 
 @operation("A stream's top gifters", tag="money")
 async def leaderboard(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    stream_id = _int_id(request)
+    stream_id = path_id(request, "stream-not-found", "stream")
     top = await gifts.leaderboard(node.pool, stream_id, node.settings.leaderboard_entries_max)
     return json_response({"stream_id": stream_id, "leaders": top})
 

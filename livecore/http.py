@@ -70,6 +70,17 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise Problem(400, "invalid-field", f"{where}: {first['msg']}", field=where) from exc
 
 
+BIGINT_MAX = 2**63 - 1  # ids are PostgreSQL bigints
+
+
+def path_id(request: web.Request, slug: str, noun: str, name: str = "id") -> int:
+    """An integer id from the URL path; anything that cannot be one of ours is a 404 `slug`, never a 500."""
+    raw = request.match_info[name]
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= BIGINT_MAX:
+        return int(raw)
+    raise Problem(404, slug, f"there is no {noun} {raw!r}")
+
+
 def operation(
     summary: str,
     *,

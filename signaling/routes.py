@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from livecore.accounts import get_account
 from livecore.accounts.session import optional_account, require_account
-from livecore.http import Problem, operation, parse_body
+from livecore.http import Problem, operation, parse_body, path_id
 from livecore.node import NODE
 from livecore.streams import Stream, get_stream
 from signaling import moderation, protocol
@@ -28,7 +28,7 @@ PLANE = web.AppKey("plane", Plane)
 )
 async def room_socket(request: web.Request) -> web.StreamResponse:
     node, plane = request.app[NODE], request.app[PLANE]
-    room_id = _room_id(request)
+    room_id = path_id(request, "stream-not-found", "room")
     stream = await get_stream(node.pool, room_id)
     if stream is None:
         raise Problem(404, "stream-not-found", f"there is no room {room_id}")
@@ -130,13 +130,6 @@ async def _refuse(
     return ws
 
 
-def _room_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise Problem(404, "stream-not-found", f"there is no room {raw!r}")
-    return int(raw)
-
-
 def _since(request: web.Request) -> tuple[str, int] | None:
     raw = request.query.get("since")
     if not raw:
@@ -156,7 +149,7 @@ class NewModerator(BaseModel):
 async def add_moderator(request: web.Request) -> web.Response:
     node, plane = request.app[NODE], request.app[PLANE]
     account = await require_account(request)
-    stream = await get_stream(node.pool, _room_id(request))
+    stream = await get_stream(node.pool, path_id(request, "stream-not-found", "room"))
     if stream is None:
         raise Problem(404, "stream-not-found", f"there is no room {request.match_info['id']}")
     if stream.creator_id != account.id:

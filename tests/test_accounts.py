@@ -153,3 +153,11 @@ async def test_health_readiness_and_metrics(node: RunningNode) -> None:
     assert "livecore_ws_connections" in text and "livecore_http_requests_total" in text
     async with node.http.get(f"{node.url}/no/such/page") as r:
         assert r.status == 404 and r.content_type == "application/problem+json"
+
+
+async def test_ids_that_cannot_exist_are_404_not_500(node: RunningNode) -> None:
+    for path in ("/api/streams/99999999999999999999", "/api/users/99999999999999999999", "/api/streams/%C2%B2",
+                 "/api/streams/99999999999999999999/leaderboard", "/ws/rooms/99999999999999999999"):
+        async with node.http.get(f"{node.url}{path}") as r:
+            assert r.status == 404, path
+            assert r.content_type == "application/problem+json"

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from livecore.accounts import accounts
 from livecore.accounts.session import COOKIE, require_account, set_session_cookie
-from livecore.http import Problem, json_response, operation, parse_body
+from livecore.http import Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
 
 
@@ -83,7 +83,7 @@ async def me(request: web.Request) -> web.Response:
 @operation("A user's public profile", tag="accounts")
 async def user_profile(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    account = await accounts.get_account(node.pool, _user_id(request))
+    account = await accounts.get_account(node.pool, path_id(request, "user-not-found", "user"))
     if account is None:
         raise Problem(404, "user-not-found", f"there is no user {request.match_info['id']}")
     return json_response({**account.public(), **await accounts.follow_counts(node.pool, account.id)})
@@ -92,22 +92,15 @@ async def user_profile(request: web.Request) -> web.Response:
 @operation("Follow a user", auth=True, status=204, tag="accounts")
 async def follow(request: web.Request) -> web.Response:
     account = await require_account(request)
-    await accounts.follow(request.app[NODE].pool, account.id, _user_id(request))
+    await accounts.follow(request.app[NODE].pool, account.id, path_id(request, "user-not-found", "user"))
     return web.Response(status=204)
 
 
 @operation("Stop following a user", auth=True, status=204, tag="accounts")
 async def unfollow(request: web.Request) -> web.Response:
     account = await require_account(request)
-    await accounts.unfollow(request.app[NODE].pool, account.id, _user_id(request))
+    await accounts.unfollow(request.app[NODE].pool, account.id, path_id(request, "user-not-found", "user"))
     return web.Response(status=204)
-
-
-def _user_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise Problem(404, "user-not-found", f"there is no user {raw!r}")
-    return int(raw)
 
 
 def add_routes(app: web.Application) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecore.http import Problem, operation
+from livecore.http import Problem, operation, path_id
 from livecore.media.plane import RELAY_HEADER, MediaPlane
 
 MEDIA = web.AppKey("media", MediaPlane)
@@ -12,10 +12,7 @@ SDP_TYPE = "application/sdp"
 
 
 def _stream_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise Problem(404, "stream-not-found", f"there is no stream {raw!r}")
-    return int(raw)
+    return path_id(request, "stream-not-found", "stream")
 
 
 async def _offer(request: web.Request) -> str:

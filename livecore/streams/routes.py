@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from livecore.accounts import is_adult
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body
+from livecore.http import Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
 from livecore.streams import streams
 
@@ -43,7 +43,7 @@ async def end_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
     was_live = (await _stream_or_404(request)).state == "live"
-    stream = await streams.end_stream(node.pool, _stream_id(request), account.id)
+    stream = await streams.end_stream(node.pool, path_id(request, "stream-not-found", "stream"), account.id)
     if was_live and node.rooms:
         await node.rooms.publish(stream.id, {"type": "stream", "state": "ended"})
     if node.media:
@@ -68,15 +68,8 @@ async def live_directory(request: web.Request) -> web.Response:
     return json_response({"streams": [s.public(viewers=counts.get(s.id, 0)) for s in ranked]})
 
 
-def _stream_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise Problem(404, "stream-not-found", f"there is no stream {raw!r}")
-    return int(raw)
-
-
 async def _stream_or_404(request: web.Request) -> streams.Stream:
-    stream = await streams.get_stream(request.app[NODE].pool, _stream_id(request))
+    stream = await streams.get_stream(request.app[NODE].pool, path_id(request, "stream-not-found", "stream"))
     if stream is None:
         raise Problem(404, "stream-not-found", f"there is no stream {request.match_info['id']}")
     return stream
