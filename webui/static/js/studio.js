@@ -2,6 +2,7 @@
 // room's chat, and ends the stream. Chat text goes on the page with textContent, never as HTML.
 
 import { ApiError, api, renderSession } from "./api.js";
+import { chatLineElement } from "./chatline.js";
 import { RoomClient } from "./room.js";
 import { endSession, negotiate, preferCodec } from "./webrtc.js";
 
@@ -157,19 +158,7 @@ function appendLine(li) {
 
 function addChat(event) {
   if (chatList.querySelector(`li[data-id="${CSS.escape(String(event.id))}"]`)) return;
-  const li = document.createElement("li");
-  li.dataset.id = String(event.id);
-  const author = document.createElement("span");
-  author.className = "author";
-  author.textContent = event.user?.name ?? "someone";
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = event.text;
-  const line = document.createElement("span");
-  line.className = "line";
-  line.append(author, text);
-  li.append(line);
-  appendLine(li);
+  appendLine(chatLineElement(event));
 }
 
 function applyRoomEvent(event) {

@@ -2,6 +2,7 @@
 // Everything a user typed is put on the page with textContent, never as HTML.
 
 import { ApiError, api, currentUser, renderSession } from "./api.js";
+import { chatLineElement } from "./chatline.js";
 import { applyGiftEvent, installGifts } from "./gifts.js";
 import { startPlayer } from "./player.js";
 import { RoomClient } from "./room.js";
@@ -140,22 +141,11 @@ function addChat(event) {
   const id = String(event.id);
   if (view.lines.has(id)) return; // a resume may replay what the snapshot already showed
   const user = event.user || {};
-  const li = document.createElement("li");
-  li.dataset.id = id;
+  const li = chatLineElement(event);
   li.dataset.userId = String(user.id ?? "");
   chatRefs.set(li, { id: event.id, userId: user.id });
   if (view.you && user.id === view.you.id) li.classList.add("mine");
   if (event.ts) li.title = new Date(event.ts).toLocaleTimeString();
-  const author = document.createElement("span");
-  author.className = "author";
-  author.textContent = user.name ?? "someone";
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = event.text;
-  const line = document.createElement("span");
-  line.className = "line";
-  line.append(author, text);
-  li.append(line);
   view.lines.set(id, li);
   if (view.you && view.you.is_moderator) li.append(modActions(li));
   appendLine(li);
