@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,14 @@ async def open_watch(node: Any, open_page: OpenPage) -> OpenWatch:
         return page
 
     return open_room
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+async def say(page: Page, text: str) -> None:
+    """Type a chat message and send it with Enter, as a user would."""
+    await page.locator("#chat-input").fill(text)
+    await page.locator("#chat-input").press("Enter")
+    await expect(page.locator("#chat-input")).to_have_value("")

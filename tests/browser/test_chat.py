@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import say, unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -18,15 +18,6 @@ OpenWatch = Callable[..., Awaitable[Page]]
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-async def say(page: Page, text: str) -> None:
-    """Type a chat message and send it with Enter, as a user would."""
-    await page.locator("#chat-input").fill(text)
-    await page.locator("#chat-input").press("Enter")
-    await expect(page.locator("#chat-input")).to_have_value("")
 
 
 async def sign_up_through_the_page(page: Page, username: str) -> None:

@@ -8,15 +8,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
 OpenPage = Callable[..., Awaitable[Page]]  # the `open_page` fixture of conftest.py
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
 
 
 async def test_directory_lists_a_live_stream_and_links_to_its_room(node: Any, open_page: OpenPage) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from conftest import say, unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -14,14 +14,6 @@ pytestmark = pytest.mark.browser
 OpenWatch = Callable[..., Awaitable[Page]]  # the `open_watch` fixture of conftest.py
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-async def say(page: Page, text: str) -> None:
-    await page.locator("#chat-input").fill(text)
-    await page.locator("#chat-input").press("Enter")
-    await expect(page.locator("#chat-input")).to_have_value("")
 
 
 async def room_with_creator(node: Any, title: str) -> tuple[dict[str, Any], dict[str, Any]]:
