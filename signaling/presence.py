@@ -58,8 +58,9 @@ class Presence:
         """Publish this node's viewer counts and extend its registration."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._rooms_key)
-            if viewers_by_room:
-                pipe.hset(self._rooms_key, mapping={str(r): n for r, n in viewers_by_room.items() if n > 0})
+            watched = {str(room): n for room, n in viewers_by_room.items() if n > 0}
+            if watched:  # a Counter keeps rooms whose last viewer left, at zero
+                pipe.hset(self._rooms_key, mapping=watched)
             # Garbage collection for a node that never comes back; liveness itself is the registry score.
             pipe.pexpire(self._rooms_key, self._ttl_ms * 20).pexpire(self._conns_key, self._ttl_ms * 20)
             pipe.zadd(REGISTRY, {self.node_id: now_ms + self._ttl_ms})

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 
+from collections import Counter
+
 import aiohttp
+import redis.asyncio as redis
 from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port
 from signaling.bus import room_channel
+from signaling.presence import Presence
 
 WAIT_S_MAX = 15.0
 
@@ -108,6 +113,20 @@ async def test_a_dead_node_stops_counting(servers: Servers, node_factory: NodeFa
     finally:
         if a.poll() is None:
             a.kill()
+
+
+async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> None:
+    client = redis.Redis.from_url(servers.redis_url)
+    presence = Presence(client, f"test-{secrets.token_hex(4)}", ttl_ms=5000)
+    room, now_ms = 10**12 + secrets.randbelow(10**6), int(time.time() * 1000)
+    try:
+        await presence.report(now_ms, Counter({room: 2}))
+        assert await presence.viewer_counts(now_ms, [room]) == {room: 2}
+        await presence.report(now_ms, Counter({room: 0}))  # the node still lists the room, at zero
+        assert await presence.viewer_counts(now_ms, [room]) == {room: 0}
+    finally:
+        await presence.leave()
+        await client.aclose()
 
 
 async def _healthy(http: aiohttp.ClientSession, url: str) -> bool:
