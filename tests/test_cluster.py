@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-
 from collections import Counter
 
 import aiohttp
