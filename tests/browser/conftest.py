@@ -1,4 +1,5 @@
-"""Browser fixtures: one headless Debian Chromium per test session, a fresh context (cookie jar) per user.
+"""Browser fixtures: one headless Debian Chromium per test session, a fresh context (cookie jar) per user, and a
+second Chromium with a fake camera for the studio.
 
 CI sets `CI`; there a missing Chromium fails the run instead of skipping, so the browser tests cannot silently
 stop running.
@@ -27,6 +28,8 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                   "--autoplay-policy=no-user-gesture-required"]
 SESSION_COOKIE = "livecore_session"
 # Long enough for a cold embedded server on a slow CI machine, short enough that a broken page fails quickly.
 ACTION_TIMEOUT_MS = 15_000
@@ -34,6 +37,7 @@ expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 OpenPage = Callable[..., Awaitable[Page]]
 OpenWatch = Callable[..., Awaitable[Page]]
+OpenMediaPage = Callable[..., Awaitable[Page]]
 
 
 def _require_chromium() -> None:
@@ -89,6 +93,24 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
         yield open_new
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def media_browser() -> AsyncIterator[Browser]:
+    """A second Chromium whose camera and microphone are Chromium's generated test pattern and beep."""
+    _require_chromium()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                    args=[*LAUNCH_ARGS, *FAKE_MEDIA_ARGS])
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_media_page(media_browser: Browser) -> AsyncIterator[OpenMediaPage]:
+    """`await open_media_page(url, token=None)`: like `open_page`, in the Chromium with the fake camera."""
+    async with page_opener(media_browser) as open_new:
+        yield open_new
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def open_watch(node: Any, open_page: OpenPage) -> OpenWatch:
     """`await open_watch(room_id, token=None)`: a room's watch page, connected, its snapshot applied."""
@@ -102,6 +124,22 @@ async def open_watch(node: Any, open_page: OpenPage) -> OpenWatch:
         return page
 
     return open_room
+
+
+async def go_live(node: Any, open_media_page: OpenMediaPage, title: str,
+                  creator: dict[str, Any] | None = None) -> tuple[Page, str]:
+    """Go live from the studio page with the fake camera (as `creator`, else a new creator): the page, connected to
+    its room, and the stream's id."""
+    creator = creator or await node.signup(roles=["creator"])
+    studio = await open_media_page(f"{node.url}/studio.html", token=creator["token"])
+    await studio.locator("#stream-title-input").fill(title)
+    await expect(studio.locator("#go-live")).to_be_enabled()
+    await studio.locator("#go-live").click()
+    await expect(studio.locator("#publish-state")).to_have_attribute("data-state", "live")
+    await expect(studio.locator("#conn-status")).to_have_attribute("data-state", "open")
+    href = await studio.locator("#watch-link").get_attribute("href")
+    assert href and href.startswith("/watch.html?room=")
+    return studio, href.split("=", 1)[1]
 
 
 def unique(prefix: str) -> str:

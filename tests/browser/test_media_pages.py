@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from conftest import CHROMIUM, LAUNCH_ARGS, _require_chromium, page_opener
-from playwright.async_api import Browser, Page, async_playwright, expect
+from conftest import OpenMediaPage, go_live
+from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
-FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                   "--autoplay-policy=no-user-gesture-required"]
 FRAMES_DECODED = """() => {
   const pc = window.livecorePlayer && window.livecorePlayer.pc;
   if (!pc) return 0;
@@ -26,24 +22,6 @@ FRAMES_DECODED = """() => {
     return frames;
   });
 }"""
-OpenMediaPage = Callable[..., Awaitable[Page]]
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def media_browser() -> AsyncIterator[Browser]:
-    """A second Chromium whose camera and microphone are Chromium's generated test pattern and beep."""
-    _require_chromium()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                                    args=[*LAUNCH_ARGS, *FAKE_MEDIA_ARGS])
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def open_media_page(media_browser: Browser) -> AsyncIterator[OpenMediaPage]:
-    async with page_opener(media_browser) as open_new:
-        yield open_new
 
 
 async def frames_decoded(page: Page) -> int:
@@ -56,18 +34,6 @@ async def wait_for_frames(page: Page, at_least: int, timeout_s: float = 20) -> i
         assert time.monotonic() < deadline, f"only {frames} video frames decoded"
         await asyncio.sleep(0.25)
     return frames
-
-
-async def go_live(node: Any, open_media_page: OpenMediaPage, title: str) -> tuple[Page, str]:
-    creator = await node.signup(roles=["creator"])
-    studio = await open_media_page(f"{node.url}/studio.html", token=creator["token"])
-    await studio.locator("#stream-title-input").fill(title)
-    await expect(studio.locator("#go-live")).to_be_enabled()
-    await studio.locator("#go-live").click()
-    await expect(studio.locator("#publish-state")).to_have_attribute("data-state", "live")
-    href = await studio.locator("#watch-link").get_attribute("href")
-    assert href and href.startswith("/watch.html?room=")
-    return studio, href.split("=", 1)[1]
 
 
 async def test_studio_goes_live_and_the_watch_page_plays_it(node: Any, open_media_page: OpenMediaPage) -> None:

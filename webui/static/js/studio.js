@@ -1,8 +1,10 @@
-// The studio: a creator previews camera and microphone, goes live over WHIP, sees the viewer count and the
-// room's chat, and ends the stream. Chat text goes on the page with textContent, never as HTML.
+// The studio: a creator previews camera and microphone, goes live over WHIP, sees the viewer count, the room's
+// chat, gifts as they arrive and the top gifters, and ends the stream. What users typed goes on the page with
+// textContent, never as HTML.
 
 import { ApiError, api, renderSession } from "./api.js";
 import { chatLineElement } from "./chatline.js";
+import { GiftFeed } from "./giftfeed.js";
 import { RoomClient } from "./room.js";
 import { endSession, negotiate, preferCodec } from "./webrtc.js";
 
@@ -11,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 const numbers = new Intl.NumberFormat();
 const preview = $("preview");
 const chatList = $("chat-list");
+const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
 
 const studio = {
   media: null, // the MediaStream from getUserMedia
@@ -166,6 +169,7 @@ function applyRoomEvent(event) {
     case "snapshot":
       for (const chat of event.recent ?? []) addChat(chat);
       $("viewer-count").textContent = numbers.format(event.viewers ?? 0);
+      giftFeed.refreshLeadersSoon(); // a join or a reset does not replay the gifts sent before it
       break;
     case "chat":
       addChat(event);
@@ -181,6 +185,7 @@ function applyRoomEvent(event) {
       }
       break;
     default:
+      giftFeed.apply(event); // gift, gift_end
       break;
   }
 }
@@ -197,6 +202,8 @@ function applyRoomStatus(state) {
 function connectRoom(streamId) {
   studio.room?.close();
   chatList.replaceChildren();
+  giftFeed.show(streamId);
+  $("studio-gifts").hidden = false;
   studio.room = new RoomClient(streamId, { onEvent: applyRoomEvent, onStatus: applyRoomStatus });
   studio.room.connect();
 }

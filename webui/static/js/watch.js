@@ -3,7 +3,8 @@
 
 import { ApiError, api, currentUser, renderSession } from "./api.js";
 import { chatLineElement } from "./chatline.js";
-import { applyGiftEvent, installGifts } from "./gifts.js";
+import { GiftFeed } from "./giftfeed.js";
+import { applyWalletEvent, installGiftTray } from "./gifts.js";
 import { startPlayer } from "./player.js";
 import { RoomClient } from "./room.js";
 
@@ -17,6 +18,7 @@ const chatList = $("chat-list");
 const chatInput = $("chat-input");
 const chatSend = $("chat-send");
 const numbers = new Intl.NumberFormat();
+const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
 
 const view = {
   you: null, // null for an anonymous viewer (the server says id 0)
@@ -187,6 +189,7 @@ function applySnapshot(snapshot) {
   setLikes(snapshot.likes ?? 0);
   setStreamState(snapshot.state ?? view.state);
   setSlowMode(snapshot.slow_mode_s ?? 0);
+  giftFeed.refreshLeadersSoon(); // a join or a reset does not replay the gifts sent before it
   if (view.you === null) setNotice("You are watching as a guest. ", loginLink("Log in to chat"), ".");
   updateChatControls();
 }
@@ -262,7 +265,8 @@ function applyEvent(event) {
       if (event.command !== "ping") systemLine(event.detail || `Error: ${event.code}`, "error");
       break;
     default:
-      applyGiftEvent(event); // gift, gift_end, wallet; newer types (auctions) belong to later pages
+      // gift, gift_end, wallet; newer types (auctions) belong to later pages
+      if (!giftFeed.apply(event)) applyWalletEvent(event);
       break;
   }
 }
@@ -358,7 +362,8 @@ async function main() {
     return;
   }
   if (!(await loadStream(roomId))) return;
-  currentUser().then((me) => installGifts(roomId, { me, creatorId: view.creatorId })).catch(() => {});
+  giftFeed.show(roomId);
+  currentUser().then((me) => installGiftTray(roomId, { me, creatorId: view.creatorId })).catch(() => {});
   const room = new RoomClient(roomId, { onEvent: applyEvent, onStatus: applyStatus });
   wireChat(room);
   wireLikes(room);
