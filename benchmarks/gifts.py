@@ -2,7 +2,8 @@
 
 Not a test. Starts embedded PostgreSQL and Valkey, one `livecore serve` node in a subprocess, signs up senders
 who buy coins through the local test provider, sends gifts for a fixed time and prints gifts/s, latency
-percentiles and the ledger invariant check.
+percentiles, CPU milliseconds per gift of each process (node, PostgreSQL, Valkey, this client: on a shared
+machine these say more than gifts/s) and the ledger invariant check.
 
     .venv/bin/python benchmarks/gifts.py --senders 64 --seconds 20
 """
@@ -26,6 +27,7 @@ import orjson
 from commerce import invariants
 from commerce.providers import SUCCEEDING_CARD
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from loadtest.cpumeter import MACHINE, CpuMeter, ProcessGroup
 
 START_S_MAX = 60.0
 
@@ -103,7 +105,19 @@ def start_node(args: argparse.Namespace, database_url: str, redis_url: str, data
                              str(data_dir / "node")], env=env)
 
 
-async def run(args: argparse.Namespace, database_url: str, server: subprocess.Popen, port: int) -> None:
+def cpu_meter(server: subprocess.Popen, pg: EmbeddedPostgres, valkey: EmbeddedValkey) -> CpuMeter:
+    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
+    valkey_pid = valkey.process.pid if valkey.process else None
+    return CpuMeter([
+        ProcessGroup("node", lambda: [server.pid], with_children=True),
+        ProcessGroup("postgres", lambda: [postmaster], with_children=True),
+        ProcessGroup("valkey", lambda: [valkey_pid] if valkey_pid else [], with_children=False),
+        ProcessGroup("client", lambda: [os.getpid()], with_children=False),
+    ])
+
+
+async def run(args: argparse.Namespace, database_url: str, server: subprocess.Popen, port: int,
+              meter: CpuMeter) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         connector = aiohttp.TCPConnector(limit=0)
@@ -125,12 +139,15 @@ async def run(args: argparse.Namespace, database_url: str, server: subprocess.Po
             latencies: list[float] = []
             errors: list[object] = []
             stop_at = time.monotonic() + args.seconds
-            started = time.perf_counter()
+            meter.sample()
+            started, started_monotonic = time.perf_counter(), time.monotonic()
             await asyncio.gather(*[
                 (_ws_sender if i % 2 else _http_sender)(http, url, s["token"], stream["id"], stop_at, latencies, errors)
                 for i, s in enumerate(senders)
             ])
             elapsed = time.perf_counter() - started
+            meter.sample()
+            cpu_s = meter.between(started_monotonic, time.monotonic())
     finally:
         server.terminate()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -144,6 +161,11 @@ async def run(args: argparse.Namespace, database_url: str, server: subprocess.Po
     print(f"gifts: {len(latencies)} ok, {len(errors)} refused; {len(latencies) / elapsed:.0f} gifts/s")
     print(f"latency ms: p50 {_percentile(latencies, .5) * 1000:.1f}  p99 {_percentile(latencies, .99) * 1000:.1f}  "
           f"max {max(latencies, default=0) * 1000:.1f}")
+    per_gift = "  ".join(f"{name} {cpu_s.get(name, 0) * 1000 / max(1, len(latencies)):.2f}"
+                         for name in ("node", "postgres", "valkey", "client"))
+    print(f"CPU ms per gift: {per_gift}")
+    print(f"machine busy {cpu_s.get(MACHINE, 0) / elapsed:.2f} of {os.cpu_count()} cores "
+          f"(more than node + postgres + valkey + client means other work shared the machine)")
     print(f"gift transactions in the journal: {journal}")
     print("invariants: " + ("all hold" if not broken else f"BROKEN {broken}"))
 
@@ -162,7 +184,7 @@ def main() -> None:
             port = free_port()
             server = start_node(args, database_url, redis_url, root, port)
             try:
-                asyncio.run(run(args, database_url, server, port))
+                asyncio.run(run(args, database_url, server, port, cpu_meter(server, pg, valkey)))
             finally:
                 server.terminate()
                 server.wait(timeout=30)

@@ -51,22 +51,25 @@ class ComboEnd:
 
 class Combos:
     def __init__(self, client: redis.Redis, window_ms: int, sweep_batch_max: int) -> None:
+        self._client = client
         self._window_ms = window_ms
         self._batch_max = sweep_batch_max
         self._hit = client.register_script(_HIT)
         self._sweep = client.register_script(_SWEEP)
 
-    async def hit(
-        self, stream_id: int, sender: dict[str, Any], gift: dict[str, Any], count: int, now_ms: int
-    ) -> tuple[int, ComboEnd | None]:
-        """The running combo count after this gift, and the end of a lapsed combo it replaced, if any."""
-        member = f"{stream_id}:{sender['id']}:{gift['id']}"
-        info = orjson.dumps({"stream_id": stream_id, "user": sender, "gift": gift}).decode()
-        combo, ended_info, ended_count = await self._hit(
-            keys=_KEYS, args=[member, count, now_ms, self._window_ms, info]
-        )
-        ended = _combo_end(ended_info, int(ended_count)) if ended_info else None
-        return int(combo), ended
+    async def hit_many(
+        self, hits: list[tuple[int, dict[str, Any], dict[str, Any], int]], now_ms: int
+    ) -> list[tuple[int, ComboEnd | None]]:
+        """For each (stream_id, sender, gift, count) in order, in one round trip: the running combo count after
+        it, and the end of a lapsed combo it replaced, if any."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for stream_id, sender, gift, count in hits:
+                member = f"{stream_id}:{sender['id']}:{gift['id']}"
+                info = orjson.dumps({"stream_id": stream_id, "user": sender, "gift": gift}).decode()
+                await self._hit(keys=_KEYS, args=[member, count, now_ms, self._window_ms, info], client=pipe)
+            replies = await pipe.execute()
+        return [(int(combo), _combo_end(ended_info, int(ended_count)) if ended_info else None)
+                for combo, ended_info, ended_count in replies]
 
     async def due(self, now_ms: int) -> list[ComboEnd]:
         """Claim every combo whose window has passed; each is returned to exactly one caller on any node."""

@@ -1,8 +1,10 @@
-"""Sending a gift: one journal transaction (viewer coins -> creator held diamonds + platform share), a room event
-with its combo count, and the per-stream top-gifter board kept beside it (derived, rebuildable)."""
+"""Sending a gift: one journal transaction (viewer coins -> creator held diamonds + platform share), committed in a
+batch with others (gift_batches.py), then a room event with its combo count; and the per-stream top-gifter board
+kept beside the journal (derived, rebuildable)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -10,25 +12,21 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from commerce import ledger, rules
-from commerce.ledger import Leg
+from commerce.gift_batches import Committed, GiftOrder
 from livecore.accounts import Account
 from livecore.http import Problem
-from livecore.streams import get_stream
+from livecore.tasks import stop_tasks
 
 if TYPE_CHECKING:
     from commerce.service import Commerce
 
 log = logging.getLogger("livecore.commerce.gifts")
 
-_SPEND_TODAY = (
-    "INSERT INTO gift_daily_spend (sender_id, day, coins) VALUES ($1, $2, $3)"
-    " ON CONFLICT (sender_id, day) DO UPDATE SET coins = gift_daily_spend.coins + EXCLUDED.coins"
-    " WHERE gift_daily_spend.coins + EXCLUDED.coins <= $4 RETURNING coins"
-)
-_LEADERS_ADD = (
-    "INSERT INTO gift_leaders (stream_id, sender_id, coins) VALUES ($1, $2, $3)"
-    " ON CONFLICT (stream_id, sender_id) DO UPDATE SET coins = gift_leaders.coins + EXCLUDED.coins"
-)
+_REFUSED = {  # gift_post_batch outcomes that refuse a gift: (status, detail); the outcome is the problem's slug
+    "stream-not-live": (409, "gifts can only be sent to a live stream"),
+    "insufficient-funds": (402, "the wallet does not hold enough for this"),
+    "wallet-frozen": (403, "this wallet is frozen after a refund or dispute; contact support"),
+}
 
 
 async def send_gift(
@@ -43,55 +41,31 @@ async def send_gift(
     if not 1 <= count <= settings.gift_count_per_send_max:
         raise Problem(400, "invalid-field", f"count must be from 1 to {settings.gift_count_per_send_max}",
                       field="count", rule="gift_count_per_send_max")
-    external_id = f"gift:{sender.id}:{idempotency_key}"
-    previous = await ledger.find_transaction(node.pool, external_id)
-    if previous is not None:
-        return await _replayed(commerce, sender.id, previous)
-    stream = await get_stream(node.pool, stream_id)
-    if stream is None:
-        raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
-    if stream.state != "live":
-        raise Problem(409, "stream-not-live", "gifts can only be sent to a live stream")
-    if stream.creator_id == sender.id:
+    creator_id = await commerce.creator_of(stream_id)
+    if creator_id == sender.id:
         raise Problem(400, "self-gift", "you cannot send gifts to your own stream")
     coins = gift.coins * count
-    now_ms = node.clock.now_ms()
-    details = {"gift_id": gift.id, "gift_version": commerce.catalogue.gift_version, "count": count,
-               "coins": coins, "rate_version": commerce.catalogue.rate.version, "creator_id": stream.creator_id}
-    legs = await _gift_legs(commerce, sender.id, stream.creator_id, coins, external_id)
-    async with node.pool.acquire() as conn, conn.transaction():
-        tx_id = await ledger.post(conn, "gift", external_id, now_ms, legs, actor_id=sender.id,
-                                  stream_id=stream_id, details=details)
-        if tx_id is None:  # a concurrent retry with the same key committed first
-            previous = await ledger.find_transaction(conn, external_id)
-            assert previous is not None
-            return await _replayed(commerce, sender.id, previous)
-        spent = await conn.fetchval(_SPEND_TODAY, sender.id, rules.utc_day(now_ms), coins,
-                                    settings.gift_coins_per_day_max)
-        if spent is None:
-            raise rules.daily_spend_refused(settings.gift_coins_per_day_max, coins)
-        await conn.execute(_LEADERS_ADD, stream_id, sender.id, coins)
-        balance = await conn.fetchval("SELECT balance FROM ledger_accounts WHERE id = $1", legs[0].account_id)
-    commerce.metrics.gifts.inc()
-    sender_public = {"id": sender.id, "name": sender.display_name}
-    await _announce(commerce, stream_id, tx_id, sender_public, asdict(gift), count, now_ms)
-    return {"transaction_id": tx_id, "stream_id": stream_id, "gift_id": gift.id, "count": count, "coins": coins,
-            "coins_balance": balance, "replayed": False}
-
-
-async def _gift_legs(commerce: Commerce, sender_id: int, creator_id: int, coins: int, spread: str) -> list[Leg]:
-    accounts = commerce.accounts
     creator_diamonds, platform_diamonds = commerce.catalogue.rate.split(coins)
-    wallet = await accounts.user(sender_id, ledger.COINS)
-    held = await accounts.user_shard(creator_id, ledger.EARNINGS_HELD, spread)
-    return [
-        Leg(wallet, ledger.COIN, -coins),
-        Leg(await accounts.platform(ledger.COIN_ISSUANCE, spread), ledger.COIN, coins),
-        Leg(await accounts.platform(ledger.DIAMOND_ISSUANCE, spread), ledger.DIAMOND,
-            -(creator_diamonds + platform_diamonds)),
-        Leg(held, ledger.DIAMOND, creator_diamonds),
-        Leg(await accounts.platform(ledger.PLATFORM_REVENUE, spread), ledger.DIAMOND, platform_diamonds),
-    ]
+    order = GiftOrder(
+        external_id=f"gift:{sender.id}:{idempotency_key}", sender_id=sender.id, sender_name=sender.display_name,
+        stream_id=stream_id, creator_id=creator_id, gift=gift, count=count, coins=coins,
+        creator_diamonds=creator_diamonds, platform_diamonds=platform_diamonds,
+        details={"gift_id": gift.id, "gift_version": commerce.catalogue.gift_version, "count": count,
+                 "coins": coins, "rate_version": commerce.catalogue.rate.version, "creator_id": creator_id},
+    )
+    posted = await commerce.gift_batches.post(order)
+    if posted.outcome == "duplicate":
+        previous = await ledger.find_transaction(node.pool, order.external_id)
+        assert previous is not None, "gift_post_batch reported a duplicate that is not in the journal"
+        return await _replayed(commerce, sender.id, previous)
+    if posted.outcome == "daily-spend-limit":
+        raise rules.daily_spend_refused(settings.gift_coins_per_day_max, coins)
+    if posted.outcome != "ok":
+        status, detail = _REFUSED[posted.outcome]
+        raise Problem(status, posted.outcome, detail)
+    commerce.metrics.gifts.inc()
+    return {"transaction_id": posted.transaction_id, "stream_id": stream_id, "gift_id": gift.id, "count": count,
+            "coins": coins, "coins_balance": posted.coins_balance, "replayed": False}
 
 
 async def _replayed(commerce: Commerce, sender_id: int, previous: asyncpg.Record) -> dict[str, Any]:
@@ -102,30 +76,62 @@ async def _replayed(commerce: Commerce, sender_id: int, previous: asyncpg.Record
             "coins_balance": balances.get("coins", {}).get("balance", 0), "replayed": True}
 
 
-async def _announce(
-    commerce: Commerce, stream_id: int, tx_id: int, sender: dict[str, Any], gift: dict[str, Any], count: int,
-    now_ms: int,
-) -> None:
-    """Publish the gift (and the end of a lapsed combo it replaced); the money is already committed."""
-    rooms = commerce.node.rooms
-    if rooms is None:
-        return
-    try:
-        combo, ended = await commerce.combos.hit(stream_id, sender, gift, count, now_ms)
-        if ended is not None:
-            await rooms.publish(ended.stream_id, ended.event)
-        await rooms.publish(stream_id, {"type": "gift", "id": tx_id, "user": sender, "gift": gift, "count": count,
-                                        "combo": combo})
-    except Exception:
-        log.exception("gift %d is committed but its room event could not be published", tx_id)
+class GiftAnnouncer:
+    """The room events of committed gifts, in commit order and off the commit path: a batch's combos are counted
+    in one Redis round trip and its events published in another. The money is committed before any of this; if
+    Redis is down the events are logged as lost and counted, never retried into a later, misleading combo."""
+
+    def __init__(self, commerce: Commerce, queue_batches_max: int) -> None:
+        self._commerce = commerce
+        self._queue: asyncio.Queue[tuple[int, Committed]] = asyncio.Queue(queue_batches_max)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        await stop_tasks(self._task)
+
+    def offer(self, now_ms: int, committed: Committed) -> None:
+        if not committed or self._commerce.node.rooms is None:
+            return
+        try:
+            self._queue.put_nowait((now_ms, committed))
+        except asyncio.QueueFull:
+            self._commerce.metrics.gift_events_lost.inc(len(committed))
+            log.error("%d committed gifts get no room event: the announcement queue is full", len(committed))
+
+    async def _run(self) -> None:
+        while True:
+            now_ms, committed = await self._queue.get()
+            try:
+                await self._announce(now_ms, committed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._commerce.metrics.gift_events_lost.inc(len(committed))
+                log.exception("%d gifts are committed but their room events could not be published", len(committed))
+
+    async def _announce(self, now_ms: int, committed: Committed) -> None:
+        rooms = self._commerce.node.rooms
+        assert rooms is not None
+        hits = [(o.stream_id, {"id": o.sender_id, "name": o.sender_name}, asdict(o.gift), o.count)
+                for o, _ in committed]
+        combos = await self._commerce.combos.hit_many(hits, now_ms)
+        events: list[tuple[int, dict[str, Any]]] = []
+        for (stream_id, sender, gift, count), (_, posted), (combo, ended) in zip(hits, committed, combos, strict=True):
+            if ended is not None:
+                events.append((ended.stream_id, ended.event))
+            events.append((stream_id, {"type": "gift", "id": posted.transaction_id, "user": sender, "gift": gift,
+                                       "count": count, "combo": combo}))
+        await rooms.publish_many(events)
 
 
 async def end_due_combos(commerce: Commerce) -> int:
     """Announce `gift_end` for every combo whose window has passed by the node's clock; how many ended."""
     ended = await commerce.combos.due(commerce.node.clock.now_ms())
-    if commerce.node.rooms is not None:
-        for end in ended:
-            await commerce.node.rooms.publish(end.stream_id, end.event)
+    if commerce.node.rooms is not None and ended:
+        await commerce.node.rooms.publish_many([(end.stream_id, end.event) for end in ended])
     return len(ended)
 
 

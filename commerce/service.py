@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from commerce import catalogue, gifts
 from commerce.catalogue import Catalogue
 from commerce.combos import Combos
+from commerce.gift_batches import GiftBatcher
 from commerce.ledger import Accounts
 from commerce.providers import (
     LocalPayments,
@@ -26,12 +27,14 @@ from commerce.providers import (
     StripePayouts,
     stripe_client,
 )
-from livecore.accounts import get_account
 from livecore.http import Problem
 from livecore.node import Node
+from livecore.streams import get_stream
 from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.commerce")
+
+_CREATORS_REMEMBERED_MAX = 100_000  # stream -> creator ids kept per node; forgotten all at once past this
 
 
 class CommerceMetrics:
@@ -39,6 +42,8 @@ class CommerceMetrics:
         self.ledger_transactions = Counter(
             "livecore_ledger_transactions", "Journal transactions posted", ["kind"], registry=registry)
         self.gifts = self.ledger_transactions.labels(kind="gift")
+        self.gift_events_lost = Counter(
+            "livecore_gift_events_lost", "Committed gifts whose room event could not be published", registry=registry)
         self.webhooks = Counter(
             "livecore_payment_webhooks", "Verified payment webhooks by outcome", ["outcome"], registry=registry)
 
@@ -60,17 +65,28 @@ class Commerce:
             self.payments, self.payouts = StripePayments(client), StripePayouts(client, node.pool)
         else:
             self.payments, self.payouts = LocalPayments(), LocalPayouts()
+        self.announcer = gifts.GiftAnnouncer(self, s.gift_announce_queue_batches_max)
+        self.gift_batches = GiftBatcher(
+            node.pool, self.accounts, node.clock, node.registry, batch_max=s.gift_batch_max,
+            queue_max=s.gift_queue_max, workers=s.gift_batch_workers, spend_max_coins=s.gift_coins_per_day_max,
+            on_committed=self.announcer.offer,
+        )
+        self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.catalogue = await catalogue.publish(self.node.pool)
         await self.accounts.create_platform_accounts()
+        self.announcer.start()
+        self.gift_batches.start()
         self._sweeper = asyncio.create_task(self._sweep_combos())
         log.info("commerce ready: payments through %s, gift catalogue v%d", self.payments.name,
                  self.catalogue.gift_version)
 
     async def stop(self) -> None:
+        await self.gift_batches.stop()
+        await self.announcer.stop()
         await stop_tasks(self._sweeper)
         if self._transport is not None:
             await self._transport.close_async()
@@ -92,12 +108,24 @@ class Commerce:
                 raise Problem(503, "webhooks-not-configured", "set stripe_webhook_secrets to receive Stripe events")
         return self._secrets
 
+    async def creator_of(self, stream_id: int) -> int:
+        """The creator of a stream (it never changes, so it is remembered); 404 when there is no such stream."""
+        creator_id = self._creators.get(stream_id)
+        if creator_id is None:
+            stream = await get_stream(self.node.pool, stream_id)
+            if stream is None:
+                raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
+            if len(self._creators) >= _CREATORS_REMEMBERED_MAX:
+                self._creators.clear()
+            creator_id = self._creators[stream_id] = stream.creator_id
+        return creator_id
+
     # GiftSender, for the room's `gift` command
 
     async def send_gift(
         self, sender_id: int, stream_id: int, gift_id: str, count: int, idempotency_key: str
     ) -> dict[str, Any]:
-        sender = await get_account(self.node.pool, sender_id)
+        sender = await self.node.accounts.get(sender_id)
         if sender is None:
             raise Problem(401, "bad-token", "the sender's account no longer exists")
         return await gifts.send_gift(self, sender, stream_id, gift_id, count, idempotency_key)

@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import Tokens
 from livecore.clock import Clock
 from livecore.config import Settings
@@ -24,6 +25,8 @@ class RoomEvents(Protocol):
     """What other contexts may ask of the room event plane (signaling/), without importing it."""
 
     async def publish(self, room_id: int, event: dict[str, Any]) -> int: ...
+
+    async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None: ...
 
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...
 
@@ -50,6 +53,7 @@ class Node:
     redis: redis.Redis
     tokens: Tokens
     registry: CollectorRegistry
+    accounts: AccountCache
     rooms: RoomEvents | None = field(default=None)
     gifts: GiftSender | None = field(default=None)
     media: MediaControl | None = field(default=None)

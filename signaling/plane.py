@@ -82,6 +82,14 @@ class Plane:
         self.metrics.events_in.labels(type=event["type"]).inc()
         return seq
 
+    async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        """Publish (room_id, event) pairs in order in one round trip (must-deliver, like `publish`)."""
+        now_ms = self.clock.now_ms()
+        for _, event in events:
+            event.setdefault("ts", now_ms)
+            self.metrics.events_in.labels(type=event["type"]).inc()
+        await self.bus.publish_many(events)
+
     def publish_soon(self, room_id: int, event: dict[str, Any]) -> bool:
         """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full."""
         event.setdefault("ts", self.clock.now_ms())
