@@ -16,6 +16,7 @@ import signaling
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
+from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
@@ -68,7 +69,8 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             secret = settings.secret or await shared_secret(pool)
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
-            node = Node(settings, clock, pool, client, Tokens(secret, settings.token_ttl_s, clock), registry)
+            accounts = AccountCache(pool, clock, settings.account_cache_ms, settings.account_cache_entries_max)
+            node = Node(settings, clock, pool, client, Tokens(secret, settings.token_ttl_s, clock), registry, accounts)
             app[NODE] = node
             operations.install_http_metrics(app)
             plane = signaling.Plane(node)

@@ -161,3 +161,23 @@ async def test_ids_that_cannot_exist_are_404_not_500(node: RunningNode) -> None:
         async with node.http.get(f"{node.url}{path}") as r:
             assert r.status == 404, path
             assert r.content_type == "application/problem+json"
+
+
+async def test_a_node_reuses_an_account_it_read_for_account_cache_ms(node_factory) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock()
+    node = await node_factory(clock=clock, account_cache_ms=2000)
+    created = await node.signup()
+    me = f"{node.url}/api/me"
+    headers = {"Authorization": f"Bearer {created['token']}"}
+
+    async def roles() -> list[str]:
+        async with node.http.get(me, headers=headers) as r:
+            return (await r.json())["roles"]
+
+    assert "moderator" not in await roles()
+    # What `livecore grant` does, from outside this node.
+    await node.node.pool.execute("UPDATE accounts SET roles = roles || '{moderator}' WHERE id = $1", created["id"])
+    assert "moderator" not in await roles()  # still the account this node read
+    clock.advance(2.001)
+    assert "moderator" in await roles()
+    assert await node.node.accounts.get(10**15) is None  # never remembered: a later sign-up is seen at once

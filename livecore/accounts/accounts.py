@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from livecore.accounts.tokens import hash_password, password_matches
+from livecore.clock import Clock
 from livecore.http import Problem
 
 ADULT_AGE_YEARS = 18
@@ -90,6 +91,34 @@ async def authenticate(pool: asyncpg.Pool, username: str, password: str) -> Acco
 async def get_account(pool: asyncpg.Pool, user_id: int) -> Account | None:
     row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM accounts WHERE id = $1", user_id)
     return _from_row(row) if row else None
+
+
+class AccountCache:
+    """Accounts as recently read, for the paths that authenticate every request (a gift, a room join).
+
+    An account changes only through `livecore grant` (its roles), which therefore reaches every node within
+    `ttl_ms`. An account that is not found is never remembered, so a new sign-up is seen at once.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, ttl_ms: int, entries_max: int) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._ttl_ms = ttl_ms
+        self._entries_max = entries_max
+        self._entries: dict[int, tuple[int, Account]] = {}  # user id -> (expires at ms, account), oldest first
+
+    async def get(self, user_id: int) -> Account | None:
+        now_ms = self._clock.now_ms()
+        found = self._entries.get(user_id)
+        if found is not None and found[0] > now_ms:
+            return found[1]
+        account = await get_account(self._pool, user_id)
+        self._entries.pop(user_id, None)
+        if account is not None and self._ttl_ms > 0:
+            if len(self._entries) >= self._entries_max:
+                del self._entries[next(iter(self._entries))]
+            self._entries[user_id] = (now_ms + self._ttl_ms, account)
+        return account
 
 
 async def follow(pool: asyncpg.Pool, follower_id: int, followee_id: int) -> None:

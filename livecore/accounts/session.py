@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecore.accounts.accounts import Account, get_account
+from livecore.accounts.accounts import Account
 from livecore.accounts.tokens import TokenError
 from livecore.http import Problem
 from livecore.node import NODE
@@ -30,7 +30,7 @@ async def optional_account(request: web.Request) -> Account | None:
         user_id = node.tokens.verify(token)
     except TokenError as exc:
         raise Problem(401, "bad-token", str(exc)) from exc
-    account = await get_account(node.pool, user_id)
+    account = await node.accounts.get(user_id)
     if account is None:
         raise Problem(401, "bad-token", "the token's account no longer exists")
     return account
