@@ -8,7 +8,7 @@ Stripe does and delivers it to the same webhook code. Coins are only ever credit
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import asyncpg
@@ -29,7 +29,45 @@ class PaymentProviderError(Exception):
 
 
 class PayoutFailed(Exception):
-    """The provider did not send the money; the message says why."""
+    """The provider did not send the money and will not: the payout is reversed; the message says why."""
+
+
+class PayoutUncertain(Exception):
+    """The provider could not be asked, or its answer was lost: the money may or may not have gone. The payout
+    stays pending and is sent again with the same idempotency key (or looked up) when it is retried."""
+
+
+class DestinationUnavailable(Exception):
+    """The provider could not be reached while setting up or checking a payout destination."""
+
+
+class DestinationRefused(Exception):
+    """The provider refused to create or link a payout destination; the message says why."""
+
+
+@dataclass(frozen=True)
+class PayoutDestination:
+    """Where a creator's payouts go and whether they can go there now.
+
+    state: none (nothing set up), onboarding (the creator has not finished the provider's forms), restricted
+    (submitted, but the provider still needs something or is verifying), active (payouts can be sent), rejected
+    (the provider refused the account), closed (the account no longer exists at the provider).
+    """
+
+    provider: str
+    state: str
+    account_id: str | None = None
+    payouts_enabled: bool = False
+    requirements_due: tuple[str, ...] = ()
+    disabled_reason: str | None = None
+    onboarding_url: str | None = None
+    onboarding_expires_at: int | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {"provider": self.provider, "state": self.state, "account_id": self.account_id,
+                "payouts_enabled": self.payouts_enabled, "requirements_due": list(self.requirements_due),
+                "disabled_reason": self.disabled_reason, "onboarding_url": self.onboarding_url,
+                "onboarding_expires_at": self.onboarding_expires_at}
 
 
 class PaymentProvider(Protocol):
@@ -43,7 +81,27 @@ class PaymentProvider(Protocol):
 class PayoutProvider(Protocol):
     name: str
 
-    async def send_payout(self, creator_id: int, amount_cents: int, idempotency_key: str) -> str: ...
+    async def destination(self, creator_id: int, now_ms: int, *, refresh: bool = True) -> PayoutDestination:
+        """The creator's payout destination (state `none` if nothing is set up), refreshed from the provider."""
+        ...
+
+    async def set_up_destination(
+        self, creator_id: int, country: str, return_url: str, refresh_url: str, now_ms: int
+    ) -> PayoutDestination:
+        """Create the creator's destination if needed; the answer carries where to finish setting it up."""
+        ...
+
+    async def refresh_account(self, account_id: str, now_ms: int) -> PayoutDestination | None:
+        """Re-read one destination account from the provider (after it told us it changed); None if not ours."""
+        ...
+
+    async def send_payout(
+        self, creator_id: int, amount_cents: int, idempotency_key: str, *, look_up_first: bool = False
+    ) -> str:
+        """Send the money; the provider's reference. PayoutFailed: not sent. PayoutUncertain: unknown.
+        `look_up_first`: first look for a transfer an earlier attempt with this key made (past the provider's
+        idempotency window a repeated key no longer protects against paying twice)."""
+        ...
 
 
 def stripe_client(secret_key: str, api_base: str, transport: stripe.AIOHTTPClient) -> stripe.StripeClient:
@@ -71,8 +129,50 @@ class StripePayments:
         return PaymentStart(intent.id, intent.client_secret or "")
 
 
+# Stripe keeps an idempotency key for at least 24 hours. A payout first sent longer ago than this is looked up by
+# its transfer group before it is sent again, because a repeated key would no longer stop a second transfer.
+PROVIDER_IDEMPOTENCY_WINDOW_S = 23 * 3600
+
+
+def _stripe_did_nothing(exc: stripe.StripeError) -> bool:
+    """Whether Stripe certainly did not act: a 4xx answer, except 409 (a concurrent request with the same
+    idempotency key), 429 (rate limited) and an idempotency error (the key was first used with other parameters,
+    say before the creator's destination changed: that first request may have sent money). No answer or a 5xx
+    leaves it unknown."""
+    status = exc.http_status
+    return (status is not None and 400 <= status < 500 and status not in (409, 429)
+            and not isinstance(exc, stripe.IdempotencyError))
+
+
+def _account_gone(exc: stripe.StripeError) -> bool:
+    """Stripe answers 403 account_invalid (or 404) for a connected account that was deleted or disconnected."""
+    return exc.http_status == 404 or (exc.http_status == 403 and exc.code == "account_invalid")
+
+
+def _destination_of(found: stripe.Account) -> PayoutDestination:
+    account = found.to_dict()
+    requirements = account.get("requirements") or {}
+    reason = requirements.get("disabled_reason")
+    due = list(dict.fromkeys([*(requirements.get("past_due") or []), *(requirements.get("currently_due") or [])]))
+    if reason and str(reason).startswith("rejected"):
+        state = "rejected"
+    elif (account.get("capabilities") or {}).get("transfers") == "active":
+        state = "active"
+    elif not account.get("details_submitted"):
+        state = "onboarding"
+    else:
+        state = "restricted"
+    return PayoutDestination("stripe", state, found.id, bool(account.get("payouts_enabled")), tuple(due), reason)
+
+
 class StripePayouts:
-    """Cash-out as a Stripe Connect transfer to the creator's connected account."""
+    """Cash-out as a Stripe Connect transfer to the creator's connected account.
+
+    The connected account is Express-style (Stripe hosts the onboarding forms and the creator's dashboard; the
+    platform pays the fees and carries the losses; only the `transfers` capability is requested): the platform
+    sends it a Transfer per payout, and Stripe pays the account's bank on the account's schedule. The creator's
+    account id and its last known state are kept in `payout_destinations`.
+    """
 
     name = "stripe"
 
@@ -80,20 +180,119 @@ class StripePayouts:
         self._client = client
         self._pool = pool
 
-    async def send_payout(self, creator_id: int, amount_cents: int, idempotency_key: str) -> str:
+    async def destination(self, creator_id: int, now_ms: int, *, refresh: bool = True) -> PayoutDestination:
+        row = await self._pool.fetchrow("SELECT * FROM payout_destinations WHERE creator_id = $1", creator_id)
+        if row is None:
+            return PayoutDestination(self.name, "none")
+        if not refresh or row["state"] in ("rejected", "closed"):
+            return _stored(row)
+        return await self._refresh(row["stripe_account"], now_ms)
+
+    async def set_up_destination(
+        self, creator_id: int, country: str, return_url: str, refresh_url: str, now_ms: int
+    ) -> PayoutDestination:
+        found = await self.destination(creator_id, now_ms)
+        if found.state in ("none", "closed"):
+            found = await self._create_account(creator_id, country, found.account_id, now_ms)
+        if found.state in ("active", "rejected"):
+            return found
+        try:
+            link = await self._client.v1.account_links.create_async({
+                "account": found.account_id, "type": "account_onboarding",
+                "return_url": return_url, "refresh_url": refresh_url,
+            })
+        except stripe.StripeError as exc:
+            raise _destination_error("create an onboarding link", exc) from exc
+        return replace(found, onboarding_url=link.url, onboarding_expires_at=link.expires_at)
+
+    async def refresh_account(self, account_id: str, now_ms: int) -> PayoutDestination | None:
+        if not await self._pool.fetchval("SELECT 1 FROM payout_destinations WHERE stripe_account = $1", account_id):
+            return None
+        return await self._refresh(account_id, now_ms)
+
+    async def send_payout(
+        self, creator_id: int, amount_cents: int, idempotency_key: str, *, look_up_first: bool = False
+    ) -> str:
         destination = await self._pool.fetchval(
             "SELECT stripe_account FROM payout_destinations WHERE creator_id = $1", creator_id
         )
         if destination is None:
             raise PayoutFailed("no Stripe connected account is set up for this creator")
+        group = f"livecore-{idempotency_key}"
+        if look_up_first:
+            try:
+                earlier = await self._client.v1.transfers.list_async({"transfer_group": group, "limit": 10})
+            except stripe.StripeError as exc:  # an earlier attempt may have sent it: never a reason to reverse
+                raise PayoutUncertain(f"Stripe could not be asked for earlier transfers: {exc}") from exc
+            for transfer in earlier.data:
+                if transfer.amount == amount_cents and transfer.destination == destination:
+                    return transfer.id
+            if earlier.data:
+                raise PayoutUncertain(f"transfer group {group} holds transfers that do not match this payout")
         try:
             transfer = await self._client.v1.transfers.create_async(
-                {"amount": amount_cents, "currency": "usd", "destination": destination},
+                {"amount": amount_cents, "currency": "usd", "destination": destination, "transfer_group": group,
+                 "description": f"livecore {idempotency_key}",
+                 "metadata": {"livecore_payout": idempotency_key, "livecore_creator_id": str(creator_id)}},
                 {"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as exc:
-            raise PayoutFailed(f"Stripe refused the transfer: {exc.user_message or exc}") from exc
+            if _stripe_did_nothing(exc):
+                raise PayoutFailed(f"Stripe refused the transfer: {exc.user_message or exc}") from exc
+            raise PayoutUncertain(f"Stripe's answer about the transfer was lost: {exc}") from exc
         return transfer.id
+
+    async def _create_account(
+        self, creator_id: int, country: str, replacing: str | None, now_ms: int
+    ) -> PayoutDestination:
+        # One key per creator (and per replaced account): a retry or a concurrent request gets the same account.
+        key = f"payout-destination-{creator_id}" + (f"-after-{replacing}" if replacing else "")
+        try:
+            account = await self._client.v1.accounts.create_async({
+                "country": country,
+                "controller": {"stripe_dashboard": {"type": "express"}, "fees": {"payer": "application"},
+                               "losses": {"payments": "application"}},
+                "capabilities": {"transfers": {"requested": True}},
+                "metadata": {"livecore_creator_id": str(creator_id)},
+            }, {"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise _destination_error("create a connected account", exc) from exc
+        created = _destination_of(account)
+        # A closed account is replaced; a concurrent request that stored one first wins (it has the same id).
+        await self._pool.execute(
+            "INSERT INTO payout_destinations (creator_id, stripe_account, state, created_ms, updated_ms)"
+            " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (creator_id) DO UPDATE"
+            " SET stripe_account = EXCLUDED.stripe_account, state = EXCLUDED.state,"
+            " created_ms = EXCLUDED.created_ms, updated_ms = EXCLUDED.updated_ms"
+            " WHERE payout_destinations.state = 'closed'",
+            creator_id, account.id, created.state, now_ms,
+        )
+        stored = await self._pool.fetchval(
+            "SELECT stripe_account FROM payout_destinations WHERE creator_id = $1", creator_id)
+        return created if stored == account.id else await self._refresh(stored, now_ms)
+
+    async def _refresh(self, account_id: str, now_ms: int) -> PayoutDestination:
+        try:
+            found = _destination_of(await self._client.v1.accounts.retrieve_async(account_id))
+        except stripe.StripeError as exc:
+            if not _account_gone(exc):
+                raise _destination_error("read the connected account", exc) from exc
+            found = PayoutDestination(self.name, "closed", account_id, disabled_reason=exc.user_message or str(exc))
+        await self._pool.execute(
+            "UPDATE payout_destinations SET state = $2, updated_ms = $3 WHERE stripe_account = $1",
+            account_id, found.state, now_ms,
+        )
+        return found
+
+
+def _stored(row: asyncpg.Record) -> PayoutDestination:
+    return PayoutDestination("stripe", row["state"], row["stripe_account"], row["state"] == "active")
+
+
+def _destination_error(doing: str, exc: stripe.StripeError) -> Exception:
+    if exc.http_status in (400, 404):  # about what we asked for (say, a country Stripe does not serve)
+        return DestinationRefused(f"Stripe refused to {doing}: {exc.user_message or exc}")
+    return DestinationUnavailable(f"Stripe did not answer when asked to {doing}: {exc}")
 
 
 class LocalPayments:
@@ -117,15 +316,32 @@ def local_payment_event(event_type: str, purchase: asyncpg.Record, created_s: in
             "created": created_s, "data": {"object": intent}}
 
 
+LOCAL_DESTINATION = PayoutDestination("local", "active", payouts_enabled=True)
+
+
 class LocalPayouts:
-    """Pays out at once; a creator listed in `failing` gets a failed payout (how tests and demos see reversals)."""
+    """Pays out at once into its test bank, so a creator has nothing to set up (every destination is the test
+    bank); a creator listed in `failing` gets a failed payout (how tests and demos see reversals)."""
 
     name = "local"
 
     def __init__(self) -> None:
         self.failing: set[int] = set()
 
-    async def send_payout(self, creator_id: int, amount_cents: int, idempotency_key: str) -> str:
+    async def destination(self, creator_id: int, now_ms: int, *, refresh: bool = True) -> PayoutDestination:
+        return LOCAL_DESTINATION
+
+    async def set_up_destination(
+        self, creator_id: int, country: str, return_url: str, refresh_url: str, now_ms: int
+    ) -> PayoutDestination:
+        return LOCAL_DESTINATION
+
+    async def refresh_account(self, account_id: str, now_ms: int) -> PayoutDestination | None:
+        return None
+
+    async def send_payout(
+        self, creator_id: int, amount_cents: int, idempotency_key: str, *, look_up_first: bool = False
+    ) -> str:
         if creator_id in self.failing:
             raise PayoutFailed("the local test bank declined the transfer")
         return "lpo_" + secrets.token_urlsafe(12)

@@ -125,14 +125,19 @@ async def leaderboard(request: web.Request) -> web.Response:
     return json_response({"stream_id": stream_id, "leaders": top})
 
 
-@operation("Cash out withdrawable earnings (18+, at least payout_cents_min)", body=NewPayout, status=201, auth=True,
-           tag="money")
+@operation("Cash out withdrawable earnings (18+, at least payout_cents_min) to your payout destination", body=NewPayout,
+           status=201, auth=True, tag="money",
+           responses={202: "The provider's answer was lost: still pending; retry with the same key",
+                      402: "Not enough withdrawable earnings",
+                      409: "No payout destination yet, or it is not ready (payout-destination-missing, "
+                           "payout-destination-not-ready)",
+                      502: "The payout provider could not be reached"})
 async def create_payout(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewPayout)
     key = _idempotency_key(request, body.idempotency_key)
     view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, key)
-    return json_response(view, status=201)
+    return json_response(view, status=202 if view["state"] == "pending" else 201)
 
 
 @operation("Your payouts, newest first", auth=True, tag="money")
@@ -141,6 +146,32 @@ async def list_payouts(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return json_response({"payouts": await payouts.list_payouts(node.pool, account.id,
                                                                 node.settings.wallet_transactions_max)})
+
+
+@operation("Where your payouts go and whether they can go there now (re-read from the payment provider)", auth=True,
+           tag="money", responses={502: "The payout provider could not be reached"})
+async def get_payout_destination(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    return json_response(await payouts.destination(request.app[COMMERCE], account))
+
+
+@operation("Set up where your payouts go (18+): with Stripe, creates your Express connected account once and "
+           "answers a fresh onboarding link (onboarding_url) until it is active; with the local test provider "
+           "there is nothing to set up", auth=True, tag="money",
+           responses={409: "The provider rejected your payout account (payout-destination-rejected)",
+                      422: "The provider refused to create the account (payout-destination-refused)",
+                      502: "The payout provider could not be reached"})
+async def set_up_payout_destination(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    return json_response(await payouts.set_up_destination(request.app[COMMERCE], account))
+
+
+@operation("The payout provider's signed events (Stripe-Signature): transfer.reversed, account.updated", tag="money",
+           responses={400: "Forged, stale or malformed; nothing changed"})
+async def payout_webhook(request: web.Request) -> web.Response:
+    payload = await request.read()
+    result = await payouts.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    return json_response(result)
 
 
 def add_routes(app: web.Application) -> None:
@@ -155,3 +186,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/streams/{id}/leaderboard", leaderboard)
     app.router.add_post("/api/payouts", create_payout)
     app.router.add_get("/api/payouts", list_payouts)
+    app.router.add_get("/api/payouts/destination", get_payout_destination)
+    app.router.add_post("/api/payouts/destination", set_up_payout_destination)
+    app.router.add_post("/api/payouts/webhook", payout_webhook)
