@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
+from livecore import scripts
+
 _KEYS = ["lc:{gifts}:combo:count", "lc:{gifts}:combo:deadline", "lc:{gifts}:combo:info"]
 
 # Returns {combo, ended member info or '', ended count}: a hit after an unswept deadline starts a new combo.
@@ -58,16 +60,16 @@ class Combos:
         self._sweep = client.register_script(_SWEEP)
 
     async def hit_many(
-        self, hits: list[tuple[int, dict[str, Any], dict[str, Any], int]], now_ms: int
+        self, hits: list[tuple[int, int, dict[str, Any], dict[str, Any], int]]
     ) -> list[tuple[int, ComboEnd | None]]:
-        """For each (stream_id, sender, gift, count) in order, in one round trip: the running combo count after
-        it, and the end of a lapsed combo it replaced, if any."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for stream_id, sender, gift, count in hits:
-                member = f"{stream_id}:{sender['id']}:{gift['id']}"
-                info = orjson.dumps({"stream_id": stream_id, "user": sender, "gift": gift}).decode()
-                await self._hit(keys=_KEYS, args=[member, count, now_ms, self._window_ms, info], client=pipe)
-            replies = await pipe.execute()
+        """For each (now_ms, stream_id, sender, gift, count) in order, in one round trip: the running combo count
+        after it, and the end of a lapsed combo it replaced, if any."""
+        calls = []
+        for now_ms, stream_id, sender, gift, count in hits:
+            member = f"{stream_id}:{sender['id']}:{gift['id']}"
+            info = orjson.dumps({"stream_id": stream_id, "user": sender, "gift": gift}).decode()
+            calls.append((_KEYS, [member, count, now_ms, self._window_ms, info]))
+        replies = await scripts.call_many(self._client, self._hit, calls)
         return [(int(combo), _combo_end(ended_info, int(ended_count)) if ended_info else None)
                 for combo, ended_info, ended_count in replies]
 

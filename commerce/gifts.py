@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from commerce import ledger, rules
-from commerce.gift_batches import Committed, GiftOrder
+from commerce.gift_batches import Committed, GiftOrder, Posted
 from livecore.accounts import Account
 from livecore.http import Problem
 from livecore.tasks import stop_tasks
@@ -103,23 +103,26 @@ class GiftAnnouncer:
 
     async def _run(self) -> None:
         while True:
-            now_ms, committed = await self._queue.get()
+            due = [await self._queue.get()]  # and every batch committed meanwhile: one announcement for them all
+            due.extend(self._queue.get_nowait() for _ in range(self._queue.qsize()))
+            gifts = [(now_ms, order, posted) for now_ms, committed in due for order, posted in committed]
             try:
-                await self._announce(now_ms, committed)
+                await self._announce(gifts)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._commerce.metrics.gift_events_lost.inc(len(committed))
-                log.exception("%d gifts are committed but their room events could not be published", len(committed))
+                self._commerce.metrics.gift_events_lost.inc(len(gifts))
+                log.exception("%d gifts are committed but their room events could not be published", len(gifts))
 
-    async def _announce(self, now_ms: int, committed: Committed) -> None:
+    async def _announce(self, gifts: list[tuple[int, GiftOrder, Posted]]) -> None:
         rooms = self._commerce.node.rooms
         assert rooms is not None
-        hits = [(o.stream_id, {"id": o.sender_id, "name": o.sender_name}, asdict(o.gift), o.count)
-                for o, _ in committed]
-        combos = await self._commerce.combos.hit_many(hits, now_ms)
+        hits = [(now_ms, o.stream_id, {"id": o.sender_id, "name": o.sender_name}, asdict(o.gift), o.count)
+                for now_ms, o, _ in gifts]
+        combos = await self._commerce.combos.hit_many(hits)
         events: list[tuple[int, dict[str, Any]]] = []
-        for (stream_id, sender, gift, count), (_, posted), (combo, ended) in zip(hits, committed, combos, strict=True):
+        for (_, stream_id, sender, gift, count), (_, _, posted), (combo, ended) in zip(hits, gifts, combos,
+                                                                                     strict=True):
             if ended is not None:
                 events.append((ended.stream_id, ended.event))
             events.append((stream_id, {"type": "gift", "id": posted.transaction_id, "user": sender, "gift": gift,

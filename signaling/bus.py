@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 import redis.asyncio as redis
 
+from livecore import scripts
 from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.bus")
@@ -111,10 +112,8 @@ class Bus:
 
     async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None:
         """Publish (room_id, event) pairs in order, all in one round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room_id, event in events:
-                await self._publish(**self._script_call(room_id, event, 0), client=pipe)
-            await pipe.execute()
+        calls = [self._script_call(room_id, event, 0) for room_id, event in events]
+        await scripts.call_many(self._redis, self._publish, [(call["keys"], call["args"]) for call in calls])
 
     def _script_call(self, room_id: int, event: dict[str, Any], like_delta: int) -> dict[str, list[Any]]:
         tag = room_tag(room_id)
