@@ -77,3 +77,5 @@ async def test_a_viewers_gifts_show_live_in_the_creators_studio(
 
     earnings = await open_page(f"{node.url}/earnings.html", token=creator["token"])
     await expect(earnings.locator("#held-diamonds")).to_have_text("60")
+    await expect(earnings.locator("#destination-state")).to_have_text("ready")  # the local provider needs nothing
+    await expect(earnings.locator("#destination-button")).to_be_hidden()

@@ -1,4 +1,5 @@
-// The creator's earnings page: held and withdrawable diamonds, cash-out, past payouts.
+// The creator's earnings page: held and withdrawable diamonds, where payouts go (with Stripe, a connected account
+// set up on Stripe's onboarding page), cash-out, past payouts.
 
 import { api, renderSession } from "./api.js";
 import { $, cents, listItem, newKey, numbers, showBanner } from "./money.js";
@@ -16,20 +17,54 @@ async function refresh() {
     `${new Date(p.ts).toLocaleString()} · ${p.state}${p.failure ? ` (${p.failure})` : ""}`, cents(p.amount_cents))));
 }
 
+const DESTINATION_STATES = {
+  none: "not set up", onboarding: "waiting for you to finish onboarding", restricted: "the provider needs more details",
+  active: "ready", rejected: "rejected by the provider", closed: "closed",
+};
+
+async function refreshDestination() {
+  const destination = await api("/api/payouts/destination");
+  $("destination-state").textContent = DESTINATION_STATES[destination.state] ?? destination.state;
+  $("destination-button").hidden = destination.state === "active";
+}
+
+async function setUpDestination() {
+  $("destination-button").disabled = true;
+  try {
+    const destination = await api("/api/payouts/destination", { method: "POST" });
+    if (destination.onboarding_url) {
+      window.location.assign(destination.onboarding_url); // the provider's page; it sends the creator back here
+      return;
+    }
+    await refreshDestination();
+  } catch (error) {
+    $("destination-result").textContent = error.message;
+  } finally {
+    $("destination-button").disabled = false;
+  }
+}
+
 async function main() {
   const me = await renderSession($("session"));
   if (!me) {
     showBanner("Log in to see your earnings.");
     return;
   }
-  await refresh();
+  const back = new URLSearchParams(window.location.search).get("payouts");
+  if (back === "retry") $("destination-result").textContent = "The onboarding link expired; set up payouts again.";
+  await Promise.all([refresh(), refreshDestination()]);
+  $("destination-button").addEventListener("click", setUpDestination);
+  let pending = null; // {amount, key} of a payout whose answer was lost: sending it again reuses its key
   $("payout-form").addEventListener("submit", async (submit) => {
     submit.preventDefault();
     $("payout-button").disabled = true;
     try {
       const amount = Math.round(Number($("payout-amount").value) * 100);
-      const payout = await api("/api/payouts", { method: "POST", body: { amount_cents: amount, idempotency_key: newKey() } });
-      $("payout-result").textContent = `Payout of ${cents(payout.amount_cents)}: ${payout.state}`;
+      const key = pending?.amount === amount ? pending.key : newKey();
+      const payout = await api("/api/payouts", { method: "POST", body: { amount_cents: amount, idempotency_key: key } });
+      pending = payout.state === "pending" ? { amount, key } : null;
+      $("payout-result").textContent = `Payout of ${cents(payout.amount_cents)}: ${payout.state}`
+        + (pending ? " (the provider has not answered yet; press Cash out again to retry it)" : "");
       await refresh();
     } catch (error) {
       $("payout-result").textContent = error.message;
