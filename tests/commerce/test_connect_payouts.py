@@ -10,11 +10,7 @@ process these tests start (our model of Stripe, not Stripe: see there).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +18,12 @@ from typing import Any
 import pytest
 import stripe
 from livenode import RunningNode
-from money import api, assert_invariants, buy_coins, event, key, signed_event
+from money import api, assert_invariants, buy_coins, event, key, run_localstripe, signed_event
 
 from livecore.clock import ManualClock
-from livecore.embedded import free_port
 
 WEBHOOK_SECRET = "whsec_localstripe_payouts"
 PLATFORM_KEY = "sk_test_livecore_platform"
-START_S_MAX = 20.0
 WEBHOOK_S_MAX = 20.0
 
 _SERVE = ("import sys; sys.path[:0] = sys.argv[2:]; import connect_stripe; "
@@ -39,24 +33,8 @@ _SERVE = ("import sys; sys.path[:0] = sys.argv[2:]; import connect_stripe; "
 @pytest.fixture(scope="module")
 def connect_stripe() -> Iterator[str]:
     """localstripe with the Connect endpoints, on a free loopback port; its URL."""
-    port = free_port()
     here = Path(__file__).resolve().parent
-    process = subprocess.Popen([sys.executable, "-c", _SERVE, str(port), str(here), str(here.parent)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_S_MAX
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/v1/balance", timeout=1)
-            break
-        except urllib.error.HTTPError:  # 401 without a key is still an answer
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "localstripe did not start"
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    yield from run_localstripe(_SERVE, str(here), str(here.parent))
 
 
 @pytest.fixture

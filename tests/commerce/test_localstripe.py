@@ -4,44 +4,22 @@ loopback): PaymentIntent, card confirmation by the client, and localstripe's own
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 import stripe
-from money import api, assert_invariants, coins, key
-
-from livecore.embedded import free_port
+from money import api, assert_invariants, coins, key, run_localstripe
 
 WEBHOOK_SECRET = "whsec_localstripe_test"
 _SERVE = "import sys; from aiohttp import web; from localstripe.server import app; " \
          "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None)"
-START_S_MAX = 20.0
 CREDIT_S_MAX = 20.0
 
 
 @pytest.fixture(scope="module")
 def localstripe_url() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_S_MAX
-    import urllib.request
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/v1/balance", timeout=1)  # 401 without a key is still an answer
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "localstripe did not start"
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    yield from run_localstripe(_SERVE)
 
 
 async def test_buying_coins_through_stripe_payment_intents(node_factory, localstripe_url, http) -> None:  # type: ignore[no-untyped-def]
