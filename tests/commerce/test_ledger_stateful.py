@@ -142,6 +142,35 @@ def test_ledger_invariants_hold_under_random_operations(world: World) -> None:
             except Problem as problem:
                 assert problem.slug in ("insufficient-funds", "wallet-frozen"), problem.slug
 
+        @rule(sends=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), st.sampled_from(GIFTS),
+                                       st.integers(1, 5), st.booleans()), min_size=2, max_size=8))
+        def gift_burst(self, sends: list[tuple[int, int, str, int, bool]]) -> None:
+            """Gifts sent at once are committed in one batch, each with its own outcome; a key repeated inside
+            the burst gets the first result."""
+            keyed = []
+            for viewer, stream, gift, count, repeat in sends:
+                if repeat and keyed:
+                    viewer, key = keyed[-1][0], keyed[-1][4]
+                else:
+                    key = secrets.token_hex(6)
+                keyed.append((viewer, stream, gift, count, key))
+
+            async def burst() -> list[Any]:
+                return await asyncio.gather(*[
+                    gifts.send_gift(world.commerce, world.viewers[v], world.streams[s], g, c, k)
+                    for v, s, g, c, k in keyed
+                ], return_exceptions=True)
+
+            first_result: dict[tuple[int, str], int] = {}
+            for (viewer, _, _, _, key), result in zip(keyed, world.run(burst()), strict=True):
+                if isinstance(result, Problem):
+                    assert result.slug in ("insufficient-funds", "wallet-frozen"), result.slug
+                    continue
+                assert isinstance(result, dict), result
+                seen = first_result.setdefault((viewer, key), result["transaction_id"])
+                assert seen == result["transaction_id"], "one key made two transactions"
+                self.gift_keys.append((viewer, key))
+
         @rule(creator=st.integers(0, 1), amount=st.integers(1, 400), fails=st.booleans())
         def payout(self, creator: int, amount: int, fails: bool) -> None:
             account = world.creators[creator]
