@@ -26,11 +26,12 @@ _CHECKS: dict[str, str] = {
     "every purchase credited at most once":
         "SELECT details->>'purchase_id' FROM ledger_transactions WHERE kind = 'purchase'"
         " GROUP BY 1 HAVING count(*) > 1",
-    "a purchase is reversed at most once and only after it was credited":
-        "SELECT r.purchase_id FROM (SELECT details->>'purchase_id' AS purchase_id, count(*) AS n"
-        " FROM ledger_transactions WHERE kind = 'reversal' GROUP BY 1) r"
-        " WHERE r.n > 1 OR NOT EXISTS (SELECT 1 FROM ledger_transactions p"
-        " WHERE p.kind = 'purchase' AND p.details->>'purchase_id' = r.purchase_id)",
+    "a credited purchase's reversals give back exactly what the provider did, an uncredited one's nothing":
+        "SELECT c.id, c.reversed_cents, r.cents FROM coin_purchases c LEFT JOIN (SELECT details->>'purchase_id'"
+        " AS purchase_id, sum((details->>'cents_given_back')::bigint) AS cents FROM ledger_transactions"
+        " WHERE kind = 'reversal' GROUP BY 1) r ON r.purchase_id = c.id::text"
+        " WHERE coalesce(r.cents, 0) <> CASE WHEN EXISTS (SELECT 1 FROM ledger_transactions p"
+        " WHERE p.kind = 'purchase' AND p.details->>'purchase_id' = c.id::text) THEN c.reversed_cents ELSE 0 END",
     "a succeeded purchase was credited, and only succeeded or reversed ones were":
         "SELECT c.id, c.state FROM coin_purchases c LEFT JOIN ledger_transactions t ON t.kind = 'purchase'"
         " AND t.details->>'purchase_id' = c.id::text"

@@ -1,8 +1,9 @@
 """Buying coins: a purchase starts a payment with the provider; only a verified webhook event credits coins.
 
 Events are applied in one database transaction with the record that they were seen, so a duplicate changes
-nothing and a crash leaves the event unseen (the provider retries it). Order does not matter: a refund or dispute
-that arrives before the success marks the purchase reversed and the late success credits nothing.
+nothing and a crash leaves the event unseen (the provider retries it). A refund or dispute gives back cents, in part
+or in whole; the purchase keeps the running total and takes back the same share of its coins, once per new total.
+Order does not matter: what was given back before the success is taken back right after the late success credits.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ async def _purchase_for(
 
 async def _succeeded(commerce: Commerce, conn: asyncpg.Connection, purchase: asyncpg.Record,
                      intent: dict[str, Any], event: dict[str, Any]) -> str:
-    if purchase["state"] in ("succeeded", "reversed"):
+    if purchase["state"] in ("succeeded", "reversed"):  # reversed: all of it was given back before this success
         return "ignored"
     if intent.get("amount") != purchase["amount_cents"] or str(intent.get("currency")).lower() != purchase["currency"]:
         log.error("event %s pays %s %s for purchase %d of %d %s; not crediting", event["id"], intent.get("amount"),
@@ -162,6 +163,8 @@ async def _succeeded(commerce: Commerce, conn: asyncpg.Connection, purchase: asy
                       actor_id=purchase["buyer_id"], details=_details(purchase, event))
     await conn.execute("UPDATE coin_purchases SET state = 'succeeded' WHERE id = $1", purchase["id"])
     commerce.metrics.ledger_transactions.labels(kind="purchase").inc()
+    if purchase["reversed_cents"]:  # part of it was given back before this success arrived
+        await _take_back(commerce, conn, purchase, 0, purchase["reversed_cents"], event)
     return "credited"
 
 
@@ -175,35 +178,55 @@ async def _failed(commerce: Commerce, conn: asyncpg.Connection, purchase: asyncp
 
 async def _reversed(commerce: Commerce, conn: asyncpg.Connection, purchase: asyncpg.Record,
                     obj: dict[str, Any], event: dict[str, Any]) -> str:
-    """A refund or dispute: take the coins back; what the wallet cannot cover freezes it."""
-    if event["type"] == "charge.refunded" and not (obj.get("refunded") or obj.get("amount_refunded")):
+    """A refund or dispute: record the cents given back so far and take back their share of the coins."""
+    amount, before = purchase["amount_cents"], purchase["reversed_cents"]
+    if event["type"] == "charge.refunded":  # a charge carries the running total of its refunds
+        given_back = obj.get("amount_refunded")
+        if not isinstance(given_back, int):
+            given_back = amount if obj.get("refunded") is True else 0
+    else:  # a dispute takes its own amount on top of what was refunded
+        disputed = obj.get("amount")
+        given_back = before + (disputed if isinstance(disputed, int) else amount)
+    total = min(amount, given_back)
+    if total <= before:
         return "ignored"
-    if purchase["state"] == "reversed":
-        return "ignored"
-    await conn.execute("UPDATE coin_purchases SET state = 'reversed' WHERE id = $1", purchase["id"])
-    if purchase["state"] != "succeeded":
-        return "reversed"  # never credited: a late success will find it reversed and credit nothing
-    accounts, ref, coins, now_ms = commerce.accounts, purchase["provider_ref"], purchase["coins"], \
-        commerce.node.clock.now_ms()
+    await conn.execute(
+        "UPDATE coin_purchases SET reversed_cents = $2,"
+        " state = CASE WHEN $2 = amount_cents THEN 'reversed' ELSE state END WHERE id = $1", purchase["id"], total)
+    if purchase["state"] == "succeeded":
+        await _take_back(commerce, conn, purchase, before, total, event)
+    return "reversed"  # before the success: the late success credits, then takes this back
+
+
+async def _take_back(commerce: Commerce, conn: asyncpg.Connection, purchase: asyncpg.Record, from_cents: int,
+                     to_cents: int, event: dict[str, Any]) -> None:
+    """Post the reversal of the cents given back between two running totals, with their share of the coins; what
+    the wallet cannot cover freezes it."""
+    accounts, ref, now_ms = commerce.accounts, purchase["provider_ref"], commerce.node.clock.now_ms()
+    coins, amount = purchase["coins"], purchase["amount_cents"]
+    due = coins * to_cents // amount - coins * from_cents // amount
+    cents = to_cents - from_cents
     wallet = await accounts.user(purchase["buyer_id"], ledger.COINS)
     held = await conn.fetchval("SELECT balance FROM ledger_accounts WHERE id = $1 FOR UPDATE", wallet)
-    taken = min(held, coins)
+    taken = min(held, due)
     legs = [
         Leg(wallet, ledger.COIN, -taken),
         Leg(await accounts.platform(ledger.COIN_ISSUANCE, ref), ledger.COIN, taken),
-        Leg(await accounts.platform(ledger.PROVIDER_CLEARING, ref), ledger.USD, -purchase["amount_cents"]),
-        Leg(await accounts.platform(ledger.REFUNDS_AND_DISPUTES, ref), ledger.USD, purchase["amount_cents"]),
+        Leg(await accounts.platform(ledger.PROVIDER_CLEARING, ref), ledger.USD, -cents),
+        Leg(await accounts.platform(ledger.REFUNDS_AND_DISPUTES, ref), ledger.USD, cents),
     ]
-    await ledger.post(conn, "reversal", f"reversal:{purchase['provider']}:{ref}", now_ms, legs,
-                      actor_id=purchase["buyer_id"], details={**_details(purchase, event), "coins_taken": taken})
-    if taken < coins:
+    await ledger.post(conn, "reversal", f"reversal:{purchase['provider']}:{ref}:{to_cents}", now_ms, legs,
+                      actor_id=purchase["buyer_id"],
+                      details={**_details(purchase, event), "cents_given_back": cents, "coins_taken": taken})
+    if taken < due:
         await conn.execute("UPDATE ledger_accounts SET frozen = true WHERE id = $1", wallet)
         await conn.execute(
-            "INSERT INTO wallet_freezes (purchase_id, owner_id, shortfall_coins, created_ms) VALUES ($1, $2, $3, $4)",
-            purchase["id"], purchase["buyer_id"], coins - taken, now_ms,
+            "INSERT INTO wallet_freezes (purchase_id, owner_id, shortfall_coins, created_ms) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (purchase_id) DO UPDATE SET shortfall_coins = wallet_freezes.shortfall_coins"
+            " + EXCLUDED.shortfall_coins",
+            purchase["id"], purchase["buyer_id"], due - taken, now_ms,
         )
     commerce.metrics.ledger_transactions.labels(kind="reversal").inc()
-    return "reversed"
 
 
 def _details(purchase: asyncpg.Record, event: dict[str, Any]) -> dict[str, Any]:

@@ -69,9 +69,10 @@ def intent(ref: str, amount_cents: int, currency: str = "usd") -> dict[str, Any]
     return {"id": ref, "object": "payment_intent", "amount": amount_cents, "currency": currency, "status": "succeeded"}
 
 
-def refund(ref: str, amount_cents: int) -> dict[str, Any]:
-    return {"id": "ch_" + secrets.token_hex(6), "object": "charge", "payment_intent": ref, "refunded": True,
-            "amount_refunded": amount_cents}
+def refund(ref: str, amount_refunded_cents: int, full: bool = True) -> dict[str, Any]:
+    """A charge after refunds: `amount_refunded` is Stripe's running total; `refunded` says all of it went back."""
+    return {"id": "ch_" + secrets.token_hex(6), "object": "charge", "payment_intent": ref, "refunded": full,
+            "amount_refunded": amount_refunded_cents}
 
 
 def dispute(ref: str, amount_cents: int) -> dict[str, Any]:

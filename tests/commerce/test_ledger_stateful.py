@@ -103,8 +103,9 @@ def test_ledger_invariants_hold_under_random_operations(world: World) -> None:
         def provider_event(self, data: st.DataObject, kind: str) -> None:
             purchase = data.draw(st.sampled_from(self.purchases))
             ref, amount = purchase["payment_id"], purchase["amount_cents"]
+            part = data.draw(st.integers(1, amount))  # refunds and disputes may give back part of it
             obj = {"succeeded": intent(ref, amount), "failed": {**intent(ref, amount), "status": "failed"},
-                   "refunded": refund(ref, amount), "disputed": dispute(ref, amount)}[kind]
+                   "refunded": refund(ref, part, full=part == amount), "disputed": dispute(ref, part)}[kind]
             kinds = {"succeeded": "payment_intent.succeeded", "failed": "payment_intent.payment_failed",
                      "refunded": "charge.refunded", "disputed": "charge.dispute.created"}
             delivery = self.signed(event(kinds[kind], obj))

@@ -137,6 +137,41 @@ async def test_a_dispute_takes_coins_back_and_freezes_a_wallet_that_cannot_cover
     await assert_invariants(node)
 
 
+async def test_partial_refunds_take_back_their_share_of_the_coins_once(node) -> None:  # type: ignore[no-untyped-def]
+    viewer = await node.signup()
+    paid = await buy_coins(node, viewer["token"])  # 100 coins for 99 cents
+    secret = (await commerce_of(node).webhook_secrets())[0]
+    ref, now_s = paid["payment_id"], int(time.time())
+    _, body = await _deliver(node, event("charge.refunded", refund(ref, 33, full=False)), secret, now_s)
+    assert body["outcome"] == "reversed" and await coins(node, viewer["token"]) == 67  # a third of 100 coins
+    _, view = await api(node, "GET", f"/api/coins/purchases/{paid['id']}", viewer["token"])
+    assert view["state"] == "succeeded"
+    _, body = await _deliver(node, event("charge.refunded", refund(ref, 33, full=False)), secret, now_s)
+    assert body["outcome"] == "ignored"  # another event with the same running total: nothing more
+    _, body = await _deliver(node, event("charge.refunded", refund(ref, 99)), secret, now_s)
+    assert body["outcome"] == "reversed" and await coins(node, viewer["token"]) == 0
+    _, view = await api(node, "GET", f"/api/coins/purchases/{paid['id']}", viewer["token"])
+    assert view["state"] == "reversed"
+    cents = await node.node.pool.fetch(
+        "SELECT (details->>'cents_given_back')::int AS cents FROM ledger_transactions WHERE kind = 'reversal'"
+        " AND actor_id = $1 ORDER BY id", viewer["id"])
+    assert [r["cents"] for r in cents] == [33, 66]  # the books give back exactly what the provider did
+    await assert_invariants(node)
+
+
+async def test_a_partial_refund_before_the_success_is_taken_back_after_it(node) -> None:  # type: ignore[no-untyped-def]
+    viewer = await node.signup()
+    purchase = await _start_purchase(node, viewer["token"])
+    secret = (await commerce_of(node).webhook_secrets())[0]
+    ref, now_s = purchase["payment_id"], int(time.time())
+    _, body = await _deliver(node, event("charge.refunded", refund(ref, 50, full=False)), secret, now_s)
+    assert body["outcome"] == "reversed" and await coins(node, viewer["token"]) == 0
+    _, body = await _deliver(node, event("payment_intent.succeeded", intent(ref, 99)), secret, now_s)
+    assert body["outcome"] == "credited"
+    assert await coins(node, viewer["token"]) == 100 - 100 * 50 // 99
+    await assert_invariants(node)
+
+
 async def test_secret_rotation_accepts_the_old_and_the_new_secret(node_factory) -> None:  # type: ignore[no-untyped-def]
     node = await node_factory(stripe_webhook_secrets="whsec_new,whsec_old")
     viewer = await node.signup()
