@@ -223,7 +223,7 @@ async def _take_back(commerce: Commerce, conn: asyncpg.Connection, purchase: asy
         await conn.execute(
             "INSERT INTO wallet_freezes (purchase_id, owner_id, shortfall_coins, created_ms) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (purchase_id) DO UPDATE SET shortfall_coins = wallet_freezes.shortfall_coins"
-            " + EXCLUDED.shortfall_coins",
+            " + EXCLUDED.shortfall_coins, resolved_ms = NULL, resolved_by = NULL",
             purchase["id"], purchase["buyer_id"], due - taken, now_ms,
         )
     commerce.metrics.ledger_transactions.labels(kind="reversal").inc()

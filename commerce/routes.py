@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import gifts, payouts, purchases
+from commerce import freezes, gifts, payouts, purchases
 from commerce.ledger import balances, recent_transactions
 from commerce.service import Commerce
 from livecore.accounts.session import require_account
@@ -174,6 +174,14 @@ async def payout_webhook(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+@operation("Lift the freeze a refund or dispute put on a viewer's coin wallet (admins)", auth=True, tag="money",
+           responses={403: "Not an admin", 404: "No such user"})
+async def unfreeze_wallet(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    owner_id = path_id(request, "user-not-found", "user")
+    return json_response(await freezes.unfreeze(request.app[COMMERCE], account, owner_id))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/coins/packages", coin_packages)
     app.router.add_post("/api/coins/purchases", create_purchase)
@@ -189,3 +197,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/payouts/destination", get_payout_destination)
     app.router.add_post("/api/payouts/destination", set_up_payout_destination)
     app.router.add_post("/api/payouts/webhook", payout_webhook)
+    app.router.add_post("/api/admin/wallets/{id}/unfreeze", unfreeze_wallet)

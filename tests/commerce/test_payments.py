@@ -137,6 +137,34 @@ async def test_a_dispute_takes_coins_back_and_freezes_a_wallet_that_cannot_cover
     await assert_invariants(node)
 
 
+async def test_an_admin_lifts_a_freeze_and_the_shortfall_stays_on_record(node) -> None:  # type: ignore[no-untyped-def]
+    creator, viewer, admin = await node.signup(), await node.signup(), await node.signup()
+    stream = await node.create_stream(creator["token"])
+    await node.node.pool.execute("UPDATE accounts SET roles = roles || '{admin}' WHERE id = $1", admin["id"])
+    paid = await buy_coins(node, viewer["token"])
+    status, _ = await api(node, "POST", f"/api/streams/{stream['id']}/gifts", viewer["token"],
+                          {"gift_id": "bouquet", "idempotency_key": key()})  # 99 of the 100 coins
+    assert status == 200
+    secret = (await commerce_of(node).webhook_secrets())[0]
+    await _deliver(node, event("charge.refunded", refund(paid["payment_id"], 99)), secret, int(time.time()))
+    _, wallet = await api(node, "GET", "/api/wallet", viewer["token"])
+    assert wallet["frozen"] and wallet["coins"] == 0
+    path = f"/api/admin/wallets/{viewer['id']}/unfreeze"
+    status, body = await api(node, "POST", path, viewer["token"])
+    assert status == 403 and body["type"] == "livecore:not-admin"
+    status, body = await api(node, "POST", path, admin["token"])
+    assert status == 200 and body == {"user_id": viewer["id"], "was_frozen": True, "shortfall_coins_resolved": 99}
+    _, wallet = await api(node, "GET", "/api/wallet", viewer["token"])
+    assert not wallet["frozen"]
+    await buy_coins(node, viewer["token"])  # a frozen wallet could not buy
+    status, body = await api(node, "POST", path, admin["token"])
+    assert body["was_frozen"] is False and body["shortfall_coins_resolved"] == 0
+    resolved_by = await node.node.pool.fetchval("SELECT resolved_by FROM wallet_freezes WHERE owner_id = $1",
+                                                viewer["id"])
+    assert resolved_by == admin["id"]
+    await assert_invariants(node)
+
+
 async def test_partial_refunds_take_back_their_share_of_the_coins_once(node) -> None:  # type: ignore[no-untyped-def]
     viewer = await node.signup()
     paid = await buy_coins(node, viewer["token"])  # 100 coins for 99 cents
