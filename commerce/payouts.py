@@ -150,6 +150,20 @@ async def _send(commerce: Commerce, payout: asyncpg.Record, *, look_up_first: bo
     return await settle_payout(commerce, payout["id"], ok=True, provider_ref=ref)
 
 
+async def send_pending_again(commerce: Commerce) -> int:
+    """Send again (same idempotency key) every payout of this provider still pending `payout_retry_s` after it was
+    asked for: its answer was lost and no client retried. Any node may do it; a payout settles once. How many."""
+    node = commerce.node
+    stuck = await node.pool.fetch(
+        "SELECT * FROM payouts WHERE state = 'pending' AND provider = $1 AND created_ms <= $2 ORDER BY id LIMIT $3",
+        commerce.payouts.name, node.clock.now_ms() - node.settings.payout_retry_s * 1000,
+        node.settings.payout_retry_batch_max,
+    )
+    for payout in stuck:
+        await _send_again_if_pending(commerce, payout)
+    return len(stuck)
+
+
 async def _send_again_if_pending(commerce: Commerce, payout: asyncpg.Record) -> asyncpg.Record:
     if payout["state"] != "pending" or payout["provider"] != commerce.payouts.name:
         return payout

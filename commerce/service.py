@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import stripe
 from prometheus_client import Counter
 
-from commerce import catalogue, gifts
+from commerce import catalogue, gifts, payouts
 from commerce.catalogue import Catalogue
 from commerce.combos import Combos
 from commerce.gift_batches import GiftBatcher
@@ -73,21 +74,25 @@ class Commerce:
         )
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweepers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.catalogue = await catalogue.publish(self.node.pool)
         await self.accounts.create_platform_accounts()
         self.announcer.start()
         self.gift_batches.start()
-        self._sweeper = asyncio.create_task(self._sweep_combos())
+        s = self.node.settings
+        self._sweepers = [
+            asyncio.create_task(self._every(s.gift_combo_sweep_ms / 1000, gifts.end_due_combos, "ending gift combos")),
+            asyncio.create_task(self._every(s.payout_retry_s, payouts.send_pending_again, "sending stuck payouts")),
+        ]
         log.info("commerce ready: payments through %s, gift catalogue v%d", self.payments.name,
                  self.catalogue.gift_version)
 
     async def stop(self) -> None:
         await self.gift_batches.stop()
         await self.announcer.stop()
-        await stop_tasks(self._sweeper)
+        await stop_tasks(*self._sweepers)
         if self._transport is not None:
             await self._transport.close_async()
 
@@ -130,12 +135,12 @@ class Commerce:
             raise Problem(401, "bad-token", "the sender's account no longer exists")
         return await gifts.send_gift(self, sender, stream_id, gift_id, count, idempotency_key)
 
-    async def _sweep_combos(self) -> None:
+    async def _every(self, period_s: float, job: Callable[[Commerce], Awaitable[object]], what: str) -> None:
         while True:
-            await asyncio.sleep(self.node.settings.gift_combo_sweep_ms / 1000)
+            await asyncio.sleep(period_s)
             try:
-                await gifts.end_due_combos(self)
+                await job(self)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("ending gift combos failed; retrying next sweep")
+                log.exception("%s failed; trying again next period", what)

@@ -77,6 +77,8 @@ class Settings:
     gift_combo_sweep_batch_max: int = _setting(500, "combos ended per sweep at most")
     earnings_hold_s: int = _setting(7 * 24 * 3600, "how long gift earnings are held before they can be cashed out")
     payout_cents_min: int = _setting(1000, "smallest payout a creator may ask for, in cents")
+    payout_retry_s: int = _setting(300, "a payout still pending this long (its answer was lost) is sent again")
+    payout_retry_batch_max: int = _setting(100, "stuck payouts sent again per sweep at most")
     leaderboard_entries_max: int = _setting(10, "top gifters listed per stream")
     wallet_transactions_max: int = _setting(20, "recent transactions and payouts listed in the wallet")
     ledger_platform_shards: int = _setting(16, "shards per platform ledger account, to spread row locks")
