@@ -4,13 +4,17 @@ One publisher sends a pre-encoded 720p H.264 stream (about 1.5 Mbit/s, 30 fps, a
 once with PyAV and looped, so publishing is cheap); N receive-only viewers in other processes count RTP packets
 without decoding. The server runs in its own process and its CPU time is read with psutil. Three servers:
 
-- livecore: `livecore serve` on its embedded defaults (WHIP in, WHEP out, packets forwarded; HLS is made too);
+- livecore: `livecore serve` on its embedded defaults (WHIP in, WHEP out, packets forwarded; HLS and the
+            recording are made too, and the publisher's packets are received over WebRTC);
 - stock:    a plain aiortc server, one RTCPeerConnection per viewer whose track yields the same av.Packets
             (aiortc packetizes them per viewer; there is no publisher, the server reads the packets itself);
 - relay:    aiortc's MediaRelay: the publisher's video decoded once and encoded again for every viewer.
 
-Printed per run: packets delivered to viewers per second, per server CPU-second, viewer loss, keyframe wait on
-join. Run: `.venv/bin/python benchmarks/media_forwarding.py --viewers 10 20 --relay-viewers 4 --seconds 10`.
+All servers run on uvloop, as `livecore serve` does. For each viewer count livecore and stock are measured one
+after the other, so that the machine's other load drifts as little as possible between the two figures that make
+a ratio. Printed per run: packets delivered to viewers per second, server CPU (user and system), per server
+CPU-second, viewer loss, keyframe wait on join.
+Run: `.venv/bin/python benchmarks/media_forwarding.py --viewers 10 20 --relay-viewers 4 --seconds 10`.
 Everything binds to 127.0.0.1; the whole run stays under about three minutes with the defaults.
 """
 
@@ -133,6 +137,9 @@ async def _answer(pc: RTCPeerConnection) -> web.Response:
 
 def run_aiortc_server(mode: str, port: int, clip: Path) -> None:
     """`stock`: every viewer's sender packetizes the clip's av.Packets; `relay`: MediaRelay of the publisher."""
+    import uvloop
+
+    uvloop.install()  # the event loop `livecore serve` runs on, so that only the forwarding differs
     frames: list[bytes] = pickle.loads(clip.read_bytes())
     pcs: list[RTCPeerConnection] = []
     tracks: list[QueueTrack] = []
@@ -208,6 +215,7 @@ class PacketCounter:
 
     def __init__(self) -> None:
         self.keyframes = SimpleNamespace(_send=None)
+        self.frame_sinks: list[Any] = []
         self.connected_s: float | None = None
         self.keyframe_wait_s: float | None = None
         self.counting = False
@@ -291,6 +299,7 @@ class Result:
     cpu_s_per_s: float
     loss_pct: float
     keyframe_wait_ms: tuple[float, float]
+    system_s_per_s: float = 0.0
 
     @property
     def per_cpu_s(self) -> float:
@@ -324,10 +333,12 @@ def measure(server: str, server_pid: int, whep_url: str, viewers: int, seconds: 
     received = sum(r[0] for r in reports)
     expected = sum(r[1] for r in reports)
     waits = sorted(r[2] * 1000 for r in reports if r[2] is not None)
-    cpu_s = (after.user - before.user) + (after.system - before.system)
+    system_s = after.system - before.system
+    cpu_s = (after.user - before.user) + system_s
     return Result(server, viewers, received / elapsed_s, cpu_s / elapsed_s,
-                  100 * (1 - received / expected) if expected else 100.0,
-                  (statistics.median(waits), waits[-1]) if waits else (float("nan"), float("nan")))
+                  100 * (1 - received / expected) if expected else 100.0 if viewers else 0.0,
+                  (statistics.median(waits), waits[-1]) if waits else (float("nan"), float("nan")),
+                  system_s / elapsed_s)
 
 
 def wait_http(url: str, timeout_s: float = 90) -> None:
@@ -378,81 +389,98 @@ def stop_process(process: Any) -> None:
     process.join(10)
 
 
-def run_livecore(viewer_counts: list[int], seconds: float, clip: Path, data_dir: Path) -> list[Result]:
+class LivecoreServer:
+    """`livecore serve` in its own process, on its embedded defaults; a new stream and publisher per measurement."""
+
+    def __init__(self, clip: Path, data_dir: Path) -> None:
+        self.clip = clip
+        self.data_dir = data_dir
+        self.base = f"http://127.0.0.1:{free_port()}"
+        self.log_path = data_dir.parent / "livecore.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LivecoreServer:
+        port = self.base.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "livecore", "serve", "--host", "127.0.0.1", "--port", port,
+                   "--data-dir", str(self.data_dir), "--public-url", self.base, "--seed-demo", "false",
+                   "--media-viewers-per-room-max", "1000", "--media-viewers-per-node-max", "1000"]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"{self.base}/healthz")
+        except Exception:
+            print(self.log_path.read_text()[-3000:], file=sys.stderr)
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def measure(self, viewers: int, seconds: float) -> Result:
+        assert self.process is not None
+        stream_id, key = new_livecore_stream(self.base)
+        publisher = with_publisher(f"{self.base}/whip/{stream_id}", key, self.clip)
+        try:
+            return measure("livecore", self.process.pid, f"{self.base}/whep/{stream_id}", viewers, seconds)
+        except Exception:
+            print(self.log_path.read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            stop_process(publisher)
+
+
+def run_aiortc(mode: str, viewers: int, seconds: float, clip: Path) -> Result:
+    context = mp.get_context("spawn")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "livecore", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir), "--public-url", base, "--seed-demo", "false",
-               "--media-viewers-per-room-max", "1000", "--media-viewers-per-node-max", "1000"]
-    log = (data_dir.parent / "livecore.log").open("wb")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    results = []
+    server = context.Process(target=run_aiortc_server, args=(mode, port, clip), daemon=True)
+    server.start()
+    publisher = None
     try:
-        wait_http(f"{base}/healthz")
-        for viewers in viewer_counts:
-            stream_id, key = new_livecore_stream(base)
-            publisher = with_publisher(f"{base}/whip/{stream_id}", key, clip)
-            try:
-                results.append(measure("livecore", server.pid, f"{base}/whep/{stream_id}", viewers, seconds))
-            finally:
-                stop_process(publisher)
-            print_result(results[-1])
-    except Exception:
-        print((data_dir.parent / "livecore.log").read_text()[-3000:], file=sys.stderr)
-        raise
+        wait_http(f"{base}/")
+        if mode == "relay":
+            publisher = with_publisher(f"{base}/whip/1", "unused", clip)
+        return measure(mode, server.pid, f"{base}/whep/1", viewers, seconds)
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
-    return results
-
-
-def run_aiortc(mode: str, viewer_counts: list[int], seconds: float, clip: Path) -> list[Result]:
-    results = []
-    context = mp.get_context("spawn")
-    for viewers in viewer_counts:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = context.Process(target=run_aiortc_server, args=(mode, port, clip), daemon=True)
-        server.start()
-        publisher = None
-        try:
-            wait_http(f"{base}/")
-            if mode == "relay":
-                publisher = with_publisher(f"{base}/whip/1", "unused", clip)
-            results.append(measure(mode, server.pid, f"{base}/whep/1", viewers, seconds))
-        finally:
-            if publisher is not None:
-                stop_process(publisher)
-            stop_process(server)
-        print_result(results[-1])
-    return results
+        if publisher is not None:
+            stop_process(publisher)
+        stop_process(server)
 
 
 def print_result(result: Result) -> None:
     print(f"  {result.server:<9} viewers={result.viewers:<3} {result.packets_per_s:8.0f} pkt/s  "
-          f"cpu={result.cpu_s_per_s:5.2f} s/s  {result.per_cpu_s:8.0f} pkt/CPU-s  loss={result.loss_pct:5.2f}%  "
+          f"cpu={result.cpu_s_per_s:5.3f} s/s (system {result.system_s_per_s:5.3f})  "
+          f"{result.per_cpu_s:8.0f} pkt/CPU-s  loss={result.loss_pct:5.2f}%  "
           f"keyframe wait median/max={result.keyframe_wait_ms[0]:.0f}/{result.keyframe_wait_ms[1]:.0f} ms",
           flush=True)
 
 
 def print_table(results: list[Result]) -> None:
-    print("\n| server | viewers | delivered pkt/s | server CPU s/s | pkt per CPU-s | viewer loss | "
+    print("\n| server | viewers | delivered pkt/s | server CPU s/s (system) | pkt per CPU-s | viewer loss | "
           "keyframe wait median / max |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r.server} | {r.viewers} | {r.packets_per_s:.0f} | {r.cpu_s_per_s:.2f} | {r.per_cpu_s:.0f} | "
-              f"{r.loss_pct:.2f} % | {r.keyframe_wait_ms[0]:.0f} / {r.keyframe_wait_ms[1]:.0f} ms |")
+        wait_ms = r.keyframe_wait_ms
+        print(f"| {r.server} | {r.viewers} | {r.packets_per_s:.0f} | {r.cpu_s_per_s:.3f} ({r.system_s_per_s:.3f}) | "
+              f"{r.per_cpu_s:.0f} | {r.loss_pct:.2f} % | {wait_ms[0]:.0f} / {wait_ms[1]:.0f} ms |")
     by_key = {(r.server, r.viewers): r for r in results}
     print()
     for r in results:
-        if r.server != "livecore":
+        if r.server != "livecore" or not r.viewers:
             continue
         for other in ("stock", "relay"):
             base = by_key.get((other, r.viewers))
             if base is not None:
                 print(f"livecore / {other} at {r.viewers} viewers: {r.per_cpu_s / base.per_cpu_s:.1f}x "
                       "packets per server CPU-second")
+    for r in results:  # with a 0-viewer run: the fixed cost (livecore: ingest, HLS, recording) and the rest
+        idle = by_key.get((r.server, 0))
+        if idle is not None and r.viewers and r.packets_per_s:
+            print(f"{r.server} at {r.viewers} viewers: {idle.cpu_s_per_s:.3f} CPU s/s with no viewers, then "
+                  f"{1e6 * (r.cpu_s_per_s - idle.cpu_s_per_s) / r.packets_per_s:.1f} µs per delivered packet")
     for relay in (r for r in results if r.server == "relay"):
         best = max((r for r in results if r.server == "livecore"), key=lambda r: r.per_cpu_s, default=None)
         if best is not None:
@@ -462,7 +490,8 @@ def print_table(results: list[Result]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--viewers", type=int, nargs="+", default=[10, 20], help="viewer counts (default 10 20)")
+    parser.add_argument("--viewers", type=int, nargs="+", default=[10, 20],
+                        help="viewer counts (default 10 20); 0 measures what a server costs with none")
     parser.add_argument("--relay-viewers", type=int, nargs="*", default=[4],
                         help="viewer counts for MediaRelay, which re-encodes per viewer (default 4; none to skip)")
     parser.add_argument("--seconds", type=float, default=10, help="measured window per run (default 10)")
@@ -478,12 +507,20 @@ def main() -> None:
         print(f"clip: {WIDTH}x{HEIGHT} H.264 baseline, {FPS} fps, keyframe every {GOP_FRAMES // FPS} s, "
               f"{bitrate / 1e6:.2f} Mbit/s, {SECONDS_ENCODED} s looped")
         results: list[Result] = []
-        if "livecore" in args.servers:
-            results += run_livecore(args.viewers, args.seconds, clip, work / "livecore")
-        if "stock" in args.servers:
-            results += run_aiortc("stock", args.viewers, args.seconds, clip)
-        if "relay" in args.servers and args.relay_viewers:
-            results += run_aiortc("relay", args.relay_viewers, args.seconds, clip)
+        with contextlib.ExitStack() as stack:
+            livecore = (stack.enter_context(LivecoreServer(clip, work / "livecore"))
+                        if "livecore" in args.servers else None)
+            for viewers in args.viewers:
+                if livecore is not None:
+                    results.append(livecore.measure(viewers, args.seconds))
+                    print_result(results[-1])
+                if "stock" in args.servers:
+                    results.append(run_aiortc("stock", viewers, args.seconds, clip))
+                    print_result(results[-1])
+        if "relay" in args.servers:
+            for viewers in args.relay_viewers:
+                results.append(run_aiortc("relay", viewers, args.seconds, clip))
+                print_result(results[-1])
         print_table(results)
     finally:
         shutil.rmtree(work, ignore_errors=True)

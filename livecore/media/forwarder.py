@@ -1,10 +1,14 @@
 """The hot packet path: one publisher track's RTP packets written to every viewer of it, never decoded.
 
 Each packet from upstream is rewritten once (our SSRC, a per-stream sequence and timestamp offset, no header
-extensions) into plain RTP bytes per distinct payload type, then for each viewer the only work is that viewer's
-SRTP protect and a UDP `sendto` on its nominated ICE pair, both C calls. Viewers that have not seen a keyframe
-yet wait in a separate list and join on the next one. NACKs are answered from the track's bounded history, only
-for sequence numbers this viewer was actually sent, as RTX when the viewer negotiated it.
+extensions) into plain RTP bytes per distinct payload type. The packets that arrive in one event-loop iteration
+(usually one video frame) are held until the end of that iteration and then written viewer by viewer: copied into
+the forwarder's buffer, protected in place by libsrtp, and sent on the viewer's own descriptor of its ICE pair's
+socket, equal-sized packets together in one UDP segmentation offload send (see `outlet.py`). A send the socket
+cannot take now is dropped and counted, as a router would. Viewers that have not seen a keyframe yet wait in a
+separate list and join on the next one. NACKs are answered from the track's bounded history, only for sequence
+numbers this viewer was actually sent, as RTX when the viewer negotiated it. RTCP sender reports go to every
+started viewer from here, once per `send_sender_reports` call.
 """
 
 from __future__ import annotations
@@ -14,54 +18,19 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
-from aiortc import RTCRtpCodecParameters, RTCRtpSender
+from aiortc import RTCRtpCodecParameters
 from aiortc.clock import current_ntp_time
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from livecore.media import rtp
+from livecore.media.fanout import BATCH_BYTES_MAX, BATCH_PACKETS_MAX, FanOut, Send
+from livecore.media.outlet import PACKET_BYTES_MAX, Outlet
 
 log = logging.getLogger("livecore.media.forwarder")
 
-PacketSink = Callable[[RtpPacket], None]
-
-
-class Outlet:
-    """One viewer's end of one track: its negotiated payload types and, once connected, its send path."""
-
-    __slots__ = ("addr", "first_sequence_number", "payload_type", "protect", "rtx_payload_type",
-                 "rtx_sequence_number", "rtx_ssrc", "sender", "sendto")
-
-    def __init__(self, sender: RTCRtpSender, payload_type: int, rtx_payload_type: int | None) -> None:
-        self.sender = sender
-        self.payload_type = payload_type
-        self.rtx_payload_type = rtx_payload_type
-        self.rtx_ssrc: int = sender._rtx_ssrc
-        self.rtx_sequence_number = random.randrange(0, 32768)
-        self.first_sequence_number: int | None = None
-        self.sendto: Any = None
-        self.protect: Any = None
-        self.addr: Any = None
-
-    def attach(self) -> bool:
-        """Resolve the SRTP session and the nominated ICE pair once DTLS is up; False while they are not."""
-        dtls = self.sender.transport
-        srtp = getattr(dtls, "_tx_srtp", None)
-        pair = dtls.transport._connection._nominated.get(1) if srtp is not None else None
-        if pair is None or pair.protocol.transport is None:
-            return False
-        self.protect = srtp.protect
-        self.sendto = pair.protocol.transport.sendto
-        self.addr = pair.remote_addr
-        return True
-
-    def has_sent(self, sequence_number: int) -> bool:
-        first = self.first_sequence_number
-        return first is not None and ((sequence_number - first) & 0xFFFF) < 0x8000
-
-    def send(self, data: bytes) -> None:
-        self.sendto(self.protect(data), self.addr)
+FrameSink = Callable[[JitterFrame], None]
 
 
 class KeyframeRequests:
@@ -96,7 +65,7 @@ class KeyframeRequests:
 
 
 class Forwarder:
-    """Fans one upstream track out to its viewers' outlets and to local sinks (HLS, recording)."""
+    """Fans one upstream track out to its viewers' outlets; its reassembled frames go to `frame_sinks` (HLS)."""
 
     def __init__(self, kind: str, codec: RTCRtpCodecParameters, history_packets: int,
                  keyframes: KeyframeRequests) -> None:
@@ -106,10 +75,13 @@ class Forwarder:
         self.codec = codec
         self.ssrc = random.getrandbits(32)
         self.keyframes = keyframes
-        self.sinks: list[PacketSink] = []
+        self.frame_sinks: list[FrameSink] = []  # fed by the upstream tap (peers.tap_receiver), not per packet here
         self.packets_in = 0
         self.packets_forwarded = 0
+        self.packets_dropped = 0  # sends a full socket buffer refused
         self.send_errors = 0
+        self.packets_sent = 0  # packets and payload octets fanned out since the track started: SR counts
+        self.octets_sent = 0
         self.last_packet_s = time.monotonic()
         self._starts_keyframe = rtp.keyframe_detector(codec.mimeType)
         self._sequence_offset = random.randrange(0, 65536)
@@ -119,8 +91,11 @@ class Forwarder:
         self._outlets: list[Outlet] = []
         self._waiting: list[Outlet] = []
         self._live: list[Outlet] = []
-        self._sends: dict[int, list[tuple[Any, Any, Any, Outlet]]] = {}
+        self._sends: dict[int, list[Send]] = {}
         self._last_timestamp: int | None = None
+        self._batch: list[tuple[int, bytes, bytes]] = []  # (marker, header tail, payload) not yet fanned out
+        self._batch_bytes = 0
+        self._fan_out = FanOut()
 
     @property
     def viewers(self) -> int:
@@ -134,13 +109,15 @@ class Forwarder:
             self.keyframes.request()
 
     def remove_outlet(self, outlet: Outlet) -> None:
+        self.flush()
         for members in (self._outlets, self._waiting, self._live):
             if outlet in members:
                 members.remove(outlet)
         self._rebuild_sends()
+        outlet.release()
 
     def forward_packet(self, packet: RtpPacket) -> None:
-        """Write one upstream packet to every started viewer and every sink; the per-viewer work is two C calls."""
+        """Queue one upstream packet for every started viewer; they are sent at the end of this loop iteration."""
         payload = packet.payload
         if not payload:
             return  # padding-only probes carry no media
@@ -152,22 +129,39 @@ class Forwarder:
         marker = packet.marker
         self._history[sequence_number & self._history_mask] = (sequence_number, marker, timestamp, payload)
         if self._waiting and (self._starts_keyframe is None or self._starts_keyframe(payload)):
+            self.flush()  # what is held was sent before the keyframe: not for the viewers starting now
             self._start_waiting(sequence_number)
         if self._sends:
-            tail = rtp.header_tail(sequence_number, timestamp, self.ssrc)
-            broken = None
-            for payload_type, sends in self._sends.items():
-                data = bytes((0x80, (marker << 7) | payload_type)) + tail + payload
-                for sendto, protect, addr, outlet in sends:
-                    try:
-                        sendto(protect(data), addr)
-                    except Exception:
-                        broken = [*(broken or ()), outlet]
-                self.packets_forwarded += len(sends)
-            if broken:
-                self._drop_broken(broken)
-        for sink in self.sinks:
-            sink(packet)
+            self._batch.append((marker, rtp.header_tail(sequence_number, timestamp, self.ssrc), payload))
+            self._batch_bytes += len(payload)
+            if len(self._batch) >= BATCH_PACKETS_MAX or self._batch_bytes >= BATCH_BYTES_MAX:
+                self.flush()
+            elif len(self._batch) == 1:
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:  # no event loop to wait for: send it now
+                    self.flush()
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+
+    def flush(self) -> None:
+        """Send the held packets to every started viewer now."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self._batch_bytes = 0
+        broken: list[Outlet] = []
+        for payload_type, sends in self._sends.items():
+            packets = [bytes((0x80, (marker << 7) | payload_type)) + tail + payload for marker, tail, payload in batch]
+            if any(len(data) > PACKET_BYTES_MAX for data in packets):
+                self.send_errors += len(sends) * sum(len(data) > PACKET_BYTES_MAX for data in packets)
+                packets = [data for data in packets if len(data) <= PACKET_BYTES_MAX]
+            sent, dropped = self._fan_out.send(packets, sends, broken)
+            self.packets_forwarded += sent
+            self.packets_dropped += dropped
+        if broken:
+            self._drop_broken(broken)
 
     def retransmit(self, outlet: Outlet, lost: list[int]) -> int:
         """Answer a viewer's NACK from history, only with packets this viewer was sent; returns how many."""
@@ -185,26 +179,35 @@ class Forwarder:
                 data = rtp.build_packet(marker, outlet.payload_type, rtp.header_tail(sequence_number, timestamp,
                                                                                     self.ssrc), payload)
             try:
-                outlet.send(data)
+                outlet.send(data, self._fan_out.buffer)
             except Exception:
                 continue
             resent += 1
         return resent
 
-    def refresh_sender_reports(self) -> None:
-        """Give each viewer's RTCP sender reports a current NTP/RTP timestamp pair (for lip sync)."""
+    def send_sender_reports(self) -> int:
+        """Send every started viewer an RTCP sender report (NTP/RTP time for lip sync, its own counts); how many."""
         if self._last_timestamp is None:
-            return
+            return 0
         elapsed_s = time.monotonic() - self.last_packet_s
         rtp_now = (self._last_timestamp + int(elapsed_s * self.codec.clockRate)) & 0xFFFFFFFF
         ntp_now = current_ntp_time()
+        sent = 0
         for outlet in self._live:
-            outlet.sender._RTCRtpSender__ntp_timestamp = ntp_now  # type: ignore[attr-defined]
-            outlet.sender._RTCRtpSender__rtp_timestamp = rtp_now  # type: ignore[attr-defined]
+            report = outlet.sender_report(self.ssrc, ntp_now, rtp_now, self.packets_sent - outlet.packets_at_start,
+                                          self.octets_sent - outlet.octets_at_start)
+            try:
+                outlet.send_rtcp(report, self._fan_out.buffer)
+            except OSError:
+                continue
+            sent += 1
+        return sent
 
     def _start_waiting(self, sequence_number: int) -> None:
         for outlet in self._waiting:
             outlet.first_sequence_number = sequence_number
+            outlet.packets_at_start = self.packets_sent
+            outlet.octets_at_start = self.octets_sent
             self._live.append(outlet)
         self._waiting.clear()
         self._rebuild_sends()
@@ -218,7 +221,8 @@ class Forwarder:
         self._rebuild_sends()
 
     def _rebuild_sends(self) -> None:
-        sends: dict[int, list[tuple[Any, Any, Any, Outlet]]] = {}
+        sends: dict[int, list[Send]] = {}
         for outlet in self._live:
-            sends.setdefault(outlet.payload_type, []).append((outlet.sendto, outlet.protect, outlet.addr, outlet))
+            sends.setdefault(outlet.payload_type, []).append((outlet.srtp, outlet.sendto, outlet.sendmsg, outlet.addr,
+                                                              outlet))
         self._sends = sends

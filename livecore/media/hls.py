@@ -1,9 +1,10 @@
 """HLS, the recording and the thumbnail of one stream, made once per stream off the event loop.
 
-The forwarder's sinks reassemble encoded frames (aiortc's jitter buffer and depayloaders) and hand them to one
-worker thread per stream. There H.264 is remuxed as it is, VP8 is decoded and encoded to H.264 once, and Opus
-becomes AAC. The same packets go to FFmpeg's HLS muxer (about 2 s MPEG-TS segments, a bounded window on disk,
-EXT-X-PROGRAM-DATE-TIME) and to a fragmented MP4 recording; a keyframe becomes a JPEG thumbnail now and then.
+The publisher's encoded frames, as the upstream receiver's own jitter buffer reassembles them (see
+`peers.tap_receiver`), go to one worker thread per stream. There H.264 is remuxed as it is, VP8 is decoded and
+encoded to H.264 once, and Opus becomes AAC. The same frames go to FFmpeg's HLS muxer (about 2 s MPEG-TS
+segments, a bounded window on disk, EXT-X-PROGRAM-DATE-TIME) and to a fragmented MP4 recording; a keyframe
+becomes a JPEG thumbnail now and then.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-from aiortc.codecs import depayload
-from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtp import RtpPacket
+from aiortc.jitterbuffer import JitterFrame
 
 from livecore.media.forwarder import Forwarder
 
@@ -88,30 +87,18 @@ class StreamOutputs:
         self._thread = threading.Thread(target=self._worker.run, args=(self._queue,), daemon=True,
                                         name=f"media-out-{files.directory.name}")
         for kind, forwarder in forwarders.items():
-            forwarder.sinks.append(self._sink(kind, forwarder))
+            forwarder.frame_sinks.append(self._frame_sink(kind))
         files.hls.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def _sink(self, kind: str, forwarder: Forwarder) -> Any:
-        buffer = JitterBuffer(capacity=512, is_video=True) if kind == "video" else JitterBuffer(capacity=16,
-                                                                                                 prefetch=4)
-        codec = forwarder.codec
-
-        def add_packet(packet: RtpPacket) -> None:
+    def _frame_sink(self, kind: str) -> Any:
+        def add_frame(frame: JitterFrame) -> None:
             try:
-                copy = RtpPacket(packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp,
-                                 packet.ssrc, packet.payload)
-                copy._data = depayload(codec, packet.payload)  # type: ignore[attr-defined]
-            except ValueError:
-                return
-            _, frame = buffer.add(copy)
-            if frame is not None:
-                try:
-                    self._queue.put_nowait((kind, frame.data, frame.timestamp, time.monotonic()))
-                except queue.Full:
-                    self.dropped_frames += 1
+                self._queue.put_nowait((kind, frame.data, frame.timestamp, time.monotonic()))
+            except queue.Full:
+                self.dropped_frames += 1
 
-        return add_packet
+        return add_frame
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Finish the playlist and the recording (blocking: call it from a thread)."""

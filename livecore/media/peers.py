@@ -2,9 +2,11 @@
 
 aiortc decodes what it receives and encodes what it sends; the media plane does neither per viewer. Upstream,
 a receiver is tapped so each parsed packet goes to a `Forwarder` before aiortc's own bookkeeping (NACKs, receiver
-reports, bandwidth estimates), and its decoder is stopped. Downstream, a sender is given a track that never yields,
-so aiortc only runs its RTCP for it, and its feedback handler is replaced so NACKs and keyframe requests reach
-the forwarder.
+reports, bandwidth estimates), its decoder is stopped, and the encoded frames its jitter buffer reassembles go to
+the forwarder's frame sinks (HLS and the recording) instead. Downstream, a sender is given a track that never yields
+and its RTCP loop is replaced by the forwarder's sender reports (one pass over all viewers instead of a timer, an
+SR and three coroutines per viewer per second); its feedback handler is replaced so NACKs and keyframe requests
+reach the forwarder and receiver reports are not turned into stats nothing reads.
 """
 
 from __future__ import annotations
@@ -24,19 +26,24 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    RtcpByePacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     unwrap_rtx,
 )
 from aiortc.sdp import candidate_from_sdp
 
 from livecore.http import Problem
-from livecore.media.forwarder import Forwarder, Outlet
+from livecore.media.forwarder import Forwarder
+from livecore.media.outlet import Outlet
 
 # Publishers are asked for H.264 first so HLS and recordings are a remux; VP8 is accepted and transcoded once.
 VIDEO_PREFERENCE = ("video/H264", "video/VP8")
@@ -124,6 +131,17 @@ def tap_receiver(transceiver: RTCRtpTransceiver, forwarder: Forwarder) -> None:
             forward(unwrap_rtx(packet, payload_type=apt, ssrc=upstream["ssrc"]))
         await handle_rtp(packet, arrival_time_ms)
 
+    jitter_buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    add_to_jitter_buffer = jitter_buffer.add
+
+    def add_and_tap(packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = add_to_jitter_buffer(packet)
+        if frame is not None:
+            for sink in forwarder.frame_sinks:
+                sink(frame)
+        return pli_flag, frame
+
+    jitter_buffer.add = add_and_tap
     receive = receiver.receive
 
     async def receive_without_decoding(parameters: Any) -> None:
@@ -164,6 +182,8 @@ def tap_sender(transceiver: RTCRtpTransceiver, forwarder: Forwarder) -> Outlet:
     handle_rtcp = sender._handle_rtcp_packet
 
     async def on_rtcp(packet: Any) -> None:
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            return  # aiortc would keep them as stats for getStats(), which nothing reads for a forwarded track
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             forwarder.retransmit(outlet, packet.lost)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
@@ -171,7 +191,18 @@ def tap_sender(transceiver: RTCRtpTransceiver, forwarder: Forwarder) -> Outlet:
         else:
             await handle_rtcp(packet)
 
+    async def rtcp_from_forwarder() -> None:
+        """Stands in for aiortc's RTCP loop: the forwarder sends the reports; a BYE still ends the stream."""
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            pass
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
     sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
+    sender._run_rtcp = rtcp_from_forwarder  # type: ignore[method-assign]
     return outlet
 
 

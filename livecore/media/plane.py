@@ -38,6 +38,7 @@ class MediaPlane:
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
         self._forwarded_closed = 0
+        self._dropped_closed = 0
         node.registry.register(_MediaCollector(self))
 
     async def start(self) -> None:
@@ -154,6 +155,7 @@ class MediaPlane:
         if self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
         self._forwarded_closed += sum(f.packets_forwarded for f in room.forwarders.values())
+        self._dropped_closed += sum(f.packets_dropped for f in room.forwarders.values())
         if room.relay_of is None:
             room.closed_reason = reason
             try:
@@ -275,7 +277,7 @@ class MediaPlane:
         ingest_timeout_s = self.settings.media_ingest_timeout_ms / 1000
         for room in list(self.rooms.values()):
             for forwarder in room.forwarders.values():
-                forwarder.refresh_sender_reports()
+                forwarder.send_sender_reports()
             await self._refresh_outputs(room)
             if room.last_packet_age_s() > ingest_timeout_s:
                 await self.end_room(room, f"no media for {ingest_timeout_s:g} s")
@@ -295,6 +297,10 @@ class MediaPlane:
         live = sum(f.packets_forwarded for r in self.rooms.values() for f in r.forwarders.values())
         return self._forwarded_closed + live
 
+    def packets_dropped(self) -> int:
+        live = sum(f.packets_dropped for r in self.rooms.values() for f in r.forwarders.values())
+        return self._dropped_closed + live
+
 
 class _MediaCollector:
     """Media figures for /metrics, read from the plane's plain counters (the hot path never touches a lock)."""
@@ -307,6 +313,10 @@ class _MediaCollector:
         forwarded = CounterMetricFamily("livecore_media_packets_forwarded", "RTP packets written to viewers")
         forwarded.add_metric([], plane.packets_forwarded())
         yield forwarded
+        dropped = CounterMetricFamily("livecore_media_packets_dropped",
+                                      "RTP packets not written because a viewer's socket buffer was full")
+        dropped.add_metric([], plane.packets_dropped())
+        yield dropped
         rooms = GaugeMetricFamily("livecore_media_rooms", "media rooms on this node", labels=["role"])
         rooms.add_metric(["owner"], sum(1 for r in plane.rooms.values() if r.relay_of is None))
         rooms.add_metric(["relay"], sum(1 for r in plane.rooms.values() if r.relay_of is not None))

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from aiortc import RTCPeerConnection
 
 from livecore.media import peers
-from livecore.media.forwarder import Forwarder, KeyframeRequests, Outlet
+from livecore.media.forwarder import Forwarder, KeyframeRequests
+from livecore.media.outlet import Outlet
 
 log = logging.getLogger("livecore.media.room")
 

@@ -15,6 +15,20 @@ async def _creator(node):  # type: ignore[no-untyped-def]
     return account, await node.create_stream(account["token"])
 
 
+async def _sender_reports(viewer, timeout_s: float = 5.0) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The packet counts of the RTCP sender reports the viewer's receivers have seen, by kind, once all have one."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        counts = {}
+        for transceiver in viewer.pc.getTransceivers():
+            for stats in (await transceiver.receiver.getStats()).values():
+                if stats.type == "remote-outbound-rtp":
+                    counts[transceiver.kind] = stats.packetsSent
+        if len(counts) == len(viewer.pc.getTransceivers()) or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("video_mime", ["video/H264", "video/VP8"])
 async def test_viewers_decode_forwarded_stream(node, http, video_mime):  # type: ignore[no-untyped-def]
     _, stream = await _creator(node)
@@ -31,6 +45,9 @@ async def test_viewers_decode_forwarded_stream(node, http, video_mime):  # type:
         room = node.app[MEDIA].rooms[stream["id"]]
         assert room.forwarders["video"].codec.mimeType.lower() == video_mime.lower()
         assert room.forwarders["video"].packets_forwarded > 0
+        for viewer in viewers:  # the forwarder's RTCP sender reports reach every viewer, with its own counts
+            counts = await _sender_reports(viewer)
+            assert set(counts) == {"video", "audio"} and all(count > 0 for count in counts.values()), counts
     finally:
         for viewer in viewers:
             await viewer.close()
