@@ -96,7 +96,7 @@ class GiftBatcher:
             self._queue.put_nowait((order, waiting))
         except asyncio.QueueFull:
             raise Problem(503, "gifts-busy", "too many gifts are waiting on this node; send it again shortly",
-                          limit="gift_queue_max", limit_value=self._queue.maxsize) from None
+                          rule="gift_queue_max", limit_value=self._queue.maxsize) from None
         return await asyncio.shield(waiting)  # a caller that leaves does not take the gift out of its batch
 
     async def _work(self) -> None:
