@@ -132,3 +132,17 @@ async def test_concurrent_batches_on_two_nodes_add_up(node_factory, seed: int) -
         assert sum(e["coins"] for e in board["leaders"]) == by_stream[stream]
     assert _batches(a)[1] + _batches(b)[1] >= len(plan)
     await assert_invariants(a)
+
+
+async def test_a_full_gift_queue_refuses_with_503_naming_the_setting(node_factory) -> None:  # type: ignore[no-untyped-def]
+    node = await node_factory(gift_batch_workers=1, gift_queue_max=1)
+    creator, viewer = await node.signup(), await node.signup()
+    stream = await node.create_stream(creator["token"])
+    await buy_coins(node, viewer["token"])
+    shop = commerce_of(node)
+    await shop.creator_of(stream["id"])
+    sender = await node.node.accounts.get(viewer["id"])
+    results = await asyncio.gather(*[_outcome(gifts.send_gift(shop, sender, stream["id"], "rose", 1, key()))
+                                     for _ in range(3)])
+    assert [r for r in results if not isinstance(r, dict)] == [(503, "gifts-busy")] * 2
+    assert await coins(node, viewer["token"]) == 99  # only the queued gift was committed
