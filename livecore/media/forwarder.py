@@ -31,6 +31,7 @@ from livecore.media.outlet import PACKET_BYTES_MAX, Outlet
 log = logging.getLogger("livecore.media.forwarder")
 
 FrameSink = Callable[[JitterFrame], None]
+RTP_HEADER_BYTES = 12  # what the forwarder writes before a payload: no CSRCs, no extensions
 
 
 class KeyframeRequests:
@@ -131,7 +132,9 @@ class Forwarder:
         if self._waiting and (self._starts_keyframe is None or self._starts_keyframe(payload)):
             self.flush()  # what is held was sent before the keyframe: not for the viewers starting now
             self._start_waiting(sequence_number)
-        if self._sends:
+        if self._sends and len(payload) + RTP_HEADER_BYTES > PACKET_BYTES_MAX:
+            self.send_errors += sum(len(sends) for sends in self._sends.values())  # too long to protect: not sent
+        elif self._sends:
             self._batch.append((marker, rtp.header_tail(sequence_number, timestamp, self.ssrc), payload))
             self._batch_bytes += len(payload)
             if len(self._batch) >= BATCH_PACKETS_MAX or self._batch_bytes >= BATCH_BYTES_MAX:
@@ -154,9 +157,6 @@ class Forwarder:
         broken: list[Outlet] = []
         for payload_type, sends in self._sends.items():
             packets = [bytes((0x80, (marker << 7) | payload_type)) + tail + payload for marker, tail, payload in batch]
-            if any(len(data) > PACKET_BYTES_MAX for data in packets):
-                self.send_errors += len(sends) * sum(len(data) > PACKET_BYTES_MAX for data in packets)
-                packets = [data for data in packets if len(data) <= PACKET_BYTES_MAX]
             sent, dropped = self._fan_out.send(packets, sends, broken)
             self.packets_forwarded += sent
             self.packets_dropped += dropped

@@ -12,6 +12,7 @@ from loopbackoutlets import CM_SHA1_80, LoopbackViewer
 
 from livecore.media import rtp
 from livecore.media.forwarder import Forwarder, KeyframeRequests
+from livecore.media.outlet import PACKET_BYTES_MAX
 
 H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
 STAP_A_SPS = bytes([24, 0, 4, 0x67, 0x42, 0xC0, 0x1F, 0, 2, 0x68, 0xCE])
@@ -172,3 +173,19 @@ async def test_a_viewer_whose_socket_breaks_stops_receiving():
     finally:
         broken.close()
         healthy.close()
+
+
+async def test_a_payload_too_long_to_protect_is_counted_and_not_sent():
+    forwarder = _forwarder()
+    viewer = LoopbackViewer(102)
+    try:
+        forwarder.add_outlet(viewer.outlet)
+        forwarder.forward_packet(_packet(1, STAP_A_SPS, 1))
+        forwarder.forward_packet(_packet(2, bytes([1]) * (PACKET_BYTES_MAX - 11), 1))  # 12-byte header: 1 too long
+        forwarder.forward_packet(_packet(3, NON_IDR, 1))
+        forwarder.flush()
+        viewer.receive()
+        assert [p.payload for p in viewer.parsed()] == [STAP_A_SPS, NON_IDR]
+        assert (forwarder.packets_forwarded, forwarder.send_errors) == (2, 1)
+    finally:
+        viewer.close()
