@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -13,6 +12,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 import commerce
 import signaling
+import webui
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
@@ -20,13 +20,11 @@ from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
-from livecore.http import Problem, operation, problem_middleware
+from livecore.http import problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
 
 log = logging.getLogger("livecore.app")
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "webui" / "static"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -42,17 +40,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
-    app.router.add_get("/{path:.*}", static_page)
+    webui.add_routes(app)
     return app
-
-
-@operation("The browser pages and their assets (webui/static); / is the live directory", tag="pages")
-async def static_page(request: web.Request) -> web.FileResponse:
-    relative = request.match_info["path"] or "index.html"
-    path = (STATIC_DIR / relative).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        raise Problem(404, "not-found", f"there is no page or API at /{relative}")
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]

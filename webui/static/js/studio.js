@@ -2,7 +2,7 @@
 // chat, gifts as they arrive and the top gifters, and ends the stream. What users typed goes on the page with
 // textContent, never as HTML.
 
-import { ApiError, api, renderSession } from "./api.js";
+import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
 import { RoomClient } from "./room.js";
@@ -219,7 +219,7 @@ function wireChat() {
 
 async function main() {
   setPublishState("idle");
-  const me = await renderSession($("session"));
+  const me = await currentUser().catch(() => null); // /api/me unreachable: ask to log in, as signed out
   if (!me) {
     showBanner("Log in with a creator account to go live.");
     return;

@@ -1,7 +1,7 @@
 // The watch page: stream info, live chat, likes and moderation for one room.
 // Everything a user typed is put on the page with textContent, never as HTML.
 
-import { ApiError, api, currentUser, renderSession } from "./api.js";
+import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
 import { applyWalletEvent, installGiftTray } from "./gifts.js";
@@ -354,7 +354,6 @@ async function loadStream(roomId) {
 }
 
 async function main() {
-  renderSession($("session"));
   const roomId = new URLSearchParams(location.search).get("room");
   if (!roomId) {
     $("stream-title").textContent = "No stream chosen";
