@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
 import sys
@@ -35,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "environment variable shown; flags win over the environment.",
     )
     for f in dataclasses.fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        serve.add_argument(
-            flag, dest=f.name, default=None, metavar=_metavar(f.type),
-            type=lambda raw, kind=f.type: parse_value(kind, raw),
-            help=f"{f.metadata['help']} [{env_name(f.name)}] (default: {default})",
-        )
+        _add_setting_flags(serve, f)
     grant = commands.add_parser(
         "grant", help="give an account a role (moderator, admin, advertiser, creator, viewer)",
         description="Give an account a role. Uses LIVECORE_DATABASE_URL, or the embedded PostgreSQL in --data-dir.",
@@ -52,8 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_setting_flags(parser: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
+    """`--name VALUE` for every setting; a boolean also takes `--name` alone and `--no-name`."""
+    flag = "--" + f.name.replace("_", "-")
+    help = f"{f.metadata['help']} [{env_name(f.name)}] (default: {f.metadata['default_text']})"
+    convert = functools.partial(parse_value, f.type)
+    if not _is_bool(f.type):
+        parser.add_argument(flag, dest=f.name, default=None, metavar=_metavar(f.type), type=convert, help=help)
+        return
+    parser.add_argument(flag, dest=f.name, default=None, nargs="?", const=True, metavar="BOOL", type=convert,
+                        help=help)
+    parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_const", const=False,
+                        help=f"the same as {flag} false")
+
+
+def _is_bool(kind: Any) -> bool:
+    return str(kind) in ("bool", "bool | None")
+
+
 def _metavar(kind: Any) -> str:
-    return {"int": "N", "bool": "BOOL", "Path": "DIR"}.get(str(kind), "TEXT")
+    return {"int": "N", "Path": "DIR"}.get(str(kind), "TEXT")
 
 
 def main(argv: list[str] | None = None) -> None:
