@@ -140,27 +140,47 @@ async def _run(settings: Settings) -> None:
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()
     _print_urls(settings)
+    demo = None
+    if settings.demo:
+        from livecore.demo import Demo
+
+        demo = Demo(_local_url(settings), on_live=lambda stream: _print_demo_url(settings, stream.id))
+        await demo.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if demo is not None:
+        await demo.stop()  # while the node still serves: the demo ends its stream through the API
     await runner.cleanup()
+
+
+def _local_url(settings: Settings) -> str:
+    """This node's own address, for the demo: the public URL may be a load balancer's."""
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
 
 
 def _print_urls(settings: Settings) -> None:
     base = settings.public_url
+    demo = ("starting; its watch page follows once it is live" if settings.demo
+            else "off (livecore serve --demo starts it)")
     print(
         f"\nlivecore node {settings.node_id} is up.\n"
         f"  live directory   {base}/\n"
         f"  log in / sign up {base}/login.html   (demo: demo_creator / demo-creator-pass,"
         f" demo_viewer / demo-viewer-pass)\n"
-        f"  watch the demo   {base}/watch.html?room=1\n"
         f"  API description  {base}/api/openapi.json\n"
-        f"  metrics          {base}/metrics\n",
+        f"  metrics          {base}/metrics\n"
+        f"  live demo        {demo}\n",
         flush=True,
     )
+
+
+def _print_demo_url(settings: Settings, stream_id: int) -> None:
+    print(f"  watch the demo   {settings.public_url}/watch.html?room={stream_id}", flush=True)
 
 
 if __name__ == "__main__":
