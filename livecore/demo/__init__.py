@@ -2,7 +2,7 @@
 chat, like and send gifts. It runs beside a node (`livecore serve --demo`) and uses only the node's public
 interfaces, WHIP, the room WebSocket and the HTTP API, like any user would.
 
-Public: `Demo`, `DemoStream`.
+Public: `Demo`, `DemoStream`, `Pace` (how often the demo viewers chat, like and send gifts).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import aiohttp
 
-from livecore.demo.audience import Audience
+from livecore.demo.audience import Audience, Pace
 from livecore.demo.client import NodeClient
 from livecore.demo.publisher import Publisher
 from livecore.demo.stage import DemoStream, Stage
 
-__all__ = ["Demo", "DemoStream"]
+__all__ = ["Demo", "DemoStream", "Pace"]
 
 log = logging.getLogger("livecore.demo")
 
@@ -26,8 +26,10 @@ class Demo:
     """The demo publisher and viewers, talking to the node at `base_url`; `on_live` hears of each stream it goes
     live on."""
 
-    def __init__(self, base_url: str, on_live: Callable[[DemoStream], None] | None = None) -> None:
+    def __init__(self, base_url: str, on_live: Callable[[DemoStream], None] | None = None,
+                 pace: Pace | None = None) -> None:
         self.base_url = base_url
+        self.pace = pace or Pace()
         self.stage = Stage(on_live)
         self._http: aiohttp.ClientSession | None = None
         self.publisher: Publisher | None = None
@@ -39,7 +41,7 @@ class Demo:
         self._http = aiohttp.ClientSession()
         client = NodeClient(self.base_url, self._http)
         self.publisher = Publisher(client, self.stage)
-        self.audience = Audience(client, self.stage)
+        self.audience = Audience(client, self.stage, pace=self.pace)
         self.publisher.start()
         self.audience.start()
 
