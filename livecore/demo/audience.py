@@ -116,24 +116,27 @@ class Viewer:
     async def _join(self, stream: DemoStream) -> aiohttp.ClientWebSocketResponse:
         retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), before_sleep=self._log_retry,
                                  wait=wait_exponential_jitter(initial=1, max=RETRY_S_MAX))
-        async for attempt in retrying:
-            with attempt:
-                if self.token is None:
-                    self.token = await self.client.log_in(self.account.username, self.account.password)
-                    self.gifts = await self._affordable_gifts()
-                self.coins = (await self.client.call("GET", "/api/wallet", self.token))["coins"]
-                socket = await self.client.http.ws_connect(
-                    self.client.url(f"/ws/rooms/{stream.id}"), protocols=(protocol.JSON,), heartbeat=30.0,
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                log.info("demo: %s joined room %d", self.account.username, stream.id)
-                return socket
-        raise AssertionError("tenacity retries forever")
+        return await retrying(self._try_to_join, stream)
+
+    async def _try_to_join(self, stream: DemoStream) -> aiohttp.ClientWebSocketResponse:
+        try:
+            if self.token is None:
+                self.token = await self.client.log_in(self.account.username, self.account.password)
+                self.gifts = await self._affordable_gifts()
+            self.coins = (await self.client.call("GET", "/api/wallet", self.token))["coins"]
+            socket = await self.client.http.ws_connect(
+                self.client.url(f"/ws/rooms/{stream.id}"), protocols=(protocol.JSON,), heartbeat=30.0,
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+        except (NodeRefusal, aiohttp.WSServerHandshakeError) as exc:
+            if exc.status == 401:
+                self.token = None  # expired: log in again next time
+            raise
+        log.info("demo: %s joined room %d", self.account.username, stream.id)
+        return socket
 
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, NodeRefusal | aiohttp.WSServerHandshakeError) and error.status == 401:
-            self.token = None
         wait_s = state.next_action.sleep if state.next_action else 0
         log.warning("demo: %s could not join (%s: %s); trying again in %.0f s", self.account.username,
                     type(error).__name__, error, wait_s)

@@ -173,6 +173,12 @@ class WhipSession:
         await self.pc.close()
 
 
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait_s = state.next_action.sleep if state.next_action else 0
+    log.warning("demo: could not go live (%s: %s); trying again in %.0f s", type(error).__name__, error, wait_s)
+
+
 class Publisher:
     """Keeps the demo creator live: reuses their live stream or starts one, publishes, and starts over (after a
     bounded backoff when something failed) whenever the stream ends or the connection drops."""
@@ -203,23 +209,21 @@ class Publisher:
             await asyncio.sleep(RESTART_PAUSE_S)
 
     async def _go_live(self) -> WhipSession:
-        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), before_sleep=self._log_retry,
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), before_sleep=_log_retry,
                                  wait=wait_exponential_jitter(initial=1, max=RETRY_S_MAX))
-        async for attempt in retrying:
-            with attempt:
-                stream, key = await self._live_stream()
-                self.session = await WhipSession.open(self.client, stream, key)
-                await self.stage.go_live(stream)
-                log.info("demo: publishing the test picture to stream %d", stream.id)
-                return self.session
-        raise AssertionError("tenacity retries forever")
+        return await retrying(self._try_to_go_live)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, NodeRefusal) and error.status == 401:
-            self._token = None  # an expired token: log in again
-        wait_s = state.next_action.sleep if state.next_action else 0
-        log.warning("demo: could not go live (%s: %s); trying again in %.0f s", type(error).__name__, error, wait_s)
+    async def _try_to_go_live(self) -> WhipSession:
+        try:
+            stream, key = await self._live_stream()
+        except NodeRefusal as exc:
+            if exc.status == 401:
+                self._token = None  # expired: log in again next time
+            raise
+        self.session = await WhipSession.open(self.client, stream, key)
+        await self.stage.go_live(stream)
+        log.info("demo: publishing the test picture to stream %d", stream.id)
+        return self.session
 
     async def _live_stream(self) -> tuple[DemoStream, str]:
         """The demo creator's live stream and its key: one that is still live (after a restart), else a new one."""
