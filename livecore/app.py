@@ -33,6 +33,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         middlewares=[operations.http_metrics_middleware, problem_middleware], client_max_size=256 * 1024
     )
     app.cleanup_ctx.append(_node_context(settings, clock or Clock()))
+    app.on_shutdown.append(_close_room_sockets)
     account_routes.add_routes(app)
     stream_routes.add_routes(app)
     signaling.add_routes(app)
@@ -42,6 +43,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
     webui.add_routes(app)
     return app
+
+
+async def _close_room_sockets(app: web.Application) -> None:
+    """A room socket's handler returns only when its socket closes, and a stopping server waits for running
+    handlers: close the sockets first, or a node with a browser watching takes its whole shutdown timeout."""
+    if signaling.PLANE in app:
+        app[signaling.PLANE].close_connections("node shutting down")
 
 
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
 import sys
@@ -35,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "environment variable shown; flags win over the environment.",
     )
     for f in dataclasses.fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        serve.add_argument(
-            flag, dest=f.name, default=None, metavar=_metavar(f.type),
-            type=lambda raw, kind=f.type: parse_value(kind, raw),
-            help=f"{f.metadata['help']} [{env_name(f.name)}] (default: {default})",
-        )
+        _add_setting_flags(serve, f)
     grant = commands.add_parser(
         "grant", help="give an account a role (moderator, admin, advertiser, creator, viewer)",
         description="Give an account a role. Uses LIVECORE_DATABASE_URL, or the embedded PostgreSQL in --data-dir.",
@@ -52,8 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_setting_flags(parser: argparse.ArgumentParser, f: dataclasses.Field[Any]) -> None:
+    """`--name VALUE` for every setting; a boolean also takes `--name` alone and `--no-name`."""
+    flag = "--" + f.name.replace("_", "-")
+    help = f"{f.metadata['help']} [{env_name(f.name)}] (default: {f.metadata['default_text']})"
+    convert = functools.partial(parse_value, f.type)
+    if not _is_bool(f.type):
+        parser.add_argument(flag, dest=f.name, default=None, metavar=_metavar(f.type), type=convert, help=help)
+        return
+    parser.add_argument(flag, dest=f.name, default=None, nargs="?", const=True, metavar="BOOL", type=convert,
+                        help=help)
+    parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_const", const=False,
+                        help=f"the same as {flag} false")
+
+
+def _is_bool(kind: Any) -> bool:
+    return str(kind) in ("bool", "bool | None")
+
+
 def _metavar(kind: Any) -> str:
-    return {"int": "N", "bool": "BOOL", "Path": "DIR"}.get(str(kind), "TEXT")
+    return {"int": "N", "Path": "DIR"}.get(str(kind), "TEXT")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,27 +140,47 @@ async def _run(settings: Settings) -> None:
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port, reuse_address=True).start()
     _print_urls(settings)
+    demo = None
+    if settings.demo:
+        from livecore.demo import Demo
+
+        demo = Demo(_local_url(settings), on_live=lambda stream: _print_demo_url(settings, stream.id))
+        await demo.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if demo is not None:
+        await demo.stop()  # while the node still serves: the demo ends its stream through the API
     await runner.cleanup()
+
+
+def _local_url(settings: Settings) -> str:
+    """This node's own address, for the demo: the public URL may be a load balancer's."""
+    host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
 
 
 def _print_urls(settings: Settings) -> None:
     base = settings.public_url
+    demo = ("starting; its watch page follows once it is live" if settings.demo
+            else "off (livecore serve --demo starts it)")
     print(
         f"\nlivecore node {settings.node_id} is up.\n"
         f"  live directory   {base}/\n"
         f"  log in / sign up {base}/login.html   (demo: demo_creator / demo-creator-pass,"
         f" demo_viewer / demo-viewer-pass)\n"
-        f"  watch the demo   {base}/watch.html?room=1\n"
         f"  API description  {base}/api/openapi.json\n"
-        f"  metrics          {base}/metrics\n",
+        f"  metrics          {base}/metrics\n"
+        f"  live demo        {demo}\n",
         flush=True,
     )
+
+
+def _print_demo_url(settings: Settings, stream_id: int) -> None:
+    print(f"  watch the demo   {settings.public_url}/watch.html?room={stream_id}", flush=True)
 
 
 if __name__ == "__main__":

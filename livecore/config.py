@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, default_text: str = "") -> Any:
+    return field(default=default, metadata={"help": help, "default_text": default_text or str(default)})
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ class Settings:
     database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir")
     redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir")
     secret: str = _setting("", "token signing secret; empty uses the one stored in the database")
-    seed_demo: bool = _setting(True, "create the demo creator, viewer and stream if missing")
+    seed_demo: bool = _setting(True, "create the demo accounts (creator, viewer, demo audience) if missing")
+    demo: bool | None = _setting(
+        None, "run the live demo: a generated stream published over WHIP and demo viewers who chat and send gifts",
+        default_text="on with the embedded PostgreSQL and the seed, else off",
+    )
     log_level: str = _setting("INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
 
     token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
@@ -101,6 +105,12 @@ class Settings:
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.demo is None:
+            # Decided once, before `serve` fills in the embedded database's URL: a fresh `make run` shows a live
+            # demo, a node on an operator's database does not unless asked.
+            object.__setattr__(self, "demo", not self.database_url and self.seed_demo)
+        if self.demo and not self.seed_demo:
+            raise ValueError("the demo logs in as the seeded demo accounts: it needs seed_demo")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -112,7 +122,7 @@ def env_name(field_name: str) -> str:
 
 def parse_value(kind: Any, raw: str) -> Any:
     """Turn a flag or environment string into the field's type, or raise ValueError naming the problem."""
-    if kind in (bool, "bool"):
+    if kind in (bool, "bool", "bool | None"):
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):

@@ -43,3 +43,36 @@ async def test_grant_gives_a_role(servers: Servers, node) -> None:  # type: igno
     missing = subprocess.run([sys.executable, "-m", "livecore", "grant", "no_such_user", "admin"], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no account" in missing.stderr
+
+
+def _serve_settings(argv: list[str], environ: dict[str, str]) -> Settings:
+    """What `livecore serve ARGV` runs with, the way main() builds it."""
+    args = build_parser().parse_args(["serve", *argv])
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
+    return settings_from_env(environ, **overrides)
+
+
+def test_the_demo_is_on_by_default_only_on_the_embedded_database() -> None:
+    embedded = _serve_settings([], {})
+    assert embedded.demo is True
+    # serve fills in the embedded database's URL later; the decision stands.
+    assert embedded.replace(database_url="postgresql://127.0.0.1:5999/livecore").demo is True
+    external = {"LIVECORE_DATABASE_URL": "postgresql://db.internal/livecore"}
+    assert _serve_settings([], external).demo is False
+    assert _serve_settings(["--demo"], external).demo is True
+    assert _serve_settings([], {**external, "LIVECORE_DEMO": "on"}).demo is True
+    assert _serve_settings(["--no-demo"], {"LIVECORE_DEMO": "on"}).demo is False, "flags win"
+    assert _serve_settings(["--demo", "false"], {}).demo is False
+    assert _serve_settings(["--no-seed-demo"], {}).demo is False, "no seeded accounts, no demo to log in as"
+    try:
+        _serve_settings(["--demo", "--no-seed-demo"], {})
+    except ValueError as exc:
+        assert "seed_demo" in str(exc)
+    else:
+        raise AssertionError("a demo without its seeded accounts must be refused")
+
+
+def test_boolean_flags_take_a_value_or_none() -> None:
+    assert _serve_settings(["--recording-enabled", "no"], {}).recording_enabled is False
+    assert _serve_settings(["--no-recording-enabled"], {}).recording_enabled is False
+    assert _serve_settings(["--recording-enabled"], {"LIVECORE_RECORDING_ENABLED": "0"}).recording_enabled is True

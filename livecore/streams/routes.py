@@ -51,6 +51,18 @@ async def end_stream(request: web.Request) -> web.Response:
     return json_response(stream.public())
 
 
+@operation("Your stream's WHIP URL and stream key (its creator only): go live again from another tool or after a "
+           "reload", auth=True, tag="streams")
+async def stream_ingest(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    stream = await _stream_or_404(request)
+    if stream.creator_id != account.id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can read its stream key")
+    return json_response({"id": stream.id, "state": stream.state, "stream_key": stream.stream_key,
+                          "whip_url": f"{node.settings.public_url}/whip/{stream.id}"})
+
+
 @operation("A stream's public description", tag="streams")
 async def get_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
@@ -79,4 +91,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/streams", create_stream)
     app.router.add_post("/api/streams/{id}/end", end_stream)
     app.router.add_get("/api/streams/{id}", get_stream)
+    app.router.add_get("/api/streams/{id}/ingest", stream_ingest)
     app.router.add_get("/api/live", live_directory)
