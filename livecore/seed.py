@@ -36,5 +36,5 @@ async def _create_demo(node: Node) -> None:
         node.pool, username=DEMO_VIEWER[0], password=DEMO_VIEWER[1], birth_date=dt.date(1995, 2, 3),
         region="GB", display_name="Demo Viewer", interests=["music"], roles=["viewer"],
     )
-    stream = await streams.create_stream(node.pool, creator.id, DEMO_STREAM_TITLE)
+    stream = await streams.create_stream(node.pool, creator.id, DEMO_STREAM_TITLE, node.settings.node_id)
     log.info("seeded the demo creator, viewer and stream %d", stream.id)
