@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check what `livecore serve` checks when it starts, and what would only show later: that\n"
         "the public URL leads to this node, the Stripe keys, UDP for WebRTC and the clock. Prints a table\n"
         "and exits 1 if any check failed. Takes the same settings as `serve`.",
+        epilog="exit statuses:\n  0  every check passed or was skipped\n  1  a check failed (the table says which)\n"
+        "  2  a usage error",
     )
     add_setting_flags(check_parser)
     grant = commands.add_parser(

@@ -26,7 +26,7 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODES_HELP = "\n".join(f"  {code.value}  {text}" for code, text in (
-    (ExitCode.CHECK_FAILED, "livecore check: a check failed"),
+    (ExitCode.CHECK_FAILED, "an unexpected error (a traceback follows); for `livecore check`: a check failed"),
     (ExitCode.SETTING, "a setting is unknown, malformed or out of range"),
     (ExitCode.BIND, "the host or port cannot be listened on"),
     (ExitCode.DATABASE, "PostgreSQL is unreachable, refuses the credentials or lacks the database"),
