@@ -49,17 +49,16 @@ class Row:
 
 def run(settings: Settings) -> int:
     """Run every check, print the table; the exit status (0 all passed or skipped, 1 something failed)."""
-    rows = [Row("settings", OK, f"all {len(FIELDS)} known and in range")]
+    data_dir_row = _row("data dir", lambda: preflight.check_data_dir(settings.data_dir))
     with contextlib.ExitStack() as stack:
-        rows.append(_row("data dir", lambda: preflight.check_data_dir(settings.data_dir)))
         listeners, listen_row = _listen(settings)
-        rows.append(listen_row)
         for sock in listeners:
             stack.callback(sock.close)
-        embedded = stack.enter_context(EmbeddedServers(adopt=False))
-        settings, embedded_row = _embedded(settings, embedded, data_dir_ok=rows[-2].result == OK)
-        rows.append(embedded_row)
-        rows += asyncio.run(_network_checks(settings, listeners, listen_row.result == OK))
+        embedded = stack.enter_context(EmbeddedServers(adopt=False))  # stops only servers started here
+        settings, embedded_row = _embedded(settings, embedded, data_dir_ok=data_dir_row.result == OK)
+        later = asyncio.run(_network_checks(settings, listeners, listen_row.result == OK))
+    rows = [Row("settings", OK, f"all {len(FIELDS)} known and in range"), data_dir_row, listen_row, embedded_row,
+            *later]
     print(render(rows), flush=True)
     return ExitCode.CHECK_FAILED if any(row.result == FAIL for row in rows) else 0
 

@@ -120,6 +120,8 @@ def _install_uvloop() -> None:
 def grant_role(settings: Settings, username: str, role: str) -> int:
     """Add `role` to an account; returns the process exit code."""
     with EmbeddedServers(adopt=False) as embedded:  # never stop the database of a running node
+        if not settings.database_url:
+            preflight.check_data_dir(settings.data_dir)
         settings = embedded.start(settings, redis=False)
         roles = asyncio.run(_grant(settings, username, role))
     if roles is None:

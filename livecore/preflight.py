@@ -240,6 +240,9 @@ def _redis_error(exc: BaseException, url: str, wait_s: int) -> StartupError:
     text = str(exc)
     if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthenticationWrongNumberOfArgsError) or \
             "NOAUTH" in text or "WRONGPASS" in text:
+        if _password_of(url) is None:
+            return _redis_refusal(url, "Redis asks for a password and the URL gives none",
+                                  "put it in the URL (redis://:password@host:port/db or redis://user:password@...)")
         return _redis_refusal(url, f"Redis refused the credentials ({text})",
                               "fix the user or password in the URL (redis://user:password@host:port/db)")
     if isinstance(exc, redis_errors.NoPermissionError) or "NOPERM" in text:
@@ -263,6 +266,14 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return None
+    return parsed.password or parsed.query.get("password")
 
 
 def _where(url: str, default_port: int) -> str:

@@ -72,6 +72,8 @@ def _mistakes(c: Conditions) -> dict[str, Mistake]:
             ExitCode.REDIS, "LIVECORE_REDIS_URL", "refused the credentials",
             env={"LIVECORE_REDIS_URL": c.valkeys["password"].replace("redis://", f"redis://:{WRONG_PASSWORD}@")},
             check_row="redis"),
+        "redis needs a password": Mistake(ExitCode.REDIS, "LIVECORE_REDIS_URL", "asks for a password",
+                                          env={"LIVECORE_REDIS_URL": c.valkeys["password"]}, check_row="redis"),
         "redis lacks a command": Mistake(ExitCode.REDIS, "LIVECORE_REDIS_URL", "lacks commands the node uses: EVALSHA",
                                          env={"LIVECORE_REDIS_URL": c.valkeys["renamed"]}, check_row="redis"),
         "redis in cluster mode": Mistake(ExitCode.REDIS, "LIVECORE_REDIS_URL", "cluster mode",
@@ -112,7 +114,8 @@ def _corrupt_valkey_data(data_dir: Path) -> None:
 
 MISTAKES = [
     "port in use", "host not bindable", "data dir under a file", "database unreachable",
-    "database refuses the password", "redis unreachable", "redis refuses the password", "redis lacks a command",
+    "database refuses the password", "redis unreachable", "redis refuses the password", "redis needs a password",
+    "redis lacks a command",
     "redis in cluster mode", "embedded postgres from another version", "embedded valkey with a corrupt file",
     "unknown setting", "value out of range", "not a number", "publishable stripe key",
 ]
