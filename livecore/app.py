@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -54,14 +56,18 @@ async def _close_room_sockets(app: web.Application) -> None:
 
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
-        pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
-        # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
-        pool_redis = redis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_connections_max, timeout=settings.redis_wait_s_max,
-            health_check_interval=30,
-        )
-        client = redis.Redis(connection_pool=pool_redis)
-        try:
+        # Each part is stopped in reverse order, also when a later part fails to start (nothing is left open).
+        async with contextlib.AsyncExitStack() as parts:
+            pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
+            parts.push_async_callback(_close_pool, pool, settings.shutdown_s_max)
+            # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
+            pool_redis = redis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=settings.redis_connections_max,
+                timeout=settings.redis_wait_s_max, health_check_interval=30,
+            )
+            parts.push_async_callback(pool_redis.aclose)
+            client = redis.Redis(connection_pool=pool_redis)
+            parts.push_async_callback(client.aclose)
             await db.migrate(pool)
             secret = settings.secret or await shared_secret(pool)
             registry = CollectorRegistry()
@@ -74,28 +80,28 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.rooms = plane
             app[signaling.PLANE] = plane
             await plane.start()
+            parts.push_async_callback(plane.stop)
             money = commerce.Commerce(node)
             app[commerce.COMMERCE] = money
             node.gifts = money
             await money.start()
+            parts.push_async_callback(money.stop)
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
+            parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
             await media_plane.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
-            await media_plane.stop()
-            await money.stop()
-            await plane.stop()
-        finally:
-            await client.aclose()
-            await pool_redis.aclose()
-            try:
-                # asyncpg waits for every connection to come back; a stuck holder must not stop a shutdown.
-                await asyncio.wait_for(pool.close(), settings.shutdown_s_max)
-            except TimeoutError:
-                log.warning("PostgreSQL connections still busy after %d s; terminating them", settings.shutdown_s_max)
-                pool.terminate()
 
     return context
+
+
+async def _close_pool(pool: asyncpg.Pool, wait_s: int) -> None:
+    try:
+        # asyncpg waits for every connection to come back; a stuck holder must not stop a shutdown.
+        await asyncio.wait_for(pool.close(), wait_s)
+    except TimeoutError:
+        log.warning("PostgreSQL connections still busy after %d s; terminating them", wait_s)
+        pool.terminate()

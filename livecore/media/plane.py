@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from livecore.http import Problem
 from livecore.media import peers
 from livecore.media.hls import MediaFiles, StreamOutputs
+from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
 from livecore.media.room import MediaRoom, session_id
 from livecore.node import Node
@@ -44,6 +45,7 @@ class MediaPlane:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         await self.registry.refresh([], self.settings.public_url)
+        await end_orphaned_streams(self.node, self.registry)
         self._upkeep = asyncio.create_task(self._run_upkeep())
 
     async def stop(self) -> None:

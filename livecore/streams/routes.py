@@ -25,7 +25,7 @@ async def create_stream(request: web.Request) -> web.Response:
     if not is_adult(account, node.today()):
         raise Problem(403, "under-18", "you must be 18 or older to go live")
     body = await parse_body(request, NewStream)
-    stream = await streams.create_stream(node.pool, account.id, body.title)
+    stream = await streams.create_stream(node.pool, account.id, body.title, node.settings.node_id)
     if node.rooms:
         await node.rooms.publish(stream.id, {"type": "stream", "state": "live"})
     return json_response(

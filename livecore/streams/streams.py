@@ -59,13 +59,13 @@ def _from_row(row: asyncpg.Record) -> Stream:
     )
 
 
-async def create_stream(pool: asyncpg.Pool, creator_id: int, title: str) -> Stream:
-    """A new live stream with a fresh stream key; its room opens at once."""
+async def create_stream(pool: asyncpg.Pool, creator_id: int, title: str, node_id: str | None = None) -> Stream:
+    """A new live stream with a fresh stream key; its room opens at once. `node_id`: the node creating it."""
     row = await pool.fetchrow(
-        "WITH s AS (INSERT INTO streams (creator_id, title, stream_key, state, started_at)"
-        " VALUES ($1, $2, $3, 'live', now()) RETURNING *)"
+        "WITH s AS (INSERT INTO streams (creator_id, title, stream_key, state, started_at, created_on_node)"
+        " VALUES ($1, $2, $3, 'live', now(), $4) RETURNING *)"
         f" SELECT {_COLUMNS} FROM s JOIN accounts a ON a.id = s.creator_id",
-        creator_id, title, "sk_" + secrets.token_urlsafe(24),
+        creator_id, title, "sk_" + secrets.token_urlsafe(24), node_id,
     )
     return _from_row(row)
 
@@ -90,6 +90,24 @@ async def end_stream(pool: asyncpg.Pool, stream_id: int, by_user_id: int) -> Str
     ended = await get_stream(pool, stream_id)
     assert ended is not None
     return ended
+
+
+async def end_streams_if_live(pool: asyncpg.Pool, stream_ids: list[int]) -> list[int]:
+    """End those of `stream_ids` that are still live; the ids this call ended (nodes racing end each once)."""
+    rows = await pool.fetch(
+        "UPDATE streams SET state = 'ended', ended_at = coalesce(ended_at, now())"
+        " WHERE id = ANY($1::bigint[]) AND state = 'live' RETURNING id", stream_ids,
+    )
+    return sorted(r["id"] for r in rows)
+
+
+async def live_stream_origins(pool: asyncpg.Pool, after_id: int, limit: int) -> list[tuple[int, str | None]]:
+    """(id, node it was created on) of live streams with ids above `after_id`, in id order, at most `limit`."""
+    rows = await pool.fetch(
+        "SELECT id, created_on_node FROM streams WHERE state = 'live' AND id > $1 ORDER BY id LIMIT $2",
+        after_id, limit,
+    )
+    return [(r["id"], r["created_on_node"]) for r in rows]
 
 
 async def live_streams(pool: asyncpg.Pool, limit: int = 100) -> list[Stream]:

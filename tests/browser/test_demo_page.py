@@ -14,7 +14,7 @@ import pytest
 from conftest import OpenPage, wait_for_frames
 from livenode import Servers
 from playwright.async_api import expect
-from serveprocess import Serve
+from servenode import Serve, clean_env
 
 from livecore.seed import DEMO_AUDIENCE
 
@@ -34,7 +34,7 @@ async def test_the_printed_demo_page_plays_video_and_shows_chat_and_gifts(
 ) -> None:
     # The session's PostgreSQL and Valkey stand in for the embedded ones, so --demo has to be asked for.
     serve = Serve(tmp_path / "data", "--demo",
-                  env={"LIVECORE_DATABASE_URL": servers.database_url, "LIVECORE_REDIS_URL": servers.redis_url})
+                  env=clean_env(LIVECORE_DATABASE_URL=servers.database_url, LIVECORE_REDIS_URL=servers.redis_url))
     try:
         printed = await serve.wait_for_output(r"watch the demo\s+(http://\S+/watch\.html\?room=(\d+))")
         watch_url, stream_id = printed.group(1), int(printed.group(2))
