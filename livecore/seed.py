@@ -36,5 +36,6 @@ async def _create_demo(node: Node) -> None:
         node.pool, username=DEMO_VIEWER[0], password=DEMO_VIEWER[1], birth_date=dt.date(1995, 2, 3),
         region="GB", display_name="Demo Viewer", interests=["music"], roles=["viewer"],
     )
-    stream = await streams.create_stream(node.pool, creator.id, DEMO_STREAM_TITLE)
+    publish_by_ms = node.clock.now_ms() + node.settings.stream_unpublished_ms_max
+    stream = await streams.create_stream(node.pool, creator.id, DEMO_STREAM_TITLE, publish_by_ms)
     log.info("seeded the demo creator, viewer and stream %d", stream.id)
