@@ -81,7 +81,10 @@ class MediaRoom:
         offer = peers.check_offer(offer_sdp)
         pc = peers.new_peer_connection()
         try:
+            offered = peers.offered_kinds(offer.sdp)
             for kind, forwarder in self.forwarders.items():
+                if kind not in offered:
+                    continue  # a transceiver the offer does not match breaks aiortc's answer (a video-only player)
                 transceiver = pc.addTransceiver(peers.SilentTrack(kind), direction="sendonly")
                 transceiver.setCodecPreferences(peers.exact_preference(forwarder.codec))
             await peers.apply_offer(pc, offer)
