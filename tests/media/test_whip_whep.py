@@ -83,6 +83,7 @@ async def test_a_publisher_gone_past_the_grace_ends_the_stream(node_factory, htt
     node = await node_factory(clock=clock, media_publish_grace_ms=10_000)
     account, stream = await _creator(node)
     socket = await node.ws(stream["id"], account["token"])
+    await events_until(socket, lambda seen: any(e.get("type") == "snapshot" for e in seen))
     publisher = await publish(http, node.url, stream)
     viewer = await watch(http, node.url, stream["id"])
     plane = node.app[MEDIA]
