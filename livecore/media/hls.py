@@ -107,6 +107,10 @@ class PlaylistWaits:
                 del self._waiting[stream_id]
                 self._events.pop(stream_id, None)
 
+    def waiting(self, stream_id: int) -> int:
+        """How many requests wait for this stream's first playlist."""
+        return self._waiting.get(stream_id, 0)
+
     def written(self, stream_id: int) -> None:
         """The stream's playlist exists now (call on the event loop)."""
         event = self._events.get(stream_id)
