@@ -1,4 +1,5 @@
-"""The demo seed: a creator with a live stream and a viewer, so the pages are usable at once. Idempotent."""
+"""The demo seed: a creator with a stream waiting for its publisher and a viewer, so the pages are usable at once.
+Idempotent."""
 
 from __future__ import annotations
 
