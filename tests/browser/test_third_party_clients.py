@@ -67,6 +67,11 @@ async def until(page: Page, expression: str, predicate: Any, timeout_s: float = 
     return value
 
 
+async def stream_state(node: Any, stream_id: int) -> str:
+    async with node.http.get(f"{node.url}/api/streams/{stream_id}") as response:
+        return (await response.json())["state"]
+
+
 async def test_a_page_on_another_origin_publishes_and_plays_with_third_party_libraries(
     node: Any, other_origin: str, open_media_page: OpenMediaPage,
 ) -> None:
@@ -86,8 +91,10 @@ async def test_a_page_on_another_origin_publishes_and_plays_with_third_party_lib
     assert publishing == {"trickle": True}, "the WHIP client read the OPTIONS answer as 'no trickle ICE'"
     await page.evaluate("(url) => embed.playHls(url)", f"{node.url}/hls/{stream_id}/index.m3u8")
     await until(page, "embed.publisherState()", lambda state: state == "connected")
-    async with node.http.get(f"{node.url}/api/streams/{stream_id}") as response:
-        assert (await response.json())["state"] == "live"
+    deadline = time.monotonic() + 10  # the node records it once its own side of the connection is up
+    while await stream_state(node, stream_id) != "live":
+        assert time.monotonic() < deadline, "the stream did not go live when its publisher connected"
+        await asyncio.sleep(0.05)
 
     await page.evaluate("(url) => embed.play(url)", f"{node.url}/whep/{stream_id}")
     first = await until(page, "embed.whepFrames()", lambda frames: frames > 0)
@@ -114,8 +121,7 @@ async def test_a_page_on_another_origin_publishes_and_plays_with_third_party_lib
         await asyncio.sleep(0.05)
     await page.evaluate("embed.stopPublishing()")
     assert answered("DELETE", f"/whip/{stream_id}/") == [200]
-    async with node.http.get(f"{node.url}/api/streams/{stream_id}") as response:
-        assert (await response.json())["state"] == "ended"
+    assert await stream_state(node, stream_id) == "ended"
 
     times = await page.evaluate("embed.times")
     print(f"\nthird-party clients, ms: WHIP connected {times['whipConnected'] - times['whipStart']} after start; "
@@ -134,5 +140,4 @@ async def test_a_page_on_an_origin_not_allowed_cannot_publish(
         await page.evaluate("([url, key]) => embed.publish(url, key)",
                             [f"{node.url}/whip/{stream['id']}", stream["stream_key"]])
     assert stream["id"] not in node.app[MEDIA].rooms
-    async with node.http.get(f"{node.url}/api/streams/{stream['id']}") as response:
-        assert (await response.json())["state"] == "created"
+    assert await stream_state(node, stream["id"]) == "created"
