@@ -101,28 +101,25 @@ class MediaPlane:
                  ", ".join(f.codec.mimeType for f in room.forwarders.values()))
         return SessionAnswer(room.upstream_session, answer, room.upstream_ice.etag)
 
-    async def key_matches(self, stream_id: int, bearer: str) -> bool:
-        """Whether `bearer` is the stream's key (for answers only its publisher may see)."""
-        if not bearer:
-            return False
+    async def _stream_key(self, stream_id: int) -> str | None:
         room = self.rooms.get(stream_id)
         if room is not None and room.relay_of is None:
-            key = room.stream_key
-        else:
-            stream = await get_stream(self.node.pool, stream_id)
-            key = stream.stream_key if stream else ""
+            return room.stream_key
+        stream = await get_stream(self.node.pool, stream_id)
+        return stream.stream_key if stream else None
+
+    async def key_matches(self, stream_id: int, bearer: str) -> bool:
+        """Whether `bearer` is the stream's key (for answers only its publisher may see)."""
+        key = await self._stream_key(stream_id) if bearer else None
         return bool(key) and hmac.compare_digest(bearer.encode(), key.encode())
 
     async def publisher_room(self, stream_id: int, session: str, bearer: str) -> MediaRoom:
         """The room of a WHIP session, for a request that carries the stream's key (401 before 404)."""
+        key = await self._stream_key(stream_id)
+        if key is None:
+            raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
+        _check_key(bearer, key)
         room = self.rooms.get(stream_id)
-        if room is not None and room.relay_of is None:
-            _check_key(bearer, room.stream_key)
-        else:
-            stream = await get_stream(self.node.pool, stream_id)
-            if stream is None:
-                raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
-            _check_key(bearer, stream.stream_key)
         if room is None or room.relay_of is not None or room.upstream_session != session or room.closed:
             raise Problem(404, "session-not-found", "there is no such publishing session")
         return room
