@@ -166,7 +166,23 @@ class Settings:
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")
+    media_publish_grace_ms: int = _setting(10000, "a live stream whose publisher left stays live this long for it to "
+                                                   "come back (any node), then ends")
+    stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
+    stream_sweep_batch_max: int = _setting(100, "overdue streams one node ends per sweep (a sweep runs every second)")
+    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers), comma-separated")
+    media_ice_username: str = _setting("", "the username WHIP/WHEP clients use with the TURN servers above")
+    media_ice_credential: str = _setting("", "the credential WHIP/WHEP clients use with the TURN servers above")
+    ingest_cors_origins: str = _setting("*", "origins whose pages may publish over WHIP, comma-separated; * any "
+                                             "(the stream key is the credential)")
+    playback_cors_origins: str = _setting("*", "origins whose pages may play over WHEP and HLS, comma-separated; "
+                                               "* any")
+    api_cors_origins: str = _setting("", "origins whose pages may call the rest of the API (with cookies), "
+                                         "comma-separated; empty: the node's own pages only")
+    cors_max_age_s: int = _setting(600, "how long a browser may reuse a CORS preflight answer")
     hls_segment_ms: int = _setting(2000, "target HLS segment duration")
+    hls_playlist_wait_ms_max: int = _setting(8000, "a request for a playlist not written yet waits this long for the "
+                                                   "stream's first segment before 404")
     hls_window_segments: int = _setting(6, "HLS segments listed in the playlist and kept on disk per stream")
     recording_enabled: bool = _setting(True, "record each stream to an MP4 in the data dir")
     thumbnail_interval_ms: int = _setting(10000, "how often a live stream's thumbnail JPEG is refreshed")

@@ -16,7 +16,7 @@ def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:
     """(method, path, handler) for every route the node serves, static files excepted."""
     found = []
     for route in app.router.routes():
-        if route.method in ("HEAD", "OPTIONS") or isinstance(route.resource, web.StaticResource):
+        if route.method == "HEAD" or isinstance(route.resource, web.StaticResource):
             continue
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")

@@ -5,7 +5,7 @@ or, before any publisher came, the node it was created on. A node registers itse
 refreshing it, so a stopped node stops vouching within `media_owner_ttl_ms` (at once when it stopped cleanly).
 The starting node counts itself as not live: whatever the registry says it owns is left over from its previous
 run. Every stream no live node vouches for is ended once (nodes starting together race on one conditional
-UPDATE) and its room hears `stream ended`.
+UPDATE in `end_stream`) and its room hears `stream ended`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 
 from livecore.media.registry import MediaRegistry
 from livecore.node import Node
+from livecore.streams import end_stream
 from livecore.streams import streams as stream_records
 
 log = logging.getLogger("livecore.media.orphans")
@@ -47,7 +48,5 @@ async def _end_batch(node: Node, registry: MediaRegistry, batch: list[tuple[int,
     for stream_id, owner in zip(ids, owners, strict=True):
         if owner == registry.node_id:
             await registry.release(stream_id)  # this node's previous run owned it and is gone
-    ended = await stream_records.end_streams_if_live(node.pool, orphans)
-    if ended and node.rooms:
-        await node.rooms.publish_many([(stream_id, {"type": "stream", "state": "ended"}) for stream_id in ended])
-    return ended
+    return [stream_id for stream_id in orphans
+            if await end_stream(node, stream_id, "the node it was live on stopped without its publisher")]

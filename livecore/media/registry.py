@@ -39,6 +39,13 @@ class MediaRegistry:
         raw = await self._redis.get(_owner_key(room_id))
         return raw.decode() if raw else None
 
+    async def owned(self, room_ids: list[int]) -> set[int]:
+        """The rooms among `room_ids` that some live node owns (has a publisher for) right now."""
+        if not room_ids:
+            return set()
+        owners = await self._redis.mget([_owner_key(room_id) for room_id in room_ids])
+        return {room_id for room_id, owner in zip(room_ids, owners, strict=True) if owner}
+
     async def release(self, room_id: int) -> None:
         await self._release(keys=[_owner_key(room_id)], args=[self.node_id])
 

@@ -1,14 +1,54 @@
-"""HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files."""
+"""HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files.
+
+WHIP and WHEP answer `OPTIONS` on their endpoints and sessions (what they accept, and the ICE servers to use) and
+are open to pages on other origins (`ingest_cors_origins`, `playback_cors_origins`; see `cors_rules`), since
+publishers and players are embedded in other sites.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import CIMultiDict
 
+from livecore.config import Settings
+from livecore.cors import CorsRule, parse_origins
 from livecore.http import Problem, operation, path_id
 from livecore.media.plane import RELAY_HEADER, MediaPlane
+from livecore.media.room import SessionAnswer
+from livecore.media.trickle import TRICKLE_TYPE
 
 MEDIA = web.AppKey("media", MediaPlane)
 SDP_TYPE = "application/sdp"
+# Several WHIP clients decide whether to trickle candidates from the methods an OPTIONS on the endpoint allows, so
+# endpoints and sessions both list every method of the protocol.
+WEBRTC_METHODS = "OPTIONS, POST, PATCH, DELETE"
+WEBRTC_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, ETag"  # ETag: a PATCH header some clients send
+WEBRTC_EXPOSED_HEADERS = "Location, Link, ETag, Accept-Post, Accept-Patch, Access-Control-Allow-Methods"
+
+
+def cors_rules(settings: Settings) -> list[CorsRule]:
+    """Which pages may use the media plane from another origin: publishers (WHIP) and players (WHEP, HLS, files)."""
+    return [
+        CorsRule(("/whip/",), parse_origins(settings.ingest_cors_origins), methods=WEBRTC_METHODS,
+                 request_headers=WEBRTC_REQUEST_HEADERS, exposed_headers=WEBRTC_EXPOSED_HEADERS),
+        CorsRule(("/whep/",), parse_origins(settings.playback_cors_origins), methods=WEBRTC_METHODS,
+                 request_headers=WEBRTC_REQUEST_HEADERS, exposed_headers=WEBRTC_EXPOSED_HEADERS),
+        CorsRule(("/hls/", "/media/"), parse_origins(settings.playback_cors_origins)),
+    ]
+
+
+def ice_server_links(settings: Settings) -> list[str]:
+    """`Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6)."""
+    links = []
+    for url in (u.strip() for u in settings.media_ice_servers.split(",")):
+        if not url:
+            continue
+        link = f'<{url}>; rel="ice-server"'
+        if url.startswith(("turn:", "turns:")) and settings.media_ice_username:
+            link += (f'; username="{settings.media_ice_username}"; credential="{settings.media_ice_credential}"'
+                     '; credential-type="password"')
+        links.append(link)
+    return links
 
 
 def _stream_id(request: web.Request) -> int:
@@ -21,60 +61,107 @@ async def _offer(request: web.Request) -> str:
     return await request.text()
 
 
+async def _fragment(request: web.Request) -> str:
+    if request.content_type != TRICKLE_TYPE:
+        raise Problem(415, "unsupported-media-type",
+                      f"expected {TRICKLE_TYPE}, got {request.content_type or 'nothing'}")
+    return await request.text()
+
+
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _sdp_answer(sdp: str, location: str) -> web.Response:
-    return web.Response(status=201, text=sdp, content_type=SDP_TYPE,
-                        headers={"Location": location, "Access-Control-Expose-Headers": "Location"})
+def _with_links(request: web.Request, headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    for link in ice_server_links(request.app[MEDIA].settings):
+        headers.add("Link", link)
+    return headers
 
 
-@operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out", status=201,
-           auth=True, tag="media", responses={400: "malformed SDP", 401: "wrong stream key",
-                                              409: "another publisher is live"})
+def _sdp_answer(request: web.Request, answer: SessionAnswer, location: str) -> web.Response:
+    headers = _with_links(request, CIMultiDict(Location=location, ETag=answer.etag))
+    return web.Response(status=201, text=answer.sdp, content_type=SDP_TYPE, headers=headers)
+
+
+@operation("WHIP: what the endpoint accepts (Accept-Post), and the ICE servers (Link) when the stream key is sent",
+           status=204, tag="media")
+async def whip_options(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
+    if await request.app[MEDIA].key_matches(stream_id, _bearer(request)):
+        _with_links(request, headers)  # TURN credentials only for the stream's publisher
+    return web.Response(status=204, headers=headers)
+
+
+@operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out (Location, ETag, Link)",
+           status=201, auth=True, tag="media",
+           responses={400: "malformed SDP", 401: "wrong stream key", 404: "no such stream", 409: "another publisher "
+                      "is live, or the stream has ended", 415: "not application/sdp"})
 async def whip_publish(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     bearer = _bearer(request)
     if not bearer:
         raise Problem(401, "bad-stream-key", "send the stream key as `Authorization: Bearer <key>`")
-    session, sdp = await request.app[MEDIA].publish(stream_id, bearer, await _offer(request))
-    return _sdp_answer(sdp, f"/whip/{stream_id}/{session}")
+    answer = await request.app[MEDIA].publish(stream_id, bearer, await _offer(request))
+    return _sdp_answer(request, answer, f"/whip/{stream_id}/{answer.session}")
 
 
-@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag)", status=204, tag="media")
+@operation("WHIP and WHEP sessions: what they accept (Accept-Patch)", status=204, tag="media")
+async def session_options(request: web.Request) -> web.Response:
+    _stream_id(request)
+    return web.Response(status=204, headers={"Accept-Patch": TRICKLE_TYPE, "Allow": "OPTIONS, PATCH, DELETE"})
+
+
+@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag), the stream key as bearer", status=204,
+           auth=True, tag="media",
+           responses={401: "wrong stream key", 404: "no such session", 412: "If-Match names another entity tag",
+                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported"})
 async def whip_trickle(request: web.Request) -> web.Response:
-    if request.content_type != "application/trickle-ice-sdpfrag":
-        raise Problem(415, "unsupported-media-type", "expected application/trickle-ice-sdpfrag")
-    await request.app[MEDIA].trickle(_stream_id(request), request.match_info["session"], await request.text())
+    plane = request.app[MEDIA]
+    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    await plane.trickle(room, await _fragment(request), request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing; the stream ends", tag="media")
+@operation("WHIP: stop publishing, the stream key as bearer; the stream ends", auth=True, tag="media",
+           responses={401: "wrong stream key", 404: "no such session"})
 async def whip_delete(request: web.Request) -> web.Response:
-    await request.app[MEDIA].unpublish(_stream_id(request), request.match_info["session"])
+    plane = request.app[MEDIA]
+    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    await plane.unpublish(room)
     return web.Response(status=200)
 
 
-@operation("WHEP: watch a stream, SDP offer in, SDP answer out; 503 with hls_url when full", status=201,
-           tag="media", responses={400: "malformed SDP", 404: "no publisher", 503: "over capacity"})
+@operation("WHEP: what the endpoint accepts (Accept-Post) and the ICE servers (Link)", status=204, tag="media")
+async def whep_options(request: web.Request) -> web.Response:
+    _stream_id(request)
+    headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
+    return web.Response(status=204, headers=_with_links(request, headers))
+
+
+@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full",
+           status=201, tag="media",
+           responses={400: "malformed SDP", 404: "no publisher", 415: "not application/sdp", 503: "over capacity"})
 async def whep_watch(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     relay = RELAY_HEADER in request.headers
-    session, sdp = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
-    return _sdp_answer(sdp, f"/whep/{stream_id}/{session}")
+    answer = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
+    return _sdp_answer(request, answer, f"/whep/{stream_id}/{answer.session}")
 
 
-@operation("WHEP: trickle ICE candidates (accepted; the answer already carries every candidate)", status=204,
-           tag="media")
+@operation("WHEP: trickle ICE candidates (application/trickle-ice-sdpfrag)", status=204, tag="media",
+           responses={404: "no such session", 412: "If-Match names another entity tag",
+                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported"})
 async def whep_trickle(request: web.Request) -> web.Response:
-    _stream_id(request)
+    plane = request.app[MEDIA]
+    viewer = plane.viewer(_stream_id(request), request.match_info["session"])
+    await plane.trickle_viewer(viewer, await _fragment(request), request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
-@operation("WHEP: stop watching", tag="media")
+@operation("WHEP: stop watching", tag="media", responses={404: "no such session"})
 async def whep_delete(request: web.Request) -> web.Response:
     await request.app[MEDIA].stop_watching(_stream_id(request), request.match_info["session"])
     return web.Response(status=200)
@@ -84,7 +171,9 @@ _HLS_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 
 
-@operation("HLS for large audiences: index.m3u8 (short-lived cache) and its segments (immutable)", tag="media")
+@operation("HLS for large audiences: index.m3u8 (short-lived cache; before the first segment of a stream that has "
+           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable)", tag="media",
+           responses={404: "no such file (yet)"})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -93,6 +182,8 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     if suffix not in _HLS_TYPES or "/" in name or name.startswith("."):
         raise Problem(404, "not-found", f"there is no HLS file {name!r}")
     path = plane.files(stream_id).hls / name
+    if name == "index.m3u8" and not path.is_file():
+        await plane.wait_for_playlist(stream_id)
     if not path.is_file():
         raise Problem(404, "hls-not-ready", f"stream {stream_id} has no HLS file {name} (yet)")
     live = stream_id in plane.outputs
@@ -100,8 +191,7 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
         cache = "public, max-age=1" if live else "public, max-age=3600"
     else:
         cache = "public, max-age=86400, immutable"
-    return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix],
-                                           "Access-Control-Allow-Origin": "*"})
+    return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix]})
 
 
 @operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media")
@@ -123,9 +213,13 @@ async def media_file(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/hls/{id}/{name}", hls_file)
     app.router.add_get("/media/{id}/{name}", media_file)
+    app.router.add_route("OPTIONS", "/whip/{id}", whip_options)
     app.router.add_post("/whip/{id}", whip_publish)
+    app.router.add_route("OPTIONS", "/whip/{id}/{session}", session_options)
     app.router.add_patch("/whip/{id}/{session}", whip_trickle)
     app.router.add_delete("/whip/{id}/{session}", whip_delete)
+    app.router.add_route("OPTIONS", "/whep/{id}", whep_options)
     app.router.add_post("/whep/{id}", whep_watch)
+    app.router.add_route("OPTIONS", "/whep/{id}/{session}", session_options)
     app.router.add_patch("/whep/{id}/{session}", whep_trickle)
     app.router.add_delete("/whep/{id}/{session}", whep_delete)

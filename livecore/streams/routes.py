@@ -9,7 +9,7 @@ from livecore.accounts import is_adult
 from livecore.accounts.session import require_account
 from livecore.http import Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
-from livecore.streams import streams
+from livecore.streams import lifecycle, streams
 
 
 class NewStream(BaseModel):
@@ -25,9 +25,9 @@ async def create_stream(request: web.Request) -> web.Response:
     if not is_adult(account, node.today()):
         raise Problem(403, "under-18", "you must be 18 or older to go live")
     body = await parse_body(request, NewStream)
-    stream = await streams.create_stream(node.pool, account.id, body.title, node.settings.node_id)
-    if node.rooms:
-        await node.rooms.publish(stream.id, {"type": "stream", "state": "live"})
+    publish_by_ms = node.clock.now_ms() + node.settings.stream_unpublished_ms_max
+    stream = await streams.create_stream(node.pool, account.id, body.title, publish_by_ms,
+                                         node.settings.node_id)
     return json_response(
         {
             **stream.public(),
@@ -42,13 +42,11 @@ async def create_stream(request: web.Request) -> web.Response:
 async def end_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
-    was_live = (await _stream_or_404(request)).state == "live"
-    stream = await streams.end_stream(node.pool, path_id(request, "stream-not-found", "stream"), account.id)
-    if was_live and node.rooms:
-        await node.rooms.publish(stream.id, {"type": "stream", "state": "ended"})
-    if node.media:
-        await node.media.stop_publishing(stream.id, "the creator ended the stream")
-    return json_response(stream.public())
+    stream = await _stream_or_404(request)
+    if stream.creator_id != account.id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can end it")
+    await lifecycle.end_stream(node, stream.id, "the creator ended the stream")
+    return json_response((await _stream_or_404(request)).public())
 
 
 @operation("Your stream's WHIP URL and stream key (its creator only): go live again from another tool or after a "

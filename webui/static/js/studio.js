@@ -138,11 +138,11 @@ async function goLive(submit) {
 }
 
 async function endStream() {
-  const { pc, sessionUrl, streamId } = studio;
+  const { pc, sessionUrl, streamId, streamKey } = studio;
   studio.pc = null;
   studio.sessionUrl = null;
   $("end-stream").disabled = true;
-  await endSession(sessionUrl);
+  await endSession(sessionUrl, { bearer: streamKey });
   pc?.close();
   try {
     if (streamId) await api(`/api/streams/${encodeURIComponent(streamId)}/end`, { method: "POST" });
@@ -233,7 +233,8 @@ async function main() {
   $("camera-select").addEventListener("change", openDevices);
   $("mic-select").addEventListener("change", openDevices);
   wireChat();
-  window.addEventListener("pagehide", () => endSession(studio.sessionUrl, { keepalive: true }));
+  window.addEventListener("pagehide",
+    () => endSession(studio.sessionUrl, { keepalive: true, bearer: studio.streamKey }));
   if (new URLSearchParams(location.search).get("stream")) $("stream-title-input").required = false;
   await openDevices();
 }

@@ -19,6 +19,7 @@ const chatInput = $("chat-input");
 const chatSend = $("chat-send");
 const numbers = new Intl.NumberFormat();
 const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
+let player = null; // the video player, once the stream is known
 
 const view = {
   you: null, // null for an anonymous viewer (the server says id 0)
@@ -257,6 +258,7 @@ function applyEvent(event) {
     case "stream":
       setStreamState(event.state);
       if (event.state === "ended") systemLine("The stream has ended.");
+      if (event.state === "live") player?.reconnectNow(); // its publisher (re)connected: no need to wait
       break;
     case "moderation":
       applyModeration(event);
@@ -366,7 +368,7 @@ async function main() {
   const room = new RoomClient(roomId, { onEvent: applyEvent, onStatus: applyStatus });
   wireChat(room);
   wireLikes(room);
-  startPlayer(roomId, { video: $("video"), placeholder: $("video-placeholder") });
+  player = startPlayer(roomId, { video: $("video"), placeholder: $("video-placeholder") });
   window.addEventListener("online", () => room.reconnectNow());
   room.connect();
 }
