@@ -51,8 +51,10 @@ class NodeClient:
                 raise await _refusal(response)
             return await response.text(), response.headers.get("Location", "")
 
-    async def delete(self, path: str) -> None:
-        async with self.http.delete(self.url(path), timeout=aiohttp.ClientTimeout(total=REQUEST_S_MAX)) as response:
+    async def delete(self, path: str, bearer: str) -> None:
+        """DELETE a session resource (WHIP needs the stream key, as for the POST)."""
+        async with self.http.delete(self.url(path), headers={"Authorization": f"Bearer {bearer}"},
+                                    timeout=aiohttp.ClientTimeout(total=REQUEST_S_MAX)) as response:
             if response.status >= 400:
                 raise await _refusal(response)
 

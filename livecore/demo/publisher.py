@@ -126,9 +126,10 @@ class ToneTrack(MediaStreamTrack):
 class WhipSession:
     """One publishing session: a peer connection sending the demo tracks, and its WHIP resource on the node."""
 
-    def __init__(self, stream: DemoStream, pc: RTCPeerConnection) -> None:
+    def __init__(self, stream: DemoStream, pc: RTCPeerConnection, stream_key: str) -> None:
         self.stream = stream
         self.pc = pc
+        self.stream_key = stream_key
         self.path = ""
         self.connected = asyncio.Event()
         self.lost = asyncio.Event()  # the peer connection failed or closed
@@ -145,7 +146,7 @@ class WhipSession:
     async def open(cls, client: NodeClient, stream: DemoStream, stream_key: str) -> WhipSession:
         """Offer the demo tracks to the stream's WHIP endpoint and wait until media flows."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        session = cls(stream, pc)
+        session = cls(stream, pc, stream_key)
         try:
             video = pc.addTransceiver(PictureTrack(stream.title), direction="sendonly")
             video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
@@ -167,9 +168,9 @@ class WhipSession:
         self.closed = True
         if self.path:
             try:
-                await client.delete(self.path)
+                await client.delete(self.path, self.stream_key)
             except (NodeRefusal, aiohttp.ClientError, TimeoutError) as exc:
-                log.debug("demo: ending WHIP session %s: %s", self.path, exc)
+                log.warning("demo: ending WHIP session %s: %s", self.path, exc)
         await self.pc.close()
 
 

@@ -60,9 +60,8 @@ async def _log_in(node: RunningNode, account: seed.DemoAccount) -> dict[str, str
 async def test_the_demo_publishes_its_viewers_chat_and_gift_and_it_outlives_its_stream(node: RunningNode) -> None:
     await seed.seed_demo(node.node)
     creator = await _log_in(node, seed.DEMO_CREATOR)
-    async with node.http.post(f"{node.url}/api/streams", json={"title": "left live by a crash"},
-                              headers=creator) as r:
-        leftover = (await r.json())["id"]
+    # Live as if its publisher were still within the reconnect grace after a crash.
+    leftover = (await node.create_stream(creator["Authorization"].split()[1], "left live by a crash"))["id"]
     announced: list[DemoStream] = []
     demo = Demo(node.url, on_live=announced.append, pace=BRISK)
     await demo.start()
@@ -90,8 +89,9 @@ async def test_the_demo_publishes_its_viewers_chat_and_gift_and_it_outlives_its_
         await _until(lambda: len(announced) >= 2, "the demo to go live again")
         replacement = announced[1].id
         assert replacement != leftover
-        async with node.http.get(f"{node.url}/api/streams/{replacement}") as r:
-            assert (await r.json())["state"] == "live"
+        room = await node.ws(replacement)
+        await events_until(room, lambda got: any(e["type"] in ("snapshot", "stream") and e.get("state") == "live"
+                                                 for e in got), timeout_s=WAIT_S_MAX)
     finally:
         await demo.stop()
     async with node.http.get(f"{node.url}/api/streams/{announced[-1].id}") as r:
