@@ -5,14 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import freezes, gifts, payouts, purchases
+from commerce import freezes, gifts, merch, payouts, purchases
+from commerce.appkey import COMMERCE
 from commerce.ledger import balances, recent_transactions
-from commerce.service import Commerce
 from livecore.accounts.session import require_account
 from livecore.http import Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
-
-COMMERCE = web.AppKey("commerce", Commerce)
 
 _KEY = Field(default=None, min_length=1, max_length=100,
              description="makes a retry return the first result; may come as the Idempotency-Key header instead")
@@ -198,3 +196,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/payouts/destination", set_up_payout_destination)
     app.router.add_post("/api/payouts/webhook", payout_webhook)
     app.router.add_post("/api/admin/wallets/{id}/unfreeze", unfreeze_wallet)
+    merch.add_routes(app)

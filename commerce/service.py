@@ -19,6 +19,7 @@ from commerce.catalogue import Catalogue
 from commerce.combos import Combos
 from commerce.gift_batches import GiftBatcher
 from commerce.ledger import Accounts
+from commerce.merch import Merch
 from commerce.providers import (
     LocalPayments,
     LocalPayouts,
@@ -72,12 +73,14 @@ class Commerce:
             queue_max=s.gift_queue_max, workers=s.gift_batch_workers, spend_max_coins=s.gift_coins_per_day_max,
             on_committed=self.announcer.offer,
         )
+        self.merch = Merch(node)
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
         self._sweepers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.catalogue = await catalogue.publish(self.node.pool)
+        await self.merch.start()
         await self.accounts.create_platform_accounts()
         self.announcer.start()
         self.gift_batches.start()
@@ -93,6 +96,7 @@ class Commerce:
         await self.gift_batches.stop()
         await self.announcer.stop()
         await stop_tasks(*self._sweepers)
+        self.merch.stop()
         if self._transport is not None:
             await self._transport.close_async()
 

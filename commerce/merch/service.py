@@ -1,0 +1,35 @@
+"""The merch context of one node: the base-item catalogue, fees, image threads and the mockup cache."""
+
+from __future__ import annotations
+
+from commerce.merch import catalogue
+from commerce.merch.catalogue import BaseItem
+from commerce.merch.designs import DesignLimits
+from commerce.merch.images import ImageWorkers
+from commerce.merch.mockups import MockupCache
+from commerce.merch.products import Fees
+from livecore.node import Node, RoomEvents
+
+
+class Merch:
+    def __init__(self, node: Node) -> None:
+        s = node.settings
+        self.node = node
+        self.pool = node.pool
+        self.clock = node.clock
+        self.settings = s
+        self.fees = Fees(s.merch_fee_percent, s.merch_fee_fixed_cents)
+        self.design_limits = DesignLimits(s.design_bytes_max, s.design_pixels_max, s.design_edge_px_min)
+        self.workers = ImageWorkers(s.image_workers, s.image_queue_max)
+        self.mockups = MockupCache(s.mockups_cached_max)
+        self.items: dict[str, BaseItem] = {}
+
+    @property
+    def rooms(self) -> RoomEvents | None:
+        return self.node.rooms
+
+    async def start(self) -> None:
+        self.items = await catalogue.publish(self.pool)
+
+    def stop(self) -> None:
+        self.workers.stop()
