@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
 
-from commerce.appkey import COMMERCE
 from commerce.merch import designs, pins, products
 from commerce.merch.service import Merch
+from commerce.requests import COMMERCE
 from livecore.accounts.session import require_account
 from livecore.http import Problem, json_response, operation, parse_body, path_id
 

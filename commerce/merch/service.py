@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commerce.merch import catalogue
-from commerce.merch.catalogue import BaseItem
+from commerce.merch.catalogue import BaseItem, Variant
 from commerce.merch.designs import DesignLimits
 from commerce.merch.images import ImageWorkers
 from commerce.merch.mockups import MockupCache
@@ -27,6 +27,10 @@ class Merch:
     @property
     def rooms(self) -> RoomEvents | None:
         return self.node.rooms
+
+    def variant(self, variant_id: str) -> Variant:
+        """A catalogue variant by id (every stored product's variants are in the catalogue)."""
+        return next(v for item in self.items.values() for v in item.variants if v.id == variant_id)
 
     async def start(self) -> None:
         self.items = await catalogue.publish(self.pool)
