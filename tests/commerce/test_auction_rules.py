@@ -87,6 +87,10 @@ def test_a_late_bid_extends_the_end_unless_sudden_death() -> None:
     assert late.extended_from_ms == 60_000 and late.state.ends_at_ms == 65_000
     early = rules.decide(TERMS, OPENED, bid(ANN, 1000), 49_999)
     assert early.extended_from_ms is None and early.state.ends_at_ms == 60_000
+    edge = rules.decide(TERMS, OPENED, bid(ANN, 1000), 50_000)  # exactly the window before the end: inside it
+    assert edge.extended_from_ms is None and edge.state.ends_at_ms == 60_000  # now + 10 s is no later
+    wider = replace(TERMS, extension_ms=10_001)
+    assert rules.decide(wider, OPENED, bid(ANN, 1000), 50_000).state.ends_at_ms == 60_001
     sudden = replace(TERMS, sudden_death=True)
     assert rules.decide(sudden, OPENED, bid(ANN, 1000), 59_000).state.ends_at_ms == 60_000
     wide = replace(TERMS, extension_ms=3_000)  # never shortens: 59,000 + 3,000 is past the end, 55,000 + 3,000 not
