@@ -3,7 +3,7 @@ amounts and maximums over the domain call, HTTP and the room WebSocket, bursts d
 buy-it-now, the seller and a moderator trying to bid, the clock stepping through the anti-sniping window, the
 close, and everyone leaving the room (so the node reads the room's shop from PostgreSQL again).
 
-The expected outcomes come from `ReferenceAuction` below, written from the issue's rules and not from the code
+The expected outcomes come from `ReferenceAuction` (lots.py), written from the issue's rules and not from the code
 under test. After every step: the auction row and its whole history equal the reference; the events a client
 has folded and a fresh join's snapshot equal the database."""
 
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from images import design_png
 from livenode import Servers, unique_username
-from lots import AuctionFold, database_view
+from lots import AuctionFold, ReferenceAuction, database_view
 from roomclient import events_until, send
 
 from commerce import COMMERCE, Commerce
@@ -44,76 +44,6 @@ SNAPSHOT_BIDS = 8
 BIDDERS = 4
 SELLER, MODERATOR = -1, -2  # indexes that pick the seller or the room's moderator as the bidder
 EVENTS_WAIT_S = 10.0
-
-
-class ReferenceAuction:
-    """The rules as the issue states them, step by step, with no shortcuts shared with commerce/auctions."""
-
-    def __init__(self, view: dict[str, Any], seller: int, moderators: set[int]) -> None:
-        self.seller, self.moderators = seller, moderators
-        self.start, self.steps = view["start_cents"], view["increments"]["steps"]
-        self.sudden, self.buy_now = view["sudden_death"], view["buy_now_cents"]
-        self.window, self.extension = view["snipe_window_ms"], view["extension_ms"]
-        self.state, self.price, self.leader, self.leader_max = "open", self.start, None, 0
-        self.ends_at, self.version, self.winner, self.closed_by = view["ends_at"], 1, None, None
-        self.history: list[tuple[int, int, str, int, str]] = []  # seq, bidder, kind, amount, outcome
-
-    def step(self, cents: int) -> int:
-        return [s for f, s in self.steps if f <= cents][-1]
-
-    def minimum(self) -> int:
-        return self.start if self.leader is None else self.price + self.step(self.price)
-
-    def _add(self, bidder: int, kind: str, amount: int, outcome: str) -> None:
-        self.history.append((len(self.history) + 1, bidder, kind, amount, outcome))
-
-    def offer(self, bidder: int, kind: str, amount: int, max_cents: int | None, now: int) -> str:
-        if self.state == "closed" or now >= self.ends_at:
-            return "auction-closed"
-        if bidder == self.seller:
-            return "seller-cannot-bid"
-        if bidder in self.moderators:
-            return "moderator-cannot-bid"
-        if kind == "buy_now":
-            if self.buy_now is None or self.price >= self.buy_now:
-                return "buy-now-unavailable"
-            self._add(bidder, "buy_now", self.buy_now, "bought")
-            self.price, self.leader, self.leader_max, self.winner = self.buy_now, bidder, self.buy_now, bidder
-            self.state, self.closed_by, self.ends_at, self.version = "closed", "buy_now", now, self.version + 1
-            return "bought"
-        if max_cents is not None and max_cents < amount:
-            return "max-below-amount"
-        ceiling = amount if max_cents is None else max_cents
-        if bidder == self.leader:  # a leader never outbids themselves; they may raise their maximum
-            if ceiling > self.leader_max and ceiling >= self.minimum():
-                self.leader_max = ceiling
-                self._add(bidder, "raise", self.price, "raised")
-                self.version += 1
-                return "raised"
-            return "already-leading"
-        if amount < self.minimum():
-            return "bid-too-low"
-        if self.leader is None:
-            self.price, self.leader, self.leader_max, outcome = amount, bidder, ceiling, "leading"
-            self._add(bidder, "bid", amount, "leading")
-        elif ceiling > self.leader_max:  # the runner-up's maximum plus one increment, capped, never below the bid
-            self.price = max(amount, min(self.leader_max + self.step(self.leader_max), ceiling))
-            self.leader, self.leader_max, outcome = bidder, ceiling, "leading"
-            self._add(bidder, "bid", self.price, "leading")
-        else:  # the earlier maximum wins a tie and answers any lower one
-            self.price, outcome = min(ceiling + self.step(ceiling), self.leader_max), "outbid"
-            self._add(bidder, "bid", amount, "outbid")
-            self._add(self.leader, "proxy", self.price, "leading")
-        if not self.sudden and self.ends_at - now <= self.window and now + self.extension > self.ends_at:
-            self.ends_at = now + self.extension
-        self.version += 1
-        return outcome
-
-    def close(self, now: int) -> bool:
-        if self.state != "open" or now < self.ends_at:
-            return False
-        self.state, self.winner, self.closed_by, self.version = "closed", self.leader, "time", self.version + 1
-        return True
 
 
 class World:
