@@ -3,9 +3,13 @@
 Every `auction` event carries the lot's whole changing state (`version`, `state`, `price_cents`, `leader`,
 `ends_at` in server ms, `bids_count`, `min_next_cents`, `buy_now_available`, `winner`, `closed_by`), so a client
 keeps the event with the highest `version` and never needs to replay: events from two nodes may interleave, the
-version orders them. `opened` adds the terms (`auction`); `bid` adds the history entries it made (`bids`);
-`outbid` names who lost the lead (`user_id`); `extended` adds `previous_ends_at`; `won` names the winner and the
-amount; `closed` and `unsold` add nothing.
+version orders them. `opened` adds the terms (`auction`); `bid` adds the history entries (`bids`); `outbid` names
+who lost the lead (`user_ids`); `extended` adds `previous_ends_at`; `won` names the winner and the amount;
+`closed` and `unsold` add nothing.
+
+Events are made per committed batch of bids, not per bid: a batch is one atomic change of the lot, and in a
+bidding storm one `bid` event listing a batch's entries (and one `outbid` naming everyone who lost the lead in
+it) costs the room plane a fraction of an event per bid. The version still counts every accepted bid.
 """
 
 from __future__ import annotations
@@ -52,19 +56,21 @@ def opened(lot: Lot, terms_view: dict[str, Any]) -> dict[str, Any]:
 
 
 def after_bids(lot: Lot, decided: list[Decided]) -> list[RoomEvent]:
-    """bid, outbid, extended (and closed + won for buy-it-now) for each accepted offer of a batch, in order."""
-    events: list[RoomEvent] = []
-    for _, decision in decided:
-        state = decision.state
-        events.append((lot.stream_id, _event("bid", lot, state,
-                                             bids=[public_entry(lot, e) for e in decision.entries])))
-        if decision.outbid_id is not None:
-            events.append((lot.stream_id, _event("outbid", lot, state, user_id=decision.outbid_id)))
-        if decision.extended_from_ms is not None:
-            events.append((lot.stream_id, _event("extended", lot, state, previous_ends_at=decision.extended_from_ms)))
-        if state.state == rules.CLOSED:
-            events.extend((lot.stream_id, e) for e in after_close(lot, state))
-    return events
+    """The events of one committed batch: `bid` with its entries, `outbid` for those who lost the lead and did
+    not win it back, `extended` if the end moved, and `closed` + `won` if buy-it-now ended the auction."""
+    if not decided:
+        return []
+    state = decided[-1][1].state
+    made = [_event("bid", lot, state, bids=[public_entry(lot, e) for _, d in decided for e in d.entries])]
+    lost = [d.outbid_id for _, d in decided if d.outbid_id is not None and d.outbid_id != state.leader_id]
+    if lost:
+        made.append(_event("outbid", lot, state, user_ids=list(dict.fromkeys(lost))))
+    extended_from = next((d.extended_from_ms for _, d in decided if d.extended_from_ms is not None), None)
+    if extended_from is not None and state.ends_at_ms > extended_from:
+        made.append(_event("extended", lot, state, previous_ends_at=extended_from))
+    if state.state == rules.CLOSED:
+        made.extend(after_close(lot, state))
+    return [(lot.stream_id, event) for event in made]
 
 
 def after_close(lot: Lot, state: State) -> list[dict[str, Any]]:

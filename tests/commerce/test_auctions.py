@@ -75,7 +75,7 @@ async def test_bids_proxy_maximums_events_and_the_snapshot(node) -> None:  # typ
     seen = await events_until(watcher, lambda evs: any(e.get("version") == lead["auction"]["version"]
                                                        and e["action"] == "outbid" for e in _auction_events(evs)))
     outbid = next(e for e in _auction_events(seen) if e["action"] == "outbid")
-    assert outbid["user_id"] == ann["id"] and outbid["leader"]["id"] == bob["id"]
+    assert outbid["user_ids"] == [ann["id"]] and outbid["leader"]["id"] == bob["id"]
     assert all("max_cents" not in entry for e in seen for entry in e.get("bids", ()))
 
     got = (await api(node, "GET", f"/api/auctions/{aid}"))[1]
