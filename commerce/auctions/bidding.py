@@ -191,14 +191,14 @@ class Bidding:
         attempts = 0
         while attempts < self._settings.auction_commit_attempts_max:
             attempts += 1
-            now_ms = self._clock.now_ms()
+            now_ms, read_version = self._clock.now_ms(), lot.state.version
             plan = _Plan.make(lot, requests, now_ms)
             try:
                 if plan.entries:
-                    current = await self._commit(lot, plan, now_ms)
+                    current = await self._commit(lot, plan, read_version, now_ms)
                 elif plan.must_confirm:
                     current = await self._pool.fetchval("SELECT version FROM auctions WHERE id = $1",
-                                                        lot.auction_id) == lot.state.version
+                                                        lot.auction_id) == read_version
                 else:
                     current = True
             except asyncpg.UniqueViolationError:  # a retry of a bid older than the keys this node remembers
@@ -211,7 +211,8 @@ class Bidding:
             raise Problem(503, "auction-busy", "the auction kept changing while this bid was decided; bid again",
                           rule="auction_commit_attempts_max", limit_value=self._settings.auction_commit_attempts_max)
         self._on_batch(len(batch), attempts)
-        lot.state = plan.state
+        if plan.state.version >= lot.state.version:  # the sweep may have closed it meanwhile: keep the newer
+            lot.state = plan.state
         for request, decision in plan.decided:
             lot.keys[(request.offer.bidder_id, request.idempotency_key)] = decision.entries[0]
         while len(lot.keys) > self._settings.auction_keys_cached_max:
@@ -222,10 +223,10 @@ class Bidding:
         if plan.decided:
             self._on_committed(lot, plan.decided)
 
-    async def _commit(self, lot: Lot, plan: _Plan, now_ms: int) -> bool:
+    async def _commit(self, lot: Lot, plan: _Plan, read_version: int, now_ms: int) -> bool:
         s, entries, keys = plan.state, plan.entries, plan.entry_keys
         committed = await self._pool.fetchval(
-            _COMMIT, lot.auction_id, lot.state.version, s.state, s.price_cents, s.leader_id, s.leader_max_cents,
+            _COMMIT, lot.auction_id, read_version, s.state, s.price_cents, s.leader_id, s.leader_max_cents,
             s.ends_at_ms, s.bids_count, s.version, s.winner_id, s.closed_ms, s.closed_by, now_ms,
             [e.seq for e in entries], [e.bidder_id for e in entries], [e.kind for e in entries],
             [e.amount_cents for e in entries], [e.max_cents for e in entries], [e.outcome for e in entries], keys,
