@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+EARLY_EVENTS_MAX = 1000  # a newer auction's events kept while its `opened` is on its way (seen only in races)
+
+# What an auction event carries of the lot's changing state (commerce/auctions/events.py makes them).
 CHANGING = ("version", "state", "price_cents", "leader", "ends_at", "bids_count", "min_next_cents",
             "buy_now_available", "winner", "closed_by")
 
@@ -20,6 +23,7 @@ class RoomShopView:
         self._pin: dict[str, Any] | None = None
         self._auction: dict[str, Any] | None = None
         self._bids: dict[int, dict[str, Any]] = {}
+        self._early: list[dict[str, Any]] = []  # a newer auction's events that overtook its `opened` (bounded)
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -37,11 +41,19 @@ class RoomShopView:
 
     def _apply_auction(self, event: dict[str, Any]) -> None:
         current = self._auction
-        if event["action"] == "opened" and (current is None or event["auction_id"] > current["id"]):
+        newer = current is None or event["auction_id"] > current["id"]
+        if event["action"] == "opened" and newer:
             current = self._auction = {**event["auction"], **{k: event[k] for k in CHANGING}}
             self._bids = {}
+            early, self._early = [e for e in self._early if e["auction_id"] == event["auction_id"]], []
+            for overtaking in early:
+                self._apply_auction(overtaking)
+        elif newer:  # published by another node before `opened` reached this one: keep it for then
+            if len(self._early) < EARLY_EVENTS_MAX:
+                self._early.append(event)
+            return
         if current is None or event["auction_id"] != current["id"]:
-            return  # an older auction's event, or a newer one's before its `opened`
+            return  # an older auction's event
         if event["version"] > current["version"]:
             current.update({k: event[k] for k in CHANGING})
         for entry in event.get("bids", ()):

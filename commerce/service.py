@@ -1,6 +1,9 @@
-"""The money context of one node: the catalogue, the account cache, providers, combos and its background sweep.
+"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions and the
+background sweeps.
 
-Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command) and its routes.
+Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command),
+`livecore.node.RoomShop` (the room's pinned product and auction in join snapshots, its `bid` command) and its
+routes.
 """
 
 from __future__ import annotations

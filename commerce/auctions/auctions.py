@@ -13,6 +13,7 @@ from commerce import merch
 from commerce import rules as money_rules
 from commerce.auctions import events, increments, rules
 from commerce.auctions.bidding import BidRequest, BidResult, Lot, state_of, terms_of
+from commerce.room_shop import CHANGING
 from livecore.accounts import Account
 from livecore.http import Problem
 from livecore.streams import get_stream
@@ -204,9 +205,7 @@ async def auction_view(ctx: Auctions, auction_id: int, bids_max: int | None = No
 
 def terms_only(view: dict[str, Any]) -> dict[str, Any]:
     """The parts of an auction's view that never change (what the `opened` event carries)."""
-    changing = {"version", "state", "price_cents", "leader", "ends_at", "bids_count", "min_next_cents",
-                "buy_now_available", "winner", "closed_by", "bids", "server_now", "order_id"}
-    return {k: v for k, v in view.items() if k not in changing}
+    return {k: v for k, v in view.items() if k not in (*CHANGING, "bids", "server_now", "order_id")}
 
 
 def _view_lot(row: asyncpg.Record, names: dict[int, str]) -> Lot:

@@ -14,6 +14,8 @@ from livecore.node import Node, RoomEvents
 class Merch:
     def __init__(self, node: Node) -> None:
         s = node.settings
+        if not 0 <= s.merch_fee_percent < 100:
+            raise ValueError("merch_fee_percent must be from 0 to 99")
         self.node = node
         self.pool = node.pool
         self.clock = node.clock
