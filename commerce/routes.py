@@ -5,14 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import freezes, gifts, payouts, purchases
+from commerce import auctions, freezes, gifts, merch, payouts, purchases
 from commerce.ledger import balances, recent_transactions
-from commerce.service import Commerce
+from commerce.requests import COMMERCE, idempotency_key
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body, path_id
+from livecore.http import json_response, operation, parse_body, path_id
 from livecore.node import NODE
-
-COMMERCE = web.AppKey("commerce", Commerce)
 
 _KEY = Field(default=None, min_length=1, max_length=100,
              description="makes a retry return the first result; may come as the Idempotency-Key header instead")
@@ -33,17 +31,16 @@ class NewGift(BaseModel):
     idempotency_key: str | None = _KEY
 
 
+class NewPaymentMethod(BaseModel):
+    card_number: str | None = Field(default=None, max_length=30,
+                                    description="the local test provider only: 4242424242424242 is saved")
+    setup_intent_id: str | None = Field(default=None, max_length=100,
+                                        description="with Stripe: the SetupIntent the page confirmed")
+
+
 class NewPayout(BaseModel):
     amount_cents: int = Field(gt=0)
     idempotency_key: str | None = _KEY
-
-
-def _idempotency_key(request: web.Request, from_body: str | None) -> str:
-    key = from_body or request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 100:
-        raise Problem(400, "idempotency-key-required",
-                      "send an idempotency_key (body field or Idempotency-Key header, 1-100 characters)")
-    return key
 
 
 @operation("The coin packages on sale", tag="money")
@@ -58,7 +55,7 @@ async def coin_packages(request: web.Request) -> web.Response:
 async def create_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewPurchase)
-    key = _idempotency_key(request, body.idempotency_key)
+    key = idempotency_key(request, body.idempotency_key)
     view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, key)
     return json_response(view, status=201)
 
@@ -111,7 +108,7 @@ async def gift_catalogue(request: web.Request) -> web.Response:
 async def send_gift(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewGift)
-    key = _idempotency_key(request, body.idempotency_key)
+    key = idempotency_key(request, body.idempotency_key)
     stream_id = path_id(request, "stream-not-found", "stream")
     result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count, key)
     return json_response(result)
@@ -135,7 +132,7 @@ async def leaderboard(request: web.Request) -> web.Response:
 async def create_payout(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewPayout)
-    key = _idempotency_key(request, body.idempotency_key)
+    key = idempotency_key(request, body.idempotency_key)
     view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, key)
     return json_response(view, status=202 if view["state"] == "pending" else 201)
 
@@ -182,6 +179,26 @@ async def unfreeze_wallet(request: web.Request) -> web.Response:
     return json_response(await freezes.unfreeze(request.app[COMMERCE], account, owner_id))
 
 
+@operation("Save a way to pay for auction wins and orders: with Stripe, a SetupIntent the page confirms (202), then "
+           "again with its setup_intent_id (201); with the local test provider, {card_number} at once (201)",
+           body=NewPaymentMethod, status=201, auth=True, tag="money",
+           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id",
+                      400: "Not a card the provider takes this way, or a SetupIntent that is not yours",
+                      402: "The card was declined", 409: "The SetupIntent is not confirmed yet, or "
+                      "payment_methods_per_user_max is reached", 502: "The payment provider could not be reached"})
+async def save_payment_method(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, NewPaymentMethod)
+    view, status = await request.app[COMMERCE].payment_methods.save(account, body.card_number, body.setup_intent_id)
+    return json_response(view, status=status)
+
+
+@operation("Your saved payment methods", auth=True, tag="money")
+async def list_payment_methods(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    return json_response({"methods": await request.app[COMMERCE].payment_methods.list(account.id)})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/coins/packages", coin_packages)
     app.router.add_post("/api/coins/purchases", create_purchase)
@@ -198,3 +215,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/payouts/destination", set_up_payout_destination)
     app.router.add_post("/api/payouts/webhook", payout_webhook)
     app.router.add_post("/api/admin/wallets/{id}/unfreeze", unfreeze_wallet)
+    app.router.add_post("/api/payment-methods", save_payment_method)
+    app.router.add_get("/api/payment-methods", list_payment_methods)
+    merch.add_routes(app)
+    auctions.add_routes(app)
