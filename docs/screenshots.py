@@ -32,6 +32,7 @@ VIEWPORT = {"width": 1280, "height": 800}
 READY_S_MAX = 120.0
 DEMO_LIVE_S_MAX = 60.0
 PAGE_WAIT_MS_MAX = 30_000
+THUMBNAIL_S_MAX = 30.0
 OUT_DIR = Path(__file__).resolve().parent
 
 
@@ -75,7 +76,7 @@ async def wait_for_demo(http: aiohttp.ClientSession, base: str) -> int:
             async with http.get(f"{base}/api/live") as response:
                 if response.status == 200:
                     for stream in (await response.json())["streams"]:
-                        if stream["creator"]["username"] == DEMO_CREATOR[0]:
+                        if stream["creator"]["username"] == DEMO_CREATOR.username:
                             return int(stream["id"])
         if time.monotonic() > deadline:
             raise SystemExit(f"screenshots: the demo did not go live on {base} within {READY_S_MAX:.0f} s")
@@ -99,6 +100,19 @@ async def open_as(browser: Browser, url: str, token: str | None) -> Page:
     return page
 
 
+async def wait_for_thumbnail(page: Page) -> None:
+    """The directory card's picture comes with the stream's first thumbnail: reload until it is there."""
+    deadline = time.monotonic() + THUMBNAIL_S_MAX
+    while not await page.evaluate("() => [...document.querySelectorAll('#live-list img')]"
+                                  ".some((img) => img.complete && img.naturalWidth > 0)"):
+        if time.monotonic() > deadline:
+            step("no thumbnail yet; the directory is shown without one")
+            return
+        await asyncio.sleep(1)
+        await page.reload()
+        await page.locator("#live-list li").first.wait_for()
+
+
 async def shoot(page: Page, name: str, out_dir: Path) -> None:
     path = out_dir / f"{name}.png"
     await page.screenshot(path=str(path))
@@ -110,12 +124,13 @@ async def take(base: str, out_dir: Path) -> None:
     async with aiohttp.ClientSession() as http:
         step(f"waiting for the demo to go live on {base}")
         room = await wait_for_demo(http, base)
-        viewer = await log_in(http, base, *DEMO_VIEWER)
-        creator = await log_in(http, base, *DEMO_CREATOR)
+        viewer = await log_in(http, base, DEMO_VIEWER.username, DEMO_VIEWER.password)
+        creator = await log_in(http, base, DEMO_CREATOR.username, DEMO_CREATOR.password)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         page = await open_as(browser, f"{base}/", viewer)
         await page.locator("#live-list li").first.wait_for()
+        await wait_for_thumbnail(page)
         await shoot(page, "directory", out_dir)
 
         page = await open_as(browser, f"{base}/watch.html?room={room}", viewer)
