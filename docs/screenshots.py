@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -40,8 +40,8 @@ def step(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-@contextlib.asynccontextmanager
-async def demo_node(url: str | None) -> AsyncIterator[str]:
+@contextlib.contextmanager
+def demo_node(url: str | None) -> Iterator[str]:
     """The node to photograph: `url` as given, or a `livecore serve --demo` of our own for the duration."""
     if url:
         yield url.rstrip("/")
@@ -161,11 +161,8 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"screenshots: {CHROMIUM} is missing (apt-get install chromium)")
 
-    async def run() -> None:
-        async with demo_node(args.url) as base:
-            await take(base, args.out)
-
-    asyncio.run(run())
+    with demo_node(args.url) as base:
+        asyncio.run(take(base, args.out))
 
 
 if __name__ == "__main__":
