@@ -18,7 +18,7 @@ from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port
 from signaling.bus import room_channel
-from signaling.presence import Presence
+from signaling.presence import Presence, control_channel
 
 WAIT_S_MAX = 15.0
 
@@ -116,7 +116,10 @@ async def test_a_dead_node_stops_counting(servers: Servers, node_factory: NodeFa
 
 async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> None:
     client = redis.Redis.from_url(servers.redis_url)
-    presence = Presence(client, f"test-{secrets.token_hex(4)}", ttl_ms=5000)
+    node_id = f"test-{secrets.token_hex(4)}"
+    presence = Presence(client, node_id, ttl_ms=5000)
+    listening = client.pubsub()
+    await listening.subscribe(control_channel(node_id))  # as a running node's bus does: it counts while listening
     room, now_ms = 10**12 + secrets.randbelow(10**6), int(time.time() * 1000)
     try:
         await presence.report(now_ms, Counter({room: 2}))
@@ -125,6 +128,7 @@ async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> No
         assert await presence.viewer_counts(now_ms, [room]) == {room: 0}
     finally:
         await presence.leave()
+        await listening.aclose()
         await client.aclose()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,10 +17,6 @@ from livecore.media.outlet import Outlet
 from livecore.media.trickle import SessionIce, ice_ufrag
 
 log = logging.getLogger("livecore.media.room")
-
-
-def session_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 @dataclass(frozen=True)
@@ -76,8 +71,8 @@ class MediaRoom:
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
-    async def add_viewer(self, offer_sdp: str) -> SessionAnswer:
-        """Answer a viewer's offer with this room's tracks."""
+    async def add_viewer(self, offer_sdp: str, session: str) -> SessionAnswer:
+        """Answer a viewer's offer with this room's tracks, as session `session`."""
         offer = peers.check_offer(offer_sdp)
         pc = peers.new_peer_connection()
         try:
@@ -94,7 +89,6 @@ class MediaRoom:
         except BaseException:
             await pc.close()
             raise
-        session = session_id()
         viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)))
         self.viewers[session] = viewer
 
