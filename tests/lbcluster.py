@@ -48,8 +48,14 @@ class LbCluster:
         """The node nginx logged as `upstream` (host:port)."""
         return next(node for node in self.nodes if upstream == f"127.0.0.1:{node.port}")
 
-    def last_upstream(self) -> str:
-        return self.nginx.requests()[-1]["upstream"]
+    async def steer_next_request_to(self, node: Serve) -> None:
+        """Round-robin over two nodes: ask /healthz (which names its node) until it is not `node`; the next request
+        then goes to `node`."""
+        for _ in range(3):
+            async with self.http.get(f"{self.url}/healthz") as response:
+                if (await response.json())["node"] != node.node_id:
+                    return
+        raise AssertionError("nginx does not alternate between the nodes")
 
     async def signup(self) -> dict[str, Any]:
         body = {"username": unique_username("lb"), "password": "correct horse battery", "birth_date": "1990-01-01",
