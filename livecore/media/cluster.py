@@ -50,9 +50,10 @@ def session_node(session: str) -> str | None:
     if not dot or not tag or not rest or len(tag) > NODE_TAG_CHARS_MAX:
         return None
     try:
-        return base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4)).decode()
+        node_id = base64.b64decode(tag + "=" * (-len(tag) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError):
         return None
+    return node_id or None
 
 
 @dataclass(frozen=True)
