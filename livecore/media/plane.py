@@ -17,7 +17,7 @@ from livecore.media.cluster import NodeLink, new_session_id, session_node
 from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
 from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
-from livecore.media.relay import pull_from_owner
+from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
 from livecore.media.room import MediaRoom, SessionAnswer, Viewer
 from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
 from livecore.node import Node
@@ -172,7 +172,7 @@ class MediaPlane:
         if room is None or room.closed or room.relay_of is not None:
             raise Problem(409, "not-the-owner", f"node {self.settings.node_id} does not have stream {stream_id}'s "
                           "publisher; a relay pulls from the owner only")
-        return await room.add_viewer(offer_sdp, self._new_session())
+        return await room.add_viewer(offer_sdp, self._new_session(), relay_to=from_node)
 
     async def holder_answer(self, request: web.Request) -> web.Response | None:
         """For a WHIP/WHEP session request: the answer of the node that holds the session when that is another
@@ -350,6 +350,7 @@ class MediaPlane:
             for stream_id in ended:
                 await self.stop_publishing(stream_id, "the stream was ended on another node")
         await self.sweep_streams()
+        await drop_relays_to_gone_nodes(list(self.rooms.values()), self.registry)
         ingest_timeout_s = self.settings.media_ingest_timeout_ms / 1000
         for room in list(self.rooms.values()):
             for forwarder in room.forwarders.values():

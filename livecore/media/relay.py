@@ -1,5 +1,6 @@
 """A relay: a room this node pulls once from the node that has its publisher (the owner), for all of this node's
-viewers of it. The pull is a WHEP offer to the owner's internal URL, marked as coming from this node."""
+viewers of it. The pull is a WHEP offer to the owner's internal URL, marked as coming from this node; on the owner
+the relay is one viewer, dropped when its node is gone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiortc import RTCSessionDescription
 from livecore.http import Problem
 from livecore.media import peers
 from livecore.media.cluster import NodeLink
+from livecore.media.registry import MediaRegistry
 from livecore.media.room import MediaRoom
 
 log = logging.getLogger("livecore.media.relay")
@@ -47,6 +49,20 @@ async def pull_from_owner(link: NodeLink, stream_id: int, owner: str, url: str, 
         raise
     log.info("stream %s: relaying from node %s", stream_id, owner)
     return room
+
+
+async def drop_relays_to_gone_nodes(rooms: list[MediaRoom], registry: MediaRegistry) -> None:
+    """On the owner: a relay to a node that stopped refreshing its registration (killed, crashed) goes within
+    `media_owner_ttl_ms`, not when ICE gives up on it about half a minute later."""
+    relays = [(room, session, viewer.relay_to) for room in rooms
+              for session, viewer in room.viewers.items() if viewer.relay_to is not None]
+    if not relays:
+        return
+    alive = await registry.live_nodes({node_id for _, _, node_id in relays if node_id})
+    for room, session, node_id in relays:
+        if node_id not in alive:
+            log.info("stream %s: dropping the relay to node %s, which is gone", room.stream_id, node_id)
+            await room.remove_viewer(session)
 
 
 async def _end_owner_session(link: NodeLink, session_url: str) -> None:

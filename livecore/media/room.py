@@ -34,6 +34,7 @@ class Viewer:
     outlets: list[tuple[Forwarder, Outlet]]
     ice: SessionIce
     connected: bool = False
+    relay_to: str | None = None  # the node this viewer relays the room to, when it is another node's relay
 
 
 @dataclass
@@ -71,8 +72,8 @@ class MediaRoom:
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
-    async def add_viewer(self, offer_sdp: str, session: str) -> SessionAnswer:
-        """Answer a viewer's offer with this room's tracks, as session `session`."""
+    async def add_viewer(self, offer_sdp: str, session: str, relay_to: str | None = None) -> SessionAnswer:
+        """Answer a viewer's offer with this room's tracks, as session `session` (of node `relay_to`'s relay)."""
         offer = peers.check_offer(offer_sdp)
         pc = peers.new_peer_connection()
         try:
@@ -89,7 +90,7 @@ class MediaRoom:
         except BaseException:
             await pc.close()
             raise
-        viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)))
+        viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)), relay_to=relay_to)
         self.viewers[session] = viewer
 
         @pc.on("connectionstatechange")

@@ -81,6 +81,11 @@ async def test_the_watch_page_fails_over_when_its_node_is_killed(
 
         await expect(watch.locator("#viewer-count")).to_have_text("2")
         await expect(studio.locator("#viewer-count")).to_have_text("2")
+        owner = cluster.node(owner_id)
+        deadline = time.monotonic() + 15  # the dead node's relay goes once its registration expires (5 s)
+        while (viewers := await cluster.metric(owner, "livecore_media_viewers")) != 1:  # the page's new session
+            assert time.monotonic() < deadline, f"the owner still counts {viewers} WebRTC viewers"
+            await asyncio.sleep(0.2)
         registered_until_ms = await client.zscore(REGISTRY, relay_node.node_id)
         now_s, now_us = await client.time()
         assert registered_until_ms > now_s * 1000 + now_us / 1000  # right before the dead node's presence expired
