@@ -323,9 +323,9 @@ class MediaPlane:
             if url is None:
                 raise Problem(503, "owner-unreachable", f"the node that owns stream {stream_id} ({owner}) is not "
                               "registered any more", hls_url=self.hls_url(stream_id))
-            relay_settings = (self.settings.media_history_packets, self.settings.media_keyframe_interval_ms / 1000)
+            s = self.settings
             room = await pull_from_owner(self.link, stream_id, owner, url.rstrip("/"), self._new_session(),
-                                         *relay_settings)
+                                         s.media_history_packets, s.media_keyframe_interval_ms / 1000)
             self.rooms[stream_id] = room
             self._watch_upstream(room)
             return room
