@@ -80,9 +80,8 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on", high=65535)
     data_dir: Path = _setting(Path(".livecore"), "where the embedded servers and recordings keep their data")
     node_id: str = _setting("", "this node's name in the node registry (default: host-port)")
-    public_url: str = _setting("", "the URL browsers reach the service at: in a cluster, the load balancer's "
-                                   "(default: http://host:port)",
-                               check=lambda v: _url_problem(v, ("http", "https")))
+    public_url: str = _setting("", "the URL browsers reach the service at: in a cluster, the load balancer's",
+                               check=lambda v: _url_problem(v, ("http", "https")), default_text="http://host:port")
     internal_url: str = _setting("", "the URL other nodes reach this very node at, for relays and passed-on WHIP/WHEP "
                                      "session requests; never a load balancer's",
                                  check=lambda v: _url_problem(v, ("http", "https")),
