@@ -44,10 +44,6 @@ class LbCluster:
         assert node_id is not None, location
         return self.node(node_id)
 
-    def node_at(self, upstream: str) -> Serve:
-        """The node nginx logged as `upstream` (host:port)."""
-        return next(node for node in self.nodes if upstream == f"127.0.0.1:{node.port}")
-
     async def steer_next_request_to(self, node: Serve) -> None:
         """Round-robin over two nodes: ask /healthz (which names its node) until it is not `node`; the next request
         then goes to `node`."""
