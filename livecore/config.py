@@ -80,8 +80,12 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on", high=65535)
     data_dir: Path = _setting(Path(".livecore"), "where the embedded servers and recordings keep their data")
     node_id: str = _setting("", "this node's name in the node registry (default: host-port)")
-    public_url: str = _setting("", "the URL viewers (and other nodes) reach this node at (default: http://host:port)",
-                               check=lambda v: _url_problem(v, ("http", "https")))
+    public_url: str = _setting("", "the URL browsers reach the service at: in a cluster, the load balancer's",
+                               check=lambda v: _url_problem(v, ("http", "https")), default_text="http://host:port")
+    internal_url: str = _setting("", "the URL other nodes reach this very node at, for relays and passed-on WHIP/WHEP "
+                                     "session requests; never a load balancer's",
+                                 check=lambda v: _url_problem(v, ("http", "https")),
+                                 default_text="http://host:port; with a wildcard host, this machine's first address")
     database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir",
                                  check=lambda v: _url_problem(v, ("postgresql", "postgres")))
     redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir",
@@ -197,6 +201,10 @@ class Settings:
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")
+    node_request_timeout_ms: int = _setting(5000, "how long a node waits for another node's answer to a relay offer "
+                                                  "or a passed-on WHIP/WHEP session request (then 502)")
+    node_answer_bytes_max: int = _setting(16 * 1024 * 1024, "largest answer a node takes from another for a request "
+                                                            "passed on to it (HLS segments are the largest)")
     media_publish_grace_ms: int = _setting(10000, "a live stream whose publisher left stays live this long for it to "
                                                    "come back (any node), then ends")
     stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
@@ -222,8 +230,9 @@ class Settings:
         if not self.node_id:
             object.__setattr__(self, "node_id", f"{self.host}-{self.port}")
         if not self.public_url:
-            host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
-            object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
+            object.__setattr__(self, "public_url", _http_url(self.host, self.port))
+        if not self.internal_url:
+            object.__setattr__(self, "internal_url", _http_url(_reachable_host(self.host), self.port))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.demo is None:
             # Decided once, before `serve` fills in the embedded database's URL: a fresh `make run` shows a live
@@ -232,6 +241,24 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _reachable_host(host: str) -> str:
+    """An address other machines reach a node listening on `host` at: the host itself, or for a wildcard this
+    machine's first address besides loopback (the one aiortc offers first as an ICE candidate)."""
+    if host not in WILDCARD_HOSTS:
+        return host
+    import aioice.ice  # only for a wildcard host: `--help` and most settings never need it
+
+    addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=host == "::")
+    return addresses[0] if addresses else "127.0.0.1"
 
 
 def parse_value(kind: Any, raw: str) -> Any:

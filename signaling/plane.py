@@ -21,7 +21,7 @@ from signaling.hub import Hub, RoomHub
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
 from signaling.outbox import Outbox
-from signaling.presence import Presence
+from signaling.presence import Presence, control_channel
 from signaling.ratelimit import TokenBuckets
 
 log = logging.getLogger("livecore.plane")
@@ -59,8 +59,8 @@ class Plane:
 
     async def start(self) -> None:
         await self.presence.reset()
+        await self.bus.start(control_channel(self.settings.node_id))  # first: a node counts once it listens there
         await self.presence.report(self.clock.now_ms(), Counter())
-        await self.bus.start(f"lc:node:{self.settings.node_id}:control")
         self.outbox.start()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.presence_refresh_ms, self.refresh_presence)),

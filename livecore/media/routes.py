@@ -1,5 +1,8 @@
 """HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files.
 
+A session request (PATCH, DELETE) that a load balancer sends to a node other than the session's is passed on to that
+node, and so is an HLS request to a node that does not make the stream's files (see `cluster.py`).
+
 WHIP and WHEP answer `OPTIONS` on their endpoints and sessions (what they accept, and the ICE servers to use) and
 are open to pages on other origins (`ingest_cors_origins`, `playback_cors_origins`; see `cors_rules`), since
 publishers and players are embedded in other sites.
@@ -13,7 +16,7 @@ from multidict import CIMultiDict
 from livecore.config import Settings
 from livecore.cors import CorsRule, parse_origins
 from livecore.http import Problem, operation, path_id
-from livecore.media.plane import RELAY_HEADER, MediaPlane
+from livecore.media.plane import MediaPlane
 from livecore.media.room import SessionAnswer
 from livecore.media.trickle import TRICKLE_TYPE
 
@@ -114,22 +117,30 @@ async def session_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Accept-Patch": TRICKLE_TYPE, "Allow": "OPTIONS, PATCH, DELETE"})
 
 
-@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag), the stream key as bearer", status=204,
-           auth=True, tag="media",
+@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag), the stream key as bearer; on any node",
+           status=204, auth=True, tag="media",
            responses={401: "wrong stream key", 404: "no such session", 412: "If-Match names another entity tag",
-                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported"})
+                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported",
+                      502: "the node holding the session did not answer"})
 async def whip_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    room = await plane.publisher_room(stream_id, request.match_info["session"], _bearer(request))
     await plane.trickle(room, await _fragment(request), request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing, the stream key as bearer; the stream ends", auth=True, tag="media",
-           responses={401: "wrong stream key", 404: "no such session"})
+@operation("WHIP: stop publishing, the stream key as bearer; the stream ends; on any node", auth=True, tag="media",
+           responses={401: "wrong stream key", 404: "no such session",
+                      502: "the node holding the session did not answer"})
 async def whip_delete(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    room = await plane.publisher_room(stream_id, request.match_info["session"], _bearer(request))
     await plane.unpublish(room)
     return web.Response(status=200)
 
@@ -141,29 +152,43 @@ async def whep_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_with_links(request, headers))
 
 
-@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full",
+@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full. "
+           "On a node that does not have the publisher, served through a relay from the node that has; another "
+           "node's relay offer (X-Livecore-Node and X-Livecore-Node-Proof) is answered by that node only",
            status=201, tag="media",
-           responses={400: "malformed SDP", 404: "no publisher", 415: "not application/sdp", 503: "over capacity"})
+           responses={400: "malformed SDP", 404: "no publisher", 409: "a relay offer to a node that is not the owner",
+                      415: "not application/sdp", 502: "the owner node did not answer the relay (with hls_url)",
+                      503: "over capacity, or the owner node is gone (with hls_url)",
+                      508: "a relay offer from this node itself"})
 async def whep_watch(request: web.Request) -> web.Response:
+    plane = request.app[MEDIA]
     stream_id = _stream_id(request)
-    relay = RELAY_HEADER in request.headers
-    answer = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
+    answer = await plane.watch(stream_id, await _offer(request), from_node=plane.link.sender(request))
     return _sdp_answer(request, answer, f"/whep/{stream_id}/{answer.session}")
 
 
-@operation("WHEP: trickle ICE candidates (application/trickle-ice-sdpfrag)", status=204, tag="media",
+@operation("WHEP: trickle ICE candidates (application/trickle-ice-sdpfrag); on any node", status=204, tag="media",
            responses={404: "no such session", 412: "If-Match names another entity tag",
-                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported"})
+                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported",
+                      502: "the node holding the session did not answer"})
 async def whep_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    viewer = plane.viewer(_stream_id(request), request.match_info["session"])
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    viewer = plane.viewer(stream_id, request.match_info["session"])
     await plane.trickle_viewer(viewer, await _fragment(request), request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
-@operation("WHEP: stop watching", tag="media", responses={404: "no such session"})
+@operation("WHEP: stop watching; on any node", tag="media",
+           responses={404: "no such session", 502: "the node holding the session did not answer"})
 async def whep_delete(request: web.Request) -> web.Response:
-    await request.app[MEDIA].stop_watching(_stream_id(request), request.match_info["session"])
+    plane = request.app[MEDIA]
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    await plane.stop_watching(stream_id, request.match_info["session"])
     return web.Response(status=200)
 
 
@@ -172,8 +197,9 @@ _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 
 
 @operation("HLS for large audiences: index.m3u8 (short-lived cache; before the first segment of a stream that has "
-           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable)", tag="media",
-           responses={404: "no such file (yet)"})
+           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable); a live stream's from "
+           "any node (passed on to the node that makes them)", tag="media",
+           responses={404: "no such file (yet)", 502: "the node making the files did not answer"})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -182,6 +208,11 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     if suffix not in _HLS_TYPES or "/" in name or name.startswith("."):
         raise Problem(404, "not-found", f"there is no HLS file {name!r}")
     path = plane.files(stream_id).hls / name
+    # A node that made this stream's files before its publisher moved still has an old playlist: ask the owner.
+    if suffix == ".m3u8" or not path.is_file():
+        passed_on = await plane.owner_answer(request, stream_id)
+        if passed_on is not None:
+            return passed_on
     if name == "index.m3u8" and not path.is_file():
         await plane.wait_for_playlist(stream_id)
     if not path.is_file():
