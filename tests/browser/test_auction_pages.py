@@ -140,6 +140,7 @@ async def test_a_studio_auction_with_two_bidders_on_watch_pages(
         await expect(fan.locator("#bid-buttons button")).to_have_text(["Bid $20.00", "Bid $21.00", "Bid $22.00"])
         await expect(fan.get_by_role("button", name="Buy it now · $80.00")).to_be_visible()
     await expect(studio.locator("#auction-countdown")).to_have_text(COUNTDOWN)
+    await expect(studio.locator("#auction-standing")).to_have_text("0 bids so far.")
 
     await fan_a.get_by_role("button", name="Bid $20.00").click()
     await expect(fan_a.locator("#auction-standing")).to_have_text("You're the highest bidder.")
@@ -180,7 +181,7 @@ async def test_a_studio_auction_with_two_bidders_on_watch_pages(
         await expect(page.get_by_role("heading", name="Auction ended")).to_be_visible()
         await expect_panel(page, price="$24.00", who="Alice Bidder", label="Winner")
         await expect(page.locator("#auction-countdown")).to_have_text("Ended")
-    await expect(fan_a.locator("#auction-standing")).to_have_text("You won! $24.00 is charged to your saved card.")
+    await expect(fan_a.locator("#auction-standing")).to_have_text("You won it for $24.00!")
     await expect(fan_b.locator("#auction-standing")).to_have_text(
         "Sold to Alice Bidder for $24.00. You were outbid.")
     await expect(studio.locator("#auction-standing")).to_have_text("Sold to Alice Bidder for $24.00.")
@@ -217,7 +218,7 @@ async def test_buy_it_now_ends_the_auction_for_everyone(
     await expect(fan.locator("#auction-panel")).to_have_attribute("data-state", "open")
     await fan.get_by_role("button", name="Buy it now · $80.00").click()
     await fan.get_by_role("button", name="Confirm: buy for $80.00").click()
-    await expect(fan.locator("#auction-standing")).to_have_text("You won! $80.00 is charged to your saved card.")
+    await expect(fan.locator("#auction-standing")).to_have_text("You won it for $80.00!")
     for page in (guest, studio):
         await expect_panel(page, price="$80.00", who="Fast Buyer", label="Winner")
         await expect(page.locator("#auction-bids li").first).to_have_text("Fast Buyer bought it now for $80.00")

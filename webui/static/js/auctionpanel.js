@@ -43,8 +43,9 @@ function result(state) {
 const STANDING_TEXT = {
   leading: () => "You're the highest bidder.",
   outbid: () => "You've been outbid. Bid again to win it back.",
-  won: (state) => `You won! ${cents(state.price_cents)} is charged to your saved card.`,
+  won: (state) => `You won it for ${cents(state.price_cents)}!`,
   lost: (state) => `${result(state)} You were outbid.`,
+  seller: (state) => (state.state === "open" ? `${plural(state.bids_count, "bid")} so far.` : result(state)),
 };
 
 export class AuctionPanel {
