@@ -7,14 +7,16 @@ and sweeps."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import OpenMediaPage, OpenPage, OpenWatch, go_live, unique
 from PIL import Image, ImageDraw
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from commerce import COMMERCE
 from commerce.auctions import auctions
@@ -242,3 +244,75 @@ async def test_a_creators_shop_page_lists_their_products_with_mockups(
     await expect(shop.get_by_role("link", name="Watch the stream now")).to_be_visible()
     missing = await open_page(f"{node.url}/shop.html?user=999999999")
     await expect(missing.locator("#page-banner")).to_have_text("There is no such creator.")
+
+
+async def product_by_api(node: Any, creator: dict[str, Any]) -> dict[str, Any]:
+    form = aiohttp.FormData()
+    form.add_field("file", design_png(), filename="owl.png", content_type="image/png")
+    auth = {"Authorization": f"Bearer {creator['token']}"}
+    async with node.http.post(f"{node.url}/api/designs", data=form, headers=auth) as response:
+        design = await response.json()
+    body = {"design_id": design["id"], "base_item_id": "tshirt", "title": "Night Owl Tee", "price_cents": 3000,
+            "variant_ids": ["tshirt-s-black"]}
+    async with node.http.post(f"{node.url}/api/products", json=body, headers=auth) as response:
+        assert response.status == 201, await response.text()
+        return await response.json()
+
+
+async def test_a_viewer_who_reconnects_sees_what_happened_meanwhile(
+    node: Any, open_page: OpenPage, open_watch: OpenWatch,
+) -> None:
+    """Bob's room socket drops and his page cannot reconnect while Alice bids and the creator pins; once it can, it
+    resumes from the last event it saw and its panel and pinned card are Alice's."""
+    creator = await node.signup(unique("host"), display_name="Studio Host", roles=["creator"])
+    alice = await node.signup(unique("alice"), display_name="Alice Bidder")
+    bob = await node.signup(unique("bob"), display_name="Bob Bidder")
+    for fan in (alice, bob):
+        async with node.http.post(f"{node.url}/api/payment-methods", json={"card_number": SUCCEEDING_CARD},
+                                  headers={"Authorization": f"Bearer {fan['token']}"}) as saved:
+            assert saved.status == 201
+    stream = await node.create_stream(creator["token"], "Reconnecting")
+    made = await product_by_api(node, creator)
+    terms = {"product_id": made["id"], "variant_id": "tshirt-s-black", "start_cents": 2000, "duration_s": DURATION_S,
+             "increments": "dollar"}
+    async with node.http.post(f"{node.url}/api/streams/{stream['id']}/auctions", json=terms,
+                              headers={"Authorization": f"Bearer {creator['token']}"}) as response:
+        assert response.status == 201, await response.text()
+
+    fan_a = await open_watch(stream["id"], token=alice["token"])
+    # Bob's page talks to the room through a route the test can cut.
+    fan_b = await open_page(f"{node.url}/", token=bob["token"])
+    routes: list[WebSocketRoute] = []
+    cut = asyncio.Event()
+
+    async def room_socket(route: WebSocketRoute) -> None:
+        routes.append(route)
+        if cut.is_set():
+            await route.close(code=1011, reason="cut by the test")
+        else:
+            route.connect_to_server()
+
+    await fan_b.route_web_socket(re.compile(r"/ws/rooms/"), room_socket)
+    await fan_b.goto(f"{node.url}/watch.html?room={stream['id']}")
+    await expect(fan_b.locator("#conn-status")).to_have_attribute("data-state", "open")
+    await fan_b.get_by_role("button", name="Bid $20.00").click()
+    await expect_panel(fan_a, price="$20.00", who="Bob Bidder", label="Leader")
+
+    cut.set()
+    await routes[-1].close(code=1011, reason="cut by the test")
+    await expect(fan_b.locator("#conn-status")).to_have_attribute("data-state", "reconnecting")
+    await fan_a.get_by_label("Your maximum bid (USD)").fill("26")
+    await fan_a.get_by_role("button", name="Bid up to this").click()
+    await expect(fan_a.locator("#auction-standing")).to_have_text("You're the highest bidder.")
+    async with node.http.post(f"{node.url}/api/streams/{stream['id']}/pin", json={"product_id": made["id"]},
+                              headers={"Authorization": f"Bearer {creator['token']}"}) as response:
+        assert response.status == 200
+    await expect(fan_a.locator("#pinned-product")).to_be_visible()
+    await expect(fan_b.locator("#auction-leader")).to_have_text("Bob Bidder")  # nothing reached Bob meanwhile
+
+    cut.clear()
+    await expect(fan_b.locator("#conn-status")).to_have_attribute("data-state", "open")
+    assert "since=" in routes[-1].url  # a resume, not a fresh join
+    await expect(fan_b.locator("#auction-standing")).to_have_text("You've been outbid. Bid again to win it back.")
+    for part in ("#auction-price", "#auction-leader", "#auction-bids li", "#pinned-title"):
+        await expect(fan_b.locator(part)).to_have_text(await fan_a.locator(part).all_inner_texts())
