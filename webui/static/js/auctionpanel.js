@@ -146,6 +146,8 @@ export class AuctionPanel {
     const lot = this.lot;
     if (!lot || !lot.state) {
       panel.hidden = true;
+      clearInterval(this.timer);
+      this.timer = null;
       this.onRender(this);
       return;
     }
