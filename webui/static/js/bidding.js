@@ -4,7 +4,7 @@
 
 import { ApiError, api } from "./api.js";
 import { nextBids } from "./auction.js";
-import { cents, newKey } from "./money.js";
+import { cents, newKey, parseDollars } from "./money.js";
 
 export const QUICK_BIDS = 3;
 // A win is charged off-session, so the second click of buy-it-now must come soon after the first.
@@ -12,13 +12,6 @@ export const BUY_NOW_CONFIRM_MS = 8_000;
 const MAX_KEY = "livecore:auction-max"; // sessionStorage: `${key}:${auctionId}:${userId}` -> cents
 
 const $ = (id) => document.getElementById(id);
-
-/** Dollars typed by a person ("25", "25.5", "25.50") as cents, or null. */
-export function parseDollars(text) {
-  const match = /^\s*\$?\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*$/.exec(text);
-  if (!match) return null;
-  return Number(match[1]) * 100 + Number((match[2] ?? "0").padEnd(2, "0"));
-}
 
 export class Bidding {
   constructor(panel) {

@@ -4,8 +4,7 @@
 
 import { ApiError, api } from "./api.js";
 import { variantLabel } from "./productcard.js";
-import { cents, newKey } from "./money.js";
-import { parseDollars } from "./bidding.js";
+import { cents, newKey, parseDollars } from "./money.js";
 
 const $ = (id) => document.getElementById(id);
 
