@@ -148,11 +148,10 @@ class Plane:
         }
 
     async def _with_stream_state(self, first: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`first` with the stream's state in its snapshot, read from PostgreSQL only now that the snapshot's seq
-        is fixed. A state change (go live, end) is committed before its event is published: one whose event the
-        seq counts is in this read, and one after it reaches the connection as an event. Read before the seq (as
-        the request began), a stream going live meanwhile was `created` in the snapshot and its `live` event,
-        counted in the seq, never came."""
+        """`first` with the stream's state in its snapshot, read from PostgreSQL only now that its seq is fixed."""
+        # A state change (go live, end) is committed before its event is published: one whose event the seq counts
+        # is in this read, and a later one reaches the connection as an event. Read earlier (as the request began),
+        # a stream going live meanwhile was `created` in the snapshot while its `live` event was behind the seq.
         snapshot = first[-1]
         stream = await get_stream(self.node.pool, snapshot["room"])
         snapshot["state"] = stream.state if stream else "ended"
