@@ -7,6 +7,7 @@
 CREATE TABLE orders (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     buyer_id bigint NOT NULL REFERENCES accounts (id),
+    creator_id bigint NOT NULL REFERENCES accounts (id),  -- one shop per order: its margin goes to one creator
     idempotency_key text NOT NULL,
     source text NOT NULL CHECK (source IN ('checkout', 'auction')),
     auction_id bigint REFERENCES auctions (id),
@@ -27,6 +28,9 @@ CREATE TABLE orders (
     client_secret text,
     paid_ms bigint,
     margin_released_ms bigint,
+    released_cents bigint NOT NULL DEFAULT 0,           -- the margin that became the creator's earnings
+    released_diamonds_per_cent int,                     -- at the published rate of that moment
+    shortfall_diamonds bigint NOT NULL DEFAULT 0,       -- taken back from the creator but no longer there
     reversed_cents bigint NOT NULL DEFAULT 0,           -- given back to the buyer so far (running total)
     refund_sent_cents bigint NOT NULL DEFAULT 0,        -- of which the payment provider was asked to refund
     fulfilment_provider text NOT NULL,
@@ -46,6 +50,7 @@ CREATE UNIQUE INDEX orders_payment ON orders (payment_provider, payment_ref) WHE
 CREATE UNIQUE INDEX orders_provider_order ON orders (fulfilment_provider, provider_order_id)
     WHERE provider_order_id IS NOT NULL;
 CREATE INDEX orders_buyer ON orders (buyer_id, id DESC);
+CREATE INDEX orders_creator ON orders (creator_id, id DESC) WHERE paid_ms IS NOT NULL;
 CREATE INDEX orders_to_submit ON orders (paid_ms) WHERE state = 'paid' AND provider_order_id IS NULL;
 CREATE INDEX orders_refunds_due ON orders (id) WHERE refund_sent_cents < reversed_cents;
 
@@ -54,7 +59,6 @@ CREATE TABLE order_items (
     line int NOT NULL,
     product_id bigint NOT NULL,
     variant_id text NOT NULL,
-    creator_id bigint NOT NULL REFERENCES accounts (id),
     quantity int NOT NULL CHECK (quantity > 0),
     unit_price_cents bigint NOT NULL CHECK (unit_price_cents > 0),
     unit_base_cost_cents bigint NOT NULL CHECK (unit_base_cost_cents > 0),
@@ -63,7 +67,6 @@ CREATE TABLE order_items (
     FOREIGN KEY (product_id, variant_id) REFERENCES product_variants (product_id, variant_id),
     CONSTRAINT unit_margin_not_negative CHECK (unit_price_cents >= unit_base_cost_cents + unit_fee_cents)
 );
-CREATE INDEX order_items_creator ON order_items (creator_id, order_id DESC);
 
 -- Every state an order went through, with what moved it (payment, fulfilment, buyer, auction).
 CREATE TABLE order_history (
