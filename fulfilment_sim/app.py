@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from fulfilment_sim import lifecycle
-from fulfilment_sim.store import Order, order_number
+from fulfilment_sim.store import Order
 from fulfilment_sim.world import SimSettings, World, shipping_rate
 
 log = logging.getLogger("fulfilment_sim")
@@ -126,8 +126,7 @@ async def create_order(request: web.Request) -> web.Response:
 
 
 def _order(request: web.Request) -> Order:
-    n = order_number(request.match_info["id"])
-    order = None if n is None else request.app[WORLD].store.get(n)
+    order = request.app[WORLD].store.get(request.match_info["id"])
     if order is None:
         raise ApiError(404, "not-found", f"there is no order {request.match_info['id']!r}")
     return order

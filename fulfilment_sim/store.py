@@ -4,6 +4,7 @@ callbacks not yet delivered survive its restart. Every statement is small and lo
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,11 @@ class Order:
     created_ms: int
     history: list[dict[str, Any]]
 
+    store: str = ""  # the store's own name, so ids differ between simulators (as between real accounts)
+
     @property
     def id(self) -> str:
-        return f"po_{self.n}"
+        return f"po_{self.store}_{self.n}"
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "external_id": self.external_id, "status": self.status, "seq": self.seq,
@@ -75,10 +78,11 @@ class Order:
                 "history": self.history}
 
 
-def order_number(order_id: str) -> int | None:
-    """`po_12` -> 12; None for anything that is not one of our ids."""
-    digits = order_id.removeprefix("po_")
-    return int(digits) if order_id.startswith("po_") and digits.isdigit() and len(digits) < 19 else None
+def order_number(order_id: str, store: str) -> int | None:
+    """`po_<store>_12` -> 12; None for anything that is not one of this store's ids."""
+    prefix = f"po_{store}_"
+    digits = order_id.removeprefix(prefix)
+    return int(digits) if order_id.startswith(prefix) and digits.isdigit() and len(digits) < 19 else None
 
 
 class Store:
@@ -89,6 +93,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('store', ?) ON CONFLICT DO NOTHING",
+                         (secrets.token_hex(4),))
+        self.name = self.meta("store") or ""
 
     def close(self) -> None:
         self._db.close()
@@ -115,16 +122,17 @@ class Store:
 
     def by_external_id(self, external_id: str) -> Order | None:
         row = self._db.execute("SELECT * FROM orders WHERE external_id = ?", (external_id,)).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else self._order(row)
 
-    def get(self, n: int) -> Order | None:
-        row = self._db.execute("SELECT * FROM orders WHERE n = ?", (n,)).fetchone()
-        return None if row is None else _order(row)
+    def get(self, order_id: str) -> Order | None:
+        n = order_number(order_id, self.name)
+        row = None if n is None else self._db.execute("SELECT * FROM orders WHERE n = ?", (n,)).fetchone()
+        return None if row is None else self._order(row)
 
     def due(self, now_ms: int, limit: int) -> list[Order]:
         rows = self._db.execute("SELECT * FROM orders WHERE due_ms <= ? ORDER BY due_ms, n LIMIT ?",
                                 (now_ms, limit)).fetchall()
-        return [_order(r) for r in rows]
+        return [self._order(r) for r in rows]
 
     def save_transition(self, order: Order, webhook: tuple[str, str, str, int]) -> None:
         """Store the order's new state and the callback announcing it, in one transaction."""
@@ -139,9 +147,6 @@ class Store:
                  json.dumps(order.history), order.n))
             self._db.execute("INSERT INTO webhooks (msg_id, seq, order_n, type, body, next_attempt_ms)"
                              " VALUES (?, ?, ?, ?, ?, ?)", (msg_id, order.seq, order.n, event_type, body, now_wall_ms))
-
-    def set_schedule(self, order: Order) -> None:
-        self._db.execute("UPDATE orders SET due_ms = ? WHERE n = ?", (order.due_ms, order.n))
 
     def webhooks_due(self, now_wall_ms: int | None, limit: int) -> list[sqlite3.Row]:
         """Callbacks not delivered yet, oldest first: those due by `now_wall_ms`, or all of them when None."""
@@ -163,8 +168,8 @@ class Store:
                          " WHERE msg_id = ?", (next_attempt_ms, int(dead), msg_id))
 
 
-def _order(row: sqlite3.Row) -> Order:
-    return Order(row["n"], row["external_id"], row["status"], row["seq"], json.loads(row["recipient"]),
-                 json.loads(row["items"]), row["items_cents"], row["shipping_cents"], row["service"], row["due_ms"],
-                 row["held_from"], None if row["tracking"] is None else json.loads(row["tracking"]), row["reason"],
-                 row["created_ms"], json.loads(row["history"]))
+    def _order(self, row: sqlite3.Row) -> Order:
+        return Order(row["n"], row["external_id"], row["status"], row["seq"], json.loads(row["recipient"]),
+                     json.loads(row["items"]), row["items_cents"], row["shipping_cents"], row["service"],
+                     row["due_ms"], row["held_from"], None if row["tracking"] is None else json.loads(row["tracking"]),
+                     row["reason"], row["created_ms"], json.loads(row["history"]), self.name)
