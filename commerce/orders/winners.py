@@ -48,10 +48,7 @@ async def order_settled(conn: asyncpg.Connection, order: asyncpg.Record, failure
 async def sweep(ctx: Orders) -> int:
     """Charge new winners, expire attempts past their window and pass unpaid lots on; how many lots moved."""
     now_ms, limit = ctx.clock.now_ms(), ctx.settings.order_sweep_batch_max
-    await ctx.pool.execute(
-        "UPDATE auction_payment_attempts SET state = 'expired', ended_ms = $1,"
-        " reason = coalesce(reason, 'not completed within the payment window')"
-        " WHERE state IN ('offered', 'requires_action') AND expires_ms <= $1", now_ms)
+    await _expire(ctx, now_ms, limit)
     due = await ctx.pool.fetch(
         "SELECT w.* FROM auction_wins w WHERE w.state = 'awaiting_payment' AND NOT EXISTS (SELECT 1 FROM"
         " auction_payment_attempts a WHERE a.auction_id = w.auction_id AND a.state IN ('offered', 'requires_action'))"
@@ -64,6 +61,23 @@ async def sweep(ctx: Orders) -> int:
         except Exception:
             log.exception("the payment step of auction %d failed; trying again next sweep", win["auction_id"])
     return len(due)
+
+
+async def _expire(ctx: Orders, now_ms: int, limit: int) -> None:
+    """End the attempts whose window has passed; an order waiting for the bidder's action is cancelled (a payment
+    that still arrives for it is refunded at once)."""
+    reason = "not completed within the payment window"
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        expired = await conn.fetch(
+            "WITH due AS (SELECT id FROM auction_payment_attempts WHERE state IN ('offered', 'requires_action')"
+            " AND expires_ms <= $1 ORDER BY expires_ms LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " UPDATE auction_payment_attempts a SET state = 'expired', ended_ms = $1, reason = $3 FROM due"
+            " WHERE a.id = due.id RETURNING a.order_id", now_ms, limit, reason)
+        for attempt in expired:
+            order = attempt["order_id"] and await conn.fetchrow(
+                "SELECT * FROM orders WHERE id = $1 AND state = 'pending' FOR UPDATE", attempt["order_id"])
+            if order:
+                await history.move(conn, order, "cancelled", "auction", reason, now_ms, failure=reason)
 
 
 async def _next_step(ctx: Orders, win: asyncpg.Record) -> None:
