@@ -76,7 +76,11 @@ async def shipping_quote(request: web.Request) -> web.Response:
            "the local test provider's pay_url); paid only by the provider's verified webhook", body=NewOrder,
            status=201, auth=True, tag="orders",
            responses={**_ADDRESS_PROBLEMS, 200: "A retry with the same idempotency key: the first order",
+                      400: "A malformed body or field, or no idempotency key (idempotency-key-required)",
                       404: "No such product or variant (variant-not-found)",
+                      422: "The address fails its country's checks (invalid-address, naming the field), the "
+                           "provider cannot ship there (cannot-ship-there), or the items are from more than one "
+                           "creator (one-creator-per-order)",
                       502: "The payment or fulfilment provider could not be reached"})
 async def create_order(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -107,7 +111,8 @@ async def list_orders(request: web.Request) -> web.Response:
 
 @operation("Cancel your order: unpaid at once; paid until production starts (the money goes back)", auth=True,
            tag="orders", responses={404: "No such order of yours", 409: "It can no longer be cancelled",
-                                    502: "The fulfilment provider could not be reached"})
+                                    502: "The fulfilment provider could not be reached",
+                                    503: "No fulfilment provider is configured"})
 async def cancel_order(request: web.Request) -> web.Response:
     account = await require_account(request)
     order_id = path_id(request, "order-not-found", "order")
@@ -172,7 +177,8 @@ async def get_shipping_address(request: web.Request) -> web.Response:
 
 @operation("Take the lot offered to you after its winner did not pay: your saved card is charged your highest "
            "bid plus shipping to your saved address", body=Offer, auth=True, tag="auctions",
-           responses={404: "No offer of this lot to you", 409: "The offer expired or was declined"})
+           responses={400: "A malformed body", 404: "No offer of this lot to you",
+                      409: "The offer expired or was declined (offer-closed)"})
 async def accept_offer(request: web.Request) -> web.Response:
     account = await require_account(request)
     await parse_body(request, Offer)
@@ -181,7 +187,7 @@ async def accept_offer(request: web.Request) -> web.Response:
 
 
 @operation("Turn down the lot offered to you; it goes on to the next bidder", body=Offer, auth=True,
-           tag="auctions", responses={404: "No open offer of this lot to you"})
+           tag="auctions", responses={400: "A malformed body", 404: "No open offer of this lot to you"})
 async def decline_offer(request: web.Request) -> web.Response:
     account = await require_account(request)
     await parse_body(request, Offer)
@@ -193,8 +199,10 @@ async def decline_offer(request: web.Request) -> web.Response:
            tag="auctions", responses={404: "No such auction"})
 async def payment_attempts(request: web.Request) -> web.Response:
     auction_id = path_id(request, "auction-not-found", "auction")
-    return json_response({"auction_id": auction_id,
-                          "attempts": await winners.attempts_of(_orders(request), auction_id)})
+    ctx = _orders(request)
+    if not await ctx.pool.fetchval("SELECT 1 FROM auctions WHERE id = $1", auction_id):
+        raise Problem(404, "auction-not-found", f"there is no auction {auction_id}")
+    return json_response({"auction_id": auction_id, "attempts": await winners.attempts_of(ctx, auction_id)})
 
 
 def add_routes(app: web.Application) -> None:
