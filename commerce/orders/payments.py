@@ -59,11 +59,11 @@ async def _succeeded(commerce: Commerce, conn: asyncpg.Connection, order: asyncp
         return "ignored"
     now_ms = commerce.node.clock.now_ms()
     await post_paid(commerce, conn, order, {"event_id": event["id"], "payment_ref": order["payment_ref"]})
-    if order["state"] == "cancelled":  # cancelled before the money came: it all goes back at once
+    if order["state"] == "cancelled" or (order["source"] == "auction" and not await winners.awaits(conn, order)):
+        # Cancelled before the money came, or a lot that has gone to someone else: it all goes back at once.
         order = await conn.fetchrow("UPDATE orders SET paid_ms = $2 WHERE id = $1 RETURNING *", order["id"], now_ms)
-        await history.record(conn, order["id"], "cancelled", "payment", "paid after it was cancelled: refunded",
-                             now_ms)
-        await give_back(commerce, conn, order, order["total_cents"], "cancelled", refund_by_us=True)
+        await history.record(conn, order["id"], order["state"], "payment", "paid too late: refunded", now_ms)
+        await give_back(commerce, conn, order, order["total_cents"], "paid too late", refund_by_us=True)
         return "order-refunded"
     order = await history.move(conn, order, "paid", "payment", "the payment went through", now_ms,
                                paid_ms=now_ms, failure=None)

@@ -32,6 +32,13 @@ log = logging.getLogger("livecore.commerce.orders")
 OPEN = ("offered", "charging", "requires_action")
 
 
+async def awaits(conn: asyncpg.Connection, order: asyncpg.Record) -> bool:
+    """Whether an auction order's attempt is still waiting for its payment (else the lot has moved on)."""
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM auction_payment_attempts WHERE order_id = $1 AND state IN ('charging', 'requires_action')",
+        order["id"]))
+
+
 async def order_settled(conn: asyncpg.Connection, order: asyncpg.Record, failure: str | None, now_ms: int) -> None:
     """An auction order's payment was decided by its webhook (inside that transaction): its attempt is paid (and
     the won lot with it) or declined (the sweep passes the lot on)."""

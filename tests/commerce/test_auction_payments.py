@@ -14,7 +14,7 @@ from roomclient import events_until
 from shop import GB_ADDRESS, US_ADDRESS, postings, withdrawable_diamonds
 
 from commerce.auctions import auctions as auction_domain
-from commerce.orders import winners
+from commerce.orders import payments, winners
 from commerce.providers import AUTHENTICATION_CARD, DECLINED_OFF_SESSION_CARD
 from livecore.clock import ManualClock
 
@@ -165,6 +165,12 @@ async def test_an_action_not_completed_in_the_window_moves_the_lot_on_until_nobo
     assert [(a["bidder_id"], a["state"]) for a in attempts] == [(bob["id"], "expired"), (ann["id"], "offered")]
     status, lapsed = await api(node, "GET", f"/api/orders/{attempts[0]['order_id']}", bob["token"])
     assert lapsed["state"] == "cancelled"
+    row = await node.node.pool.fetchrow("SELECT * FROM orders WHERE id = $1", lapsed["id"])
+    await payments.deliver_local_event(commerce_of(node), "payment_intent.succeeded", row)  # bob pays too late
+    status, lapsed = await api(node, "GET", f"/api/orders/{lapsed['id']}", bob["token"])
+    assert lapsed["state"] == "cancelled" and lapsed["refunded_cents"] == lapsed["total_cents"]
+    assert await postings(node, lapsed["id"]) == {"order_paid": 1, "order_reversal": 1}
+    await assert_invariants(node)
 
     clock.advance(WINDOW_S)
     await winners.sweep(orders)
