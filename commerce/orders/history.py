@@ -90,8 +90,10 @@ async def sales(pool: asyncpg.Pool, creator_id: int, before_id: int | None, limi
     held = await pool.fetchval(
         "SELECT coalesce(-sum(balance), 0)::bigint FROM ledger_accounts WHERE owner_id = $1"
         " AND kind = 'merch_margin_held'", creator_id)
-    earned = await pool.fetchval(
-        "SELECT coalesce(sum(released_cents), 0)::bigint FROM orders WHERE creator_id = $1", creator_id)
+    earned = await pool.fetchval(  # released margins less what returns took back (the shares of money.Shares)
+        "SELECT coalesce(sum(margin_cents - (reversed_cents - fee_cents * reversed_cents / total_cents"
+        " - cost_cents * reversed_cents / total_cents)), 0)::bigint FROM orders WHERE creator_id = $1"
+        " AND margin_released_ms IS NOT NULL", creator_id)
     return {
         "margin_held_cents": held, "margin_released_cents": earned,
         "sales": [{"order_id": r["id"], "state": r["state"], "items": orjson.loads(r["items"]),

@@ -40,6 +40,7 @@ class Orders:
             self._provider = SimulatorProvider(self.settings.fulfilment_url, self.settings.fulfilment_api_key,
                                                self.settings.fulfilment_timeout_s)
         self._tasks: list[asyncio.Task[None]] = []
+        self._webhook_registered = False
 
     def provider(self) -> FulfilmentProvider:
         """The fulfilment provider; 503 when the node has none configured."""
@@ -50,11 +51,7 @@ class Orders:
     async def start(self) -> None:
         if self._provider is None:
             return
-        webhook = self.settings.public_url.rstrip("/") + "/api/fulfilment/webhook"
-        try:
-            await self._provider.register_webhook(webhook)
-        except FulfilmentUnavailable as exc:
-            log.warning("could not tell the fulfilment provider where to send its callbacks: %s", exc)
+        await self._register_webhook()
         s = self.settings
         self._tasks = [
             asyncio.create_task(self._every(s.order_sweep_s, self.sweep_orders, "placing orders and refunds")),
@@ -67,7 +64,18 @@ class Orders:
         if isinstance(self._provider, SimulatorProvider):
             await self._provider.close()
 
+    async def _register_webhook(self) -> None:
+        """Tell the provider where its callbacks go (again each sweep until it has heard it)."""
+        assert self._provider is not None
+        try:
+            await self._provider.register_webhook(self.settings.public_url.rstrip("/") + "/api/fulfilment/webhook")
+            self._webhook_registered = True
+        except FulfilmentUnavailable as exc:
+            log.warning("could not tell the fulfilment provider where to send its callbacks: %s", exc)
+
     async def sweep_orders(self) -> None:
+        if self._provider is not None and not self._webhook_registered:
+            await self._register_webhook()
         await fulfilment.place_paid_orders(self.commerce)
         await payments.send_refunds(self.commerce)
 

@@ -77,6 +77,11 @@ class PodSim:
         assert status == 200, body
         return body
 
+    async def flush_callbacks(self) -> None:
+        """Deliver every callback not delivered yet (those sent in the background too) before going on."""
+        status, body = await self.call("POST", "/v1/simulate/deliver")
+        assert status == 200, body
+
     async def pause_callbacks(self, node_url: str, paused: bool) -> None:
         status, body = await self.call("PUT", "/v1/webhook", {"url": node_url + "/api/fulfilment/webhook",
                                                               "paused": paused})
