@@ -275,3 +275,24 @@ async def test_the_simulator_keeps_its_orders_across_a_restart(
     await podsim.advance(TO_PRODUCTION_S)  # its schedule survived too
     assert (await get(node, buyer["token"], placed["id"]))["state"] == "in_production"
     assert json.loads((await podsim.callbacks(ref))[-1]["body"])["type"] == "order.in_production"
+
+
+async def test_a_return_after_the_margin_was_cashed_out_records_the_shortfall(
+        node_factory, podsim: PodSim) -> None:  # type: ignore[no-untyped-def]
+    node, creator, buyer, made = await _shop(node_factory, podsim, payout_cents_min=1)
+    placed = await order(node, buyer["token"], made["id"])
+    await pay(node, buyer["token"], placed["id"])
+    ref = await provider_order_id(node, placed["id"])
+    await podsim.advance(TO_PRODUCTION_S + TO_SHIPPED_S)
+    status, payout = await api(node, "POST", "/api/payouts", creator["token"],
+                               {"amount_cents": MARGIN, "idempotency_key": key()})
+    assert status == 201 and payout["state"] == "paid", payout
+    assert await withdrawable_diamonds(node, creator["id"]) == 0
+
+    await podsim.happen(ref, "return")
+    returned = await get(node, buyer["token"], placed["id"])
+    assert returned["state"] == "returned" and returned["refunded_cents"] == placed["total_cents"]
+    assert await node.node.pool.fetchval("SELECT shortfall_diamonds FROM orders WHERE id = $1",
+                                         placed["id"]) == MARGIN * DIAMONDS_PER_CENT
+    assert await withdrawable_diamonds(node, creator["id"]) == 0
+    await assert_invariants(node)
