@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce.orders import checkout, fulfilment, history, payments, winners
+from commerce.orders import checkout, history, payments, provider_orders, winners
 from commerce.orders.addresses import Address, check_address
 from commerce.orders.service import Orders
 from commerce.requests import COMMERCE, idempotency_key
@@ -117,7 +117,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     account = await require_account(request)
     order_id = path_id(request, "order-not-found", "order")
     commerce = request.app[COMMERCE]
-    order = await fulfilment.cancel_order(commerce, account, order_id)
+    order = await provider_orders.cancel_order(commerce, account, order_id)
     return json_response(await history.order_view(commerce.node.pool, order))
 
 
@@ -147,7 +147,7 @@ async def sales(request: web.Request) -> web.Response:
                       503: "No fulfilment webhook secret is configured"})
 async def fulfilment_webhook(request: web.Request) -> web.Response:
     payload = await request.read()
-    return json_response(await fulfilment.receive_webhook(request.app[COMMERCE], payload, dict(request.headers)))
+    return json_response(await provider_orders.receive_webhook(request.app[COMMERCE], payload, dict(request.headers)))
 
 
 @operation("Save your shipping address (checked per country); auction wins ship to it", body=Address, auth=True,

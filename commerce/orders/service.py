@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter
 
 from commerce.fulfilment import FulfilmentProvider, FulfilmentUnavailable, SimulatorProvider
-from commerce.orders import fulfilment, payments, winners
+from commerce.orders import payments, provider_orders, winners
 from livecore.http import Problem
 from livecore.tasks import stop_tasks
 
@@ -76,7 +76,7 @@ class Orders:
     async def sweep_orders(self) -> None:
         if self._provider is not None and not self._webhook_registered:
             await self._register_webhook()
-        await fulfilment.place_paid_orders(self.commerce)
+        await provider_orders.place_paid_orders(self.commerce)
         await payments.send_refunds(self.commerce)
 
     async def sweep_winners(self) -> None:
@@ -87,7 +87,7 @@ class Orders:
         sweep catches one that could not), a refund owed is sent, a declined winner's lot moves on."""
         order = await self.pool.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
         if outcome == "order-paid" and self._provider is not None:
-            await fulfilment.place_paid_orders(self.commerce, order_id)
+            await provider_orders.place_paid_orders(self.commerce, order_id)
             if order["source"] == "auction":
                 await winners.after_paid(self, order)
         elif outcome == "order-refunded":

@@ -197,6 +197,7 @@ async def _charge(ctx: Orders, attempt: asyncpg.Record) -> asyncpg.Record:
                 "UPDATE auction_payment_attempts SET state = 'requires_action', reason = $2 WHERE id = $1"
                 " AND state = 'charging' RETURNING *", attempt["id"], charge.reason) or attempt
         if ctx.commerce.payments.name == "local":
+            # Imported here: payments (the webhook's side of an order) calls back into this module.
             from commerce.orders.payments import deliver_local_event
 
             await deliver_local_event(ctx.commerce, "payment_intent.succeeded", order)

@@ -26,7 +26,7 @@ from standardwebhooks.webhooks import Webhook
 
 from commerce import COMMERCE, Commerce, invariants, payouts, purchases
 from commerce.merch import products
-from commerce.orders import checkout, fulfilment, payments
+from commerce.orders import checkout, payments, provider_orders
 from commerce.orders.addresses import Address
 from livecore.accounts import accounts
 from livecore.app import build_app
@@ -157,7 +157,7 @@ def test_order_money_invariants_hold_under_random_operations(world: World) -> No
         def buyer_cancels(self, data: st.DataObject) -> None:
             order = self.pick(data, self.orders)
             try:
-                world.run(fulfilment.cancel_order(world.commerce, world.buyers[order["buyer"]], order["id"]))
+                world.run(provider_orders.cancel_order(world.commerce, world.buyers[order["buyer"]], order["id"]))
             except Problem as problem:
                 assert problem.slug == "order-not-cancellable", problem.slug
 
@@ -186,7 +186,7 @@ def test_order_money_invariants_hold_under_random_operations(world: World) -> No
                 headers["webhook-signature"] = Webhook("whsec_" + "c29tZW9uZS1lbHNlcy1zZWNyZXQ=").sign(
                     callback["id"], dt.datetime.now(tz=dt.UTC), callback["body"])
             try:
-                answer = world.run(fulfilment.receive_webhook(world.commerce, callback["body"].encode(), headers))
+                answer = world.run(provider_orders.receive_webhook(world.commerce, callback["body"].encode(), headers))
             except Problem as problem:
                 assert how == "forged" and problem.slug == "bad-signature"
                 return
