@@ -180,7 +180,9 @@ def test_order_money_invariants_hold_under_random_operations(world: World) -> No
             ref = self.provider_ref(self.pick(data, self.placed)["id"])
             world.run(world.sim.flush_callbacks())  # any still on its way in the background arrives first
             callbacks = world.run(world.sim.callbacks(ref))
-            callback = data.draw(st.sampled_from(callbacks))
+            # An index, not sampled_from(callbacks): how many there are depends on the simulator, and what
+            # Hypothesis draws must not (it replays a case to shrink it).
+            callback = callbacks[data.draw(st.integers(0, 1000)) % len(callbacks)]
             headers = dict(callback["headers"])
             if how == "forged":
                 headers["webhook-signature"] = Webhook("whsec_" + "c29tZW9uZS1lbHNlcy1zZWNyZXQ=").sign(
