@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from money import api, assert_invariants, key
+from money import api, assert_invariants, event, intent, key, signed_event
 from podsim import TO_DELIVERED_S, TO_PRODUCTION_S, TO_SHIPPED_S, PodSim
 from shop import (
     DE_ADDRESS,
@@ -203,10 +203,16 @@ async def test_a_failed_or_cancelled_order_gives_everything_back(
     await assert_invariants(node)
 
 
-async def test_a_declined_payment_fails_the_order_and_moves_no_money(
+async def test_a_forged_or_declined_payment_moves_no_money(
         node_factory, podsim: PodSim) -> None:  # type: ignore[no-untyped-def]
     node, _, buyer, made = await _shop(node_factory, podsim)
     placed = await order(node, buyer["token"], made["id"])
+    forged = event("payment_intent.succeeded", intent(placed["payment"]["payment_id"], placed["total_cents"]))
+    payload, header = signed_event(forged, "whsec_not_the_providers", node.node.clock.now_ms() // 1000)
+    status, problem = await api(node, "POST", "/api/payments/webhook", data=payload,
+                                headers={"Stripe-Signature": header})
+    assert status == 400 and problem["type"] == "livecore:bad-signature"
+    assert (await get(node, buyer["token"], placed["id"]))["state"] == "pending"
     declined = await pay(node, buyer["token"], placed["id"], DECLINED_CARD)
     assert declined["state"] == "failed" and declined["failure"] == "the payment was declined"
     assert await postings(node, placed["id"]) == {}
