@@ -180,6 +180,7 @@ async def advance(request: web.Request) -> web.Response:
     if not isinstance(seconds, int) or seconds < 0:
         raise ApiError(400, "invalid-seconds", "seconds must be a whole number, at least 0")
     world.clock.advance(seconds)
+    world.clock.save()
     steps = world.run_due_steps()
     delivered = await world.callbacks.deliver(everything=True)
     return web.json_response({"now_ms": world.clock.now_ms(), "steps": steps, "delivered": delivered})

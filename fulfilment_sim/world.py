@@ -210,5 +210,6 @@ class World:
                 self.record(order)
             taken += len(due)
             if not due:  # a step may make the next one due at once (the clock moved far): look again
-                self.clock.save()
+                if taken:
+                    self.clock.save()
                 return taken
