@@ -29,6 +29,7 @@ HELP = {
     "delivery_attempts_max": "deliveries of one callback before it is given up",
     "delivery_backoff_s_max": "the longest wait between two deliveries of one callback",
     "origin_country": "where parcels ship from (domestic rates inside it)",
+    "exit_with_parent": "stop when the process that started this one is gone (a node that crashed)",
 }
 
 

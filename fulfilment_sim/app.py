@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -234,8 +236,13 @@ _PENDING = web.AppKey("pending_deliveries", set)
 
 async def _ticks(world: World) -> None:
     """Take due steps and deliver due callbacks every tick (the manual clock moves only when asked)."""
+    parent = os.getppid()
     while True:
         await asyncio.sleep(world.settings.tick_ms / 1000)
+        if world.settings.exit_with_parent and os.getppid() != parent:
+            log.warning("the process that started the simulator is gone; stopping")
+            os.kill(os.getpid(), signal.SIGTERM)  # run_app stops cleanly on it
+            return
         try:
             if not world.settings.manual_clock:
                 world.run_due_steps()

@@ -47,6 +47,7 @@ class SimSettings:
     delivery_attempts_max: int = 12
     delivery_backoff_s_max: int = 600  # the longest wait between two attempts to deliver one callback
     origin_country: str = "US"
+    exit_with_parent: bool = False  # stop when the process that started it is gone (a node that crashed)
 
     def delays(self) -> lifecycle.Delays:
         return lifecycle.Delays(self.production_start_s, self.production_s, self.transit_s)

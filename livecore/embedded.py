@@ -271,8 +271,9 @@ class EmbeddedValkey:
 
 
 class EmbeddedFulfilment:
-    """The print-on-demand simulator (fulfilment_sim) as a child process, its order store and webhook secret in
-    `<dir>`; its port and secret are kept there, so a restarted node finds its orders again."""
+    """The print-on-demand simulator (fulfilment_sim) as a child process that lives as long as the node (it stops
+    by itself when the node is gone, crash or not); its order store, port and webhook secret are kept in `<dir>`, so
+    a restarted node finds its orders again."""
 
     name = "fulfilment simulator"
 
@@ -282,7 +283,7 @@ class EmbeddedFulfilment:
         self.failure_percent = failure_percent
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
-        self.started_here = False
+        self.started_here = True
 
     @property
     def url(self) -> str:
@@ -301,23 +302,17 @@ class EmbeddedFulfilment:
         return path.read_text().strip()
 
     def start(self) -> str:
-        """Start the simulator (or reuse the one this data dir's pid file names); its URL."""
+        """Start the simulator; its URL."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        ours = self._running_pid() is not None
-        self.port = _remembered_port(self.directory / "port", lambda port: ours or not _port_open(port))
-        if ours and _answers_health(self.url):
-            log.info("reusing the fulfilment simulator already running on port %d", self.port)
-            return self.url
+        self.port = _remembered_port(self.directory / "port", lambda port: not _port_open(port))
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "fulfilment_sim", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.directory), "--time-acceleration", str(self.time_acceleration),
-                 "--failure-percent", str(self.failure_percent)],
+                 "--failure-percent", str(self.failure_percent), "--exit-with-parent"],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 env={**os.environ, "FULFILMENT_SIM_WEBHOOK_SECRET": self.secret()},
             )
-        (self.directory / "fulfilment_sim.pid").write_text(str(self.process.pid))
-        self.started_here = True
         deadline = time.monotonic() + FULFILMENT_START_S_MAX
         while not _answers_health(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -328,25 +323,11 @@ class EmbeddedFulfilment:
         log.info("fulfilment simulator listening on 127.0.0.1:%d", self.port)
         return self.url
 
-    def _running_pid(self) -> int | None:
-        pid = _read_pid(self.directory / "fulfilment_sim.pid")
-        try:
-            if pid is not None and "fulfilment_sim" in " ".join(psutil.Process(pid).cmdline()):
-                return pid
-        except psutil.Error:
-            pass
-        return None
-
     def stop(self) -> None:
-        pid = self.process.pid if self.process else self._running_pid()
-        if pid is None:
+        if self.process is None or self.process.poll() is not None:
             return
-        try:
-            os.kill(pid, 15)  # aiohttp's run_app stops cleanly on SIGTERM (the store is closed)
-        except ProcessLookupError:
-            return
-        if self.process:
-            self.process.wait(timeout=20)
+        self.process.terminate()  # aiohttp's run_app stops cleanly on SIGTERM (the store is closed)
+        self.process.wait(timeout=20)
         log.info("fulfilment simulator stopped")
 
 

@@ -39,7 +39,7 @@ class PodSim:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fulfilment_sim", "--port", str(self.port), "--data-dir", str(self.directory),
              "--manual-clock", "--failure-percent", str(self.failure_percent), "--random-seed", "7",
-             "--tick-ms", "50"],
+             "--tick-ms", "50", "--exit-with-parent"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "FULFILMENT_SIM_WEBHOOK_SECRET": self.secret})
         log.close()
