@@ -40,6 +40,46 @@ _CHECKS: dict[str, str] = {
         "SELECT l.stream_id, l.sender_id FROM gift_leaders l FULL JOIN (SELECT stream_id, actor_id AS sender_id,"
         " sum((details->>'coins')::bigint) AS coins FROM ledger_transactions WHERE kind = 'gift' GROUP BY 1, 2) j"
         " USING (stream_id, sender_id) WHERE l.coins IS DISTINCT FROM j.coins",
+    "every paid order was posted once, and only paid orders were":
+        "SELECT o.id FROM orders o LEFT JOIN (SELECT details->>'order_id' AS order_id, count(*) AS n"
+        " FROM ledger_transactions WHERE kind = 'order_paid' GROUP BY 1) t ON t.order_id = o.id::text"
+        " WHERE coalesce(t.n, 0) <> (o.paid_ms IS NOT NULL)::int",
+    "an order's reversals give back exactly what it says it gave back":
+        "SELECT o.id, o.reversed_cents, r.cents FROM orders o LEFT JOIN (SELECT details->>'order_id' AS order_id,"
+        " sum((details->>'cents_given_back')::bigint) AS cents FROM ledger_transactions"
+        " WHERE kind = 'order_reversal' GROUP BY 1) r ON r.order_id = o.id::text"
+        " WHERE coalesce(r.cents, 0) <> o.reversed_cents OR (o.paid_ms IS NULL AND o.reversed_cents <> 0)",
+    "a failed, cancelled or returned order that was paid was given back in full":
+        "SELECT id, state, reversed_cents FROM orders WHERE paid_ms IS NOT NULL"
+        " AND state IN ('failed', 'cancelled', 'returned') AND reversed_cents <> total_cents",
+    "an order's margin is released once, when (and only when) a paid order has shipped":
+        "SELECT o.id, o.state FROM orders o LEFT JOIN (SELECT details->>'order_id' AS order_id, count(*) AS n"
+        " FROM ledger_transactions WHERE kind = 'order_margin_released' GROUP BY 1) t ON t.order_id = o.id::text"
+        " WHERE coalesce(t.n, 0) > 1 OR (coalesce(t.n, 0) = 1 AND o.margin_released_ms IS NULL)"
+        " OR (o.margin_released_ms IS NOT NULL) <> (o.paid_ms IS NOT NULL AND o.state IN ('shipped', 'delivered',"
+        " 'returned'))",
+    "the fulfilment provider is owed the cost of paid orders less what was given back of it":
+        "SELECT p.owed, o.cost FROM (SELECT coalesce(-sum(balance), 0) AS owed FROM ledger_accounts"
+        " WHERE kind = 'fulfilment_payable') p, (SELECT coalesce(sum(cost_cents - cost_cents * reversed_cents"
+        " / total_cents), 0) AS cost FROM orders WHERE paid_ms IS NOT NULL) o WHERE p.owed <> o.cost",
+    "merch fees are the fees of paid orders less what was given back of them":
+        "SELECT f.fees, o.fees FROM (SELECT coalesce(-sum(balance), 0) AS fees FROM ledger_accounts"
+        " WHERE kind = 'merch_fees') f, (SELECT coalesce(sum(fee_cents - fee_cents * reversed_cents"
+        " / total_cents), 0) AS fees FROM orders WHERE paid_ms IS NOT NULL) o WHERE f.fees <> o.fees",
+    "each creator's held margin is that of their paid orders not shipped, less what was given back of it":
+        "SELECT coalesce(a.owner_id, o.creator_id) AS creator_id, a.held, o.held FROM (SELECT owner_id,"
+        " -sum(balance) AS held FROM ledger_accounts WHERE kind = 'merch_margin_held' GROUP BY 1) a FULL JOIN"
+        " (SELECT creator_id, sum(margin_cents - (reversed_cents - fee_cents * reversed_cents / total_cents"
+        " - cost_cents * reversed_cents / total_cents)) AS held FROM orders WHERE paid_ms IS NOT NULL"
+        " AND margin_released_ms IS NULL GROUP BY 1) o ON o.creator_id = a.owner_id"
+        " WHERE coalesce(a.held, 0) <> coalesce(o.held, 0)",
+    "released margins are those of shipped orders less what was given back of them":
+        "SELECT r.released, o.released FROM (SELECT coalesce(-sum(balance), 0) AS released FROM ledger_accounts"
+        " WHERE kind = 'merch_margin_released') r, (SELECT coalesce(sum(margin_cents - (reversed_cents"
+        " - fee_cents * reversed_cents / total_cents - cost_cents * reversed_cents / total_cents)), 0) AS released"
+        " FROM orders WHERE margin_released_ms IS NOT NULL) o WHERE r.released <> o.released",
+    "the payment provider was asked to refund no more than orders gave back":
+        "SELECT id FROM orders WHERE refund_sent_cents > reversed_cents",
 }
 
 

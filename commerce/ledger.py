@@ -37,9 +37,16 @@ COIN_SALES = ("coin_sales", USD)  # money received for coins
 REFUNDS_AND_DISPUTES = ("refunds_and_disputes", USD)  # money given back
 PAYOUT_FUNDING = ("payout_funding", USD)  # money set aside for creators' cash-outs
 PAID_OUT = ("paid_out", USD)  # money the payout provider has sent
+MERCH_FEES = ("merch_fees", USD)  # minus the platform's fees on merch orders
+FULFILMENT_PAYABLE = ("fulfilment_payable", USD)  # minus what the fulfilment provider is owed (base costs, shipping)
+MERCH_MARGIN_RELEASED = ("merch_margin_released", USD)  # minus the margins that became creators' earnings
+
+# A creator's account that is not a wallet: minus the margin of their orders not shipped yet (owed, held).
+MERCH_MARGIN_HELD = ("merch_margin_held", USD)
 
 PLATFORM_KINDS = (COIN_ISSUANCE, DIAMOND_ISSUANCE, PLATFORM_REVENUE, PROVIDER_CLEARING, COIN_SALES,
-                  REFUNDS_AND_DISPUTES, PAYOUT_FUNDING, PAID_OUT)
+                  REFUNDS_AND_DISPUTES, PAYOUT_FUNDING, PAID_OUT, MERCH_FEES, FULFILMENT_PAYABLE,
+                  MERCH_MARGIN_RELEASED)
 
 WALLET_FROZEN_ERRCODE = "LC001"
 

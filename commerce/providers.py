@@ -17,6 +17,11 @@ import stripe
 
 SUCCEEDING_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
+# Stripe's test cards that save fine but then fail an off-session charge: declined, or needing the payer's action.
+DECLINED_OFF_SESSION_CARD = "4000000000000341"
+AUTHENTICATION_CARD = "4000002500003155"
+SAVED_TEST_CARDS = {SUCCEEDING_CARD: "lpm_", DECLINED_OFF_SESSION_CARD: "lpm_declines_",
+                    AUTHENTICATION_CARD: "lpm_authenticates_"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class SavedCard:
     brand: str
     last4: str
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What an off-session charge of a saved card came to: `succeeded` (the verified webhook still decides),
+    `requires_action` (the payer must confirm it: `client_secret`) or `declined` (`reason` says why)."""
+
+    provider_ref: str | None
+    status: str
+    client_secret: str | None = None
+    reason: str = ""
 
 
 class CardRefused(Exception):
@@ -113,6 +129,15 @@ class PaymentProvider(Protocol):
         self, customer_ref: str, card_number: str | None, setup_ref: str | None
     ) -> CardSetup | SavedCard:
         """Save a card for later off-session charges: a SetupIntent to confirm, or the card once it is saved."""
+        ...
+
+    async def charge_saved(self, customer_ref: str, method_ref: str, amount_cents: int, currency: str,
+                           metadata: dict[str, str], idempotency_key: str) -> Charge:
+        """Charge a saved card off-session (the payer is not there)."""
+        ...
+
+    async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
+        """Give back part or all of a payment; the refund's reference."""
         ...
 
 
@@ -203,6 +228,37 @@ class StripePayments:
         card = method.card
         return SavedCard(method.id, card.brand if card else "card", card.last4 if card else "????",
                          (card.fingerprint if card else None) or method.id)
+
+    async def charge_saved(self, customer_ref: str, method_ref: str, amount_cents: int, currency: str,
+                           metadata: dict[str, str], idempotency_key: str) -> Charge:
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                {"amount": amount_cents, "currency": currency, "customer": customer_ref, "payment_method": method_ref,
+                 "off_session": True, "confirm": True, "metadata": metadata},
+                {"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            found = exc.error.payment_intent if exc.error is not None else None
+            ref = found.get("id") if found else None
+            if exc.code == "authentication_required":
+                return Charge(ref, "requires_action", found.get("client_secret") if found else None,
+                              "the bank asks the payer to confirm this payment")
+            return Charge(ref, "declined", reason=exc.user_message or exc.code or "the card was declined")
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe did not take the charge: {exc.user_message or exc}") from exc
+        if intent.status == "requires_action":
+            return Charge(intent.id, "requires_action", intent.client_secret,
+                          "the bank asks the payer to confirm this payment")
+        if intent.status in ("requires_payment_method", "canceled"):
+            return Charge(intent.id, "declined", reason="the card was declined")
+        return Charge(intent.id, "succeeded")
+
+    async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
+        try:
+            made = await self._client.v1.refunds.create_async(
+                {"payment_intent": provider_ref, "amount": amount_cents}, {"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe did not take the refund: {exc.user_message or exc}") from exc
+        return made.id
 
 
 # Stripe keeps an idempotency key for at least 24 hours. A payout first sent longer ago than this is looked up by
@@ -386,21 +442,44 @@ class LocalPayments:
     async def save_card(
         self, customer_ref: str, card_number: str | None, setup_ref: str | None
     ) -> CardSetup | SavedCard:
-        """The test cards only: SUCCEEDING_CARD is saved, DECLINED_CARD is declined."""
+        """The test cards only: SUCCEEDING_CARD is saved, DECLINED_CARD is declined; DECLINED_OFF_SESSION_CARD and
+        AUTHENTICATION_CARD are saved, and their off-session charges are declined or need the payer's action."""
         if card_number == DECLINED_CARD:
             raise CardRefused("card-declined", "the local test provider declined this card")
-        if card_number != SUCCEEDING_CARD:
+        prefix = SAVED_TEST_CARDS.get(card_number or "")
+        if prefix is None or card_number is None:
             raise CardRefused("card-not-accepted",
                               f"the local test provider takes its test cards only ({SUCCEEDING_CARD} is saved)")
         digest = hashlib.sha256(f"{customer_ref}:{card_number}".encode()).hexdigest()[:16]
-        return SavedCard("lpm_" + digest, "visa", card_number[-4:], digest)
+        return SavedCard(prefix + digest, "visa", card_number[-4:], digest)
+
+    async def charge_saved(self, customer_ref: str, method_ref: str, amount_cents: int, currency: str,
+                           metadata: dict[str, str], idempotency_key: str) -> Charge:
+        """Declines a card saved as DECLINED_OFF_SESSION_CARD, asks for action on AUTHENTICATION_CARD; otherwise the
+        charge succeeds and, as with any payment here, only the signed event the caller delivers credits it."""
+        ref = "lpi_" + secrets.token_urlsafe(12)
+        if method_ref.startswith(SAVED_TEST_CARDS[DECLINED_OFF_SESSION_CARD]):
+            return Charge(ref, "declined", reason="the local test provider declined the off-session charge")
+        if method_ref.startswith(SAVED_TEST_CARDS[AUTHENTICATION_CARD]):
+            return Charge(ref, "requires_action", f"{ref}_secret_{secrets.token_urlsafe(12)}",
+                          "the local test provider asks the payer to confirm this payment")
+        return Charge(ref, "succeeded")
+
+    async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
+        return "lre_" + secrets.token_urlsafe(12)
 
 
 def local_payment_event(event_type: str, purchase: asyncpg.Record, created_s: int) -> dict[str, Any]:
-    """A Stripe-shaped event about one of the local provider's payments."""
+    """A Stripe-shaped event about one of the local provider's payments for a coin purchase."""
+    return local_intent_event(event_type, purchase["provider_ref"], purchase["amount_cents"], purchase["currency"],
+                              {"purchase_id": str(purchase["id"])}, created_s)
+
+
+def local_intent_event(event_type: str, ref: str, amount_cents: int, currency: str, metadata: dict[str, str],
+                       created_s: int) -> dict[str, Any]:
+    """A Stripe-shaped event about one of the local provider's PaymentIntents."""
     intent = {
-        "id": purchase["provider_ref"], "object": "payment_intent", "amount": purchase["amount_cents"],
-        "currency": purchase["currency"], "metadata": {"purchase_id": str(purchase["id"])},
+        "id": ref, "object": "payment_intent", "amount": amount_cents, "currency": currency, "metadata": metadata,
         "status": "succeeded" if event_type == "payment_intent.succeeded" else "requires_payment_method",
     }
     return {"id": "evt_local_" + secrets.token_urlsafe(12), "object": "event", "type": event_type,

@@ -1,4 +1,5 @@
-"""Buying coins: a purchase starts a payment with the provider; only a verified webhook event credits coins.
+"""Buying coins: a purchase starts a payment with the provider; only a verified webhook event credits coins. The
+same webhook carries the events of orders' payments, which it hands to commerce/orders/payments.py.
 
 Events are applied in one database transaction with the record that they were seen, so a duplicate changes
 nothing and a crash leaves the event unseen (the provider retries it). A refund or dispute gives back cents, in part
@@ -15,6 +16,7 @@ import asyncpg
 
 from commerce import ledger, rules, webhooks
 from commerce.ledger import Leg
+from commerce.orders import payments as order_payments
 from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD, PaymentProviderError, local_payment_event
 from livecore.accounts import Account
 from livecore.http import Problem
@@ -118,10 +120,15 @@ async def apply_event(commerce: Commerce, event: dict[str, Any]) -> str:
         if handler is None or not isinstance(obj, dict):
             return "ignored"
         purchase = await _purchase_for(conn, commerce.payments.name, obj)
-        if purchase is None:
-            log.warning("event %s (%s) names no purchase of ours", event["id"], event["type"])
+        if purchase is not None:
+            return await handler(commerce, conn, purchase, obj, event)
+        order = await order_payments.order_for(conn, commerce.payments.name, obj)
+        if order is None:
+            log.warning("event %s (%s) names no purchase or order of ours", event["id"], event["type"])
             return "ignored"
-        return await handler(commerce, conn, purchase, obj, event)
+        outcome = await order_payments.apply_event(commerce, conn, order, obj, event)
+    await commerce.orders.after_payment_event(order["id"], outcome)
+    return outcome
 
 
 async def _resolve_accounts(commerce: Commerce, obj: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import auctions, freezes, gifts, merch, payouts, purchases
+from commerce import auctions, freezes, gifts, merch, orders, payouts, purchases
 from commerce.ledger import balances, recent_transactions
 from commerce.requests import COMMERCE, idempotency_key
 from livecore.accounts.session import require_account
@@ -219,3 +219,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/payment-methods", list_payment_methods)
     merch.add_routes(app)
     auctions.add_routes(app)
+    orders.add_routes(app)

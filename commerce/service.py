@@ -1,5 +1,5 @@
-"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions and the
-background sweeps.
+"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions, orders and
+the background sweeps.
 
 Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command),
 `livecore.node.RoomShop` (the room's pinned product and auction in join snapshots, its `bid` command) and its
@@ -24,6 +24,7 @@ from commerce.combos import Combos
 from commerce.gift_batches import GiftBatcher
 from commerce.ledger import Accounts
 from commerce.merch import Merch, pinned
+from commerce.orders import Orders
 from commerce.payment_methods import PaymentMethods
 from commerce.providers import (
     LocalPayments,
@@ -82,6 +83,7 @@ class Commerce:
         self.merch = Merch(node)
         self.payment_methods = PaymentMethods(node.pool, self.payments, node.clock, s.payment_methods_per_user_max)
         self.auctions = Auctions(node, self.merch, self.payment_methods)
+        self.orders = Orders(self)
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
         self._sweepers: list[asyncio.Task[None]] = []
@@ -91,6 +93,7 @@ class Commerce:
         await self.merch.start()
         self.auctions.start()
         await self.accounts.create_platform_accounts()
+        await self.orders.start()
         self.announcer.start()
         self.gift_batches.start()
         s = self.node.settings
@@ -105,6 +108,7 @@ class Commerce:
         await self.gift_batches.stop()
         await self.announcer.stop()
         await stop_tasks(*self._sweepers)
+        await self.orders.stop()
         await self.auctions.stop()
         self.merch.stop()
         if self._transport is not None:

@@ -160,7 +160,7 @@ def serve(settings: Settings) -> None:
     with contextlib.ExitStack() as stack:
         for sock in listeners:
             stack.callback(sock.close)
-        settings = stack.enter_context(EmbeddedServers(adopt=True)).start(settings)
+        settings = stack.enter_context(EmbeddedServers(adopt=True)).start(settings, fulfilment=True)
         asyncio.run(_run(settings, listeners))
 
 

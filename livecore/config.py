@@ -192,6 +192,29 @@ class Settings:
     auction_bids_listed_max: int = _setting(500, "latest bids in GET /api/auctions/{id}")
     auction_announce_queue_max: int = _setting(10_000, "committed bid batches waiting for their room events")
     payment_methods_per_user_max: int = _setting(10, "saved payment methods per user")
+    fulfilment_url: str = _setting("", "the fulfilment provider's API (the print-on-demand simulator's URL); empty "
+                                       "starts the simulator beside the embedded servers",
+                                   check=lambda v: _url_problem(v, ("http", "https")))
+    fulfilment_api_key: str = _setting("", "the bearer key the fulfilment provider's API wants, if any")
+    fulfilment_webhook_secret: str = _setting("", "the fulfilment provider's Standard Webhooks secret (whsec_...); "
+                                                  "made and kept in the data dir for the embedded simulator",
+                                              check=lambda v: _webhook_secrets_problem(v) if v else None)
+    fulfilment_timeout_s: int = _setting(10, "how long a call to the fulfilment provider may take")
+    fulfilment_sim_time_acceleration: int = _setting(3600, "the embedded simulator's simulated seconds per real "
+                                                           "second (3600: an order ships in about a minute)")
+    fulfilment_sim_failure_percent: int = _setting(0, "chance that the embedded simulator fails an order when "
+                                                      "production starts", low=0, high=100)
+    order_lines_max: int = _setting(20, "lines (product variants) in one order")
+    order_quantity_max: int = _setting(10, "items of one variant in one order")
+    orders_listed_max: int = _setting(50, "orders (and sales) listed per page")
+    order_sweep_s: int = _setting(30, "how often a node places paid orders not yet with the fulfilment provider "
+                                      "and sends refunds not yet sent")
+    order_sweep_batch_max: int = _setting(100, "orders placed (and refunds sent) per sweep at most")
+    auction_payment_window_s: int = _setting(120, "how long an auction winner (or the bidder offered the lot next) "
+                                                  "has to complete a payment that needs their action or to accept")
+    auction_second_chance_max: int = _setting(5, "bidders offered a won lot after its winner, one after another")
+    auction_payment_sweep_ms: int = _setting(1000, "how often a node charges new auction winners and passes "
+                                                   "unpaid lots on")
 
     media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room on this node; more get 503 + HLS")
     media_viewers_per_node_max: int = _setting(500, "WebRTC viewers on this node; more get 503 + HLS")

@@ -1,4 +1,5 @@
-"""The embedded defaults: a private PostgreSQL and a private Valkey kept under the data dir.
+"""The embedded defaults: a private PostgreSQL, a private Valkey and the print-on-demand simulator, kept under the
+data dir.
 
 Both listen on loopback only, on a port chosen once and remembered in the data dir, so a restart of
 `livecore serve` finds its data again. A server left running by a node that was killed is reused.
@@ -6,13 +7,18 @@ Both listen on loopback only, on a port chosen once and remembered in the data d
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +36,7 @@ log = logging.getLogger("livecore.embedded")
 
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 VALKEY_START_S_MAX = 20.0
+FULFILMENT_START_S_MAX = 30.0
 PG_COMMAND_S_MAX = 90.0  # initdb, or pg_ctl start (which itself gives up after 60 s)
 LOG_TAIL_LINES = 3
 LOG_TAIL_CHARS_MAX = 600
@@ -263,6 +270,75 @@ class EmbeddedValkey:
         log.info("embedded Valkey stopped")
 
 
+class EmbeddedFulfilment:
+    """The print-on-demand simulator (fulfilment_sim) as a child process that lives as long as the node (it stops
+    by itself when the node is gone, crash or not); its order store, port and webhook secret are kept in `<dir>`, so
+    a restarted node finds its orders again."""
+
+    name = "fulfilment simulator"
+
+    def __init__(self, directory: Path, time_acceleration: int, failure_percent: int) -> None:
+        self.directory = directory.resolve()
+        self.time_acceleration = time_acceleration
+        self.failure_percent = failure_percent
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_here = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "fulfilment_sim.log"
+
+    def secret(self) -> str:
+        """The webhook secret the simulator signs with, made once and kept (readable by this user only)."""
+        path = self.directory / "webhook_secret"
+        if not path.exists():
+            path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start(self) -> str:
+        """Start the simulator; its URL."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = _remembered_port(self.directory / "port", lambda port: not _port_open(port))
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fulfilment_sim", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--data-dir", str(self.directory), "--time-acceleration", str(self.time_acceleration),
+                 "--failure-percent", str(self.failure_percent), "--exit-with-parent"],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                env={**os.environ, "FULFILMENT_SIM_WEBHOOK_SECRET": self.secret()},
+            )
+        deadline = time.monotonic() + FULFILMENT_START_S_MAX
+        while not _answers_health(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise _did_not_start("fulfilment simulator", log_tail(self.log_path), self.log_path,
+                                     self.directory)
+            time.sleep(0.05)
+        log.info("fulfilment simulator listening on 127.0.0.1:%d", self.port)
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # aiohttp's run_app stops cleanly on SIGTERM (the store is closed)
+        self.process.wait(timeout=20)
+        log.info("fulfilment simulator stopped")
+
+
+def _answers_health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _answers_ping(port: int) -> bool:
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
@@ -291,10 +367,11 @@ class EmbeddedServers:
 
     def __init__(self, adopt: bool) -> None:
         self.adopt = adopt
-        self.servers: list[EmbeddedPostgres | EmbeddedValkey] = []
+        self.servers: list[EmbeddedPostgres | EmbeddedValkey | EmbeddedFulfilment] = []
 
-    def start(self, settings: Settings, redis: bool = True) -> Settings:
-        """Settings with the embedded servers' URLs filled in (`redis=False`: PostgreSQL only)."""
+    def start(self, settings: Settings, redis: bool = True, fulfilment: bool = False) -> Settings:
+        """Settings with the embedded servers' URLs filled in (`redis=False`: PostgreSQL only; `fulfilment`: the
+        print-on-demand simulator too, when no fulfilment provider is configured)."""
         if not settings.database_url:
             pg = EmbeddedPostgres(settings.data_dir / "postgres")
             url = pg.start()
@@ -305,6 +382,12 @@ class EmbeddedServers:
             url = valkey.start()
             self.servers.append(valkey)
             settings = settings.replace(redis_url=url)
+        if fulfilment and not settings.fulfilment_url:
+            sim = EmbeddedFulfilment(settings.data_dir / "fulfilment", settings.fulfilment_sim_time_acceleration,
+                                     settings.fulfilment_sim_failure_percent)
+            url = sim.start()
+            self.servers.append(sim)
+            settings = settings.replace(fulfilment_url=url, fulfilment_webhook_secret=sim.secret())
         return settings
 
     def describe(self) -> str:

@@ -1,5 +1,6 @@
-"""`livecore serve` as an operator runs it: embedded servers in the data dir, data kept across restarts, the live
-demo on by default there and off with --no-demo, the servers a killed node left behind reused or restarted."""
+"""`livecore serve` as an operator runs it: embedded servers (and the print-on-demand simulator) in the data dir,
+data kept across restarts, the live demo on by default there and off with --no-demo, the servers a killed node left
+behind reused or restarted."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from servenode import Serve
 LIVE_WAIT_S_MAX = 10.0
 KEEPER = {"username": "keeper", "password": "kept across restarts", "birth_date": "1990-01-01", "region": "DE"}
 DEMO_URL = r"watch the demo\s+(http://\S+/watch\.html\?room=(\d+))"
+QUOTE = {"variant_id": "mug-11oz-white",
+         "address": {"name": "K", "line1": "Hauptstr. 1", "city": "Berlin", "postcode": "10115", "country": "DE"}}
 
 
 async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restarted(
@@ -34,6 +37,8 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
         (demo_stream, "demo_creator")]
     async with http.post(f"{first.url}/api/accounts", json=KEEPER) as r:
         assert r.status == 201
+    async with http.post(f"{first.url}/api/shipping/quote", json=QUOTE) as r:  # the embedded simulator answers
+        assert r.status == 200 and (await r.json())["shipping_cents"] > 0
     assert first.stop(signal.SIGINT) == 0
     assert "demo: stopped" in first.output()
     assert not _running(data_dir), "the embedded servers should stop with the node"
@@ -58,6 +63,8 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
         await third.wait_ready(http)
         output = third.output()
         assert "reusing embedded PostgreSQL" in output and "is taken by another program" in output, output
+        async with http.post(f"{third.url}/api/shipping/quote", json=QUOTE) as r:  # a new one, on the kept store
+            assert r.status == 200
         await _log_in_keeper(http, third.url)
         assert third.stop() == 0
     finally:

@@ -199,8 +199,23 @@ async def auction_view(ctx: Auctions, auction_id: int, bids_max: int | None = No
         "extension_ms": terms.extension_ms, "opened_at": row["opened_ms"], "duration_ms": row["duration_ms"],
         **{k: v for k, v in events.changing(lot, lot.state).items() if k != "auction_id"},
         "bids": [events.public_entry(lot, entry_of(b)) for b in bids],
-        "order_id": None, "server_now": ctx.clock.now_ms(),
+        "order_id": await ctx.pool.fetchval(
+            "SELECT order_id FROM auction_payment_attempts WHERE auction_id = $1 AND order_id IS NOT NULL"
+            " ORDER BY n DESC LIMIT 1", auction_id),
+        "server_now": ctx.clock.now_ms(),
     }
+
+
+async def announce_payment_step(ctx: Auctions, auction_id: int, action: str, **extra: Any) -> None:
+    """Announce a step of getting a won lot paid (`offered` to the next bidder, `won` by them) in its room, as an
+    `auction` event carrying the lot's state like every other."""
+    row = await ctx.pool.fetchrow(
+        "SELECT a.*, w.display_name AS winner_name, l.display_name AS leader_name FROM auctions a"
+        " LEFT JOIN accounts w ON w.id = a.winner_id LEFT JOIN accounts l ON l.id = a.leader_id WHERE a.id = $1",
+        auction_id)
+    names = {row[f"{who}_id"]: row[f"{who}_name"] for who in ("winner", "leader") if row[f"{who}_id"] is not None}
+    lot = _view_lot(row, names)
+    ctx.announcer.offer([(row["stream_id"], events.payment_step(action, lot, lot.state, **extra))])
 
 
 def terms_only(view: dict[str, Any]) -> dict[str, Any]:

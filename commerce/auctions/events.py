@@ -5,7 +5,8 @@ Every `auction` event carries the lot's whole changing state (`version`, `state`
 keeps the event with the highest `version` and never needs to replay: events from two nodes may interleave, the
 version orders them. `opened` adds the terms (`auction`); `bid` adds the history entries (`bids`); `outbid` names
 who lost the lead (`user_ids`); `extended` adds `previous_ends_at`; `won` names the winner and the amount;
-`closed` and `unsold` add nothing.
+`closed` and `unsold` add nothing. After the close, `offered` names the bidder offered the lot when the winner did
+not pay (`offer`: bidder, amount, expiry), and `won` again names who paid for it if that was not the winner.
 
 Events are made per committed batch of bids, not per bid: a batch is one atomic change of the lot, and in a
 bidding storm one `bid` event listing a batch's entries (and one `outbid` naming everyone who lost the lead in
@@ -71,6 +72,11 @@ def after_bids(lot: Lot, decided: list[Decided]) -> list[RoomEvent]:
     if state.state == rules.CLOSED:
         made.extend(after_close(lot, state))
     return [(lot.stream_id, event) for event in made]
+
+
+def payment_step(action: str, lot: Lot, state: State, **extra: Any) -> dict[str, Any]:
+    """A step after the close (`offered`: the lot goes to the next bidder; `won`: they paid for it)."""
+    return _event(action, lot, state, **extra)
 
 
 def after_close(lot: Lot, state: State) -> list[dict[str, Any]]:
