@@ -2,51 +2,100 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, TypeVar
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import freezes, gifts, payouts, purchases
+from commerce import freezes, gifts, payouts, purchases, schemas, webhooks
 from commerce.ledger import balances, recent_transactions
+from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD
 from commerce.service import Commerce
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body, path_id
+from livecore.http import (
+    BIGINT_MAX,
+    NO_NUL,
+    Content,
+    Parameters,
+    Problem,
+    json_response,
+    maximum_setting,
+    minimum_setting,
+    operation,
+    parse_body,
+    parse_headers,
+    path_id,
+)
 from livecore.node import NODE
 
 COMMERCE = web.AppKey("commerce", Commerce)
 
-_KEY = Field(default=None, min_length=1, max_length=100,
-             description="makes a retry return the first result; may come as the Idempotency-Key header instead")
+
+class Keyed(BaseModel):
+    """A request that moves money: a retry with the same key returns the first result and changes nothing."""
+
+    idempotency_key: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description=(
+        "makes a retry return the first result; may come as the Idempotency-Key header instead"))
 
 
-class NewPurchase(BaseModel):
-    package_id: str = Field(max_length=50)
-    idempotency_key: str | None = _KEY
+class IdempotencyKey(Parameters):
+    refusal: ClassVar[tuple[int, str]] = (400, "idempotency-key-required")
+    key: str | None = Field(default=None, alias="Idempotency-Key", min_length=1, max_length=100,
+                            description="the body's idempotency_key, for clients that would rather send a header")
+
+
+class NewPurchase(Keyed):
+    package_id: str = Field(max_length=50, examples=["coins_100"])
+
+
+def _test_card(digits: str) -> str:
+    return "[ -]?".join(digits[i:i + 4] for i in range(0, len(digits), 4))
 
 
 class LocalCard(BaseModel):
-    card_number: str = Field(max_length=30, description="4242424242424242 pays, 4000000000000002 is declined")
+    card_number: str = Field(
+        pattern=f"^ *(?:{_test_card(SUCCEEDING_CARD)}|{_test_card(DECLINED_CARD)}) *$", examples=[SUCCEEDING_CARD],
+        description=f"a test card: {SUCCEEDING_CARD} pays, {DECLINED_CARD} is declined (spaces or dashes allowed)")
 
 
-class NewGift(BaseModel):
-    gift_id: str = Field(max_length=50)
-    count: int = Field(default=1, ge=1)
-    idempotency_key: str | None = _KEY
+class NewGift(Keyed):
+    gift_id: str = Field(max_length=50, examples=["rose"])
+    count: int = Field(default=1, ge=1, json_schema_extra=maximum_setting("gift_count_per_send_max"))
 
 
-class NewPayout(BaseModel):
-    amount_cents: int = Field(gt=0)
-    idempotency_key: str | None = _KEY
+class NewPayout(Keyed):
+    amount_cents: int = Field(ge=1, le=BIGINT_MAX, json_schema_extra=minimum_setting("payout_cents_min"))
 
 
-def _idempotency_key(request: web.Request, from_body: str | None) -> str:
-    key = from_body or request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 100:
-        raise Problem(400, "idempotency-key-required",
-                      "send an idempotency_key (body field or Idempotency-Key header, 1-100 characters)")
-    return key
+K = TypeVar("K", bound=Keyed)
+_SIGNED = Content.of("application/json", schema=webhooks.StripeEvent)
 
 
-@operation("The coin packages on sale", tag="money")
+async def _keyed_body(request: web.Request, model: type[K]) -> K:
+    """The body, its idempotency_key taken from the Idempotency-Key header when the body has none."""
+    header = parse_headers(request, IdempotencyKey).key
+    try:
+        return await parse_body(request, model, defaults={"idempotency_key": header})
+    except Problem as problem:
+        if problem.extra.get("field") != "idempotency_key":
+            raise
+        raise Problem(400, "idempotency-key-required", "send an idempotency_key (body field or Idempotency-Key "
+                      "header, 1-100 characters)", field="idempotency_key") from problem
+
+
+_ADULTS = "rule-adults-only"
+_UNAVAILABLE = "payout-provider-unavailable"
+_WEBHOOK_REFUSALS = {400: ["bad-signature", "stale-signature", "malformed-json", "malformed-event"],
+                     503: ["webhooks-not-configured"]}
+
+
+class StripeSignature(Parameters):
+    refusal: ClassVar[tuple[int, str]] = (400, "bad-signature")
+    signature: str = Field(alias="Stripe-Signature", pattern=r"^t=[0-9]+(,[a-z0-9]+=[^,]+)+$",
+                           description="t=<unix seconds>,v1=<HMAC-SHA256 of t.body> as Stripe signs")
+
+
+@operation("The coin packages on sale", tag="money", reply=schemas.CoinPackages)
 async def coin_packages(request: web.Request) -> web.Response:
     shop = request.app[COMMERCE]
     return json_response({"packages": [p.__dict__ for p in shop.catalogue.packages.values()],
@@ -54,16 +103,18 @@ async def coin_packages(request: web.Request) -> web.Response:
 
 
 @operation("Start buying a coin package (18+); coins arrive with the provider's verified webhook",
-           body=NewPurchase, status=201, auth=True, tag="money")
+           body=NewPurchase, headers=IdempotencyKey, status=201, auth=True, tag="money", reply=schemas.PurchaseView,
+           problems={403: [_ADULTS, "wallet-frozen"], 404: ["package-not-found"], 429: ["rule-purchase-velocity"],
+                     502: ["payment-provider-unavailable"]})
 async def create_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewPurchase)
-    key = _idempotency_key(request, body.idempotency_key)
-    view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, key)
+    body = await _keyed_body(request, NewPurchase)
+    view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, body.idempotency_key)
     return json_response(view, status=201)
 
 
-@operation("One of your coin purchases and its state", auth=True, tag="money")
+@operation("One of your coin purchases and its state", auth=True, tag="money", reply=schemas.PurchaseView,
+           problems={404: ["purchase-not-found"]})
 async def get_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
     purchase_id = path_id(request, "purchase-not-found", "purchase")
@@ -72,7 +123,8 @@ async def get_purchase(request: web.Request) -> web.Response:
 
 
 @operation("The local test provider's card form: pay a purchase with a test card", body=LocalCard, auth=True,
-           tag="money")
+           tag="money", reply=schemas.PurchaseView,
+           problems={404: ["purchase-not-found"], 409: ["not-local-provider", "payment-not-started"]})
 async def confirm_local_payment(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, LocalCard)
@@ -81,15 +133,17 @@ async def confirm_local_payment(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-@operation("The payment provider's signed events (Stripe-Signature)", tag="money",
-           responses={400: "Forged, stale or malformed; nothing changed"})
+@operation("The payment provider's signed events (Stripe-Signature over the raw body); forged, stale or malformed "
+           "ones change nothing", body=_SIGNED, headers=StripeSignature, tag="money",
+           reply=schemas.WebhookReceipt, problems=_WEBHOOK_REFUSALS)
 async def payment_webhook(request: web.Request) -> web.Response:
-    payload = await request.read()
-    result = await purchases.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    signature = parse_headers(request, StripeSignature).signature
+    result = await purchases.receive_webhook(request.app[COMMERCE], await request.read(), signature)
     return json_response(result)
 
 
-@operation("Your coins, creator earnings (held and withdrawable) and recent transactions", auth=True, tag="money")
+@operation("Your coins, creator earnings (held and withdrawable) and recent transactions", auth=True, tag="money",
+           reply=schemas.Wallet)
 async def wallet(request: web.Request) -> web.Response:
     account = await require_account(request)
     shop = request.app[COMMERCE]
@@ -101,23 +155,27 @@ async def wallet(request: web.Request) -> web.Response:
                           "earnings": earned, "transactions": recent})
 
 
-@operation("The gift catalogue (current version) and the published conversion rate", tag="money")
+@operation("The gift catalogue (current version) and the published conversion rate", tag="money",
+           reply=schemas.GiftCatalogue)
 async def gift_catalogue(request: web.Request) -> web.Response:
     return json_response(request.app[COMMERCE].catalogue.public_gifts())
 
 
-@operation("Send a gift to a live stream's creator (18+)", body=NewGift, auth=True, tag="money",
-           responses={402: "Not enough coins", 429: "A spending rule refused it"})
+@operation("Send a gift to a live stream's creator (18+)", body=NewGift, headers=IdempotencyKey, auth=True,
+           tag="money", reply=schemas.GiftSent,
+           problems={402: ["insufficient-funds"], 403: [_ADULTS, "self-gift", "wallet-frozen"],
+                     404: ["gift-not-found", "stream-not-found"], 409: ["stream-not-live"],
+                     429: ["rule-daily-spend-limit"], 503: ["gifts-busy", "node-stopping"]})
 async def send_gift(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewGift)
-    key = _idempotency_key(request, body.idempotency_key)
+    body = await _keyed_body(request, NewGift)
     stream_id = path_id(request, "stream-not-found", "stream")
-    result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count, key)
+    result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count,
+                                   body.idempotency_key)
     return json_response(result)
 
 
-@operation("A stream's top gifters", tag="money")
+@operation("A stream's top gifters", tag="money", reply=schemas.Leaderboard, problems={404: ["stream-not-found"]})
 async def leaderboard(request: web.Request) -> web.Response:
     node = request.app[NODE]
     stream_id = path_id(request, "stream-not-found", "stream")
@@ -126,21 +184,18 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 
 @operation("Cash out withdrawable earnings (18+, at least payout_cents_min) to your payout destination", body=NewPayout,
-           status=201, auth=True, tag="money",
-           responses={202: "The provider's answer was lost: still pending; retry with the same key",
-                      402: "Not enough withdrawable earnings",
-                      409: "No payout destination yet, or it is not ready (payout-destination-missing, "
-                           "payout-destination-not-ready)",
-                      502: "The payout provider could not be reached"})
+           headers=IdempotencyKey, status=201, auth=True, tag="money", reply=schemas.PayoutView,
+           responses={202: "The provider's answer was lost: still pending; retry with the same key"},
+           problems={400: ["rule-payout-minimum"], 402: ["insufficient-earnings"], 403: [_ADULTS],
+                     409: ["payout-destination-missing", "payout-destination-not-ready"], 502: [_UNAVAILABLE]})
 async def create_payout(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewPayout)
-    key = _idempotency_key(request, body.idempotency_key)
-    view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, key)
+    body = await _keyed_body(request, NewPayout)
+    view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, body.idempotency_key)
     return json_response(view, status=202 if view["state"] == "pending" else 201)
 
 
-@operation("Your payouts, newest first", auth=True, tag="money")
+@operation("Your payouts, newest first", auth=True, tag="money", reply=schemas.Payouts)
 async def list_payouts(request: web.Request) -> web.Response:
     account = await require_account(request)
     node = request.app[NODE]
@@ -149,7 +204,7 @@ async def list_payouts(request: web.Request) -> web.Response:
 
 
 @operation("Where your payouts go and whether they can go there now (re-read from the payment provider)", auth=True,
-           tag="money", responses={502: "The payout provider could not be reached"})
+           tag="money", reply=schemas.DestinationView, problems={502: [_UNAVAILABLE]})
 async def get_payout_destination(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response(await payouts.destination(request.app[COMMERCE], account))
@@ -157,25 +212,25 @@ async def get_payout_destination(request: web.Request) -> web.Response:
 
 @operation("Set up where your payouts go (18+): with Stripe, creates your Express connected account once and "
            "answers a fresh onboarding link (onboarding_url) until it is active; with the local test provider "
-           "there is nothing to set up", auth=True, tag="money",
-           responses={409: "The provider rejected your payout account (payout-destination-rejected)",
-                      422: "The provider refused to create the account (payout-destination-refused)",
-                      502: "The payout provider could not be reached"})
+           "there is nothing to set up", auth=True, tag="money", reply=schemas.DestinationView,
+           problems={403: [_ADULTS], 409: ["payout-destination-rejected", "payout-destination-refused"],
+                     502: [_UNAVAILABLE]})
 async def set_up_payout_destination(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response(await payouts.set_up_destination(request.app[COMMERCE], account))
 
 
-@operation("The payout provider's signed events (Stripe-Signature): transfer.reversed, account.updated", tag="money",
-           responses={400: "Forged, stale or malformed; nothing changed"})
+@operation("The payout provider's signed events (Stripe-Signature over the raw body): transfer.reversed, "
+           "account.updated", body=_SIGNED, headers=StripeSignature, tag="money", reply=schemas.WebhookReceipt,
+           problems={**_WEBHOOK_REFUSALS, 503: ["webhooks-not-configured", _UNAVAILABLE]})
 async def payout_webhook(request: web.Request) -> web.Response:
-    payload = await request.read()
-    result = await payouts.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    signature = parse_headers(request, StripeSignature).signature
+    result = await payouts.receive_webhook(request.app[COMMERCE], await request.read(), signature)
     return json_response(result)
 
 
 @operation("Lift the freeze a refund or dispute put on a viewer's coin wallet (admins)", auth=True, tag="money",
-           responses={403: "Not an admin", 404: "No such user"})
+           reply=schemas.Unfrozen, problems={403: ["not-admin"], 404: ["user-not-found"]})
 async def unfreeze_wallet(request: web.Request) -> web.Response:
     account = await require_account(request)
     owner_id = path_id(request, "user-not-found", "user")

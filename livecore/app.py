@@ -20,7 +20,7 @@ from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
-from livecore.http import Problem, operation, problem_middleware
+from livecore.http import Content, Problem, operation, problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
 
@@ -46,7 +46,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     return app
 
 
-@operation("The browser pages and their assets (webui/static); / is the live directory", tag="pages")
+@operation("The browser pages and their assets (webui/static); / is the live directory", tag="pages",
+           reply=Content.of("*/*"), problems={404: ["not-found"]})
 async def static_page(request: web.Request) -> web.FileResponse:
     relative = request.match_info["path"] or "index.html"
     path = (STATIC_DIR / relative).resolve()

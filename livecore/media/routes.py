@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Literal
 
-from livecore.http import Problem, operation, path_id
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from livecore.http import Content, Id, Problem, operation, path_id
 from livecore.media.plane import RELAY_HEADER, MediaPlane
 
 MEDIA = web.AppKey("media", MediaPlane)
 SDP_TYPE = "application/sdp"
+TRICKLE_TYPE = "application/trickle-ice-sdpfrag"
+_SDP = Content.of(SDP_TYPE)
+_SDP_ANSWER = {"Location": "the session's URL: PATCH it to trickle, DELETE it to stop"}
+_SESSION_NOT_FOUND = {404: ["stream-not-found", "session-not-found"]}
+
+
+class HlsFile(BaseModel):
+    id: Id
+    name: str = Field(pattern=r"^[^./][^/]*\.(m3u8|ts)$", examples=["index.m3u8"],
+                      description="index.m3u8 or one of the segments it lists")
+
+
+class MediaFile(BaseModel):
+    id: Id
+    name: Literal["recording.mp4", "thumbnail.jpg"]
 
 
 def _stream_id(request: web.Request) -> int:
@@ -33,8 +51,9 @@ def _sdp_answer(sdp: str, location: str) -> web.Response:
 
 
 @operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out", status=201,
-           auth=True, tag="media", responses={400: "malformed SDP", 401: "wrong stream key",
-                                              409: "another publisher is live"})
+           body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, security=("stream_key",), tag="media",
+           problems={400: ["malformed-sdp"], 401: ["bad-stream-key"], 404: ["stream-not-found"],
+                     409: ["stream-ended", "already-publishing"], 415: ["unsupported-media-type"]})
 async def whip_publish(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     bearer = _bearer(request)
@@ -44,22 +63,26 @@ async def whip_publish(request: web.Request) -> web.Response:
     return _sdp_answer(sdp, f"/whip/{stream_id}/{session}")
 
 
-@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag)", status=204, tag="media")
+@operation("WHIP: trickle ICE candidates", status=204, tag="media", body=Content.of(TRICKLE_TYPE),
+           problems={**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 415: ["unsupported-media-type"]})
 async def whip_trickle(request: web.Request) -> web.Response:
-    if request.content_type != "application/trickle-ice-sdpfrag":
-        raise Problem(415, "unsupported-media-type", "expected application/trickle-ice-sdpfrag")
+    if request.content_type != TRICKLE_TYPE:
+        raise Problem(415, "unsupported-media-type", f"expected {TRICKLE_TYPE}")
     await request.app[MEDIA].trickle(_stream_id(request), request.match_info["session"], await request.text())
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing; the stream ends", tag="media")
+@operation("WHIP: stop publishing; the stream ends", tag="media", problems=_SESSION_NOT_FOUND)
 async def whip_delete(request: web.Request) -> web.Response:
     await request.app[MEDIA].unpublish(_stream_id(request), request.match_info["session"])
     return web.Response(status=200)
 
 
 @operation("WHEP: watch a stream, SDP offer in, SDP answer out; 503 with hls_url when full", status=201,
-           tag="media", responses={400: "malformed SDP", 404: "no publisher", 503: "over capacity"})
+           body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, tag="media",
+           problems={400: ["malformed-sdp"], 404: ["stream-not-found", "stream-not-live"],
+                     415: ["unsupported-media-type"], 502: ["relay-failed"],
+                     503: ["over-capacity", "owner-unreachable"]})
 async def whep_watch(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     relay = RELAY_HEADER in request.headers
@@ -68,13 +91,13 @@ async def whep_watch(request: web.Request) -> web.Response:
 
 
 @operation("WHEP: trickle ICE candidates (accepted; the answer already carries every candidate)", status=204,
-           tag="media")
+           tag="media", body=Content.of(TRICKLE_TYPE), problems={404: ["stream-not-found"]})
 async def whep_trickle(request: web.Request) -> web.Response:
     _stream_id(request)
     return web.Response(status=204)
 
 
-@operation("WHEP: stop watching", tag="media")
+@operation("WHEP: stop watching", tag="media", problems=_SESSION_NOT_FOUND)
 async def whep_delete(request: web.Request) -> web.Response:
     await request.app[MEDIA].stop_watching(_stream_id(request), request.match_info["session"])
     return web.Response(status=200)
@@ -84,7 +107,10 @@ _HLS_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 
 
-@operation("HLS for large audiences: index.m3u8 (short-lived cache) and its segments (immutable)", tag="media")
+@operation("HLS for large audiences: index.m3u8 (short-lived cache) and its segments (immutable)", tag="media",
+           path=HlsFile, reply=Content.of(*_HLS_TYPES.values(), schema={"type": "string", "format": "binary"}),
+           reply_headers={"Cache-Control": "how long a CDN may keep it"},
+           problems={404: ["stream-not-found", "not-found", "hls-not-ready"]})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -104,7 +130,9 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
                                            "Access-Control-Allow-Origin": "*"})
 
 
-@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media")
+@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media", path=MediaFile,
+           reply=Content.of(*_MEDIA_FILES.values(), schema={"type": "string", "format": "binary"}),
+           problems={404: ["stream-not-found", "not-found"], 409: ["still-recording"]})
 async def media_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
