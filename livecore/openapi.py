@@ -58,7 +58,6 @@ def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:
 
 def build_spec(app: web.Application) -> dict[str, Any]:
     """The OpenAPI document of `app`; LookupError names a route that has no `@operation`."""
-    node = app[NODE]
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
     for method, path, handler in documented_routes(app):
@@ -75,6 +74,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         "components": {"schemas": {"Problem": PROBLEM_SCHEMA, **schemas.found},
                        "securitySchemes": SECURITY_SCHEMES},
     }
+    node = app[NODE]
     _fill_bounds(spec, node.settings, node.today())
     return spec
 

@@ -1,0 +1,212 @@
+"""`GET /api/openapi.json` (livecore/openapi.py) and what the fuzzer cannot reach: the document is built from the
+validating models and the node's settings, 405s name exactly the path's methods, every problem the code raises is
+documented, the WebSocket upgrade answers as described, and inputs that used to crash the node are refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+import stripe
+from aiohttp import web
+from apidoc import api_document, assert_documented
+from livenode import NodeFactory, RunningNode
+
+from livecore.clock import ManualClock
+from livecore.http import BIGINT_MAX, PROBLEM_TYPE, operation
+from livecore.openapi import build_spec
+from signaling import protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+# Problems the plumbing makes on its own, never an operation's answer: a bug, and an aiohttp error without a slug.
+NOT_AN_OPERATION_ANSWER = {(500, "internal"), (405, "method-not-allowed")}
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_405_names_exactly_the_methods_the_path_serves(node: RunningNode) -> None:
+    for method, path, allow in [("GET", "/api/accounts", "POST"), ("PUT", "/api/accounts", "POST"),
+                                ("GET", "/api/sessions", "DELETE, POST"), ("POST", "/api/live", "GET, HEAD"),
+                                ("DELETE", "/api/streams/7", "GET, HEAD"), ("GET", "/api/payouts/webhook", "POST")]:
+        async with node.http.request(method, node.url + path) as r:
+            problem = await r.json(content_type=None)
+            assert r.status == 405 and r.headers["Allow"] == allow, (method, path, r.headers.get("Allow"))
+            assert r.content_type == PROBLEM_TYPE and problem["type"] == "livecore:method-not-allowed"
+            assert method in problem["detail"] and allow in problem["detail"]
+    async with node.http.get(node.url + "/") as r:
+        assert r.status == 200 and r.content_type == "text/html"  # the page route still serves its paths
+    async with node.http.get(node.url + "/no/such/page") as r:
+        assert r.status == 404
+
+
+async def test_the_document_is_built_from_the_models_and_this_nodes_settings(node_factory: NodeFactory) -> None:
+    node = await node_factory(payout_cents_min=1234, gift_count_per_send_max=7)
+    spec = await api_document(node.http, node.url)
+    schemas = spec["components"]["schemas"]
+    amount = schemas["NewPayout"]["properties"]["amount_cents"]
+    assert amount["minimum"] == 1234 and amount["x-minimum-setting"] == "payout_cents_min"
+    assert schemas["NewGift"]["properties"]["count"]["maximum"] == 7
+    assert schemas["SignUp"]["properties"]["roles"]["items"]["enum"] == ["viewer", "creator", "advertiser"]
+    for keyed in ("NewPurchase", "NewGift", "NewPayout"):
+        assert "idempotency_key" in schemas[keyed]["required"]
+    for path in ("/api/payments/webhook", "/api/payouts/webhook"):
+        [signature] = spec["paths"][path]["post"]["parameters"]
+        assert signature["in"] == "header" and signature["name"] == "Stripe-Signature" and signature["required"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            for parameter in op.get("parameters", []):
+                if parameter["name"] == "id":
+                    assert parameter["schema"]["type"] == "integer", (method, path)
+                    assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, BIGINT_MAX)
+            for status, answer in op["responses"].items():
+                if int(status) >= 400 and (path, status) != ("/readyz", "503"):
+                    assert list(answer["content"]) == [PROBLEM_TYPE], (method, path, status)
+                    assert answer["content"][PROBLEM_TYPE]["schema"]["properties"]["type"]["enum"]
+    auth = _auth((await node.signup())["token"])
+    for amount_cents, refused in ((1233, True), (1234, False)):  # just outside and at the documented minimum
+        async with node.http.post(f"{node.url}/api/payouts", headers=auth,
+                                  json={"amount_cents": amount_cents, "idempotency_key": f"k{amount_cents}"}) as r:
+            problem = await assert_documented(spec, "POST", "/api/payouts", r)
+            assert (r.status == 400 and problem and problem["type"] == "livecore:rule-payout-minimum") is refused
+
+
+async def test_the_websocket_is_described_as_the_upgrade_it_is(node: RunningNode) -> None:
+    spec = await api_document(node.http, node.url)
+    op = spec["paths"]["/ws/rooms/{id}"]["get"]
+    headers = {p["name"]: p for p in op["parameters"] if p["in"] == "header"}
+    assert {n for n, p in headers.items() if p["required"]} == {
+        "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"}
+    assert headers["Sec-WebSocket-Protocol"]["schema"]["enum"] == list(protocol.SUBPROTOCOLS)
+    assert "101" in op["responses"] and "Sec-WebSocket-Accept" in op["responses"]["101"]["headers"]
+    assert {"bearer", "cookie", "query_token"} <= {name for scheme in op["security"] for name in scheme}
+    assert {} in op["security"]  # viewers may watch without an account
+    creator = await node.signup()
+    stream = await node.create_stream(creator["token"])
+    room = f"{node.url}/ws/rooms/{stream['id']}"
+    socket = await node.ws(stream["id"], creator["token"], protocol.MSGPACK)  # 101 and the subprotocol
+    assert socket.protocol == protocol.MSGPACK
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    answers = [
+        (room, {}, 426, "websocket-required"),  # a plain GET
+        (room, {**upgrade, "Sec-WebSocket-Protocol": "chat"}, 426, "websocket-required"),
+        (room + "?since=e:%C2%B2", upgrade, 400, "bad-since"),  # a superscript two is a digit, not an ASCII one
+        (room + "?token=forged", upgrade, 401, "bad-token"),
+        (f"{node.url}/ws/rooms/{stream['id'] + 1000}", upgrade, 404, "stream-not-found"),
+    ]
+    for url, sent, status, slug in answers:
+        async with node.http.get(url, headers=sent) as r:
+            problem = await assert_documented(spec, "GET", "/ws/rooms/{id}", r)
+            assert r.status == status and problem and problem["type"] == f"livecore:{slug}", (url, sent, problem)
+            assert status != 426 or r.headers["Upgrade"] == "websocket"
+
+
+async def test_birth_dates_are_documented_up_to_the_nodes_today(node_factory: NodeFactory) -> None:
+    clock = ManualClock()
+    node = await node_factory(clock=clock)
+    today = dt.datetime.fromtimestamp(clock.now_s(), tz=dt.UTC).date()
+    for _ in range(2):
+        spec = await api_document(node.http, node.url)
+        pattern = re.compile(spec["components"]["schemas"]["SignUp"]["properties"]["birth_date"]["pattern"])
+        tomorrow = today + dt.timedelta(days=1)
+        assert pattern.match(today.isoformat()) and pattern.match("1900-02-28")
+        assert not pattern.match(tomorrow.isoformat()) and not pattern.match("0000-01-01")
+        for birth_date, status in ((tomorrow, 400), (today, 201)):
+            body = {"username": f"born{birth_date:%Y%m%d}", "password": "long enough", "region": "US",
+                    "birth_date": birth_date.isoformat()}
+            async with node.http.post(f"{node.url}/api/accounts", json=body) as r:
+                assert r.status == status
+        clock.advance(366 * 86400)
+        today = dt.datetime.fromtimestamp(clock.now_s(), tz=dt.UTC).date()
+
+
+_RAISED = re.compile(r'Problem\(\s*(\d{3}),\s*"([a-z0-9-]+)"')
+_PAIRED = re.compile(r'(?:refusal\b.*= |\{|, )\(?(\d{3})[:,] "([a-z0-9-]+)"')  # refusal = (426, "..."), {413: "..."}
+_TABLED = re.compile(r'"([a-z0-9-]+)": \((\d{3}),')  # a table of refusals: "slug": (status, detail)
+
+
+def _raised_problems() -> set[tuple[int, str]]:
+    """(status, slug) of every `Problem(...)` the code raises with literal values."""
+    found = set()
+    for folder in ("livecore", "signaling", "commerce", "feeds", "editor", "ads"):
+        for source in (ROOT / folder).rglob("*.py"):
+            text = source.read_text()
+            found |= {(int(status), slug) for status, slug in re.findall(_RAISED, text) + re.findall(_PAIRED, text)}
+            found |= {(int(status), slug) for slug, status in re.findall(_TABLED, text)}
+    return found
+
+
+async def test_every_problem_the_code_raises_is_documented(node: RunningNode) -> None:
+    spec = await api_document(node.http, node.url)
+    documented = set()
+    for operations in spec["paths"].values():
+        for op in operations.values():
+            for status, answer in op["responses"].items():
+                schema = answer.get("content", {}).get(PROBLEM_TYPE, {}).get("schema", {})
+                for problem_type in schema.get("properties", {}).get("type", {}).get("enum", []):
+                    documented.add((int(status), problem_type.removeprefix("livecore:")))
+    raised = _raised_problems()
+    assert len(raised) > 50  # the scan finds them
+    assert raised - NOT_AN_OPERATION_ANSWER - documented == set()
+
+
+def test_a_route_without_a_description_is_named() -> None:
+    @operation("Described")
+    async def described(request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def undescribed(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/api/described", described)
+    app.router.add_post("/api/undescribed", undescribed)
+    with pytest.raises(LookupError, match="POST /api/undescribed has no @operation"):
+        build_spec(app)
+
+
+async def test_inputs_that_crashed_the_node_are_refused_as_documented(node: RunningNode) -> None:
+    """What the fuzzer found: NUL in stored text, integers past 64 bits, a payout too big to price in diamonds,
+    and a signed webhook whose `data` is not an object were 500s."""
+    spec = await api_document(node.http, node.url)
+    creator = await node.signup()
+    stream = await node.create_stream(creator["token"])
+    auth = _auth(creator["token"])
+    signup = {"username": "nul_display", "password": "long enough", "birth_date": "1990-01-01", "region": "US"}
+    secret = (await node.node.gifts.webhook_secrets())[0]  # type: ignore[union-attr]
+    payload = orjson.dumps({"id": "evt_1", "type": "charge.refunded", "data": [1]})
+    signature = stripe.WebhookSignature.generate_signature_header(payload.decode(), secret,
+                                                                 timestamp=int(node.node.clock.now_s()))
+    cases = [
+        ("POST", "/api/accounts", {}, {**signup, "display_name": "a\x00b"}, 400),
+        ("POST", "/api/accounts", {}, {**signup, "interests": ["\x00"]}, 400),
+        ("POST", "/api/streams", auth, {"title": "live\x00"}, 400),
+        ("POST", "/api/rooms/{id}/moderators", auth, {"user_id": 2**63}, 400),
+        ("POST", "/api/streams/{id}/gifts", auth, {"gift_id": "rose", "idempotency_key": "k\x00"}, 400),
+        ("POST", "/api/payouts", auth, {"amount_cents": 2**62, "idempotency_key": "huge"}, 402),
+        ("POST", "/api/payouts", auth, {"amount_cents": 2**64, "idempotency_key": "huger"}, 400),
+    ]
+    for method, path, headers, body, status in cases:
+        async with node.http.request(method, node.url + path.replace("{id}", str(stream["id"])), json=body,
+                                     headers=headers) as r:
+            await assert_documented(spec, method, path, r)
+            assert r.status == status, (path, body, await r.text())
+    for path in ("/api/payments/webhook", "/api/payouts/webhook"):
+        async with node.http.post(node.url + path, data=payload, headers={"Stripe-Signature": signature}) as r:
+            problem = await assert_documented(spec, "POST", path, r)
+            assert r.status == 400 and problem and problem["type"] == "livecore:malformed-event"
+
+
+async def test_a_signed_webhook_without_its_signature_header_is_refused(node: RunningNode, http: aiohttp.ClientSession
+                                                                         ) -> None:
+    spec = await api_document(http, node.url)
+    for path in ("/api/payments/webhook", "/api/payouts/webhook"):
+        async with http.post(node.url + path, json={"id": "evt_1", "type": "x"}) as r:
+            problem = await assert_documented(spec, "POST", path, r)
+            assert r.status == 400 and problem and problem["type"] == "livecore:bad-signature"
