@@ -125,7 +125,19 @@ def _validated(model: type[M], data: dict[str, Any], status: int, slug: str,
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise Problem(status, slug, f"{where}: {first['msg']}", headers=headers, field=where) from exc
+        raise Problem(status, slug, f"{where}: {_explained(model, first)}", headers=headers, field=where) from exc
+
+
+def _explained(model: type[BaseModel], error: Any) -> str:
+    """Pydantic's message, or for a pattern the field's own description (a regular expression helps nobody)."""
+    if error["type"] != "string_pattern_mismatch":
+        return str(error["msg"])
+    if error.get("ctx", {}).get("pattern") == NO_NUL:
+        return "text may not hold NUL characters"
+    for name, info in model.model_fields.items():
+        if len(error["loc"]) == 1 and error["loc"][0] in (name, info.alias) and info.description:
+            return f"should be {info.description}"
+    return str(error["msg"])
 
 
 def path_id(request: web.Request, slug: str, noun: str, name: str = "id") -> int:
