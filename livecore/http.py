@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
@@ -63,9 +63,9 @@ class Problem(Exception):
         }
 
 
-def problem_response(problem: Problem) -> web.Response:
+def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=problem.status, body=orjson.dumps(problem.body()), content_type=PROBLEM_TYPE,
-                        headers=problem.headers or None)
+                        headers={**problem.headers, **(headers or {})} or None)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -153,10 +153,11 @@ class Content:
     """A body that is not a JSON model: its media types and the JSON Schema of what they carry (or a model)."""
 
     media_types: tuple[str, ...]
-    schema: dict[str, Any] | type[BaseModel] = field(default_factory=lambda: {"type": "string"})
+    schema: dict[str, Any] | type[BaseModel]
 
     @classmethod
     def of(cls, *media_types: str, schema: dict[str, Any] | type[BaseModel] | None = None) -> Content:
+        """`media_types` carrying `schema` (text when none is given)."""
         return cls(media_types, schema if schema is not None else {"type": "string"})
 
 
