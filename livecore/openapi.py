@@ -37,10 +37,7 @@ PROBLEM_SCHEMA = {
     },
     "description": "An error as application/problem+json (RFC 9457); some types add their own members.",
 }
-_PROBLEM_HEADERS = {  # headers RFC 9110 requires on these statuses
-    405: {"Allow": "the methods this path serves"},
-    426: {"Upgrade": "the protocol to switch to: websocket"},
-}
+_PROBLEM_HEADERS = {426: {"Upgrade": "the protocol to switch to: websocket"}}  # RFC 9110 requires it
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:

@@ -75,6 +75,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         raise Problem(404, "stream-not-found", f"there is no room {room_id}")
     account = await optional_account(request)
     since = parse_query(request, RoomQuery).since
+    resume = protocol.parse_since(since) if since else None  # the model admits only what this parses
     parse_headers(request, Handshake)
     ws = web.WebSocketResponse(
         protocols=protocol.SUBPROTOCOLS, max_msg_size=node.settings.ws_frame_bytes_hard_max,
@@ -92,8 +93,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         return await _refuse(ws, plane, "too-many-connections", "connections_per_user_max",
                              protocol.CLOSE_TOO_MANY_CONNECTIONS)
     try:
-        await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol,
-                     protocol.parse_since(since) if since else None)
+        await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol, resume)
     except Exception:
         # The upgrade is done: no HTTP error can be sent any more, only a close code.
         log.exception("room socket failed for room %d", room_id)
