@@ -141,9 +141,9 @@ def _explained(model: type[BaseModel], error: Any) -> str:
 
 
 def path_id(request: web.Request, slug: str, noun: str, name: str = "id") -> int:
-    """An integer id from the URL path; anything that cannot be one of ours is a 404 `slug`, never a 500."""
+    """An integer id from the URL path (an `Id`); anything that cannot be one of ours is a 404 `slug`, never a 500."""
     raw = request.match_info[name]
-    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= BIGINT_MAX:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= BIGINT_MAX:
         return int(raw)
     raise Problem(404, slug, f"there is no {noun} {raw!r}")
 

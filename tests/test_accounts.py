@@ -157,7 +157,8 @@ async def test_health_readiness_and_metrics(node: RunningNode) -> None:
 
 async def test_ids_that_cannot_exist_are_404_not_500(node: RunningNode) -> None:
     for path in ("/api/streams/99999999999999999999", "/api/users/99999999999999999999", "/api/streams/%C2%B2",
-                 "/api/streams/99999999999999999999/leaderboard", "/ws/rooms/99999999999999999999"):
+                 "/api/streams/99999999999999999999/leaderboard", "/ws/rooms/99999999999999999999",
+                 "/api/streams/0/leaderboard"):  # ids start at 1, as the document says
         async with node.http.get(f"{node.url}{path}") as r:
             assert r.status == 404, path
             assert r.content_type == "application/problem+json"

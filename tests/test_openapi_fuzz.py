@@ -1,10 +1,11 @@
 """Property-based fuzzing of `GET /api/openapi.json` against a real node, with the Schemathesis CLI.
 
-Every operation gets schema-valid requests (positive data only: the document promises that those are served) from
-the explicit examples, the coverage phase (boundary values) and Hypothesis fuzzing, sent with a real adult creator's
-token, webhook bodies signed with the node's secret, and (half the time) ids that exist (tests/fuzz_hooks.py).
-The run fails on any 5xx, any status, content type, body or header the document does not list for the operation,
-and any schema-valid request refused with 400 or 422.
+Every operation gets schema-valid requests from the explicit examples, the coverage phase (boundary values) and
+Hypothesis fuzzing, with edge values (NUL, non-ASCII digits, integers past 64 bits) drawn wherever the document allows
+them, and schema-invalid ones beside them; all are sent with a real adult creator's token, webhook bodies signed with
+the node's secret, and (half the time) ids that exist (tests/fuzz_hooks.py). The run fails on any 5xx, any status,
+content type, body or header the document does not list for the operation, and any schema-valid request refused
+with 400 or 422.
 
 Left out, because plain HTTP requests cannot exercise them, and checked by explicit tests in test_openapi.py:
 - GET /ws/rooms/{id}: a valid request is a WebSocket upgrade, after which the connection no longer speaks HTTP.
@@ -143,7 +144,7 @@ def test_every_operation_answers_as_its_document_says(world: World, tmp_path: Pa
     config.write_text(fuzz_config(spec))
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-        f"{world.node.url}/api/openapi.json", "--phases", "examples,coverage,fuzzing", "--mode", "positive",
+        f"{world.node.url}/api/openapi.json", "--phases", "examples,coverage,fuzzing", "--mode", "all",
         "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED), "--workers", "1",
         "--checks", ",".join(CHECKS), "--exclude-name-regex", "^(" + "|".join(map(re.escape, NOT_FUZZED)) + ")$",
         "--request-timeout", str(REQUEST_TIMEOUT_S), "--suppress-health-check", "all",
