@@ -36,8 +36,8 @@ EXAMPLES_PER_OPERATION = 20
 SEED = 20261201  # a fixed seed: the same cases every run; change it to explore others
 FUZZ_RUN_S_MAX = 240
 REQUEST_TIMEOUT_S = 30
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_schema_conformance", "response_headers_conformance", "positive_data_acceptance")
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
+          "response_headers_conformance", "positive_data_acceptance", "unsupported_method")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}")
 TESTS = Path(__file__).resolve().parent
