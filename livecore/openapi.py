@@ -11,7 +11,16 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from livecore.config import Settings
-from livecore.http import PROBLEM_TYPE, Content, Id, OperationDoc, Parameters, json_response, operation
+from livecore.http import (
+    ANONYMOUS,
+    PROBLEM_TYPE,
+    Content,
+    Id,
+    OperationDoc,
+    Parameters,
+    json_response,
+    operation,
+)
 from livecore.node import NODE
 
 _REF = "#/components/schemas/{model}"
@@ -90,7 +99,8 @@ class _Schemas:
         if name not in self.found:
             schema = model.model_json_schema(ref_template=_REF)
             for sub, definition in schema.pop("$defs", {}).items():
-                self.found.setdefault(sub, definition)
+                if self.found.setdefault(sub, definition) != definition:
+                    raise LookupError(f"two models named {sub} describe different things (one is in {name})")
             self.found[name] = schema
         return {"$ref": _REF.format(model=name)}
 
@@ -108,7 +118,7 @@ def _operation(path: str, doc: OperationDoc, schemas: _Schemas) -> dict[str, Any
     if doc.tag:
         op["tags"] = [doc.tag]
     if doc.security:
-        unknown = set(doc.security) - set(SECURITY_SCHEMES) - {""}
+        unknown = set(doc.security) - set(SECURITY_SCHEMES) - {ANONYMOUS}
         if unknown:
             raise LookupError(f"{path} names unknown security schemes {sorted(unknown)}")
         op["security"] = [{name: []} if name else {} for name in doc.security]
