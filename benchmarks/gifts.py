@@ -27,9 +27,20 @@ import orjson
 from commerce import invariants
 from commerce.providers import SUCCEEDING_CARD
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from livecore.streams import streams
 from loadtest.cpumeter import MACHINE, CpuMeter, ProcessGroup
 
 START_S_MAX = 60.0
+LIVE_UNTIL_MS = 253_402_300_000_000  # 9999-12-31
+
+
+async def _mark_live(database_url: str, stream_id: int) -> None:
+    """Gifts need a live stream, and this benchmark sends no media: live as if a publisher were connected."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        assert await streams.mark_live(pool, stream_id, LIVE_UNTIL_MS)
+    finally:
+        await pool.close()
 
 
 async def _json(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: dict | None = None):
@@ -134,6 +145,7 @@ async def run(args: argparse.Namespace, database_url: str, server: subprocess.Po
                 await asyncio.sleep(0.2)
             creator = await _signup(http, url)
             _, stream = await _json(http, "POST", f"{url}/api/streams", creator["token"], {"title": "bench"})
+            await _mark_live(database_url, stream["id"])
             senders = [await _signup(http, url) for _ in range(args.senders)]
             await asyncio.gather(*[_fund(http, url, s["token"]) for s in senders])
             latencies: list[float] = []

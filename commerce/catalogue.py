@@ -1,7 +1,8 @@
 """Coin packages, the gift catalogue and the gift conversion rate: versioned data shipped in catalogue.json.
 
 Gift versions and rates are copied into PostgreSQL at start (never changed once published), so a transaction
-names the version its price came from and an old gift can always be priced again.
+names the version its price came from and an old gift can always be priced again. A gift's icon (an SVG the node
+serves under /static/icons/gifts/) is presentation, not price: catalogue.json's `icon_url` wins for every version.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class CoinPackage:
 class Gift:
     id: str
     name: str
-    icon: str
+    icon_url: str
     coins: int
 
 
@@ -74,19 +75,20 @@ async def publish(pool: asyncpg.Pool) -> Catalogue:
             )
         for version in data["gift_versions"]:
             await conn.executemany(
-                "INSERT INTO gift_catalogue (version, gift_id, name, icon, coins) VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT DO NOTHING",
-                [(version["version"], g["id"], g["name"], g["icon"], g["coins"]) for g in version["gifts"]],
+                "INSERT INTO gift_catalogue (version, gift_id, name, icon_url, coins) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (version, gift_id) DO UPDATE SET icon_url = EXCLUDED.icon_url"
+                " WHERE gift_catalogue.icon_url <> EXCLUDED.icon_url",
+                [(version["version"], g["id"], g["name"], g["icon_url"], g["coins"]) for g in version["gifts"]],
             )
         gift_version = await conn.fetchval("SELECT max(version) FROM gift_catalogue")
         gifts = await conn.fetch(
-            "SELECT gift_id, name, icon, coins FROM gift_catalogue WHERE version = $1 ORDER BY coins", gift_version
+            "SELECT gift_id, name, icon_url, coins FROM gift_catalogue WHERE version = $1 ORDER BY coins", gift_version
         )
         rate = await conn.fetchrow("SELECT * FROM gift_rates ORDER BY version DESC LIMIT 1")
     return Catalogue(
         packages={p["id"]: CoinPackage(**p) for p in data["coin_packages"]},
         gift_version=gift_version,
-        gifts={g["gift_id"]: Gift(g["gift_id"], g["name"], g["icon"], g["coins"]) for g in gifts},
+        gifts={g["gift_id"]: Gift(g["gift_id"], g["name"], g["icon_url"], g["coins"]) for g in gifts},
         rate=GiftRate(rate["version"], rate["diamonds_per_coin"], rate["creator_share_percent"],
                       rate["diamonds_per_cent"]),
     )

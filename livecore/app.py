@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+import asyncpg
 import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 import commerce
 import signaling
+import webui
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
@@ -20,21 +22,25 @@ from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
-from livecore.http import Content, Problem, operation, problem_middleware
+from livecore.cors import CorsRule, cors_middleware, parse_origins
+from livecore.http import problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
 
 log = logging.getLogger("livecore.app")
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "webui" / "static"
-
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """A node's aiohttp application; PostgreSQL and Redis are connected when it starts."""
+    cors_rules = [*media.cors_rules(settings),
+                  CorsRule(("/api/",), parse_origins(settings.api_cors_origins), credentials=True)]
     app = web.Application(
-        middlewares=[operations.http_metrics_middleware, problem_middleware], client_max_size=256 * 1024
+        middlewares=[operations.http_metrics_middleware, cors_middleware(cors_rules, settings.cors_max_age_s),
+                     problem_middleware],
+        client_max_size=256 * 1024,
     )
     app.cleanup_ctx.append(_node_context(settings, clock or Clock()))
+    app.on_shutdown.append(_close_room_sockets)
     account_routes.add_routes(app)
     stream_routes.add_routes(app)
     signaling.add_routes(app)
@@ -42,30 +48,31 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
-    app.router.add_get("/{path:.*}", static_page)
+    webui.add_routes(app)
     return app
 
 
-@operation("The browser pages and their assets (webui/static); / is the live directory", tag="pages",
-           reply=Content.of("*/*"), problems={404: ["not-found"]})
-async def static_page(request: web.Request) -> web.FileResponse:
-    relative = request.match_info["path"] or "index.html"
-    path = (STATIC_DIR / relative).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        raise Problem(404, "not-found", f"there is no page or API at /{relative}")
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+async def _close_room_sockets(app: web.Application) -> None:
+    """A room socket's handler returns only when its socket closes, and a stopping server waits for running
+    handlers: close the sockets first, or a node with a browser watching takes its whole shutdown timeout."""
+    if signaling.PLANE in app:
+        app[signaling.PLANE].close_connections("node shutting down")
 
 
 def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
-        pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
-        # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
-        pool_redis = redis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_connections_max, timeout=settings.redis_wait_s_max,
-            health_check_interval=30,
-        )
-        client = redis.Redis(connection_pool=pool_redis)
-        try:
+        # Each part is stopped in reverse order, also when a later part fails to start (nothing is left open).
+        async with contextlib.AsyncExitStack() as parts:
+            pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
+            parts.push_async_callback(_close_pool, pool, settings.shutdown_s_max)
+            # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
+            pool_redis = redis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=settings.redis_connections_max,
+                timeout=settings.redis_wait_s_max, health_check_interval=30,
+            )
+            parts.push_async_callback(pool_redis.aclose)
+            client = redis.Redis(connection_pool=pool_redis)
+            parts.push_async_callback(client.aclose)
             await db.migrate(pool)
             secret = settings.secret or await shared_secret(pool)
             registry = CollectorRegistry()
@@ -78,28 +85,28 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.rooms = plane
             app[signaling.PLANE] = plane
             await plane.start()
+            parts.push_async_callback(plane.stop)
             money = commerce.Commerce(node)
             app[commerce.COMMERCE] = money
             node.gifts = money
             await money.start()
+            parts.push_async_callback(money.stop)
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
+            parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
             await media_plane.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
-            await media_plane.stop()
-            await money.stop()
-            await plane.stop()
-        finally:
-            await client.aclose()
-            await pool_redis.aclose()
-            try:
-                # asyncpg waits for every connection to come back; a stuck holder must not stop a shutdown.
-                await asyncio.wait_for(pool.close(), settings.shutdown_s_max)
-            except TimeoutError:
-                log.warning("PostgreSQL connections still busy after %d s; terminating them", settings.shutdown_s_max)
-                pool.terminate()
 
     return context
+
+
+async def _close_pool(pool: asyncpg.Pool, wait_s: int) -> None:
+    try:
+        # asyncpg waits for every connection to come back; a stuck holder must not stop a shutdown.
+        await asyncio.wait_for(pool.close(), wait_s)
+    except TimeoutError:
+        log.warning("PostgreSQL connections still busy after %d s; terminating them", wait_s)
+        pool.terminate()

@@ -7,47 +7,118 @@ lists them all and an operator can set any of them without reading code.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yarl
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+from livecore.startup import ExitCode, StartupError, env_name, flag_name
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+INT_LOW_DEFAULT = 1  # a whole-number setting is at least 1 unless its field says `low=`
+
+Check = Callable[[Any], "str | None"]
+
+
+def _setting(default: Any, help: str, *, low: int | None = None, high: int | None = None,
+             check: Check | None = None, default_text: str = "") -> Any:
+    """A field with its help text and what makes a value acceptable: a range for numbers, a `check` that returns
+    what is wrong with a value (or None). `default_text` says the default in `--help` when it is not a value."""
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "check": check,
+                                            "default_text": default_text or str(default)})
+
+
+def _url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
+    if not value:
+        return None
+    try:
+        url = yarl.URL(value)
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if url.scheme not in schemes:
+        return f"must be a {' or '.join(s + '://' for s in schemes)} URL"
+    if url.scheme != "unix" and not url.host:
+        return "names no host"
+    return None
+
+
+def _choice_problem(value: str, choices: tuple[str, ...]) -> str | None:
+    return None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _power_of_two_problem(value: int) -> str | None:
+    return None if value & (value - 1) == 0 else "must be a power of two"
+
+
+_STRIPE_SECRET_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
+
+
+def _stripe_key_problem(value: str) -> str | None:
+    if not value or _STRIPE_SECRET_KEY.match(value):
+        return None
+    if value.startswith("pk_"):
+        return "is a publishable key; the node needs the secret key (sk_...) or a restricted key (rk_...)"
+    if value.startswith("whsec_"):
+        return "is a webhook signing secret; it belongs in stripe_webhook_secrets"
+    return "does not look like a Stripe secret key (sk_test_..., sk_live_..., rk_test_..., rk_live_...)"
+
+
+def _webhook_secrets_problem(value: str) -> str | None:
+    wrong = [i + 1 for i, part in enumerate(value.split(",")) if part.strip() and
+             not part.strip().startswith("whsec_")]
+    return f"secret {wrong[0]} does not start with whsec_ (a Stripe webhook signing secret)" if wrong else None
 
 
 @dataclass(frozen=True)
 class Settings:
     host: str = _setting("127.0.0.1", "address to listen on")
-    port: int = _setting(8080, "TCP port to listen on")
+    port: int = _setting(8080, "TCP port to listen on", high=65535)
     data_dir: Path = _setting(Path(".livecore"), "where the embedded servers and recordings keep their data")
     node_id: str = _setting("", "this node's name in the node registry (default: host-port)")
-    public_url: str = _setting("", "the URL viewers reach this node at (default: http://host:port)")
-    database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir")
-    redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir")
+    public_url: str = _setting("", "the URL viewers (and other nodes) reach this node at (default: http://host:port)",
+                               check=lambda v: _url_problem(v, ("http", "https")))
+    database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir",
+                                 check=lambda v: _url_problem(v, ("postgresql", "postgres")))
+    redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir",
+                              check=lambda v: _url_problem(v, ("redis", "rediss", "unix")))
     secret: str = _setting("", "token signing secret; empty uses the one stored in the database")
-    seed_demo: bool = _setting(True, "create the demo creator, viewer and stream if missing")
-    log_level: str = _setting("INFO", "log level (DEBUG, INFO, WARNING, ERROR)")
+    seed_demo: bool = _setting(True, "create the demo accounts (creator, viewer, demo audience) if missing")
+    demo: bool | None = _setting(
+        None, "run the live demo: a generated stream published over WHIP and demo viewers who chat and send gifts",
+        default_text="on with the embedded PostgreSQL and the seed, else off",
+    )
+    log_level: str = _setting("INFO", "log level (DEBUG, INFO, WARNING, ERROR)",
+                              check=lambda v: _choice_problem(v.upper(), LOG_LEVELS))
+    startup_wait_s: int = _setting(30, "how long a starting node retries PostgreSQL and Redis (they may come up later)",
+                                   low=0, high=3600)
+    check_timeout_s: int = _setting(5, "how long `livecore check` waits for each answer over the network", high=300)
+    clock_skew_ms_max: int = _setting(1000, "how far the clock may be from PostgreSQL's and Redis's (`livecore check`)")
+    orphan_sweep_batch_max: int = _setting(500, "live streams a starting node checks per query for a lost publisher")
 
     token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
-    account_cache_ms: int = _setting(2000, "how long a node reuses an account it read (`grant` reaches nodes within)")
+    account_cache_ms: int = _setting(2000, "how long a node reuses an account it read (`grant` reaches nodes within)",
+                                     low=0)
     account_cache_entries_max: int = _setting(100_000, "accounts remembered per node")
-    db_pool_size_max: int = _setting(20, "PostgreSQL connections per node")
-    shutdown_s_max: int = _setting(10, "how long a stopping node waits for busy database connections")
+    db_pool_size_max: int = _setting(20, "PostgreSQL connections per node", high=10_000)
+    shutdown_s_max: int = _setting(10, "how long a stopping node waits for busy database connections", low=0)
     redis_connections_max: int = _setting(64, "Redis connections per node (commands wait for a free one)")
     redis_wait_s_max: int = _setting(10, "how long a Redis command may wait for a free connection")
 
     ws_frame_bytes_max: int = _setting(4096, "largest inbound WebSocket frame answered with an error event")
     ws_frame_bytes_hard_max: int = _setting(65536, "inbound frame size above which the connection is closed")
-    chat_chars_max: int = _setting(300, "longest chat message, in characters")
+    chat_chars_max: int = _setting(300, "longest chat message, in characters", high=100_000)
     chat_per_user_per_10s_max: int = _setting(10, "chat messages one user may send per 10 seconds")
     like_taps_per_user_per_s_max: int = _setting(20, "like taps one user may send per second")
     like_count_per_command_max: int = _setting(50, "largest `count` in one like command")
     connections_per_user_max: int = _setting(5, "simultaneous room WebSockets per user across all nodes")
-    slow_mode_s_max: int = _setting(600, "longest slow-mode interval a moderator may set")
-    blocked_words_max: int = _setting(200, "blocked words per room")
-    timeout_s_max: int = _setting(7 * 24 * 3600, "longest chat timeout a moderator may give")
+    slow_mode_s_max: int = _setting(600, "longest slow-mode interval a moderator may set", low=0)
+    blocked_words_max: int = _setting(200, "blocked words per room", low=0)
+    timeout_s_max: int = _setting(7 * 24 * 3600, "longest chat timeout a moderator may give", low=0)
     chat_display_per_s_max: int = _setting(120, "chat messages per second a room shows; more are sampled")
     publish_queue_events_max: int = _setting(10000, "chat queued on a node for the bus; more is refused as busy")
     replay_events_max: int = _setting(1000, "room events kept for resume; older resumes get a reset")
@@ -61,12 +132,15 @@ class Settings:
     presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")
     presence_ttl_ms: int = _setting(5000, "a node's viewer counts expire this long after its last report")
 
-    stripe_secret_key: str = _setting("", "Stripe secret API key; empty takes payments through the local test provider")
-    stripe_api_base: str = _setting("", "Stripe API base URL (a Stripe-compatible server); empty is Stripe's own")
-    stripe_webhook_secrets: str = _setting("", "webhook signing secrets, comma-separated, newest first (rotation)")
+    stripe_secret_key: str = _setting("", "Stripe secret API key; empty takes payments through the local test provider",
+                                      check=_stripe_key_problem)
+    stripe_api_base: str = _setting("", "Stripe API base URL (a Stripe-compatible server); empty is Stripe's own",
+                                    check=lambda v: _url_problem(v, ("http", "https")))
+    stripe_webhook_secrets: str = _setting("", "webhook signing secrets, comma-separated, newest first (rotation)",
+                                           check=_webhook_secrets_problem)
     webhook_tolerance_s: int = _setting(300, "how far a webhook signature's timestamp may be from the node's clock")
-    purchases_per_hour_max: int = _setting(10, "coin purchases one viewer may start per hour (velocity rule)")
-    gift_coins_per_day_max: int = _setting(200_000, "coins one viewer may spend on gifts per UTC day")
+    purchases_per_hour_max: int = _setting(10, "coin purchases one viewer may start per hour (velocity rule)", low=0)
+    gift_coins_per_day_max: int = _setting(200_000, "coins one viewer may spend on gifts per UTC day", low=0)
     gift_count_per_send_max: int = _setting(99, "largest `count` in one gift request")
     gift_batch_max: int = _setting(32, "gifts committed together in one database round trip at most")
     gift_batch_workers: int = _setting(4, "gift batches committing at once per node")
@@ -75,8 +149,9 @@ class Settings:
     gift_combo_window_ms: int = _setting(3000, "repeats of a gift within this window count up one combo")
     gift_combo_sweep_ms: int = _setting(250, "how often a node ends combos whose window has passed")
     gift_combo_sweep_batch_max: int = _setting(500, "combos ended per sweep at most")
-    earnings_hold_s: int = _setting(7 * 24 * 3600, "how long gift earnings are held before they can be cashed out")
-    payout_cents_min: int = _setting(1000, "smallest payout a creator may ask for, in cents")
+    earnings_hold_s: int = _setting(7 * 24 * 3600, "how long gift earnings are held before they can be cashed out",
+                                    low=0)
+    payout_cents_min: int = _setting(1000, "smallest payout a creator may ask for, in cents", low=0)
     payout_retry_s: int = _setting(300, "a payout still pending this long (its answer was lost) is sent again")
     payout_retry_batch_max: int = _setting(100, "stuck payouts sent again per sweep at most")
     leaderboard_entries_max: int = _setting(10, "top gifters listed per stream")
@@ -86,11 +161,28 @@ class Settings:
     media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room on this node; more get 503 + HLS")
     media_viewers_per_node_max: int = _setting(500, "WebRTC viewers on this node; more get 503 + HLS")
     media_keyframe_interval_ms: int = _setting(1000, "shortest interval between keyframe requests to a publisher")
-    media_history_packets: int = _setting(512, "RTP packets kept per track to answer NACKs (a power of two)")
+    media_history_packets: int = _setting(512, "RTP packets kept per track to answer NACKs (a power of two)",
+                                          high=32768, check=_power_of_two_problem)
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")
+    media_publish_grace_ms: int = _setting(10000, "a live stream whose publisher left stays live this long for it to "
+                                                   "come back (any node), then ends")
+    stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
+    stream_sweep_batch_max: int = _setting(100, "overdue streams one node ends per sweep (a sweep runs every second)")
+    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers), comma-separated")
+    media_ice_username: str = _setting("", "the username WHIP/WHEP clients use with the TURN servers above")
+    media_ice_credential: str = _setting("", "the credential WHIP/WHEP clients use with the TURN servers above")
+    ingest_cors_origins: str = _setting("*", "origins whose pages may publish over WHIP, comma-separated; * any "
+                                             "(the stream key is the credential)")
+    playback_cors_origins: str = _setting("*", "origins whose pages may play over WHEP and HLS, comma-separated; "
+                                               "* any")
+    api_cors_origins: str = _setting("", "origins whose pages may call the rest of the API (with cookies), "
+                                         "comma-separated; empty: the node's own pages only")
+    cors_max_age_s: int = _setting(600, "how long a browser may reuse a CORS preflight answer")
     hls_segment_ms: int = _setting(2000, "target HLS segment duration")
+    hls_playlist_wait_ms_max: int = _setting(8000, "a request for a playlist not written yet waits this long for the "
+                                                   "stream's first segment before 404")
     hls_window_segments: int = _setting(6, "HLS segments listed in the playlist and kept on disk per stream")
     recording_enabled: bool = _setting(True, "record each stream to an MP4 in the data dir")
     thumbnail_interval_ms: int = _setting(10000, "how often a live stream's thumbnail JPEG is refreshed")
@@ -99,42 +191,118 @@ class Settings:
         if not self.node_id:
             object.__setattr__(self, "node_id", f"{self.host}-{self.port}")
         if not self.public_url:
-            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+            host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+            object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.demo is None:
+            # Decided once, before `serve` fills in the embedded database's URL: a fresh `make run` shows a live
+            # demo, a node on an operator's database does not unless asked.
+            object.__setattr__(self, "demo", not self.database_url and self.seed_demo)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
-def env_name(field_name: str) -> str:
-    return "LIVECORE_" + field_name.upper()
-
-
 def parse_value(kind: Any, raw: str) -> Any:
     """Turn a flag or environment string into the field's type, or raise ValueError naming the problem."""
-    if kind in (bool, "bool"):
+    if kind in (bool, "bool", "bool | None"):
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected a boolean, got {raw!r}")
+        raise ValueError("not a boolean (true/false, yes/no, on/off, 1/0)")
     if kind in (int, "int"):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("not a whole number") from None
     if kind in (Path, "Path"):
         return Path(raw)
     return raw
 
 
-def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from `LIVECORE_*` variables, then explicit overrides (CLI flags, tests)."""
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def settings_from_env(environ: dict[str, str] | None = None, flags: dict[str, str | None] | None = None,
+                      **overrides: Any) -> Settings:
+    """Settings from `LIVECORE_*` variables, then CLI flags (raw strings), then typed overrides (tests).
+
+    Raises StartupError (exit 2) naming the variable or flag for an unknown `LIVECORE_*` variable, a value that
+    does not parse, or one out of its range.
+    """
     environ = dict(os.environ) if environ is None else environ
+    _refuse_unknown(environ)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        raw = environ.get(env_name(f.name))
-        if raw is not None and raw != "":
-            try:
-                values[f.name] = parse_value(f.type, raw)
-            except ValueError as exc:
-                raise ValueError(f"{env_name(f.name)}: {exc}") from exc
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+    sources: dict[str, str] = {}
+    raw_inputs = [(env_name(name), name, environ.get(env_name(name))) for name in FIELDS]
+    raw_inputs += [(flag_name(name), name, raw) for name, raw in (flags or {}).items()]
+    for label, name, raw in raw_inputs:
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse_value(FIELDS[name].type, raw)
+        except ValueError as exc:
+            raise StartupError(ExitCode.SETTING, str(exc), "fix the value", setting=name,
+                               value=raw, label=label) from None
+        sources[name] = label
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = flag_name(name)
+    settings = Settings(**values)
+    check_settings(settings, sources)
+    return settings
+
+
+def _refuse_unknown(environ: dict[str, str]) -> None:
+    known = {env_name(name) for name in FIELDS}
+    for variable in sorted(environ):
+        if variable.startswith("LIVECORE_") and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise StartupError(ExitCode.SETTING, f"not a livecore setting{hint}",
+                               "fix its name or unset it (`livecore serve --help` lists every setting)",
+                               label=variable)  # its value is not shown: it may be a secret under a wrong name
+
+
+def check_settings(settings: Settings, sources: dict[str, str] | None = None) -> None:
+    """Raise StartupError (exit 2) for the first value out of its range or otherwise unacceptable."""
+    sources = sources or {}
+    for name, f in FIELDS.items():
+        value = getattr(settings, name)
+        problem = _field_problem(f, value)
+        if problem:
+            remedy = "set a value in that range" if problem.startswith("out of range") else "fix the value"
+            raise StartupError(ExitCode.SETTING, problem, remedy, setting=name, value=value, label=sources.get(name))
+    for names, problem in _cross_problems(settings):
+        name = next((n for n in names if n in sources), names[0])
+        raise StartupError(ExitCode.SETTING, problem, "change one of them", setting=name,
+                           value=getattr(settings, name), label=sources.get(name))
+
+
+def _field_problem(f: dataclasses.Field[Any], value: Any) -> str | None:
+    meta = f.metadata
+    if f.type in (int, "int"):
+        low = INT_LOW_DEFAULT if meta["low"] is None else meta["low"]
+        high = meta["high"]
+        if value < low or (high is not None and value > high):
+            return f"out of range ({low} to {high})" if high is not None else f"out of range (at least {low})"
+    check = meta["check"]
+    return check(value) if check else None
+
+
+def _cross_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
+    """Settings that are each in range but wrong together."""
+    rules = [
+        (("ws_frame_bytes_max", "ws_frame_bytes_hard_max"), s.ws_frame_bytes_max <= s.ws_frame_bytes_hard_max,
+         f"ws_frame_bytes_max ({s.ws_frame_bytes_max}) is above ws_frame_bytes_hard_max ({s.ws_frame_bytes_hard_max})"),
+        (("tick_ms_min", "tick_ms_max"), s.tick_ms_min <= s.tick_ms_max,
+         f"tick_ms_min ({s.tick_ms_min}) is above tick_ms_max ({s.tick_ms_max})"),
+        (("presence_refresh_ms", "presence_ttl_ms"), s.presence_refresh_ms < s.presence_ttl_ms,
+         f"presence_refresh_ms ({s.presence_refresh_ms}) must be below presence_ttl_ms ({s.presence_ttl_ms}), "
+         "or live nodes' viewers expire between reports"),
+        (("demo", "seed_demo"), not (s.demo and not s.seed_demo),
+         "the demo logs in as the seeded demo accounts: demo needs seed_demo"),
+    ]
+    return [(names, problem) for names, ok, problem in rules if not ok]

@@ -162,6 +162,16 @@ class Content:
 
 
 @dataclass(frozen=True)
+class Header:
+    """A reply header: what it says, whether every such answer carries it, and the values it can have (any string
+    when none are listed)."""
+
+    description: str
+    required: bool = True
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OperationDoc:
     """What `@operation` says about a handler; openapi.py turns it into the OpenAPI operation."""
 
@@ -170,7 +180,7 @@ class OperationDoc:
     tag: str
     body: type[BaseModel] | Content | None
     reply: type[BaseModel] | Content | None
-    reply_headers: dict[str, str]
+    reply_headers: dict[str, Header]
     reply_statuses: tuple[int, ...]
     query: type[Parameters] | None
     headers: type[Parameters] | None
@@ -193,7 +203,7 @@ def operation(
     tag: str = "",
     responses: dict[int, str] | None = None,
     reply: type[BaseModel] | Content | None = None,
-    reply_headers: dict[str, str] | None = None,
+    reply_headers: Mapping[str, str | Header] | None = None,
     reply_statuses: Iterable[int] = (),
     problems: Mapping[int, Iterable[str]] | None = None,
     query: type[Parameters] | None = None,
@@ -204,7 +214,7 @@ def operation(
     """Attach the OpenAPI description to a handler; every routed handler must carry one.
 
     `status`, `reply_statuses` and any 1xx-3xx in `responses` answer `reply` (a model for JSON, or `Content`)
-    with `reply_headers`; `responses` describes statuses in words;
+    with `reply_headers` (a description, or a `Header` that may be optional); `responses` describes statuses in words;
     `problems` lists the problem slugs each error status can carry. Errors that follow from the rest are added:
     a JSON `body` can be malformed (400, 413, 415), `auth` can be missing or bad (401), `query` and `headers`
     refuse with their model's `refusal`. Path parameters are `path`'s fields; without it `{id}` is an `Id`.
@@ -225,7 +235,8 @@ def operation(
         if model is not None:
             add(*model.refusal)
     doc = OperationDoc(
-        summary=summary, status=status, tag=tag, body=body, reply=reply, reply_headers=dict(reply_headers or {}),
+        summary=summary, status=status, tag=tag, body=body, reply=reply,
+        reply_headers={name: Header(h) if isinstance(h, str) else h for name, h in (reply_headers or {}).items()},
         reply_statuses=tuple(reply_statuses),
         query=query, headers=headers, path=path,
         security=tuple(security) if security is not None else (USER_SECURITY if auth else ()),

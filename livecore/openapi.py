@@ -15,6 +15,7 @@ from livecore.http import (
     ANONYMOUS,
     PROBLEM_TYPE,
     Content,
+    Header,
     Id,
     OperationDoc,
     Parameters,
@@ -46,7 +47,7 @@ PROBLEM_SCHEMA = {
     },
     "description": "An error as application/problem+json (RFC 9457); some types add their own members.",
 }
-_PROBLEM_HEADERS = {426: {"Upgrade": "the protocol to switch to: websocket"}}  # RFC 9110 requires it
+_PROBLEM_HEADERS = {426: {"Upgrade": Header("the protocol to switch to", values=("websocket",))}}  # RFC 9110
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:
@@ -182,9 +183,14 @@ def _problem(code: int, slugs: tuple[str, ...], text: str | None) -> dict[str, A
     return response
 
 
-def _headers(described: dict[str, str]) -> dict[str, Any]:
-    return {name: {"description": text, "required": True, "schema": {"type": "string"}}
-            for name, text in described.items()}
+def _headers(described: dict[str, Header]) -> dict[str, Any]:
+    found = {}
+    for name, header in described.items():
+        schema: dict[str, Any] = {"type": "string"}
+        if header.values:
+            schema["enum"] = list(header.values)
+        found[name] = {"description": header.description, "required": header.required, "schema": schema}
+    return found
 
 
 def _fill_bounds(node: Any, settings: Settings, today: dt.date) -> None:

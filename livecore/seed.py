@@ -1,19 +1,43 @@
-"""The demo seed: a creator with a live stream and a viewer, so the pages are usable at once. Idempotent."""
+"""The demo seed: the accounts the demo pages and the live demo log in as. Idempotent: a missing one is created.
+
+No stream is seeded: a stream is live only while someone publishes to it, so the live demo (livecore/demo) goes
+live itself, as its creator would.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 
 from livecore.accounts import accounts
 from livecore.node import Node
-from livecore.streams import streams
 
 log = logging.getLogger("livecore.seed")
 
-DEMO_CREATOR = ("demo_creator", "demo-creator-pass")
-DEMO_VIEWER = ("demo_viewer", "demo-viewer-pass")
-DEMO_STREAM_TITLE = "Demo live: unboxing the new merch"
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    display_name: str
+    birth_date: dt.date
+    region: str
+    roles: list[str] = field(default_factory=lambda: ["viewer"])
+    interests: list[str] = field(default_factory=lambda: ["music"])
+
+
+DEMO_CREATOR = DemoAccount("demo_creator", "demo-creator-pass", "Demo Creator", dt.date(1990, 5, 17), "US",
+                           roles=["viewer", "creator"], interests=["fashion", "music"])
+DEMO_VIEWER = DemoAccount("demo_viewer", "demo-viewer-pass", "Demo Viewer", dt.date(1995, 2, 3), "GB")
+# The live demo's viewers, who chat, like and send gifts on their own; all adults, so they may buy coins.
+DEMO_AUDIENCE = (
+    DemoAccount("demo_mia", "demo-audience-pass", "Mia", dt.date(1998, 8, 21), "US", interests=["fashion"]),
+    DemoAccount("demo_leo", "demo-audience-pass", "Leo", dt.date(1992, 11, 2), "BR", interests=["music"]),
+    DemoAccount("demo_aiko", "demo-audience-pass", "Aiko", dt.date(2000, 3, 9), "JP", interests=["gaming"]),
+    DemoAccount("demo_sam", "demo-audience-pass", "Sam", dt.date(1987, 6, 30), "DE", interests=["music", "art"]),
+)
+DEMO_ACCOUNTS = (DEMO_CREATOR, DEMO_VIEWER, *DEMO_AUDIENCE)
 
 
 async def seed_demo(node: Node) -> None:
@@ -21,20 +45,20 @@ async def seed_demo(node: Node) -> None:
         # Two nodes may start together on one database: one seeds while the other waits, then finds it done.
         await conn.execute("SELECT pg_advisory_lock(0x73656564)")
         try:
-            if not await conn.fetchval("SELECT 1 FROM accounts WHERE username = $1", DEMO_CREATOR[0]):
-                await _create_demo(node)
+            existing = {
+                row["username"] for row in await conn.fetch(
+                    "SELECT username FROM accounts WHERE username = ANY($1::text[])",
+                    [a.username for a in DEMO_ACCOUNTS],
+                )
+            }
+            missing = [a for a in DEMO_ACCOUNTS if a.username not in existing]
+            for account in missing:
+                await accounts.create_account(
+                    node.pool, username=account.username, password=account.password, birth_date=account.birth_date,
+                    region=account.region, display_name=account.display_name, interests=account.interests,
+                    roles=account.roles,
+                )
         finally:
             await conn.execute("SELECT pg_advisory_unlock(0x73656564)")
-
-
-async def _create_demo(node: Node) -> None:
-    creator = await accounts.create_account(
-        node.pool, username=DEMO_CREATOR[0], password=DEMO_CREATOR[1], birth_date=dt.date(1990, 5, 17),
-        region="US", display_name="Demo Creator", interests=["fashion", "music"], roles=["viewer", "creator"],
-    )
-    await accounts.create_account(
-        node.pool, username=DEMO_VIEWER[0], password=DEMO_VIEWER[1], birth_date=dt.date(1995, 2, 3),
-        region="GB", display_name="Demo Viewer", interests=["music"], roles=["viewer"],
-    )
-    stream = await streams.create_stream(node.pool, creator.id, DEMO_STREAM_TITLE)
-    log.info("seeded the demo creator, viewer and stream %d", stream.id)
+    if missing:
+        log.info("seeded the demo accounts %s", ", ".join(a.username for a in missing))

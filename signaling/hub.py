@@ -59,7 +59,9 @@ class RoomHub:
         if self.filling:
             self.held.append(message)
             return
-        if self.last_seq and message.seq > self.last_seq + 1:
+        # Before the room's position is loaded there is nothing to measure a gap from; after, a room whose log
+        # was empty (seq 0) has a gap too when its first events are lost.
+        if self.subscribed and message.seq > self.last_seq + 1:
             self.hub.metrics.bus_gaps.inc()
             self.filling = True
             self.held.append(message)

@@ -66,13 +66,17 @@ class Plane:
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
-        for room in list(self.hub.rooms.values()):
-            for conn in list(room.connections):
-                conn.close(protocol.CLOSE_GOING_AWAY, "node shutting down")
+        self.close_connections("node shutting down")
         await self.flush_likes()
         await self.outbox.stop()
         await self.presence.leave()
         await self.bus.stop()
+
+    def close_connections(self, reason: str) -> None:
+        """Close every room WebSocket on this node with 1001 (going away); clients reconnect and resume."""
+        for room in list(self.hub.rooms.values()):
+            for conn in list(room.connections):
+                conn.close(protocol.CLOSE_GOING_AWAY, reason)
 
     # RoomEvents, for the other contexts
 

@@ -18,12 +18,14 @@ from livecore.app import build_app
 from livecore.config import Settings
 from livecore.embedded import free_port
 from livecore.node import NODE, Node
+from livecore.streams import streams
 from signaling import PLANE, Plane, protocol
 
 T = TypeVar("T")
 THREADED_NODE_START_S_MAX = 60.0
 
 _usernames = itertools.count(1)
+LIVE_FOR_THE_TEST_MS = 253_402_300_000_000  # 9999-12-31: a test stream marked live is never overdue
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,18 @@ class RunningNode:
             assert response.status == 201, await response.text()
             return await response.json()
 
-    async def create_stream(self, token: str, title: str = "a test stream") -> dict:
+    async def create_stream(self, token: str, title: str = "a test stream", live: bool = True) -> dict:
+        """A new stream through the API. `live` marks it live for the rest of the test as if a publisher were
+        connected (for tests of rooms and money, which need a live stream but no media); tests of the media plane
+        pass `live=False` and publish for real."""
         async with self.http.post(f"{self.url}/api/streams", json={"title": title},
                                   headers={"Authorization": f"Bearer {token}"}) as response:
             assert response.status == 201, await response.text()
-            return await response.json()
+            stream = await response.json()
+        if live:
+            assert await streams.mark_live(self.node.pool, stream["id"], LIVE_FOR_THE_TEST_MS)
+            stream["state"] = "live"
+        return stream
 
     async def ws(self, room_id: int, token: str | None = None, subprotocol: str = protocol.JSON,
                  since: str | None = None) -> aiohttp.ClientWebSocketResponse:

@@ -123,6 +123,21 @@ async def test_streams_live_directory_and_age_rule(node: RunningNode) -> None:
         assert r.status == 404 and r.content_type == "application/problem+json"
 
 
+async def test_only_the_creator_reads_a_streams_key(node: RunningNode) -> None:
+    creator = await node.signup()
+    stream = await node.create_stream(creator["token"], "Key check")
+    ingest_url = f"{node.url}/api/streams/{stream['id']}/ingest"
+    async with node.http.get(ingest_url, headers={"Authorization": f"Bearer {creator['token']}"}) as r:
+        assert r.status == 200
+        assert await r.json() == {"id": stream["id"], "state": "live", "stream_key": stream["stream_key"],
+                                  "whip_url": stream["whip_url"]}
+    other = await node.signup()
+    async with node.http.get(ingest_url, headers={"Authorization": f"Bearer {other['token']}"}) as r:
+        assert r.status == 403 and (await _json(r))["type"] == "livecore:not-your-stream"
+    async with node.http.get(ingest_url) as r:
+        assert r.status == 401
+
+
 async def test_openapi_describes_every_route(node: RunningNode) -> None:
     async with node.http.get(f"{node.url}/api/openapi.json") as r:
         spec = await r.json()

@@ -110,7 +110,10 @@ async def test_moderation_survives_a_node_restart(node_factory: NodeFactory) -> 
     socket = await other.ws(stream["id"], viewer["token"])
     [error] = await receive_events(socket)
     assert error["code"] == "banned"
-    await send(await _joined(other, stream["id"], creator["token"]), {"type": "unban", "user_id": viewer["id"]})
+    host = await _joined(other, stream["id"], creator["token"])
+    await send(host, {"type": "unban", "user_id": viewer["id"]})
+    # The node applies an unban when it hears it back from the bus, as the creator does: only then is it in force.
+    await events_until(host, lambda got: any(m["action"] == "unban" for m in _of(got, "moderation")))
     socket = await other.ws(stream["id"], viewer["token"])
     events = await events_until(socket, lambda got: bool(_of(got, "snapshot")))
     assert _of(events, "snapshot")

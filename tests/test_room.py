@@ -199,3 +199,17 @@ async def test_a_full_publish_queue_refuses_chat_by_name(node_factory: NodeFacto
     await send(socket, {"type": "chat", "text": "anyone?"})
     [error] = _of(await events_until(socket, lambda got: bool(_of(got, "error"))), "error")
     assert error["code"] == "busy" and error["limit"] == "publish_queue_events_max"
+
+
+async def test_a_stopping_node_closes_room_sockets_before_waiting_for_handlers(node_factory: NodeFactory) -> None:
+    """aiohttp waits for running handlers when it stops, and a room socket's handler runs until its socket closes:
+    the node's shutdown step closes them (1001) so Ctrl-C does not wait out a watching browser."""
+    node = await node_factory()
+    _, stream = await _room(node)
+    socket = await node.ws(stream["id"])
+    await receive_events(socket)
+    await node.app.shutdown()  # the step aiohttp runs before it waits for handlers
+    closing = await socket.receive(timeout=10)
+    while closing.type == aiohttp.WSMsgType.TEXT:  # events already on their way (a viewer count)
+        closing = await socket.receive(timeout=10)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == protocol.CLOSE_GOING_AWAY

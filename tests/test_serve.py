@@ -1,79 +1,80 @@
-"""`livecore serve` as an operator runs it: embedded servers in the data dir, data kept across restarts."""
+"""`livecore serve` as an operator runs it: embedded servers in the data dir, data kept across restarts, the live
+demo on by default there and off with --no-demo, the servers a killed node left behind reused or restarted."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
+import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
-import pytest
+import psutil
+from servenode import Serve
 
-from livecore.embedded import free_port
-
-START_S_MAX = 60.0
-
-
-class Serve:
-    """A `livecore serve` subprocess on its embedded defaults."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-        self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "livecore", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-
-    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + START_S_MAX
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, Path(self.log.name).read_text()
-            try:
-                async with http.get(f"{self.url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        pytest.fail(f"livecore serve did not become ready: {Path(self.log.name).read_text()}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        self.log.close()
-        return code
+KEEPER = {"username": "keeper", "password": "kept across restarts", "birth_date": "1990-01-01", "region": "DE"}
+DEMO_URL = r"watch the demo\s+(http://\S+/watch\.html\?room=(\d+))"
 
 
-async def test_data_survives_a_restart_and_embedded_servers_stop(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restarted(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The first run shows the demo (embedded servers, nothing set) and Ctrl-C ends it with the node; the second,
+    with --no-demo, publishes nothing; after a crash the third reuses what the second left running."""
     data_dir = tmp_path / "data"
     first = Serve(data_dir)
     await first.wait_ready(http)
-    async with http.get(f"{first.url}/api/live") as r:
-        demo = (await r.json())["streams"]
-    assert [s["creator"]["username"] for s in demo] == ["demo_creator"]
-    body = {"username": "keeper", "password": "kept across restarts", "birth_date": "1990-01-01", "region": "DE"}
-    async with http.post(f"{first.url}/api/accounts", json=body) as r:
+    demo_stream = int((await first.wait_for_output(DEMO_URL)).group(2))
+    assert [(s["id"], s["creator"]["username"]) for s in await _live(http, first.url)] == [
+        (demo_stream, "demo_creator")]
+    async with http.post(f"{first.url}/api/accounts", json=KEEPER) as r:
         assert r.status == 201
-    assert first.stop() == 0
+    assert first.stop(signal.SIGINT) == 0
+    assert "demo: stopped" in first.output()
     assert not _running(data_dir), "the embedded servers should stop with the node"
 
-    second = Serve(data_dir)
+    second = Serve(data_dir, "--no-demo", port=first.port)
     await second.wait_ready(http)
+    await second.wait_for_output(r"live demo\s+off")
+    await _log_in_keeper(http, second.url)
+    async with http.get(f"{second.url}/api/streams/{demo_stream}") as r:
+        assert (await r.json())["state"] == "ended", "the demo ends its stream when the node stops"
+    assert await _live(http, second.url) == []
+    async with http.get(f"{second.url}/metrics") as r:
+        assert '\nlivecore_media_rooms{role="owner"} 0.0\n' in await r.text(), "no WHIP session"
+    assert "livecore.demo" not in second.output() and "watch the demo" not in second.output()
+
+    second.kill()  # a crash: the embedded servers stay behind
+    assert _running(data_dir)
+    _stop_valkey(data_dir)  # ... and then Valkey goes too, and another program takes its port
+    taken = socket.create_server(("127.0.0.1", int((data_dir / "valkey" / "port").read_text())))
     try:
-        async with http.post(f"{second.url}/api/sessions", json={"username": "keeper",
-                                                                 "password": "kept across restarts"}) as r:
-            assert r.status == 200
-        async with http.get(f"{second.url}/api/live") as r:
-            assert [s["id"] for s in (await r.json())["streams"]] == [s["id"] for s in demo]
+        third = Serve(data_dir, "--no-demo", port=first.port)
+        await third.wait_ready(http)
+        output = third.output()
+        assert "reusing embedded PostgreSQL" in output and "is taken by another program" in output, output
+        await _log_in_keeper(http, third.url)
+        assert third.stop() == 0
     finally:
-        assert second.stop() == 0
+        taken.close()
+    assert not _running(data_dir), "servers reused from the killed node stop with the node that took them over"
+
+
+async def _live(http: aiohttp.ClientSession, url: str) -> list[dict]:
+    async with http.get(f"{url}/api/live") as r:
+        return (await r.json())["streams"]
+
+
+async def _log_in_keeper(http: aiohttp.ClientSession, url: str) -> None:
+    async with http.post(f"{url}/api/sessions", json={k: KEEPER[k] for k in ("username", "password")}) as r:
+        assert r.status == 200
+
+
+def _stop_valkey(data_dir: Path) -> None:
+    pid = int((data_dir / "valkey" / "valkey.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    psutil.Process(pid).wait(timeout=20)
 
 
 def _running(data_dir: Path) -> bool:

@@ -9,12 +9,14 @@ becomes a JPEG thumbnail now and then.
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,18 +74,62 @@ class MediaFiles:
     def thumbnail(self) -> Path:
         return self.directory / "thumbnail.jpg"
 
+    def new_take(self) -> Path:
+        """Where the recording of a new take goes: the stream's recording, or after a publisher came back within the
+        reconnect grace, `recording-2.mp4` and so on beside it."""
+        take = 1
+        path = self.recording
+        while path.exists():
+            take += 1
+            path = self.directory / f"recording-{take}.mp4"
+        return path
+
+
+class PlaylistWaits:
+    """Requests waiting for a stream's first playlist (written with its first segment), woken when it appears."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, asyncio.Event] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def wait(self, stream_id: int, timeout_s: float) -> bool:
+        """True once the stream's playlist has been written, False after `timeout_s`."""
+        event = self._events.setdefault(stream_id, asyncio.Event())
+        self._waiting[stream_id] = self._waiting.get(stream_id, 0) + 1
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting[stream_id] -= 1
+            if not self._waiting[stream_id]:
+                del self._waiting[stream_id]
+                self._events.pop(stream_id, None)
+
+    def waiting(self, stream_id: int) -> int:
+        """How many requests wait for this stream's first playlist."""
+        return self._waiting.get(stream_id, 0)
+
+    def written(self, stream_id: int) -> None:
+        """The stream's playlist exists now (call on the event loop)."""
+        event = self._events.get(stream_id)
+        if event is not None:
+            event.set()
+
 
 class StreamOutputs:
     """The sinks on a room's forwarders and the worker thread behind them."""
 
     def __init__(self, files: MediaFiles, forwarders: dict[str, Forwarder], segment_ms: int, window_segments: int,
-                 record: bool, thumbnail_interval_ms: int) -> None:
+                 record: bool, thumbnail_interval_ms: int, on_playlist: Callable[[], None] = lambda: None) -> None:
         self.files = files
         self.dropped_frames = 0
         self.thumbnails = 0
         self._queue: queue.Queue[tuple[str, bytes, int, float] | None] = queue.Queue(FRAME_QUEUE_MAX)
         self._worker = _Worker(files, {k: f.codec.mimeType.lower() for k, f in forwarders.items()}, segment_ms,
                                window_segments, record, thumbnail_interval_ms, self)
+        self.on_playlist = on_playlist  # called once from the worker thread when the first playlist is written
         self._thread = threading.Thread(target=self._worker.run, args=(self._queue,), daemon=True,
                                         name=f"media-out-{files.directory.name}")
         for kind, forwarder in forwarders.items():
@@ -135,6 +181,7 @@ class _Worker:
         self._aac: Any = None
         self._next_thumbnail_s = 0.0
         self._recording_templates: dict[str, Any] = {}
+        self._playlist_written = False
 
     def run(self, frames: queue.Queue) -> None:
         try:
@@ -231,10 +278,12 @@ class _Worker:
 
     def _open(self, arrival_s: float, dimensions: tuple[int, int] | None, extradata: bytes | None) -> None:
         self._origin_s = arrival_s
+        # A publisher back within the reconnect grace continues the playlist (numbering on, after a discontinuity).
+        again = "+append_list+discont_start" if self.files.playlist.exists() else ""
         hls = av.open(str(self.files.playlist), "w", format="hls", options={
             "hls_time": f"{self.segment_ms / 1000:g}", "hls_list_size": str(self.window_segments),
             "hls_delete_threshold": "2", "hls_allow_cache": "1",
-            "hls_flags": "delete_segments+program_date_time+independent_segments+temp_file",
+            "hls_flags": f"delete_segments+program_date_time+independent_segments+temp_file{again}",
             "hls_segment_filename": str(self.files.hls / "seg%06d.ts"),
         })
         self._containers.append(hls)
@@ -247,7 +296,7 @@ class _Worker:
     def _open_recording(self, extradata: bytes | None) -> None:
         """The MP4 needs the H.264 parameter sets up front: the publisher's keyframe or the encoder's header."""
         templates = self._recording_templates
-        recording = av.open(str(self.files.recording), "w", format="mp4",
+        recording = av.open(str(self.files.new_take()), "w", format="mp4",
                             options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
         self._containers.append(recording)
         for kind, template in templates.items():
@@ -294,6 +343,9 @@ class _Worker:
             packet.is_keyframe = keyframe
             packet.stream = stream
             container.mux(packet)
+        if not self._playlist_written and self.files.playlist.exists():
+            self._playlist_written = True  # the muxer writes it when the first segment is complete
+            self.outputs.on_playlist()
 
     def _maybe_thumbnail_h264(self, data: bytes, now_s: float) -> None:
         if now_s < self._next_thumbnail_s:

@@ -39,7 +39,6 @@ from aiortc.rtp import (
     RtpPacket,
     unwrap_rtx,
 )
-from aiortc.sdp import candidate_from_sdp
 
 from livecore.http import Problem
 from livecore.media.forwarder import Forwarder
@@ -204,23 +203,3 @@ def tap_sender(transceiver: RTCRtpTransceiver, forwarder: Forwarder) -> Outlet:
     sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
     sender._run_rtcp = rtcp_from_forwarder  # type: ignore[method-assign]
     return outlet
-
-
-async def add_trickle(pc: RTCPeerConnection, fragment: str) -> int:
-    """Add the candidates of an RFC 8840 SDP fragment; returns how many."""
-    added = 0
-    mid = None
-    for raw in fragment.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
-        if line.startswith("a=mid:"):
-            mid = line[6:]
-        elif line.startswith("a=candidate:"):
-            try:
-                candidate = candidate_from_sdp(line[2:])
-            except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts a line has all its fields
-                raise Problem(400, "malformed-sdp", f"bad candidate line: {line[:80]}") from exc
-            candidate.sdpMid = mid
-            candidate.sdpMLineIndex = None if mid is not None else 0
-            await pc.addIceCandidate(candidate)
-            added += 1
-    return added

@@ -14,11 +14,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from livecore.http import Problem
 from livecore.media import peers
-from livecore.media.hls import MediaFiles, StreamOutputs
+from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
+from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
-from livecore.media.room import MediaRoom, session_id
+from livecore.media.room import MediaRoom, SessionAnswer, Viewer, session_id
+from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
 from livecore.node import Node
-from livecore.streams import get_stream
+from livecore.streams import end_overdue_streams, end_stream, get_stream, go_live
 from livecore.streams import streams as stream_records
 from livecore.tasks import stop_tasks
 
@@ -34,6 +36,7 @@ class MediaPlane:
         self.registry = MediaRegistry(node.redis, node.settings.node_id, node.settings.media_owner_ttl_ms)
         self.rooms: dict[int, MediaRoom] = {}
         self.outputs: dict[int, StreamOutputs] = {}
+        self.playlists = PlaylistWaits()
         self._http: aiohttp.ClientSession | None = None
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
@@ -44,12 +47,13 @@ class MediaPlane:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         await self.registry.refresh([], self.settings.public_url)
+        await end_orphaned_streams(self.node, self.registry)
         self._upkeep = asyncio.create_task(self._run_upkeep())
 
     async def stop(self) -> None:
         await stop_tasks(self._upkeep)
         for room in list(self.rooms.values()):
-            await self.end_room(room, "node shutting down")
+            await self.close_room(room, "node shutting down")  # its publisher may come back to another node
         with contextlib.suppress(Exception):
             await self.registry.leave([])
         if self._http:
@@ -61,13 +65,12 @@ class MediaPlane:
     def hls_url(self, stream_id: int) -> str:
         return f"/hls/{stream_id}/index.m3u8"
 
-    async def publish(self, stream_id: int, bearer: str, offer_sdp: str) -> tuple[str, str]:
-        """A WHIP publisher: check the key, claim the room, answer; returns (session id, SDP answer)."""
+    async def publish(self, stream_id: int, bearer: str, offer_sdp: str) -> SessionAnswer:
+        """A WHIP publisher: check the key, claim the room, answer. The stream goes live once it connects."""
         stream = await get_stream(self.node.pool, stream_id)
         if stream is None:
             raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
-        if not bearer or not hmac.compare_digest(bearer.encode(), stream.stream_key.encode()):
-            raise Problem(401, "bad-stream-key", "the bearer token is not this stream's key")
+        _check_key(bearer, stream.stream_key)
         if stream.state == "ended":
             raise Problem(409, "stream-ended", "this stream has ended; create a new one to go live again")
         offer = peers.check_offer(offer_sdp)
@@ -75,7 +78,8 @@ class MediaPlane:
         if (existing and not existing.closed) or not await self.registry.claim(stream_id):
             raise Problem(409, "already-publishing", "another publisher is live in this room")
         pc = peers.new_peer_connection()
-        room = MediaRoom(stream_id, pc, session_id(), creator_id=stream.creator_id)
+        room = MediaRoom(stream_id, pc, session_id(), creator_id=stream.creator_id, stream_key=stream.stream_key,
+                         upstream_ice=SessionIce(ice_ufrag(offer_sdp)))
         self.rooms[stream_id] = room
         try:
             offered = peers.offered_kinds(offer.sdp)
@@ -95,34 +99,57 @@ class MediaPlane:
             raise
         self._watch_upstream(room)
         self._start_outputs(room)
-        if self.node.rooms:
-            await self.node.rooms.publish(stream_id, {"type": "stream", "state": "live"})
-        log.info("stream %s: publisher connected with %s", stream_id,
+        log.info("stream %s: publisher answered with %s", stream_id,
                  ", ".join(f.codec.mimeType for f in room.forwarders.values()))
-        return room.upstream_session, answer
+        return SessionAnswer(room.upstream_session, answer, room.upstream_ice.etag)
 
-    def publisher_room(self, stream_id: int, session: str) -> MediaRoom:
+    async def _stream_key(self, stream_id: int) -> str | None:
+        room = self.rooms.get(stream_id)
+        if room is not None and room.relay_of is None:
+            return room.stream_key
+        stream = await get_stream(self.node.pool, stream_id)
+        return stream.stream_key if stream else None
+
+    async def key_matches(self, stream_id: int, bearer: str) -> bool:
+        """Whether `bearer` is the stream's key (for answers only its publisher may see)."""
+        key = await self._stream_key(stream_id) if bearer else None
+        return bool(key) and hmac.compare_digest(bearer.encode(), key.encode())
+
+    async def publisher_room(self, stream_id: int, session: str, bearer: str) -> MediaRoom:
+        """The room of a WHIP session, for a request that carries the stream's key (401 before 404)."""
+        key = await self._stream_key(stream_id)
+        if key is None:
+            raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
+        _check_key(bearer, key)
         room = self.rooms.get(stream_id)
         if room is None or room.relay_of is not None or room.upstream_session != session or room.closed:
             raise Problem(404, "session-not-found", "there is no such publishing session")
         return room
 
-    async def trickle(self, stream_id: int, session: str, fragment: str) -> None:
-        await peers.add_trickle(self.publisher_room(stream_id, session).upstream, fragment)
+    async def trickle(self, room: MediaRoom, fragment: str, if_match: str | None) -> None:
+        """Trickled candidates from a WHIP publisher."""
+        room.upstream_ice.check_patch(if_match, fragment)
+        await add_candidates(room.upstream, fragment)
 
-    async def unpublish(self, stream_id: int, session: str) -> None:
-        await self.end_room(self.publisher_room(stream_id, session), "the publisher sent DELETE")
+    async def unpublish(self, room: MediaRoom) -> None:
+        """The publisher's DELETE: the stream ends for everyone."""
+        await end_stream(self.node, room.stream_id, "the publisher sent DELETE")
+        await self.close_room(room, "the publisher sent DELETE")  # already closed unless it had ended elsewhere
 
     async def stop_publishing(self, stream_id: int, reason: str) -> None:
-        """The stream ended outside WHIP (the API): close its publisher if this node owns it.
+        """The stream ended: close its publisher if this node has it.
 
         An owner on another node notices the ended state in its upkeep, within about a second.
         """
         room = self.rooms.get(stream_id)
         if room is not None and room.relay_of is None:
-            await self.end_room(room, reason)
+            await self.close_room(room, reason)
 
-    async def watch(self, stream_id: int, offer_sdp: str, relay: bool = False) -> tuple[str, str]:
+    async def sweep_streams(self) -> list[int]:
+        """End the streams nobody published in time or whose publisher did not come back; returns their ids."""
+        return await end_overdue_streams(self.node, self.registry.owned)
+
+    async def watch(self, stream_id: int, offer_sdp: str, relay: bool = False) -> SessionAnswer:
         """A WHEP viewer: served from this node's room, or through a relay from the owner node."""
         peers.check_offer(offer_sdp)
         room = self.rooms.get(stream_id)
@@ -131,6 +158,19 @@ class MediaPlane:
         if not relay:
             self._check_capacity(room)
         return await room.add_viewer(offer_sdp)
+
+    def viewer(self, stream_id: int, session: str) -> Viewer:
+        """A WHEP session on this node, or 404."""
+        room = self.rooms.get(stream_id)
+        viewer = room.viewers.get(session) if room is not None and not room.closed else None
+        if viewer is None:
+            raise Problem(404, "session-not-found", "there is no such viewing session")
+        return viewer
+
+    async def trickle_viewer(self, viewer: Viewer, fragment: str, if_match: str | None) -> None:
+        """Trickled candidates from a WHEP viewer."""
+        viewer.ice.check_patch(if_match, fragment)
+        await add_candidates(viewer.pc, fragment)
 
     async def stop_watching(self, stream_id: int, session: str) -> None:
         room = self.rooms.get(stream_id)
@@ -147,10 +187,12 @@ class MediaPlane:
                 raise Problem(503, "over-capacity", f"this {scope} has its {limit} WebRTC viewers; watch over HLS",
                               hls_url=self.hls_url(room.stream_id), limit=name, limit_value=limit)
 
-    async def end_room(self, room: MediaRoom, reason: str) -> None:
-        """Close a room; when this node owned it, the stream ends for everyone."""
+    async def close_room(self, room: MediaRoom, reason: str) -> None:
+        """Close a room. When this node owned it, its publisher is gone: the stream stays live for the reconnect
+        grace (unless it has ended), and then the sweep ends it."""
         if room.closed:
             return
+        left_ms = self.node.clock.now_ms()
         log.info("stream %s: room closing (%s)", room.stream_id, reason)
         if self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
@@ -159,39 +201,50 @@ class MediaPlane:
         if room.relay_of is None:
             room.closed_reason = reason
             try:
-                await self._end_stream(room.stream_id)
+                await self.registry.release(room.stream_id)
+                deadline_ms = left_ms + self.settings.media_publish_grace_ms
+                await stream_records.publisher_left(self.node.pool, room.stream_id, deadline_ms)
             except Exception:
-                log.exception("stream %s: could not record its end", room.stream_id)
+                log.exception("stream %s: could not record that its publisher left", room.stream_id)
         await room.close()
-
-    async def _end_stream(self, stream_id: int) -> None:
-        """The owner's publisher is gone: the stream ends for everyone, on every node."""
-        await self.registry.release(stream_id)
-        stream = await stream_records.get_stream(self.node.pool, stream_id)
-        if stream is not None and stream.state != "ended":
-            await stream_records.end_stream(self.node.pool, stream_id, stream.creator_id)
-            if self.node.rooms:
-                await self.node.rooms.publish(stream_id, {"type": "stream", "state": "ended"})
 
     def _watch_upstream(self, room: MediaRoom) -> None:
         pc = room.upstream
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState == "connected":
+            if pc.connectionState == "connected" and not room.connected:
                 room.connected = True
+                if room.relay_of is None and not await go_live(self.node, room.stream_id):
+                    await self.close_room(room, "the stream had ended")
             elif pc.connectionState in ("failed", "closed") and not room.closed:
-                await self.end_room(room, f"upstream {pc.connectionState}")
+                await self.close_room(room, f"upstream {pc.connectionState}")
 
     def files(self, stream_id: int) -> MediaFiles:
         return MediaFiles(self.settings.data_dir / "media" / str(stream_id))
 
+    async def wait_for_playlist(self, stream_id: int) -> bool:
+        """Wait (at most `hls_playlist_wait_ms_max`) for the first playlist of a stream that has not ended; True
+        once it is there. A player that starts with the stream gets the playlist instead of a 404."""
+        if self.files(stream_id).playlist.is_file():
+            return True
+        if stream_id not in self.outputs:
+            stream = await get_stream(self.node.pool, stream_id)
+            if stream is None or stream.state == "ended":
+                return False
+            if self.files(stream_id).playlist.is_file():  # written while the database answered
+                return True
+        written = await self.playlists.wait(stream_id, self.settings.hls_playlist_wait_ms_max / 1000)
+        return written and self.files(stream_id).playlist.is_file()
+
     def _start_outputs(self, room: MediaRoom) -> None:
         """HLS, recording and thumbnail for a room this node owns, made once however many watch."""
         settings = self.settings
+        loop = asyncio.get_running_loop()
         outputs = StreamOutputs(self.files(room.stream_id), room.forwarders, settings.hls_segment_ms,
                                 settings.hls_window_segments, settings.recording_enabled,
-                                settings.thumbnail_interval_ms)
+                                settings.thumbnail_interval_ms,
+                                on_playlist=lambda: loop.call_soon_threadsafe(self.playlists.written, room.stream_id))
         self.outputs[room.stream_id] = outputs
 
         async def finish() -> None:
@@ -271,16 +324,21 @@ class MediaPlane:
         owned = [r.stream_id for r in self.rooms.values() if r.relay_of is None]
         await self.registry.refresh(owned, self.settings.public_url)
         if owned:
-            ended = await self.node.pool.fetch("SELECT id FROM streams WHERE id = ANY($1) AND state = 'ended'", owned)
-            for row in ended:
-                await self.stop_publishing(row["id"], "the stream was ended on another node")
+            connected = [r.stream_id for r in self.rooms.values() if r.relay_of is None and r.connected]
+            now_ms = self.node.clock.now_ms()
+            grace_ms = self.settings.media_publish_grace_ms
+            ended = await stream_records.renew_publishers(self.node.pool, owned, connected, now_ms + grace_ms,
+                                                          now_ms + grace_ms // 2)
+            for stream_id in ended:
+                await self.stop_publishing(stream_id, "the stream was ended on another node")
+        await self.sweep_streams()
         ingest_timeout_s = self.settings.media_ingest_timeout_ms / 1000
         for room in list(self.rooms.values()):
             for forwarder in room.forwarders.values():
                 forwarder.send_sender_reports()
             await self._refresh_outputs(room)
             if room.last_packet_age_s() > ingest_timeout_s:
-                await self.end_room(room, f"no media for {ingest_timeout_s:g} s")
+                await self.close_room(room, f"no media for {ingest_timeout_s:g} s")
             elif room.relay_of is not None:
                 await self._close_idle_relay(room)
 
@@ -291,7 +349,7 @@ class MediaPlane:
         elif room.idle_since_s is None:
             room.idle_since_s = now_s
         elif now_s - room.idle_since_s > self.settings.media_relay_idle_ms / 1000:
-            await self.end_room(room, "relay without viewers")
+            await self.close_room(room, "relay without viewers")
 
     def packets_forwarded(self) -> int:
         live = sum(f.packets_forwarded for r in self.rooms.values() for f in r.forwarders.values())
@@ -300,6 +358,13 @@ class MediaPlane:
     def packets_dropped(self) -> int:
         live = sum(f.packets_dropped for r in self.rooms.values() for f in r.forwarders.values())
         return self._dropped_closed + live
+
+
+def _check_key(bearer: str, stream_key: str) -> None:
+    if not bearer:
+        raise Problem(401, "bad-stream-key", "send the stream key as `Authorization: Bearer <key>`")
+    if not hmac.compare_digest(bearer.encode(), stream_key.encode()):
+        raise Problem(401, "bad-stream-key", "the bearer token is not this stream's key")
 
 
 class _MediaCollector:

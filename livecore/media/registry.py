@@ -39,6 +39,13 @@ class MediaRegistry:
         raw = await self._redis.get(_owner_key(room_id))
         return raw.decode() if raw else None
 
+    async def owned(self, room_ids: list[int]) -> set[int]:
+        """The rooms among `room_ids` that some live node owns (has a publisher for) right now."""
+        if not room_ids:
+            return set()
+        owners = await self._redis.mget([_owner_key(room_id) for room_id in room_ids])
+        return {room_id for room_id, owner in zip(room_ids, owners, strict=True) if owner}
+
     async def release(self, room_id: int) -> None:
         await self._release(keys=[_owner_key(room_id)], args=[self.node_id])
 
@@ -53,6 +60,21 @@ class MediaRegistry:
     async def node_url(self, node_id: str) -> str | None:
         raw = await self._redis.get(_node_key(node_id))
         return raw.decode() if raw else None
+
+    async def owners(self, room_ids: list[int]) -> list[str | None]:
+        """The owner of each room (None where no live node owns it), in one round trip."""
+        if not room_ids:
+            return []
+        raw = await self._redis.mget([_owner_key(room_id) for room_id in room_ids])
+        return [value.decode() if value else None for value in raw]
+
+    async def live_nodes(self, node_ids: set[str]) -> set[str]:
+        """Those of `node_ids` whose address is registered, i.e. that refreshed within the TTL."""
+        ordered = sorted(node_ids)
+        if not ordered:
+            return set()
+        found = await self._redis.mget([_node_key(node_id) for node_id in ordered])
+        return {node_id for node_id, url in zip(ordered, found, strict=True) if url}
 
     async def leave(self, room_ids: list[int]) -> None:
         for room_id in room_ids:

@@ -15,6 +15,7 @@ from aiortc import RTCPeerConnection
 from livecore.media import peers
 from livecore.media.forwarder import Forwarder, KeyframeRequests
 from livecore.media.outlet import Outlet
+from livecore.media.trickle import SessionIce, ice_ufrag
 
 log = logging.getLogger("livecore.media.room")
 
@@ -23,10 +24,20 @@ def session_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+@dataclass(frozen=True)
+class SessionAnswer:
+    """A new WHIP or WHEP session: its id (the last part of its URL), the SDP answer and its entity tag."""
+
+    session: str
+    sdp: str
+    etag: str
+
+
 @dataclass
 class Viewer:
     pc: RTCPeerConnection
     outlets: list[tuple[Forwarder, Outlet]]
+    ice: SessionIce
     connected: bool = False
 
 
@@ -37,6 +48,8 @@ class MediaRoom:
     upstream_session: str
     relay_of: str | None = None  # the owner node id when this room pulls the stream from another node
     creator_id: int = 0
+    stream_key: str = ""  # the publisher's bearer secret, checked on its session's PATCH and DELETE
+    upstream_ice: SessionIce = field(default_factory=lambda: SessionIce(""))
     forwarders: dict[str, Forwarder] = field(default_factory=dict)
     viewers: dict[str, Viewer] = field(default_factory=dict)
     started_s: float = field(default_factory=time.monotonic)
@@ -63,12 +76,15 @@ class MediaRoom:
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
-    async def add_viewer(self, offer_sdp: str) -> tuple[str, str]:
-        """Answer a viewer's offer with this room's tracks; returns (session id, SDP answer)."""
+    async def add_viewer(self, offer_sdp: str) -> SessionAnswer:
+        """Answer a viewer's offer with this room's tracks."""
         offer = peers.check_offer(offer_sdp)
         pc = peers.new_peer_connection()
         try:
+            offered = peers.offered_kinds(offer.sdp)
             for kind, forwarder in self.forwarders.items():
+                if kind not in offered:
+                    continue  # a transceiver the offer does not match breaks aiortc's answer (a video-only player)
                 transceiver = pc.addTransceiver(peers.SilentTrack(kind), direction="sendonly")
                 transceiver.setCodecPreferences(peers.exact_preference(forwarder.codec))
             await peers.apply_offer(pc, offer)
@@ -79,7 +95,7 @@ class MediaRoom:
             await pc.close()
             raise
         session = session_id()
-        viewer = Viewer(pc, outlets)
+        viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)))
         self.viewers[session] = viewer
 
         @pc.on("connectionstatechange")
@@ -92,7 +108,7 @@ class MediaRoom:
             elif pc.connectionState in ("failed", "closed"):
                 await self.remove_viewer(session)
 
-        return session, sdp
+        return SessionAnswer(session, sdp, viewer.ice.etag)
 
     async def remove_viewer(self, session: str) -> bool:
         viewer = self.viewers.pop(session, None)

@@ -1,21 +1,41 @@
-"""HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files."""
+"""HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files.
+
+WHIP and WHEP answer `OPTIONS` on their endpoints and sessions (what they accept, and the ICE servers to use) and
+are open to pages on other origins (`ingest_cors_origins`, `playback_cors_origins`; see `cors_rules`), since
+publishers and players are embedded in other sites.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from aiohttp import web
+from multidict import CIMultiDict
 from pydantic import BaseModel, Field
 
-from livecore.http import Content, Id, Problem, operation, path_id
+from livecore.config import Settings
+from livecore.cors import CorsRule, parse_origins
+from livecore.http import ANONYMOUS, Content, Header, Id, Parameters, Problem, operation, parse_headers, path_id
 from livecore.media.plane import RELAY_HEADER, MediaPlane
+from livecore.media.room import SessionAnswer
+from livecore.media.trickle import TRICKLE_TYPE
 
 MEDIA = web.AppKey("media", MediaPlane)
 SDP_TYPE = "application/sdp"
-TRICKLE_TYPE = "application/trickle-ice-sdpfrag"
+# Several WHIP clients decide whether to trickle candidates from the methods an OPTIONS on the endpoint allows, so
+# endpoints and sessions both list every method of the protocol.
+WEBRTC_METHODS = "OPTIONS, POST, PATCH, DELETE"
+WEBRTC_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, ETag"  # ETag: a PATCH header some clients send
+WEBRTC_EXPOSED_HEADERS = "Location, Link, ETag, Accept-Post, Accept-Patch, Access-Control-Allow-Methods"
+_ENTITY_TAG = r'(W/)?"[\x21\x23-\x7e]*"'  # RFC 9110 section 8.8.3, ASCII only
 _SDP = Content.of(SDP_TYPE)
-_SDP_ANSWER = {"Location": "the session's URL: PATCH it to trickle, DELETE it to stop"}
+_LINK = Header("one per STUN/TURN server of media_ice_servers (RFC 9725 section 4.6)", required=False)
+_SDP_ANSWER = {"Location": "the session's URL: PATCH it to trickle, DELETE it to stop",
+               "ETag": "the session's entity tag, for If-Match on its PATCH requests", "Link": _LINK}
 _SESSION_NOT_FOUND = {404: ["stream-not-found", "session-not-found"]}
+_PATCHED = {**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 412: ["etag-mismatch"], 415: ["unsupported-media-type"],
+            422: ["ice-restart-unsupported"]}
+_ENDPOINT_OPTIONS = {"Accept-Post": "application/sdp: what POST takes", "Allow": "OPTIONS, POST"}
 
 
 class HlsFile(BaseModel):
@@ -29,6 +49,41 @@ class MediaFile(BaseModel):
     name: Literal["recording.mp4", "thumbnail.jpg"]
 
 
+class SessionPatch(Parameters):
+    """The headers a PATCH on a WHIP or WHEP session may carry besides its type."""
+
+    refusal: ClassVar[tuple[int, str]] = (400, "bad-if-match")
+    if_match: str | None = Field(default=None, alias="If-Match",
+                                 pattern=rf"^[ \t]*(\*|{_ENTITY_TAG}([ \t]*,[ \t]*{_ENTITY_TAG})*)[ \t]*$",
+                                 description="the session's ETag (412 when it names another); * asks for an ICE "
+                                             "restart, which is refused with 422")
+
+
+def cors_rules(settings: Settings) -> list[CorsRule]:
+    """Which pages may use the media plane from another origin: publishers (WHIP) and players (WHEP, HLS, files)."""
+    return [
+        CorsRule(("/whip/",), parse_origins(settings.ingest_cors_origins), methods=WEBRTC_METHODS,
+                 request_headers=WEBRTC_REQUEST_HEADERS, exposed_headers=WEBRTC_EXPOSED_HEADERS),
+        CorsRule(("/whep/",), parse_origins(settings.playback_cors_origins), methods=WEBRTC_METHODS,
+                 request_headers=WEBRTC_REQUEST_HEADERS, exposed_headers=WEBRTC_EXPOSED_HEADERS),
+        CorsRule(("/hls/", "/media/"), parse_origins(settings.playback_cors_origins)),
+    ]
+
+
+def ice_server_links(settings: Settings) -> list[str]:
+    """`Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6)."""
+    links = []
+    for url in (u.strip() for u in settings.media_ice_servers.split(",")):
+        if not url:
+            continue
+        link = f'<{url}>; rel="ice-server"'
+        if url.startswith(("turn:", "turns:")) and settings.media_ice_username:
+            link += (f'; username="{settings.media_ice_username}"; credential="{settings.media_ice_credential}"'
+                     '; credential-type="password"')
+        links.append(link)
+    return links
+
+
 def _stream_id(request: web.Request) -> int:
     return path_id(request, "stream-not-found", "stream")
 
@@ -39,19 +94,43 @@ async def _offer(request: web.Request) -> str:
     return await request.text()
 
 
+async def _fragment(request: web.Request) -> str:
+    if request.content_type != TRICKLE_TYPE:
+        raise Problem(415, "unsupported-media-type",
+                      f"expected {TRICKLE_TYPE}, got {request.content_type or 'nothing'}")
+    return await request.text()
+
+
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _sdp_answer(sdp: str, location: str) -> web.Response:
-    return web.Response(status=201, text=sdp, content_type=SDP_TYPE,
-                        headers={"Location": location, "Access-Control-Expose-Headers": "Location"})
+def _with_links(request: web.Request, headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    for link in ice_server_links(request.app[MEDIA].settings):
+        headers.add("Link", link)
+    return headers
 
 
-@operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out", status=201,
-           body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, security=("stream_key",), tag="media",
+def _sdp_answer(request: web.Request, answer: SessionAnswer, location: str) -> web.Response:
+    headers = _with_links(request, CIMultiDict(Location=location, ETag=answer.etag))
+    return web.Response(status=201, text=answer.sdp, content_type=SDP_TYPE, headers=headers)
+
+
+@operation("WHIP: what the endpoint accepts (Accept-Post), and the ICE servers (Link) when the stream key is sent",
+           status=204, tag="media", security=("stream_key", ANONYMOUS),
+           reply_headers={**_ENDPOINT_OPTIONS, "Link": _LINK}, problems={404: ["stream-not-found"]})
+async def whip_options(request: web.Request) -> web.Response:
+    stream_id = _stream_id(request)
+    headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
+    if await request.app[MEDIA].key_matches(stream_id, _bearer(request)):
+        _with_links(request, headers)  # TURN credentials only for the stream's publisher
+    return web.Response(status=204, headers=headers)
+
+
+@operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out (Location, ETag, Link)",
+           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, security=("stream_key",), tag="media",
            problems={400: ["malformed-sdp"], 401: ["bad-stream-key"], 404: ["stream-not-found"],
                      409: ["stream-ended", "already-publishing"], 415: ["unsupported-media-type"]})
 async def whip_publish(request: web.Request) -> web.Response:
@@ -59,41 +138,65 @@ async def whip_publish(request: web.Request) -> web.Response:
     bearer = _bearer(request)
     if not bearer:
         raise Problem(401, "bad-stream-key", "send the stream key as `Authorization: Bearer <key>`")
-    session, sdp = await request.app[MEDIA].publish(stream_id, bearer, await _offer(request))
-    return _sdp_answer(sdp, f"/whip/{stream_id}/{session}")
+    answer = await request.app[MEDIA].publish(stream_id, bearer, await _offer(request))
+    return _sdp_answer(request, answer, f"/whip/{stream_id}/{answer.session}")
 
 
-@operation("WHIP: trickle ICE candidates", status=204, tag="media", body=Content.of(TRICKLE_TYPE),
-           problems={**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 415: ["unsupported-media-type"]})
+@operation("WHIP and WHEP sessions: what they accept (Accept-Patch)", status=204, tag="media",
+           reply_headers={"Accept-Patch": f"{TRICKLE_TYPE}: what PATCH takes", "Allow": "OPTIONS, PATCH, DELETE"},
+           problems={404: ["stream-not-found"]})
+async def session_options(request: web.Request) -> web.Response:
+    _stream_id(request)
+    return web.Response(status=204, headers={"Accept-Patch": TRICKLE_TYPE, "Allow": "OPTIONS, PATCH, DELETE"})
+
+
+@operation("WHIP: trickle ICE candidates, the stream key as bearer (401 before 404)", status=204, tag="media",
+           body=Content.of(TRICKLE_TYPE), headers=SessionPatch, security=("stream_key",),
+           problems={**_PATCHED, 401: ["bad-stream-key"]})
 async def whip_trickle(request: web.Request) -> web.Response:
-    if request.content_type != TRICKLE_TYPE:
-        raise Problem(415, "unsupported-media-type", f"expected {TRICKLE_TYPE}")
-    await request.app[MEDIA].trickle(_stream_id(request), request.match_info["session"], await request.text())
+    plane = request.app[MEDIA]
+    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    fragment = await _fragment(request)
+    await plane.trickle(room, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing; the stream ends", tag="media", problems=_SESSION_NOT_FOUND)
+@operation("WHIP: stop publishing, the stream key as bearer (401 before 404); the stream ends", tag="media",
+           security=("stream_key",), problems={**_SESSION_NOT_FOUND, 401: ["bad-stream-key"]})
 async def whip_delete(request: web.Request) -> web.Response:
-    await request.app[MEDIA].unpublish(_stream_id(request), request.match_info["session"])
+    plane = request.app[MEDIA]
+    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    await plane.unpublish(room)
     return web.Response(status=200)
 
 
-@operation("WHEP: watch a stream, SDP offer in, SDP answer out; 503 with hls_url when full", status=201,
-           body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, tag="media",
+@operation("WHEP: what the endpoint accepts (Accept-Post) and the ICE servers (Link)", status=204, tag="media",
+           reply_headers={**_ENDPOINT_OPTIONS, "Link": _LINK}, problems={404: ["stream-not-found"]})
+async def whep_options(request: web.Request) -> web.Response:
+    _stream_id(request)
+    headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
+    return web.Response(status=204, headers=_with_links(request, headers))
+
+
+@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full",
+           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, tag="media",
            problems={400: ["malformed-sdp"], 404: ["stream-not-found", "stream-not-live"],
                      415: ["unsupported-media-type"], 502: ["relay-failed"],
                      503: ["over-capacity", "owner-unreachable"]})
 async def whep_watch(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     relay = RELAY_HEADER in request.headers
-    session, sdp = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
-    return _sdp_answer(sdp, f"/whep/{stream_id}/{session}")
+    answer = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
+    return _sdp_answer(request, answer, f"/whep/{stream_id}/{answer.session}")
 
 
-@operation("WHEP: trickle ICE candidates (accepted; the answer already carries every candidate)", status=204,
-           tag="media", body=Content.of(TRICKLE_TYPE), problems={404: ["stream-not-found"]})
+@operation("WHEP: trickle ICE candidates", status=204, tag="media", body=Content.of(TRICKLE_TYPE),
+           headers=SessionPatch, problems=_PATCHED)
 async def whep_trickle(request: web.Request) -> web.Response:
-    _stream_id(request)
+    plane = request.app[MEDIA]
+    viewer = plane.viewer(_stream_id(request), request.match_info["session"])
+    fragment = await _fragment(request)
+    await plane.trickle_viewer(viewer, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
@@ -107,7 +210,8 @@ _HLS_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 
 
-@operation("HLS for large audiences: index.m3u8 (short-lived cache) and its segments (immutable)", tag="media",
+@operation("HLS for large audiences: index.m3u8 (short-lived cache; before the first segment of a stream that has "
+           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable)", tag="media",
            path=HlsFile, reply=Content.of(*_HLS_TYPES.values(), schema={"type": "string", "format": "binary"}),
            reply_headers={"Cache-Control": "how long a CDN may keep it"},
            problems={404: ["stream-not-found", "not-found", "hls-not-ready"]})
@@ -119,6 +223,8 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     if suffix not in _HLS_TYPES or "/" in name or name.startswith("."):
         raise Problem(404, "not-found", f"there is no HLS file {name!r}")
     path = plane.files(stream_id).hls / name
+    if name == "index.m3u8" and not path.is_file():
+        await plane.wait_for_playlist(stream_id)
     if not path.is_file():
         raise Problem(404, "hls-not-ready", f"stream {stream_id} has no HLS file {name} (yet)")
     live = stream_id in plane.outputs
@@ -126,8 +232,7 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
         cache = "public, max-age=1" if live else "public, max-age=3600"
     else:
         cache = "public, max-age=86400, immutable"
-    return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix],
-                                           "Access-Control-Allow-Origin": "*"})
+    return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix]})
 
 
 @operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media", path=MediaFile,
@@ -151,9 +256,13 @@ async def media_file(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/hls/{id}/{name}", hls_file)
     app.router.add_get("/media/{id}/{name}", media_file)
+    app.router.add_route("OPTIONS", "/whip/{id}", whip_options)
     app.router.add_post("/whip/{id}", whip_publish)
+    app.router.add_route("OPTIONS", "/whip/{id}/{session}", session_options)
     app.router.add_patch("/whip/{id}/{session}", whip_trickle)
     app.router.add_delete("/whip/{id}/{session}", whip_delete)
+    app.router.add_route("OPTIONS", "/whep/{id}", whep_options)
     app.router.add_post("/whep/{id}", whep_watch)
+    app.router.add_route("OPTIONS", "/whep/{id}/{session}", session_options)
     app.router.add_patch("/whep/{id}/{session}", whep_trickle)
     app.router.add_delete("/whep/{id}/{session}", whep_delete)

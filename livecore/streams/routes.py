@@ -12,7 +12,7 @@ from livecore.accounts import is_adult
 from livecore.accounts.session import require_account
 from livecore.http import NO_NUL, Id, Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
-from livecore.streams import streams
+from livecore.streams import lifecycle, streams
 
 
 class NewStream(BaseModel):
@@ -64,9 +64,9 @@ async def create_stream(request: web.Request) -> web.Response:
     if not is_adult(account, node.today()):
         raise Problem(403, "under-18", "you must be 18 or older to go live")
     body = await parse_body(request, NewStream)
-    stream = await streams.create_stream(node.pool, account.id, body.title)
-    if node.rooms:
-        await node.rooms.publish(stream.id, {"type": "stream", "state": "live"})
+    publish_by_ms = node.clock.now_ms() + node.settings.stream_unpublished_ms_max
+    stream = await streams.create_stream(node.pool, account.id, body.title, publish_by_ms,
+                                         node.settings.node_id)
     return json_response(
         {
             **stream.public(),
@@ -82,13 +82,23 @@ async def create_stream(request: web.Request) -> web.Response:
 async def end_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
-    was_live = (await _stream_or_404(request)).state == "live"
-    stream = await streams.end_stream(node.pool, path_id(request, "stream-not-found", "stream"), account.id)
-    if was_live and node.rooms:
-        await node.rooms.publish(stream.id, {"type": "stream", "state": "ended"})
-    if node.media:
-        await node.media.stop_publishing(stream.id, "the creator ended the stream")
-    return json_response(stream.public())
+    stream = await _stream_or_404(request)
+    if stream.creator_id != account.id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can end it")
+    await lifecycle.end_stream(node, stream.id, "the creator ended the stream")
+    return json_response((await _stream_or_404(request)).public())
+
+
+@operation("Your stream's WHIP URL and stream key (its creator only): go live again from another tool or after a "
+           "reload", auth=True, tag="streams")
+async def stream_ingest(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    stream = await _stream_or_404(request)
+    if stream.creator_id != account.id:
+        raise Problem(403, "not-your-stream", "only the stream's creator can read its stream key")
+    return json_response({"id": stream.id, "state": stream.state, "stream_key": stream.stream_key,
+                          "whip_url": f"{node.settings.public_url}/whip/{stream.id}"})
 
 
 @operation("A stream's public description", tag="streams", reply=StreamView, problems=_NOT_FOUND)
@@ -119,4 +129,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/streams", create_stream)
     app.router.add_post("/api/streams/{id}/end", end_stream)
     app.router.add_get("/api/streams/{id}", get_stream)
+    app.router.add_get("/api/streams/{id}/ingest", stream_ingest)
     app.router.add_get("/api/live", live_directory)

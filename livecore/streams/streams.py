@@ -9,8 +9,6 @@ from typing import Any
 
 import asyncpg
 
-from livecore.http import Problem
-
 _COLUMNS = (
     "s.id, s.creator_id, s.title, s.stream_key, s.state, s.created_at, s.started_at, s.ended_at,"
     " s.recording_url, s.thumbnail_url, a.username, a.display_name"
@@ -59,13 +57,20 @@ def _from_row(row: asyncpg.Record) -> Stream:
     )
 
 
-async def create_stream(pool: asyncpg.Pool, creator_id: int, title: str) -> Stream:
-    """A new live stream with a fresh stream key; its room opens at once."""
+def _at(ms: int) -> dt.datetime:
+    """A time from the node's clock (milliseconds) as PostgreSQL keeps it."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+async def create_stream(pool: asyncpg.Pool, creator_id: int, title: str, publish_by_ms: int,
+                        node_id: str | None = None) -> Stream:
+    """A new stream with a fresh stream key, waiting for its publisher until `publish_by_ms`; its room opens at once.
+    `node_id`: the node creating it (it vouches for the stream until a publisher comes)."""
     row = await pool.fetchrow(
-        "WITH s AS (INSERT INTO streams (creator_id, title, stream_key, state, started_at)"
-        " VALUES ($1, $2, $3, 'live', now()) RETURNING *)"
+        "WITH s AS (INSERT INTO streams (creator_id, title, stream_key, state, publisher_deadline_at,"
+        " created_on_node) VALUES ($1, $2, $3, 'created', $4, $5) RETURNING *)"
         f" SELECT {_COLUMNS} FROM s JOIN accounts a ON a.id = s.creator_id",
-        creator_id, title, "sk_" + secrets.token_urlsafe(24),
+        creator_id, title, "sk_" + secrets.token_urlsafe(24), _at(publish_by_ms), node_id,
     )
     return _from_row(row)
 
@@ -77,19 +82,64 @@ async def get_stream(pool: asyncpg.Pool, stream_id: int) -> Stream | None:
     return _from_row(row) if row else None
 
 
-async def end_stream(pool: asyncpg.Pool, stream_id: int, by_user_id: int) -> Stream:
-    """Mark a live stream ended; only its creator may. Ending twice is not an error."""
-    stream = await get_stream(pool, stream_id)
-    if stream is None:
-        raise Problem(404, "stream-not-found", f"there is no stream {stream_id}")
-    if stream.creator_id != by_user_id:
-        raise Problem(403, "not-your-stream", "only the stream's creator can end it")
-    await pool.execute(
-        "UPDATE streams SET state = 'ended', ended_at = coalesce(ended_at, now()) WHERE id = $1", stream_id
+async def mark_live(pool: asyncpg.Pool, stream_id: int, deadline_ms: int) -> bool:
+    """A publisher is connected: the stream is live (started now, the first time) and ends at `deadline_ms` unless
+    that is renewed. False when it had already ended."""
+    updated = await pool.fetchval(
+        "UPDATE streams SET state = 'live', started_at = coalesce(started_at, now()), publisher_deadline_at = $2"
+        " WHERE id = $1 AND state <> 'ended' RETURNING id", stream_id, _at(deadline_ms),
     )
-    ended = await get_stream(pool, stream_id)
-    assert ended is not None
-    return ended
+    return updated is not None
+
+
+async def renew_publishers(pool: asyncpg.Pool, owned: list[int], connected: list[int], deadline_ms: int,
+                           renew_before_ms: int) -> list[int]:
+    """Move the deadline of the `connected` streams whose deadline is before `renew_before_ms` to `deadline_ms`, in
+    the same round trip as finding which `owned` streams have ended (on any node)."""
+    rows = await pool.fetch(
+        "WITH renewed AS (UPDATE streams SET publisher_deadline_at = $3 WHERE id = ANY($2) AND state = 'live'"
+        " AND publisher_deadline_at < $4 RETURNING id)"
+        " SELECT id FROM streams WHERE id = ANY($1) AND state = 'ended'",
+        owned, connected, _at(deadline_ms), _at(renew_before_ms),
+    )
+    return [row["id"] for row in rows]
+
+
+async def publisher_left(pool: asyncpg.Pool, stream_id: int, deadline_ms: int) -> None:
+    """The publisher of a live stream is gone: unless one connects again, the stream ends at `deadline_ms`. (A
+    stream that never went live keeps the deadline it was created with.)"""
+    await pool.execute(
+        "UPDATE streams SET publisher_deadline_at = $2 WHERE id = $1 AND state = 'live'", stream_id, _at(deadline_ms)
+    )
+
+
+async def overdue_streams(pool: asyncpg.Pool, now_ms: int, limit: int) -> list[tuple[int, str]]:
+    """(id, state) of the streams not ended whose publisher deadline has passed, the most overdue first."""
+    rows = await pool.fetch(
+        "SELECT id, state FROM streams WHERE state <> 'ended' AND publisher_deadline_at < $1"
+        " ORDER BY publisher_deadline_at LIMIT $2", _at(now_ms), limit,
+    )
+    return [(row["id"], row["state"]) for row in rows]
+
+
+async def mark_ended(pool: asyncpg.Pool, stream_id: int, overdue_at_ms: int | None = None) -> bool:
+    """Record that a stream ended; with `overdue_at_ms`, only if its publisher deadline is before then. True only
+    for the one call that ended it, so its end is announced once however many nodes try."""
+    ended = await pool.fetchval(
+        "UPDATE streams SET state = 'ended', ended_at = coalesce(ended_at, now())"
+        " WHERE id = $1 AND state <> 'ended' AND ($2::timestamptz IS NULL OR publisher_deadline_at < $2)"
+        " RETURNING id", stream_id, None if overdue_at_ms is None else _at(overdue_at_ms),
+    )
+    return ended is not None
+
+
+async def live_stream_origins(pool: asyncpg.Pool, after_id: int, limit: int) -> list[tuple[int, str | None]]:
+    """(id, node it was created on) of live streams with ids above `after_id`, in id order, at most `limit`."""
+    rows = await pool.fetch(
+        "SELECT id, created_on_node FROM streams WHERE state = 'live' AND id > $1 ORDER BY id LIMIT $2",
+        after_id, limit,
+    )
+    return [(r["id"], r["created_on_node"]) for r in rows]
 
 
 async def live_streams(pool: asyncpg.Pool, limit: int = 100) -> list[Stream]:

@@ -7,9 +7,11 @@ stop running.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,29 @@ async def go_live(node: Any, open_media_page: OpenMediaPage, title: str,
     href = await studio.locator("#watch-link").get_attribute("href")
     assert href and href.startswith("/watch.html?room=")
     return studio, href.split("=", 1)[1]
+
+
+FRAMES_DECODED = """() => {
+  const pc = window.livecorePlayer && window.livecorePlayer.pc;
+  if (!pc) return 0;
+  return pc.getStats().then((stats) => {
+    let frames = 0;
+    stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
+    return frames;
+  });
+}"""
+
+
+async def frames_decoded(page: Page) -> int:
+    return int(await page.evaluate(FRAMES_DECODED))
+
+
+async def wait_for_frames(page: Page, at_least: int, timeout_s: float = 20) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (frames := await frames_decoded(page)) < at_least:
+        assert time.monotonic() < deadline, f"only {frames} video frames decoded"
+        await asyncio.sleep(0.25)
+    return frames
 
 
 def unique(prefix: str) -> str:

@@ -8,33 +8,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import OpenMediaPage, go_live
-from playwright.async_api import Page, expect
+from conftest import OpenMediaPage, go_live, wait_for_frames
+from playwright.async_api import expect
 
 pytestmark = pytest.mark.browser
-
-FRAMES_DECODED = """() => {
-  const pc = window.livecorePlayer && window.livecorePlayer.pc;
-  if (!pc) return 0;
-  return pc.getStats().then((stats) => {
-    let frames = 0;
-    stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
-    return frames;
-  });
-}"""
-
-
-async def frames_decoded(page: Page) -> int:
-    return int(await page.evaluate(FRAMES_DECODED))
-
-
-async def wait_for_frames(page: Page, at_least: int, timeout_s: float = 20) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (frames := await frames_decoded(page)) < at_least:
-        assert time.monotonic() < deadline, f"only {frames} video frames decoded"
-        await asyncio.sleep(0.25)
-    return frames
-
 
 async def test_studio_goes_live_and_the_watch_page_plays_it(node: Any, open_media_page: OpenMediaPage) -> None:
     studio, stream_id = await go_live(node, open_media_page, "Fake camera")

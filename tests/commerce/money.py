@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -17,9 +11,6 @@ from livenode import RunningNode
 
 from commerce import COMMERCE, Commerce, invariants
 from commerce.providers import SUCCEEDING_CARD
-from livecore.embedded import free_port
-
-LOCALSTRIPE_START_S_MAX = 20.0
 
 
 async def api(node: RunningNode, method: str, path: str, token: str | None = None, json: Any = None,
@@ -82,27 +73,3 @@ def dispute(ref: str, amount_cents: int) -> dict[str, Any]:
 async def assert_invariants(node: RunningNode) -> None:
     broken = await invariants.violations(node.node.pool)
     assert not broken, broken
-
-
-def run_localstripe(serve: str, *extra_args: str) -> Iterator[str]:
-    """Run `python -c serve PORT *extra_args` (a localstripe server) on a free loopback port until the generator is
-    closed; yields its URL once it answers."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", serve, str(port), *extra_args], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + LOCALSTRIPE_START_S_MAX
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/v1/balance", timeout=1)
-            break
-        except urllib.error.HTTPError:  # 401 without a key is still an answer
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "localstripe did not start"
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import stripe
 from livenode import RunningNode
-from money import api, assert_invariants, buy_coins, commerce_of, event, key, run_localstripe, signed_event
+from money import api, assert_invariants, buy_coins, commerce_of, event, key, signed_event
+from stripeserver import run_localstripe
 
 from commerce import payouts
 from livecore.clock import ManualClock

@@ -31,6 +31,7 @@ async def test_a_gift_moves_coins_to_the_creator_and_the_room_sees_it(node_facto
     seen = await events_until(socket, lambda evs: any(e["type"] == "gift" for e in evs))
     gift_event = next(e for e in seen if e["type"] == "gift")
     assert gift_event["gift"]["id"] == "heart" and gift_event["count"] == 3 and gift_event["combo"] == 3
+    assert gift_event["gift"]["icon_url"] == commerce_of(node).catalogue.gifts["heart"].icon_url  # what pages draw
     assert gift_event["user"]["id"] == viewer["id"] and "seq" in gift_event
     status, wallet = await api(node, "GET", "/api/wallet", creator["token"])
     assert wallet["earnings"]["held_diamonds"] == 15  # 15 coins = 30 diamonds, half to the creator

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from livenode import Servers, unique_username
+from livenode import LIVE_FOR_THE_TEST_MS, Servers, unique_username
 from money import dispute, event, intent, refund, signed_event
 
 from commerce import COMMERCE, Commerce, gifts, invariants, payouts, purchases
@@ -51,11 +51,16 @@ class World:
         """Fresh viewers, creators and streams for each example, so no example depends on another's state."""
         self.viewers = [self.run(self._account()) for _ in range(3)]
         self.creators = [self.run(self._account()) for _ in range(2)]
-        self.streams = [self.run(streams.create_stream(self.commerce.node.pool, c.id, "stateful")).id
-                        for c in self.creators]
+        self.streams = [self.run(self._live_stream(c.id)) for c in self.creators]
 
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
+
+    async def _live_stream(self, creator_id: int) -> int:
+        pool = self.commerce.node.pool
+        stream = await streams.create_stream(pool, creator_id, "stateful", LIVE_FOR_THE_TEST_MS)
+        assert await streams.mark_live(pool, stream.id, LIVE_FOR_THE_TEST_MS)
+        return stream.id
 
     async def _account(self) -> accounts.Account:
         return await accounts.create_account(

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 import stripe
-from money import api, assert_invariants, coins, key, run_localstripe
+from money import api, assert_invariants, coins, key
+from stripeserver import run_localstripe
 
 WEBHOOK_SECRET = "whsec_localstripe_test"
 _SERVE = "import sys; from aiohttp import web; from localstripe.server import app; " \

@@ -11,7 +11,7 @@ async def test_viewer_on_second_node_receives_stream_owned_by_first(node_factory
     owner = await node_factory()
     other = await node_factory()
     account = await owner.signup(roles=["creator"])
-    stream = await owner.create_stream(account["token"])
+    stream = await owner.create_stream(account["token"], live=False)
     publisher = await publish(http, owner.url, stream)
     assert publisher.status == 201
     await wait_for(lambda: owner.app[MEDIA].rooms[stream["id"]].connected, 10)

@@ -12,7 +12,7 @@ from livecore.media import MEDIA
 
 async def _creator(node):  # type: ignore[no-untyped-def]
     account = await node.signup(roles=["creator"])
-    return account, await node.create_stream(account["token"])
+    return account, await node.create_stream(account["token"], live=False)
 
 
 async def _sender_reports(viewer, timeout_s: float = 5.0) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -73,22 +73,38 @@ async def test_mid_stream_joiner_gets_a_keyframe_within_a_second(node, http):  #
         await publisher.pc.close()
 
 
-async def test_publisher_leaving_ends_the_stream(node, http):  # type: ignore[no-untyped-def]
+async def test_a_publisher_gone_past_the_grace_ends_the_stream(node_factory, http):  # type: ignore[no-untyped-def]
+    """The publisher's connection closes without a DELETE: live through the grace, then ended, and the room hears."""
     from roomclient import events_until
 
+    from livecore.clock import ManualClock
+
+    clock = ManualClock()
+    node = await node_factory(clock=clock, media_publish_grace_ms=10_000)
     account, stream = await _creator(node)
     socket = await node.ws(stream["id"], account["token"])
+    await events_until(socket, lambda seen: any(e.get("type") == "snapshot" for e in seen))
     publisher = await publish(http, node.url, stream)
     viewer = await watch(http, node.url, stream["id"])
+    plane = node.app[MEDIA]
     try:
+        await events_until(socket, lambda seen: any(e.get("type") == "stream" and e.get("state") == "live"
+                                                     for e in seen), 10)
         await wait_for(lambda: len(viewer.video_pts) >= 5, 15)
+        room = plane.rooms[stream["id"]]
         await publisher.pc.close()
-        events = await events_until(
-            socket, lambda seen: any(e.get("type") == "stream" and e.get("state") == "ended" for e in seen), 10)
-        assert events[-1]["state"] == "ended" or any(e.get("state") == "ended" for e in events)
+        await wait_for(lambda: room.closed, 10)
+        clock.advance(9)
+        assert stream["id"] not in await plane.sweep_streams()  # (a sweep also ends other tests' leftovers)
+        async with http.get(f"{node.url}/api/streams/{stream['id']}") as response:
+            assert (await response.json())["state"] == "live"
+        clock.advance(2)
+        await plane.sweep_streams()  # or the upkeep's own sweep, whichever runs first
+        await events_until(socket, lambda seen: any(e.get("type") == "stream" and e.get("state") == "ended"
+                                                     for e in seen), 10)
         async with http.get(f"{node.url}/api/streams/{stream['id']}") as response:
             assert (await response.json())["state"] == "ended"
-        await wait_for(lambda: viewer.pc.connectionState == "closed" or stream["id"] not in node.app[MEDIA].rooms)
+        await wait_for(lambda: viewer.pc.connectionState in ("closed", "failed") or not plane.rooms, 10)
     finally:
         await viewer.close()
 
@@ -114,10 +130,11 @@ async def test_whip_delete_ends_and_errors_have_statuses(node, http):  # type: i
     assert first.status == 201
     second = await publish(http, node.url, stream)
     assert second.status == 409
+    key = {"Authorization": f"Bearer {stream['stream_key']}"}
     async with http.patch(f"{node.url}{first.location}", data="a=mid:0\r\n",
-                          headers={"Content-Type": "application/trickle-ice-sdpfrag"}) as response:
+                          headers={**key, "Content-Type": "application/trickle-ice-sdpfrag"}) as response:
         assert response.status == 204
-    async with http.delete(f"{node.url}{first.location}") as response:
+    async with http.delete(f"{node.url}{first.location}", headers=key) as response:
         assert response.status == 200
     async with http.get(f"{node.url}/api/streams/{stream['id']}") as response:
         assert (await response.json())["state"] == "ended"
@@ -169,11 +186,11 @@ async def test_an_end_recorded_elsewhere_closes_the_publisher(node, http):  # ty
     """Another node's API ended the stream: only the database says so, and the owner's upkeep notices."""
     from livecore.streams import streams
 
-    account, stream = await _creator(node)
+    _, stream = await _creator(node)
     publisher = await publish(http, node.url, stream)
     plane = node.app[MEDIA]
     try:
-        await streams.end_stream(plane.node.pool, stream["id"], account["id"])
+        assert await streams.mark_ended(plane.node.pool, stream["id"])
         await wait_for(lambda: stream["id"] not in plane.rooms, 5)
     finally:
         await publisher.pc.close()
@@ -207,8 +224,10 @@ async def test_whip_and_whep_answer_as_documented(node, http):  # type: ignore[n
     _, stream = await _creator(node)
     whip, whep = f"{node.url}/whip/{stream['id']}", f"{node.url}/whep/{stream['id']}"
     sdp = {"Content-Type": "application/sdp"}
-    key = {**sdp, "Authorization": f"Bearer {stream['stream_key']}"}
+    bearer = {"Authorization": f"Bearer {stream['stream_key']}"}
+    key = {**sdp, **bearer}
     trickle = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    keyed_trickle = {**trickle, **bearer}
     answers: list[tuple[str, str, str, dict, str, int]] = [
         ("POST", "/whep/{id}", whep, sdp, "v=0\r\nnonsense", 400),
         ("POST", "/whep/{id}", whep, {"Content-Type": "text/plain"}, "v=0", 415),
@@ -217,7 +236,8 @@ async def test_whip_and_whep_answer_as_documented(node, http):  # type: ignore[n
         ("POST", "/whip/{id}", f"{node.url}/whip/{stream['id'] + 1000}", key, "v=0", 404),
         ("POST", "/whip/{id}", whip, key, "v=0\r\nnonsense", 400),
         ("POST", "/whip/{id}", whip, {**key, "Content-Type": "text/plain"}, "v=0", 415),
-        ("PATCH", "/whip/{id}/{session}", f"{whip}/nosuchsession", trickle, "a=end-of-candidates", 404),
+        ("PATCH", "/whip/{id}/{session}", f"{whip}/nosuchsession", keyed_trickle, "a=end-of-candidates", 404),
+        ("PATCH", "/whip/{id}/{session}", f"{whip}/nosuchsession", trickle, "a=end-of-candidates", 401),
     ]
     publisher = await publish(http, node.url, stream)
     viewer = None
@@ -229,17 +249,22 @@ async def test_whip_and_whep_answer_as_documented(node, http):  # type: ignore[n
         assert viewer.status == 201
         session = node.url + publisher.location
         answers += [
-            ("PATCH", "/whip/{id}/{session}", session, {"Content-Type": "text/plain"}, "", 415),
-            ("PATCH", "/whip/{id}/{session}", session, trickle, "a=mid:0\r\na=candidate:bogus", 400),
-            ("PATCH", "/whip/{id}/{session}", session, trickle, "a=mid:9\r\na=candidate:1 1 udp 2130706431 "
+            ("PATCH", "/whip/{id}/{session}", session, {**bearer, "Content-Type": "text/plain"}, "", 415),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=mid:0\r\na=candidate:bogus", 400),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=mid:9\r\na=candidate:1 1 udp 2130706431 "
              "192.0.2.1 9 typ host", 204),
-            ("PATCH", "/whip/{id}/{session}", session, trickle, "a=end-of-candidates", 204),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=end-of-candidates", 204),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": '"other"'}, "", 412),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": "*"}, "", 422),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, trickle, "a=end-of-candidates", 204),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, {**trickle, "If-Match": '"x"'}, "", 412),
             ("POST", "/whep/{id}", f"{node.url}/whep/{stream['id'] + 1000}", sdp,
              viewer.pc.localDescription.sdp, 404),
             ("DELETE", "/whep/{id}/{session}", node.url + viewer.location, {}, "", 200),
             ("DELETE", "/whep/{id}/{session}", node.url + viewer.location, {}, "", 404),
-            ("DELETE", "/whip/{id}/{session}", session, {}, "", 200),
-            ("DELETE", "/whip/{id}/{session}", session, {}, "", 404),
+            ("DELETE", "/whip/{id}/{session}", session, {}, "", 401),
+            ("DELETE", "/whip/{id}/{session}", session, bearer, "", 200),
+            ("DELETE", "/whip/{id}/{session}", session, bearer, "", 404),
         ]
         for method, path, url, headers, body, status in answers:
             async with http.request(method, url, data=body, headers=headers) as response:

@@ -1,4 +1,4 @@
-// HTTP helpers for the pages: JSON in and out, problem+json errors as ApiError, the session widget.
+// HTTP helpers for the pages: JSON in and out, problem+json errors as ApiError, who is signed in.
 
 /** An API failure carrying the server's problem+json fields, so pages can show `detail` to the user. */
 export class ApiError extends Error {
@@ -62,45 +62,4 @@ export function safeNext(raw) {
   } catch {
     return "/";
   }
-}
-
-/** Fill the header's session area: who is logged in with a logout button, or a log-in link. */
-export async function renderSession(container) {
-  let me = null;
-  try {
-    me = await currentUser();
-  } catch {
-    // The page still works for an anonymous viewer when /api/me is unreachable.
-  }
-  container.replaceChildren();
-  if (me) {
-    const who = document.createElement("span");
-    who.id = "session-user";
-    who.append("Signed in as ");
-    const name = document.createElement("strong");
-    name.textContent = me.display_name || me.username;
-    who.append(name);
-    const logout = document.createElement("button");
-    logout.type = "button";
-    logout.id = "logout";
-    logout.textContent = "Log out";
-    logout.addEventListener("click", async () => {
-      logout.disabled = true;
-      try {
-        await api("/api/sessions", { method: "DELETE" });
-      } catch {
-        // Going back to the directory shows whether the session is really gone.
-      }
-      location.assign("/");
-    });
-    container.append(who, logout);
-  } else {
-    const link = document.createElement("a");
-    link.id = "login-link";
-    link.className = "button primary";
-    link.href = `/login.html?next=${encodeURIComponent(location.pathname + location.search)}`;
-    link.textContent = "Log in or sign up";
-    container.append(link);
-  }
-  return me;
 }

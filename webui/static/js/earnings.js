@@ -1,7 +1,7 @@
 // The creator's earnings page: held and withdrawable diamonds, where payouts go (with Stripe, a connected account
 // set up on Stripe's onboarding page), cash-out, past payouts.
 
-import { api, renderSession } from "./api.js";
+import { api, currentUser } from "./api.js";
 import { $, cents, listItem, newKey, numbers, showBanner } from "./money.js";
 
 async function refresh() {
@@ -45,7 +45,7 @@ async function setUpDestination() {
 }
 
 async function main() {
-  const me = await renderSession($("session"));
+  const me = await currentUser();
   if (!me) {
     showBanner("Log in to see your earnings.");
     return;

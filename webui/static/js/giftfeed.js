@@ -21,8 +21,9 @@ function burstElement(giftId) {
   const item = document.createElement("li");
   item.className = "gift-burst";
   item.dataset.gift = giftId;
-  const icon = span("gift-icon", "");
-  icon.setAttribute("aria-hidden", "true"); // the gift's name is in the text
+  const icon = document.createElement("img");
+  icon.className = "gift-icon";
+  icon.alt = ""; // the gift's name is in the text
   const count = document.createElement("strong");
   count.className = "gift-combo";
   item.append(icon, span("gift-text", ""), count);
@@ -106,7 +107,7 @@ export class GiftFeed {
       this.feed.prepend(item);
       while (this.feed.children.length > BURSTS_MAX) this.forget(this.feed.lastElementChild);
     }
-    item.querySelector(".gift-icon").textContent = event.gift.icon;
+    item.querySelector(".gift-icon").src = event.gift.icon_url;
     item.querySelector(".gift-text").textContent = `${event.user.name || "Someone"} sent ${event.gift.name}`;
     item.querySelector(".gift-combo").textContent = `×${event.combo}`;
     item.classList.remove("pop");

@@ -43,10 +43,10 @@ function giftButton(gift) {
   button.className = "gift-button";
   button.dataset.gift = gift.id;
   button.setAttribute("aria-label", `Send ${gift.name} for ${gift.coins} coins`);
-  const icon = document.createElement("span");
+  const icon = document.createElement("img");
   icon.className = "gift-icon";
-  icon.setAttribute("aria-hidden", "true");
-  icon.textContent = gift.icon;
+  icon.src = gift.icon_url;
+  icon.alt = ""; // the label and the button's aria-label name the gift
   const label = document.createElement("span");
   label.textContent = `${gift.name} · ${numbers.format(gift.coins)}`;
   button.append(icon, label);

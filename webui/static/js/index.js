@@ -1,6 +1,6 @@
 // The live directory: who is live now, refreshed while the page is visible.
 
-import { api, renderSession } from "./api.js";
+import { api } from "./api.js";
 
 const REFRESH_MS = 20_000;
 const list = document.getElementById("live-list");
@@ -60,9 +60,6 @@ async function refresh() {
   }
 }
 
-renderSession(document.getElementById("session")).then((me) => {
-  document.getElementById("studio-link").hidden = !me;
-});
 refresh();
 setInterval(() => {
   if (document.visibilityState === "visible") refresh();

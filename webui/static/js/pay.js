@@ -1,13 +1,12 @@
 // The local test provider's card page. Paying here makes the provider sign a webhook event; the coins come from
 // that verified event, exactly as with Stripe.
 
-import { api, renderSession } from "./api.js";
+import { api } from "./api.js";
 import { $, cents, numbers, showBanner } from "./money.js";
 
 const purchaseId = new URLSearchParams(location.search).get("purchase");
 
 async function main() {
-  await renderSession($("session"));
   if (!purchaseId || !/^\d+$/.test(purchaseId)) {
     showBanner("No purchase chosen; start from the wallet.");
     return;

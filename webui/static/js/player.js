@@ -6,7 +6,10 @@ import { api } from "./api.js";
 import { backoffDelayMs } from "./room.js";
 import { SignallingError, endSession, negotiate } from "./webrtc.js";
 
-const HLS_MODULE = "/vendor/hls.light.min.mjs";
+// import() resolves this against this module's URL, so it follows wherever the assets are served from.
+const HLS_MODULE = "../vendor/hls.light.min.mjs";
+const SOUND_OFF_ICON = new URL("../icons/sound-off.svg", import.meta.url).href;
+const SOUND_ON_ICON = new URL("../icons/sound-on.svg", import.meta.url).href;
 // A stream that is not live yet is asked about again at most this often.
 const NOT_LIVE_RETRY_MAX_MS = 5_000;
 // "disconnected" often heals by itself (a Wi-Fi hiccup); only a longer one is treated as lost.
@@ -37,8 +40,14 @@ export class Player {
     const button = document.createElement("button");
     button.type = "button";
     button.id = "unmute-button";
+    const icon = document.createElement("img");
+    icon.className = "control-icon";
+    icon.alt = ""; // the button's text says it
+    const text = document.createElement("span");
+    button.append(icon, text);
     const label = () => {
-      button.textContent = this.video.muted ? "🔇 Unmute" : "🔊 Mute";
+      icon.src = this.video.muted ? SOUND_OFF_ICON : SOUND_ON_ICON;
+      text.textContent = this.video.muted ? "Unmute" : "Mute";
       button.setAttribute("aria-pressed", String(!this.video.muted));
     };
     button.addEventListener("click", () => {

@@ -2,7 +2,7 @@
 // chat, gifts as they arrive and the top gifters, and ends the stream. What users typed goes on the page with
 // textContent, never as HTML.
 
-import { ApiError, api, renderSession } from "./api.js";
+import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
 import { RoomClient } from "./room.js";
@@ -138,11 +138,11 @@ async function goLive(submit) {
 }
 
 async function endStream() {
-  const { pc, sessionUrl, streamId } = studio;
+  const { pc, sessionUrl, streamId, streamKey } = studio;
   studio.pc = null;
   studio.sessionUrl = null;
   $("end-stream").disabled = true;
-  await endSession(sessionUrl);
+  await endSession(sessionUrl, { bearer: streamKey });
   pc?.close();
   try {
     if (streamId) await api(`/api/streams/${encodeURIComponent(streamId)}/end`, { method: "POST" });
@@ -219,7 +219,7 @@ function wireChat() {
 
 async function main() {
   setPublishState("idle");
-  const me = await renderSession($("session"));
+  const me = await currentUser().catch(() => null); // /api/me unreachable: ask to log in, as signed out
   if (!me) {
     showBanner("Log in with a creator account to go live.");
     return;
@@ -233,7 +233,8 @@ async function main() {
   $("camera-select").addEventListener("change", openDevices);
   $("mic-select").addEventListener("change", openDevices);
   wireChat();
-  window.addEventListener("pagehide", () => endSession(studio.sessionUrl, { keepalive: true }));
+  window.addEventListener("pagehide",
+    () => endSession(studio.sessionUrl, { keepalive: true, bearer: studio.streamKey }));
   if (new URLSearchParams(location.search).get("stream")) $("stream-title-input").required = false;
   await openDevices();
 }

@@ -1,6 +1,6 @@
 // The wallet page: coin balance, coin packages to buy, recent transactions.
 
-import { api, renderSession } from "./api.js";
+import { api, currentUser } from "./api.js";
 import { $, cents, listItem, newKey, numbers, showBanner } from "./money.js";
 
 const KIND_TEXT = { purchase: "Bought coins", gift: "Sent a gift", reversal: "Refund taken back",
@@ -30,7 +30,7 @@ function describe(tx) {
 }
 
 async function main() {
-  const me = await renderSession($("session"));
+  const me = await currentUser();
   if (!me) {
     showBanner("Log in to see your wallet.");
     return;

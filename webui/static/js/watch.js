@@ -1,7 +1,7 @@
 // The watch page: stream info, live chat, likes and moderation for one room.
 // Everything a user typed is put on the page with textContent, never as HTML.
 
-import { ApiError, api, currentUser, renderSession } from "./api.js";
+import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
 import { applyWalletEvent, installGiftTray } from "./gifts.js";
@@ -19,6 +19,7 @@ const chatInput = $("chat-input");
 const chatSend = $("chat-send");
 const numbers = new Intl.NumberFormat();
 const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
+let player = null; // the video player, once the stream is known
 
 const view = {
   you: null, // null for an anonymous viewer (the server says id 0)
@@ -257,6 +258,7 @@ function applyEvent(event) {
     case "stream":
       setStreamState(event.state);
       if (event.state === "ended") systemLine("The stream has ended.");
+      if (event.state === "live") player?.reconnectNow(); // its publisher (re)connected: no need to wait
       break;
     case "moderation":
       applyModeration(event);
@@ -354,7 +356,6 @@ async function loadStream(roomId) {
 }
 
 async function main() {
-  renderSession($("session"));
   const roomId = new URLSearchParams(location.search).get("room");
   if (!roomId) {
     $("stream-title").textContent = "No stream chosen";
@@ -367,7 +368,7 @@ async function main() {
   const room = new RoomClient(roomId, { onEvent: applyEvent, onStatus: applyStatus });
   wireChat(room);
   wireLikes(room);
-  startPlayer(roomId, { video: $("video"), placeholder: $("video-placeholder") });
+  player = startPlayer(roomId, { video: $("video"), placeholder: $("video-placeholder") });
   window.addEventListener("online", () => room.reconnectNow());
   room.connect();
 }

@@ -54,11 +54,15 @@ export async function negotiate(pc, url, { bearer = null } = {}) {
   return new URL(response.headers.get("Location") || url, location.href).href;
 }
 
-/** DELETE a WHIP/WHEP session; best effort, since the server also notices a peer that went away. */
-export async function endSession(sessionUrl, { keepalive = false } = {}) {
+/**
+ * DELETE a WHIP/WHEP session (a WHIP session needs the stream key as `bearer`); best effort, since the server also
+ * notices a peer that went away.
+ */
+export async function endSession(sessionUrl, { keepalive = false, bearer = null } = {}) {
   if (!sessionUrl) return;
+  const headers = bearer ? { Authorization: `Bearer ${bearer}` } : {};
   try {
-    await fetch(sessionUrl, { method: "DELETE", credentials: "same-origin", keepalive });
+    await fetch(sessionUrl, { method: "DELETE", headers, credentials: "same-origin", keepalive });
   } catch {
     // The server closes sessions whose peer stops answering.
   }

@@ -1,0 +1,73 @@
+"""The pages: each a template on the one layout, rendered with the signed-in account and sent with the CSP.
+
+The Content-Security-Policy is an HTTP header set here, the only copy in the tree: a header covers every page
+whatever its template holds, and can say what a meta tag cannot (frame-ancestors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from livecore.accounts import Account
+from livecore.accounts.session import optional_account
+from livecore.http import Handler, Problem, operation
+
+# No inline script or style anywhere: every script is an ES module file and every style is in a stylesheet.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# A page shows who is signed in, so no shared cache may keep it and the browser asks again each time.
+PAGE_CACHE_CONTROL = "private, no-cache"
+
+
+@dataclass(frozen=True)
+class Page:
+    template: str
+    summary: str
+
+    @property
+    def path(self) -> str:
+        return f"/{self.template}"
+
+
+PAGES = (
+    Page("index.html", "The live directory: who is live now (also served at /)"),
+    Page("login.html", "Log in and sign up; ?next= is where to go after"),
+    Page("watch.html", "A room (?room=<id>): video, chat, likes, gifts and top gifters"),
+    Page("studio.html", "Go live from the browser camera; chat and gifts as they arrive"),
+    Page("wallet.html", "Buy coins; the balance and recent transactions"),
+    Page("pay.html", "The local test provider's card page for a coin purchase (?purchase=<id>)"),
+    Page("earnings.html", "Creator earnings, the payout account and cash-out"),
+)
+
+
+async def signed_in_account(request: web.Request) -> Account | None:
+    """The account behind the request's session, or None; a stale or forged cookie shows the page signed out."""
+    try:
+        return await optional_account(request)
+    except Problem:
+        return None
+
+
+async def render_page(request: web.Request, page: Page) -> web.Response:
+    account = await signed_in_account(request)
+    context = {"account": account, "login_url": "/login.html?" + urlencode({"next": request.path_qs})}
+    response = aiohttp_jinja2.render_template(page.template, request, context)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["Cache-Control"] = PAGE_CACHE_CONTROL
+    return response
+
+
+def page_handler(page: Page) -> Handler:
+    """A handler for one page, carrying that page's own OpenAPI description."""
+
+    @operation(page.summary, tag="pages", responses={200: "The page, text/html"})
+    async def serve_page(request: web.Request) -> web.Response:
+        return await render_page(request, page)
+
+    return serve_page
