@@ -8,7 +8,6 @@ validates with are the ones its `@operation` names, and `GET /api/openapi.json` 
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -254,52 +253,19 @@ def operation(
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn Problems and aiohttp's own HTTP errors into problem+json; a bug becomes a logged 500, not a crash."""
     try:
-        not_allowed = await _method_not_allowed(request)
-        if not_allowed is not None:
-            return problem_response(not_allowed)
         return await handler(request)
     except Problem as problem:
         return problem_response(problem)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == PROBLEM_TYPE:
             raise
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(exc.status, "http-error")
-        allow = exc.headers.get("Allow")  # a path only a catch-all serves: its own methods
-        headers = {"Allow": allow} if allow else None
-        return problem_response(Problem(exc.status, slug, exc.reason or slug, headers=headers))
+        if isinstance(exc, web.HTTPMethodNotAllowed):  # the methods of every route whose path matches
+            allow = ", ".join(sorted(exc.allowed_methods))
+            return problem_response(Problem(405, "method-not-allowed", f"{request.path} answers {allow}, not "
+                                            f"{request.method}", headers={"Allow": allow}))
+        slug = {404: "not-found", 413: "body-too-large"}.get(exc.status, "http-error")
+        return problem_response(Problem(exc.status, slug, exc.reason or slug))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(Problem(500, "internal", "an internal error occurred; it has been logged"))
 
-
-_PROBE_PATH = "/livecore-probe/no/route/serves/this/path"
-_catch_alls: weakref.WeakKeyDictionary[web.AbstractResource, bool] = weakref.WeakKeyDictionary()
-
-
-async def _method_not_allowed(request: web.Request) -> Problem | None:
-    """405 with exactly the methods this path's routes serve, when the method is not one of them.
-
-    aiohttp's own 405 merges every resource that matches the path, so a catch-all route (one that matches any
-    path, like the page route) would add its GET to every API path, or even answer it. So the routes are asked
-    here, catch-alls left out; a path that only a catch-all matches is left to it."""
-    matched = request.match_info.route.resource
-    if matched is not None and not await _is_catch_all(request, matched):
-        return None  # an explicit route serves this method here: the common case costs one lookup
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if not await _is_catch_all(request, resource):
-            allowed |= (await resource.resolve(request))[1]
-    if not allowed or request.method in allowed:
-        return None
-    allow = ", ".join(sorted(allowed))
-    return Problem(405, "method-not-allowed", f"{request.path} answers {allow}, not {request.method}",
-                   headers={"Allow": allow})
-
-
-async def _is_catch_all(request: web.Request, resource: web.AbstractResource) -> bool:
-    """Whether `resource` matches any path at all (asked once per resource with a path no route names)."""
-    known = _catch_alls.get(resource)
-    if known is None:
-        match, methods = await resource.resolve(request.clone(rel_url=_PROBE_PATH))
-        known = _catch_alls[resource] = match is not None or bool(methods)
-    return known
