@@ -80,7 +80,7 @@ class Wallet(Answer):
 class GiftView(Answer):
     id: str
     name: str
-    icon: str
+    icon_url: str = Field(description="the gift's SVG, served under /static/icons/gifts/")
     coins: int = Field(gt=0)
 
 
