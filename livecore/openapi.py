@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from livecore.config import Settings
+from livecore.cors import ANY, CORS_RULES, CorsRule, rule_for
 from livecore.http import (
     ANONYMOUS,
     PROBLEM_TYPE,
@@ -48,6 +49,16 @@ PROBLEM_SCHEMA = {
     "description": "An error as application/problem+json (RFC 9457); some types add their own members.",
 }
 _PROBLEM_HEADERS = {426: {"Upgrade": Header("the protocol to switch to", values=("websocket",))}}  # RFC 9110
+_NO_CONTENT = (101, 204, 304)
+
+
+_DESCRIPTION = (
+    "Live streaming and live commerce: accounts, streams, rooms, money. Bounds marked x-minimum-setting / "
+    "x-maximum-setting are this node's settings. Access-Control-* headers are listed where this node's "
+    "*_cors_origins settings open a path to other origins: required when any origin may, else sent when the "
+    "request's Origin is one listed. A CORS preflight (OPTIONS with such an Origin and "
+    "Access-Control-Request-Method) to such a path is answered 204 with them, also where no OPTIONS is listed."
+)
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, Any]]:
@@ -67,16 +78,17 @@ def build_spec(app: web.Application) -> dict[str, Any]:
     """The OpenAPI document of `app`; LookupError names a route that has no `@operation`."""
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
+    rules = app.get(CORS_RULES, ())
     for method, path, handler in documented_routes(app):
         doc = getattr(handler, "openapi", None)
         if not isinstance(doc, OperationDoc):
             raise LookupError(f"{method} {path} has no @operation description")
-        paths.setdefault(path, {})[method.lower()] = _operation(path, doc, schemas)
+        rule = rule_for(rules, path)
+        cors = _cors_headers(rule, method, app[NODE].settings.cors_max_age_s) if rule else {}
+        paths.setdefault(path, {})[method.lower()] = _operation(path, doc, schemas, cors)
     spec = {
         "openapi": "3.1.0",
-        "info": {"title": "livecore", "version": "0.1.0",
-                 "description": "Live streaming and live commerce: accounts, streams, rooms, money. Bounds marked "
-                                "x-minimum-setting / x-maximum-setting are this node's settings."},
+        "info": {"title": "livecore", "version": "0.1.0", "description": _DESCRIPTION},
         "paths": paths,
         "components": {"schemas": {"Problem": PROBLEM_SCHEMA, **schemas.found},
                        "securitySchemes": SECURITY_SCHEMES},
@@ -114,8 +126,8 @@ class _Schemas:
         return {"application/json": {"schema": self.ref(value)}}
 
 
-def _operation(path: str, doc: OperationDoc, schemas: _Schemas) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": doc.summary, "responses": _responses(doc, schemas)}
+def _operation(path: str, doc: OperationDoc, schemas: _Schemas, cors: dict[str, Header]) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": doc.summary, "responses": _responses(doc, schemas, cors)}
     if doc.tag:
         op["tags"] = [doc.tag]
     if doc.security:
@@ -157,29 +169,56 @@ def _parameters(where: str, model: type[Parameters]) -> list[dict[str, Any]]:
     return found
 
 
-def _responses(doc: OperationDoc, schemas: _Schemas) -> dict[str, Any]:
+def _responses(doc: OperationDoc, schemas: _Schemas, cors: dict[str, Header]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for code in sorted({doc.status, *doc.reply_statuses} | {c for c in doc.responses if c < 400}):
         response: dict[str, Any] = {"description": doc.responses.get(code) or HTTPStatus(code).phrase}
-        if doc.reply is not None and code not in (101, 204):
+        if doc.reply is not None and code not in _NO_CONTENT:
             response["content"] = schemas.content(doc.reply)
-        if doc.reply_headers:
-            response["headers"] = _headers(doc.reply_headers)
+        if doc.reply_headers or cors:
+            response["headers"] = _headers({**doc.reply_headers, **cors})
         found[str(code)] = response
     for code in sorted(set(doc.problems) | {c for c in doc.responses if c >= 400} - set(doc.reply_statuses)):
-        found[str(code)] = _problem(code, doc.problems.get(code, ()), doc.responses.get(code))
+        found[str(code)] = _problem(code, doc.problems.get(code, ()), doc.responses.get(code), cors)
     return found
 
 
-def _problem(code: int, slugs: tuple[str, ...], text: str | None) -> dict[str, Any]:
+def _cors_headers(rule: CorsRule, method: str, max_age_s: int) -> dict[str, Header]:
+    """The headers cors.py adds to every answer on a path `rule` opens: always when it is open to any origin, else
+    when the request's Origin is one it lists."""
+    always = ANY in rule.origins
+    origins = (ANY,) if always else tuple(sorted(rule.origins))
+    found = {
+        "Access-Control-Allow-Origin": Header("who may read this answer: * or the request's Origin, if listed",
+                                              required=always, values=origins),
+        "Access-Control-Expose-Headers": Header("the headers a page on another origin may read", required=always,
+                                                values=(rule.exposed_headers,)),
+    }
+    if not always:
+        found["Vary"] = Header("the answer depends on the request's Origin", required=False, values=("Origin",))
+        if rule.credentials:
+            found["Access-Control-Allow-Credentials"] = Header("the page may send cookies", required=False,
+                                                               values=("true",))
+    if method == "OPTIONS":
+        found["Access-Control-Allow-Methods"] = Header("what a page on another origin may send here",
+                                                       required=always, values=(rule.methods,) if rule.methods else ())
+        found["Access-Control-Allow-Headers"] = Header("the request headers it may send", required=always,
+                                                       values=(rule.request_headers,))
+        found["Access-Control-Max-Age"] = Header("seconds a browser may reuse this preflight answer",
+                                                 required=always, values=(str(max_age_s),))
+    return found
+
+
+def _problem(code: int, slugs: tuple[str, ...], text: str | None, cors: dict[str, Header]) -> dict[str, Any]:
     schema: dict[str, Any] = {"allOf": [{"$ref": _REF.format(model="Problem")}],
                               "properties": {"status": {"const": code}}}
     if slugs:
         schema["properties"]["type"] = {"enum": [f"livecore:{slug}" for slug in slugs]}
     response: dict[str, Any] = {"description": text or ", ".join(slugs) or HTTPStatus(code).phrase,
                                 "content": {PROBLEM_TYPE: {"schema": schema}}}
-    if code in _PROBLEM_HEADERS:
-        response["headers"] = _headers(_PROBLEM_HEADERS[code])
+    headers = {**_PROBLEM_HEADERS.get(code, {}), **cors}
+    if headers:
+        response["headers"] = _headers(headers)
     return response
 
 
