@@ -46,6 +46,14 @@ class NewStreamView(StreamView):
     whip_url: str
 
 
+class StreamIngest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    state: Literal["created", "live", "ended"]
+    stream_key: str = Field(description="WHIP's bearer token for this stream; keep it secret")
+    whip_url: str
+
+
 class LiveDirectory(BaseModel):
     model_config = ConfigDict(extra="forbid")
     streams: list[StreamView] = Field(description="busiest first")
@@ -90,7 +98,7 @@ async def end_stream(request: web.Request) -> web.Response:
 
 
 @operation("Your stream's WHIP URL and stream key (its creator only): go live again from another tool or after a "
-           "reload", auth=True, tag="streams")
+           "reload", auth=True, tag="streams", reply=StreamIngest, problems={**_NOT_FOUND, 403: ["not-your-stream"]})
 async def stream_ingest(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
