@@ -17,12 +17,19 @@ async def api_document(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 async def assert_documented(spec: dict[str, Any], method: str, path: str,
                             response: aiohttp.ClientResponse) -> dict[str, Any] | None:
-    """That `path`'s `method` documents `response`'s status, media type and (for a problem) its type; the problem."""
+    """That `path`'s `method` documents `response`'s status, media type, headers (every CORS header it carries
+    among them) and (for a problem) its type; the problem."""
     answers = spec["paths"][path][method.lower()]["responses"]
     documented = answers.get(str(response.status))
     assert documented is not None, f"{method} {path} answered {response.status}; documented: {sorted(answers)}"
-    for header, described in documented.get("headers", {}).items():
+    headers = documented.get("headers", {})
+    for header, described in headers.items():
         assert not described["required"] or header in response.headers, f"{response.status} without {header}"
+        values = described["schema"].get("enum")
+        for value in response.headers.getall(header, []) if values else []:
+            assert value in values, f"{method} {path}: {header}: {value!r} is not one of {values}"
+    cors = {name for name in response.headers if name.lower().startswith("access-control-")}
+    assert cors <= set(headers), f"{method} {path} {response.status}: {sorted(cors - set(headers))} undocumented"
     if response.status == 101 or "content" not in documented:
         return None
     media_types = {media.split(";")[0] for media in documented["content"]}

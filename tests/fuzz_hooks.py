@@ -33,19 +33,26 @@ class Signed(requests.auth.AuthBase):
 
 
 class Bearer(requests.auth.AuthBase):
-    """The fuzzer's account: an adult creator (and admin), as its bearer token."""
+    """A bearer token: the fuzzer's account (an adult creator and admin), or a stream's key."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {WORLD['token']}"
+        request.headers["Authorization"] = f"Bearer {self.token}"
         return request
 
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    security = case.operation.definition.raw.get("security") or []
     if "Stripe-Signature" in (case.headers or {}):
         kwargs["auth"] = Signed()
-    elif case.operation.definition.raw.get("security"):
-        kwargs["auth"] = Bearer()
+    elif any("stream_key" in scheme for scheme in security):  # the key of the stream named, else a wrong one
+        stream_id = str((case.path_parameters or {}).get("id"))
+        kwargs["auth"] = Bearer(WORLD["stream_keys"].get(stream_id, WORLD["token"]))
+    elif security:
+        kwargs["auth"] = Bearer(WORLD["token"])
 
 
 @schemathesis.hook

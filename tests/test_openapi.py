@@ -105,6 +105,80 @@ async def test_the_websocket_is_described_as_the_upgrade_it_is(node: RunningNode
             assert status != 426 or r.headers["Upgrade"] == "websocket"
 
 
+async def test_options_and_cors_headers_answer_as_documented(node_factory: NodeFactory) -> None:
+    """WHIP/WHEP OPTIONS (with and without the stream key, as preflights) and the CORS headers of each rule, on a node
+    whose origins are settings: what the fuzzer never sends (an Origin) is checked here."""
+    ice = {"media_ice_servers": "stun:stun.example.net:3478", "api_cors_origins": "https://app.example",
+           "ingest_cors_origins": "https://studio.example"}
+    node = await node_factory(**ice)
+    spec = await api_document(node.http, node.url)
+    whip, whep = spec["paths"]["/whip/{id}"], spec["paths"]["/whip/{id}/{session}"]
+    assert whip["post"]["security"] == [{"stream_key": []}] and {} in whip["options"]["security"]
+    assert whep["patch"]["security"] == whep["delete"]["security"] == [{"stream_key": []}]
+    assert "If-Match" in {p["name"] for p in whep["patch"]["parameters"]}
+    origin = spec["paths"]["/api/live"]["get"]["responses"]["200"]["headers"]["Access-Control-Allow-Origin"]
+    assert origin["schema"]["enum"] == ["https://app.example"] and not origin["required"]
+    playback = spec["paths"]["/whep/{id}"]["post"]["responses"]["201"]["headers"]["Access-Control-Allow-Origin"]
+    assert playback["schema"]["enum"] == ["*"] and playback["required"]  # open to all: on every answer
+    assert "Access-Control-Allow-Origin" not in spec["paths"]["/ws/rooms/{id}"]["get"]["responses"]["101"].get(
+        "headers", {})
+    creator = await node.signup(roles=["creator"])
+    stream = await node.create_stream(creator["token"], live=False)
+    key = {"Authorization": f"Bearer {stream['stream_key']}"}
+    studio, app = {"Origin": "https://studio.example"}, {"Origin": "https://app.example"}
+    preflight = {"Access-Control-Request-Method": "POST"}
+    sid = stream["id"]
+    answers = [
+        ("OPTIONS", "/whip/{id}", f"/whip/{sid}", {}, 204),
+        ("OPTIONS", "/whip/{id}", f"/whip/{sid}", {**key, **studio, **preflight}, 204),
+        ("OPTIONS", "/whip/{id}", "/whip/0", {}, 404),
+        ("OPTIONS", "/whep/{id}", f"/whep/{sid}", {"Origin": "https://a.example", **preflight}, 204),
+        ("OPTIONS", "/whip/{id}/{session}", f"/whip/{sid}/s", studio, 204),
+        ("OPTIONS", "/whep/{id}/{session}", f"/whep/{sid}/s", {}, 204),
+        ("POST", "/whip/{id}", f"/whip/{sid}", studio, 401),
+        ("DELETE", "/whip/{id}/{session}", f"/whip/{sid}/s", {**key, **studio}, 404),
+        ("PATCH", "/whip/{id}/{session}", f"/whip/{sid}/s", {"Authorization": "Bearer sk_wrong"}, 401),
+        ("PATCH", "/whep/{id}/{session}", f"/whep/{sid}/s", {"If-Match": "not an entity tag"}, 404),
+        ("GET", "/hls/{id}/{name}", f"/hls/{sid}/seg000001.ts", {"Origin": "https://b.example"}, 404),
+        ("GET", "/api/live", "/api/live", app, 200),
+        ("GET", "/api/streams/{id}/ingest", f"/api/streams/{sid}/ingest",
+         {**app, "Authorization": f"Bearer {creator['token']}"}, 200),
+        ("GET", "/api/streams/{id}/ingest", f"/api/streams/{sid}/ingest", app, 401),
+        ("GET", "/api/live", "/api/live", studio, 200),
+        ("OPTIONS", "/whip/{id}", f"/whip/{sid}", {**app, **preflight}, 204),
+    ]
+    for method, path, url, headers, status in answers:
+        async with node.http.request(method, node.url + url, headers=headers) as r:
+            await assert_documented(spec, method, path, r)
+            assert r.status == status, (method, url, await r.text())
+            allowed = url.startswith(("/whep/", "/hls/")) or headers.get("Origin") == {
+                "/api/": "https://app.example", "/whip": "https://studio.example"}[url[:5]]
+            assert allowed == ("Access-Control-Allow-Origin" in r.headers), (method, url, headers)
+            if method == "OPTIONS" and "/whip/" in url and r.status == 204:
+                assert ("Link" in r.headers) == ("Authorization" in headers)  # TURN only for the publisher
+
+
+async def test_pages_and_assets_answer_as_documented(node: RunningNode) -> None:
+    spec = await api_document(node.http, node.url)
+    page = spec["paths"]["/watch.html"]["get"]["responses"]["200"]
+    assert list(page["content"]) == ["text/html"] and page["headers"]["Content-Security-Policy"]["required"]
+    asset = spec["paths"]["/static/{path}"]["get"]
+    assert {"text/css", "image/svg+xml"} <= set(asset["responses"]["200"]["content"])
+    assert "content" not in asset["responses"]["304"]
+    for url, path, status in [("/", "/", 200), ("/watch.html?room=1", "/watch.html", 200),
+                              ("/static/app.css", "/static/{path}", 200), ("/static/js/api.js", "/static/{path}", 200),
+                              ("/static/icons/like.svg", "/static/{path}", 200),
+                              ("/static/nope.css", "/static/{path}", 404)]:
+        async with node.http.get(node.url + url, headers={"Authorization": "Bearer forged"}) as r:
+            await assert_documented(spec, "GET", path, r)
+            assert r.status == status, url  # a page shows a forged session signed out
+            etag = r.headers.get("ETag")
+        if path == "/static/{path}" and etag:
+            async with node.http.get(node.url + url, headers={"If-None-Match": etag}) as r:
+                await assert_documented(spec, "GET", path, r)
+                assert r.status == 304
+
+
 async def test_birth_dates_are_documented_up_to_the_nodes_today(node_factory: NodeFactory) -> None:
     clock = ManualClock()
     node = await node_factory(clock=clock)
@@ -132,7 +206,7 @@ _TABLED = re.compile(r'"([a-z0-9-]+)": \((\d{3}),')  # a table of refusals: "slu
 def _raised_problems() -> set[tuple[int, str]]:
     """(status, slug) of every `Problem(...)` the code raises with literal values."""
     found = set()
-    for folder in ("livecore", "signaling", "commerce", "feeds", "editor", "ads"):
+    for folder in ("livecore", "signaling", "commerce", "feeds", "editor", "ads", "webui"):
         for source in (ROOT / folder).rglob("*.py"):
             text = source.read_text()
             found |= {(int(status), slug) for status, slug in re.findall(_RAISED, text) + re.findall(_PAIRED, text)}

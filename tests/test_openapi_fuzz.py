@@ -2,10 +2,11 @@
 
 Every operation gets schema-valid requests from the explicit examples, the coverage phase (boundary values) and
 Hypothesis fuzzing, with edge values (NUL, non-ASCII digits, integers past 64 bits) drawn wherever the document allows
-them, and schema-invalid ones beside them; all are sent with a real adult creator's token, webhook bodies signed with
-the node's secret, and (half the time) ids that exist (tests/fuzz_hooks.py). The run fails on any 5xx, any status,
-content type, body or header the document does not list for the operation, and any schema-valid request refused
-with 400 or 422.
+them, and schema-invalid ones beside them; all are sent with a real adult creator's token (or, where the stream key is
+the bearer, the key of the stream named), webhook bodies signed with the node's secret, and (half the time) ids that
+exist (tests/fuzz_hooks.py). The run fails on any 5xx, any status, content type, body or header the document does not
+list for the operation, an OPTIONS whose Allow differs from the path's documented methods, and any schema-valid
+request refused with 400 or 422.
 
 Left out, because plain HTTP requests cannot exercise them, and checked by explicit tests in test_openapi.py:
 - GET /ws/rooms/{id}: a valid request is a WebSocket upgrade, after which the connection no longer speaks HTTP.
@@ -37,10 +38,13 @@ SEED = 20261201  # a fixed seed: the same cases every run; change it to explore 
 FUZZ_RUN_S_MAX = 240
 REQUEST_TIMEOUT_S = 30
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-          "response_headers_conformance", "positive_data_acceptance", "unsupported_method")
+          "response_headers_conformance", "positive_data_acceptance", "unsupported_method", "allow_header_conformance")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}")
 TESTS = Path(__file__).resolve().parent
+# The node under test: a playlist request for a stream with no segment yet answers 404 after this wait instead of the
+# default seconds (the fuzzer asks for many), and ICE servers so that WHIP/WHEP answers carry their Link headers.
+NODE_SETTINGS = {"hls_playlist_wait_ms_max": 50, "media_ice_servers": "stun:stun.example.net:3478"}
 # Values that broke servers before: NUL (PostgreSQL text refuses it), digits that are not ASCII, integers just past
 # 32 and 64 bits. Each is drawn where the document allows it, so a field that should refuse it shows up.
 EDGE_STRINGS = ["\x00", "a\x00b", "\u00b2", "\u0663", "", " ", "-1", "9223372036854775808", "\U0001f600", "../"]
@@ -114,6 +118,7 @@ class World:
         streams, users = [own["id"], theirs["id"]], [other["id"], fuzzer["id"]]
         return {
             "token": fuzzer["token"],
+            "stream_keys": {str(stream["id"]): stream["stream_key"] for stream in (own, theirs)},
             "webhook_secret": self.node.run(self.node.node.gifts.webhook_secrets())[0],  # type: ignore[union-attr]
             "ids": {"/api/streams/": streams, "/api/rooms/": streams, "/hls/": streams, "/media/": streams,
                     "/whep/": streams, "/whip/": streams, "/api/users/": users, "/api/admin/wallets/": users,
@@ -127,7 +132,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(servers: Servers) -> Any:
-    node = ThreadedNode(servers).start()
+    node = ThreadedNode(servers, **NODE_SETTINGS).start()
     world = World(node)
     try:
         yield world
