@@ -258,6 +258,8 @@ async def test_whip_and_whep_answer_as_documented(node, http):  # type: ignore[n
             ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": "*"}, "", 422),
             ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, trickle, "a=end-of-candidates", 204),
             ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, {**trickle, "If-Match": '"x"'}, "", 412),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, {**trickle, "If-Match": "x"}, "", 400),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": 'W/"a", "b"'}, "", 412),
             ("POST", "/whep/{id}", f"{node.url}/whep/{stream['id'] + 1000}", sdp,
              viewer.pc.localDescription.sdp, 404),
             ("DELETE", "/whep/{id}/{session}", node.url + viewer.location, {}, "", 200),
