@@ -3,16 +3,19 @@ demo on by default there and off with --no-demo, the servers a killed node left 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import aiohttp
 import psutil
 from servenode import Serve
 
+LIVE_WAIT_S_MAX = 10.0
 KEEPER = {"username": "keeper", "password": "kept across restarts", "birth_date": "1990-01-01", "region": "DE"}
 DEMO_URL = r"watch the demo\s+(http://\S+/watch\.html\?room=(\d+))"
 
@@ -26,7 +29,8 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
     first = Serve(data_dir)
     await first.wait_ready(http)
     demo_stream = int((await first.wait_for_output(DEMO_URL)).group(2))
-    assert [(s["id"], s["creator"]["username"]) for s in await _live(http, first.url)] == [
+    # Live once the node has the publisher's media too, a moment after the demo's side connected.
+    assert [(s["id"], s["creator"]["username"]) for s in await _live(http, first.url, wait=True)] == [
         (demo_stream, "demo_creator")]
     async with http.post(f"{first.url}/api/accounts", json=KEEPER) as r:
         assert r.status == 201
@@ -61,9 +65,15 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
     assert not _running(data_dir), "servers reused from the killed node stop with the node that took them over"
 
 
-async def _live(http: aiohttp.ClientSession, url: str) -> list[dict]:
-    async with http.get(f"{url}/api/live") as r:
-        return (await r.json())["streams"]
+async def _live(http: aiohttp.ClientSession, url: str, wait: bool = False) -> list[dict]:
+    """What the directory lists; with `wait`, once it lists something (for at most LIVE_WAIT_S_MAX)."""
+    deadline = time.monotonic() + LIVE_WAIT_S_MAX
+    while True:
+        async with http.get(f"{url}/api/live") as r:
+            streams = (await r.json())["streams"]
+        if streams or not wait or time.monotonic() > deadline:
+            return streams
+        await asyncio.sleep(0.1)
 
 
 async def _log_in_keeper(http: aiohttp.ClientSession, url: str) -> None:

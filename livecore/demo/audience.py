@@ -34,19 +34,20 @@ TEST_CARD = "4242424242424242"  # the local payment provider's card that pays
 WALLET_WAIT_S = 10.0  # how long a purchase may take to reach the wallet (the provider's signed webhook)
 WALLET_POLL_S = 0.2
 
+# Plain text: a machine without a colour-emoji font (a fresh Debian, most servers) would show emoji as empty boxes.
 GREETINGS = (
-    "hi everyone 👋", "hello from the demo audience!", "hey hey, just joined", "good to be here 🙂",
+    "hi everyone", "hello from the demo audience!", "hey hey, just joined", "good to be here :)",
     "evening all!", "hi! what did I miss?",
 )
 CHAT_LINES = (
     "love these colours", "the picture is so smooth today", "what time is it where you are?",
-    "that clock is hypnotic", "this is my favourite stream", "sending good vibes ✨", "hello from the demo audience",
+    "that clock is hypnotic", "this is my favourite stream", "sending good vibes", "hello from the demo audience",
     "can you say hi to my friend?", "nice tone, very calming", "how long have you been streaming?",
-    "first time here, this is fun", "the stripes keep going 😄", "great show as always", "🔥🔥🔥",
+    "first time here, this is fun", "the stripes keep going :D", "great show as always", "so good!!",
     "love the merch talk", "who else is watching at work?", "that beep is oddly satisfying",
-    "can't wait for the next drop", "hi from Tokyo 🗾", "ok this is relaxing", "gift incoming!",
-    "is the shop open yet?", "you're doing great", "👏👏", "thanks for streaming!", "lol",
-    "so many colours", "stay hydrated everyone 💧", "the blue bar is the best bar", "brb, getting tea ☕",
+    "can't wait for the next drop", "hi from Tokyo", "ok this is relaxing", "gift incoming!",
+    "is the shop open yet?", "you're doing great", "*applause*", "thanks for streaming!", "lol",
+    "so many colours", "stay hydrated everyone", "the blue bar is the best bar", "brb, getting tea",
 )
 
 

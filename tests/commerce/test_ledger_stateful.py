@@ -186,7 +186,9 @@ def test_ledger_invariants_hold_under_random_operations(world: World) -> None:
                 view = world.run(payouts.request_payout(world.commerce, account, amount, secrets.token_hex(6)))
                 assert view["state"] == ("failed" if fails else "paid")
             except Problem as problem:
-                assert problem.slug == "insufficient-earnings", problem.slug
+                # A creator who bought coins is frozen like any buyer after a refund or dispute took back more
+                # than their wallet held; a frozen account cannot cash out.
+                assert problem.slug in ("insufficient-earnings", "wallet-frozen"), problem.slug
 
         @rule(seconds=st.sampled_from([1, 30, 61, 300]))
         def time_passes(self, seconds: int) -> None:

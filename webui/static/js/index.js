@@ -29,6 +29,13 @@ function streamCard(stream) {
   const badge = document.createElement("span");
   badge.className = "badge live";
   badge.textContent = "Live";
+  if (stream.thumbnail_url) {
+    const picture = document.createElement("img");
+    picture.src = stream.thumbnail_url;
+    picture.alt = "";
+    picture.loading = "lazy";
+    thumb.append(picture);
+  }
   thumb.append(badge);
   const title = document.createElement("span");
   title.className = "title";
