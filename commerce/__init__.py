@@ -1,7 +1,8 @@
-"""Money: the double-entry ledger, coins and payments, gifts, creator earnings and cash-out.
+"""Money: the double-entry ledger, coins and payments, gifts, creator earnings and cash-out, saved payment methods,
+merch (commerce/merch) and live auctions (commerce/auctions).
 
-Public: `Commerce` (the context of one node, also the node's `GiftSender`), `COMMERCE` (its app key),
-`add_routes`, and `invariants.violations` for tests and benchmarks.
+Public: `Commerce` (the context of one node, also the node's `GiftSender` and `RoomShop`), `COMMERCE` (its app
+key), `add_routes`, and `invariants.violations` for tests and benchmarks.
 """
 
 from commerce.routes import COMMERCE, add_routes

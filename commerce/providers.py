@@ -7,6 +7,7 @@ Stripe does and delivers it to the same webhook code. Coins are only ever credit
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -26,6 +27,33 @@ class PaymentStart:
 
 class PaymentProviderError(Exception):
     """The provider could not be reached or refused the request."""
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A card being saved that the payer must still confirm with the provider (a Stripe SetupIntent)."""
+
+    setup_ref: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A card the provider keeps for charging its customer later, off-session."""
+
+    method_ref: str
+    brand: str
+    last4: str
+    fingerprint: str
+
+
+class CardRefused(Exception):
+    """The provider refused to save the card (declined, or the setup belongs to someone else or is unfinished);
+    `code` says which: card-declined, setup-not-yours, setup-not-complete, card-not-accepted."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 class PayoutFailed(Exception):
@@ -77,6 +105,16 @@ class PaymentProvider(Protocol):
         self, amount_cents: int, currency: str, metadata: dict[str, str], idempotency_key: str
     ) -> PaymentStart: ...
 
+    async def create_customer(self, owner_id: int) -> str:
+        """The provider's customer for one of our users (the same one on a retry)."""
+        ...
+
+    async def save_card(
+        self, customer_ref: str, card_number: str | None, setup_ref: str | None
+    ) -> CardSetup | SavedCard:
+        """Save a card for later off-session charges: a SetupIntent to confirm, or the card once it is saved."""
+        ...
+
 
 class PayoutProvider(Protocol):
     name: str
@@ -127,6 +165,44 @@ class StripePayments:
         except stripe.StripeError as exc:
             raise PaymentProviderError(f"Stripe refused the payment: {exc.user_message or exc}") from exc
         return PaymentStart(intent.id, intent.client_secret or "")
+
+    async def create_customer(self, owner_id: int) -> str:
+        try:
+            customer = await self._client.v1.customers.create_async(
+                {"metadata": {"livecore_user_id": str(owner_id)}}, {"idempotency_key": f"customer-{owner_id}"})
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe could not create the customer: {exc.user_message or exc}") from exc
+        return customer.id
+
+    async def save_card(
+        self, customer_ref: str, card_number: str | None, setup_ref: str | None
+    ) -> CardSetup | SavedCard:
+        """Without `setup_ref`: a SetupIntent for off-session use that the page confirms with Stripe.js. With it:
+        the card that SetupIntent saved, once Stripe says it succeeded for this customer."""
+        if card_number is not None:
+            raise CardRefused("card-not-accepted", "with Stripe, card numbers go to Stripe.js, never to this server")
+        try:
+            if setup_ref is None:
+                intent = await self._client.v1.setup_intents.create_async(
+                    {"customer": customer_ref, "usage": "off_session", "payment_method_types": ["card"]})
+                return CardSetup(intent.id, intent.client_secret or "")
+            intent = await self._client.v1.setup_intents.retrieve_async(setup_ref)
+        except stripe.StripeError as exc:
+            if exc.http_status in (400, 404):
+                raise CardRefused("setup-not-yours", f"Stripe does not know that SetupIntent: {exc}") from exc
+            raise PaymentProviderError(f"Stripe did not answer about the card: {exc.user_message or exc}") from exc
+        if intent.customer != customer_ref:
+            raise CardRefused("setup-not-yours", "that SetupIntent belongs to another customer")
+        if intent.status != "succeeded" or not intent.payment_method:
+            raise CardRefused("setup-not-complete", f"the SetupIntent is {intent.status}; confirm it first")
+        method_id = intent.payment_method if isinstance(intent.payment_method, str) else intent.payment_method.id
+        try:
+            method = await self._client.v1.payment_methods.retrieve_async(method_id)
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe did not answer about the card: {exc.user_message or exc}") from exc
+        card = method.card
+        return SavedCard(method.id, card.brand if card else "card", card.last4 if card else "????",
+                         (card.fingerprint if card else None) or method.id)
 
 
 # Stripe keeps an idempotency key for at least 24 hours. A payout first sent longer ago than this is looked up by
@@ -303,6 +379,21 @@ class LocalPayments:
     ) -> PaymentStart:
         ref = "lpi_" + secrets.token_urlsafe(12)
         return PaymentStart(ref, f"{ref}_secret_{secrets.token_urlsafe(12)}")
+
+    async def create_customer(self, owner_id: int) -> str:
+        return "lcus_" + secrets.token_urlsafe(12)
+
+    async def save_card(
+        self, customer_ref: str, card_number: str | None, setup_ref: str | None
+    ) -> CardSetup | SavedCard:
+        """The test cards only: SUCCEEDING_CARD is saved, DECLINED_CARD is declined."""
+        if card_number == DECLINED_CARD:
+            raise CardRefused("card-declined", "the local test provider declined this card")
+        if card_number != SUCCEEDING_CARD:
+            raise CardRefused("card-not-accepted",
+                              f"the local test provider takes its test cards only ({SUCCEEDING_CARD} is saved)")
+        digest = hashlib.sha256(f"{customer_ref}:{card_number}".encode()).hexdigest()[:16]
+        return SavedCard("lpm_" + digest, "visa", card_number[-4:], digest)
 
 
 def local_payment_event(event_type: str, purchase: asyncpg.Record, created_s: int) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from typing import ClassVar, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce import freezes, gifts, payouts, purchases, schemas, webhooks
+from commerce import auctions, freezes, gifts, merch, payouts, purchases, schemas, webhooks
 from commerce.ledger import balances, recent_transactions
 from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD
-from commerce.service import Commerce
+from commerce.requests import COMMERCE
 from livecore.accounts.session import require_account
 from livecore.http import (
     BIGINT_MAX,
@@ -27,8 +27,6 @@ from livecore.http import (
     path_id,
 )
 from livecore.node import NODE
-
-COMMERCE = web.AppKey("commerce", Commerce)
 
 
 class Keyed(BaseModel):
@@ -61,6 +59,13 @@ class LocalCard(BaseModel):
 class NewGift(Keyed):
     gift_id: str = Field(max_length=50, examples=["rose"])
     count: int = Field(default=1, ge=1, json_schema_extra=maximum_setting("gift_count_per_send_max"))
+
+
+class NewPaymentMethod(BaseModel):
+    card_number: str | None = Field(default=None, max_length=30,
+                                    description="the local test provider only: 4242424242424242 is saved")
+    setup_intent_id: str | None = Field(default=None, max_length=100,
+                                        description="with Stripe: the SetupIntent the page confirmed")
 
 
 class NewPayout(Keyed):
@@ -237,6 +242,26 @@ async def unfreeze_wallet(request: web.Request) -> web.Response:
     return json_response(await freezes.unfreeze(request.app[COMMERCE], account, owner_id))
 
 
+@operation("Save a way to pay for auction wins and orders: with Stripe, a SetupIntent the page confirms (202), then "
+           "again with its setup_intent_id (201); with the local test provider, {card_number} at once (201)",
+           body=NewPaymentMethod, status=201, auth=True, tag="money",
+           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id",
+                      400: "Not a card the provider takes this way, or a SetupIntent that is not yours",
+                      402: "The card was declined", 409: "The SetupIntent is not confirmed yet, or "
+                      "payment_methods_per_user_max is reached", 502: "The payment provider could not be reached"})
+async def save_payment_method(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await parse_body(request, NewPaymentMethod)
+    view, status = await request.app[COMMERCE].payment_methods.save(account, body.card_number, body.setup_intent_id)
+    return json_response(view, status=status)
+
+
+@operation("Your saved payment methods", auth=True, tag="money")
+async def list_payment_methods(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    return json_response({"methods": await request.app[COMMERCE].payment_methods.list(account.id)})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/coins/packages", coin_packages)
     app.router.add_post("/api/coins/purchases", create_purchase)
@@ -253,3 +278,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/payouts/destination", set_up_payout_destination)
     app.router.add_post("/api/payouts/webhook", payout_webhook)
     app.router.add_post("/api/admin/wallets/{id}/unfreeze", unfreeze_wallet)
+    app.router.add_post("/api/payment-methods", save_payment_method)
+    app.router.add_get("/api/payment-methods", list_payment_methods)
+    merch.add_routes(app)
+    auctions.add_routes(app)

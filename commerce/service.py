@@ -1,6 +1,9 @@
-"""The money context of one node: the catalogue, the account cache, providers, combos and its background sweep.
+"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions and the
+background sweeps.
 
-Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command) and its routes.
+Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command),
+`livecore.node.RoomShop` (the room's pinned product and auction in join snapshots, its `bid` command) and its
+routes.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import stripe
 from prometheus_client import Counter
 
 from commerce import catalogue, gifts, payouts
+from commerce.auctions import Auctions, latest_in_room, place_bid
 from commerce.catalogue import Catalogue
 from commerce.combos import Combos
 from commerce.gift_batches import GiftBatcher
 from commerce.ledger import Accounts
+from commerce.merch import Merch, pinned
+from commerce.payment_methods import PaymentMethods
 from commerce.providers import (
     LocalPayments,
     LocalPayouts,
@@ -28,6 +34,7 @@ from commerce.providers import (
     StripePayouts,
     stripe_client,
 )
+from commerce.room_shop import RoomShopView
 from livecore.http import Problem
 from livecore.node import Node
 from livecore.streams import get_stream
@@ -72,12 +79,17 @@ class Commerce:
             queue_max=s.gift_queue_max, workers=s.gift_batch_workers, spend_max_coins=s.gift_coins_per_day_max,
             on_committed=self.announcer.offer,
         )
+        self.merch = Merch(node)
+        self.payment_methods = PaymentMethods(node.pool, self.payments, node.clock, s.payment_methods_per_user_max)
+        self.auctions = Auctions(node, self.merch, self.payment_methods)
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
         self._sweepers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.catalogue = await catalogue.publish(self.node.pool)
+        await self.merch.start()
+        self.auctions.start()
         await self.accounts.create_platform_accounts()
         self.announcer.start()
         self.gift_batches.start()
@@ -93,6 +105,8 @@ class Commerce:
         await self.gift_batches.stop()
         await self.announcer.stop()
         await stop_tasks(*self._sweepers)
+        await self.auctions.stop()
+        self.merch.stop()
         if self._transport is not None:
             await self._transport.close_async()
 
@@ -134,6 +148,28 @@ class Commerce:
         if sender is None:
             raise Problem(401, "bad-token", "the sender's account no longer exists")
         return await gifts.send_gift(self, sender, stream_id, gift_id, count, idempotency_key)
+
+    # RoomShop, for the room's join snapshots and its `bid` command
+
+    def room_view(self) -> RoomShopView:
+        return RoomShopView(self.node.settings.auction_snapshot_bids_max)
+
+    async def load_room_view(self, room_id: int, view: RoomShopView) -> None:
+        pin = await pinned(self.node.pool, room_id)
+        if pin is not None:
+            view.apply(pin)
+        auction = await latest_in_room(self.auctions, room_id)
+        if auction is not None:
+            view.take_auction(auction)
+
+    async def place_bid(
+        self, bidder_id: int, room_id: int, auction_id: int, amount_cents: int, max_cents: int | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        bidder = await self.node.accounts.get(bidder_id)
+        if bidder is None:
+            raise Problem(401, "bad-token", "the bidder's account no longer exists")
+        return await place_bid(self.auctions, bidder, auction_id, amount_cents, max_cents, idempotency_key, room_id)
 
     async def _every(self, period_s: float, job: Callable[[Commerce], Awaitable[object]], what: str) -> None:
         while True:

@@ -90,6 +90,7 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             money = commerce.Commerce(node)
             app[commerce.COMMERCE] = money
             node.gifts = money
+            node.shop = money
             await money.start()
             parts.push_async_callback(money.stop)
             app[media.MEDIA] = media_plane = media.MediaPlane(node)

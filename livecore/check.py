@@ -1,11 +1,13 @@
 """`livecore check`: the checks a starting node makes, and those whose failure would only show later (the public
-URL, Stripe, WebRTC's UDP, the clock), run without serving and printed as a table. Exits 1 on any failure.
+and internal URLs, Stripe, WebRTC's UDP, the clock), run without serving and printed as a table. Exits 1 on any
+failure.
 
-How the public URL is checked: the node's own listening address is bound for a moment and a probe answers
-`/healthz` there with a one-time token; fetching `<public_url>/healthz` must return that token, so the URL leads
-to this host and port (through any proxy), not just to some livecore. Other nodes reach this one there to relay
-its streams, so a URL that only leads to "a" node is a failure. When a node with this node id is already
-running on the port, its own `/healthz` (which names the node) is the proof instead.
+How the URLs are checked: the node's own listening address is bound for a moment and a probe answers `/healthz`
+there with a one-time token. Fetching `<internal_url>/healthz` must return that token, so the URL leads to this
+host and port, not just to some livecore: other nodes relay this node's streams and pass its sessions' requests on
+there. The public URL is what browsers use, in a cluster a load balancer's: it must lead to a livecore node, this
+one or another. When a node with this node id is already running on the port, its own `/healthz` (which names the
+node) is the proof instead of the token.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ async def _network_checks(settings: Settings, listeners: list[socket.socket], li
         if client is not None:
             stack.push_async_callback(client.aclose)
         rows.append(await _clock(settings, conn, client))
-        rows.append(await _public_url(settings, listeners, listen_ok))
+        rows.extend(await _urls(settings, listeners, listen_ok))
         rows.append(_udp())
         rows.append(await _stripe(settings))
     return rows
@@ -215,25 +217,58 @@ async def _clock(settings: Settings, conn: asyncpg.Connection | None, client: re
     return Row("clock", OK, detail)
 
 
-async def _public_url(settings: Settings, listeners: list[socket.socket], listen_ok: bool) -> Row:
-    url = settings.public_url.rstrip("/") + "/healthz"
-    label = env_name("public_url")
+async def _urls(settings: Settings, listeners: list[socket.socket], listen_ok: bool) -> list[Row]:
+    """The public and internal URL rows, both fetched while the probe answers on this node's own sockets."""
     if not listen_ok:
-        return Row("public url", SKIPPED, "needs the listen address")
+        return [Row(name, SKIPPED, "needs the listen address") for name in ("public url", "internal url")]
     token = secrets.token_urlsafe(16)
     timeout = aiohttp.ClientTimeout(total=settings.check_timeout_s)
     async with _probe(listeners, settings.node_id, token), aiohttp.ClientSession(timeout=timeout) as http:
-        try:
-            async with http.get(url) as response:
-                body = await response.json(content_type=None) if response.status == 200 else {}
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            return Row("public url", FAIL, f"{label}={settings.public_url}: cannot be reached from here "
-                       f"({_reason(exc)}); set it to the URL viewers and other nodes reach this node at")
-    expected = token if listeners else None
-    if body.get("probe", None) == expected and body.get("node") == settings.node_id:
+        public = await _healthz(http, settings.public_url)
+        internal = await _healthz(http, settings.internal_url)
+    this_node = {"probe": token if listeners else None, "node": settings.node_id}
+    return [_public_row(settings, public, this_node), _internal_row(settings, internal, this_node)]
+
+
+async def _healthz(http: aiohttp.ClientSession, base_url: str) -> dict[str, Any] | str:
+    """What `<base_url>/healthz` answered (a JSON object, {} for another answer), or why it could not be reached."""
+    try:
+        async with http.get(base_url.rstrip("/") + "/healthz") as response:
+            body = await response.json(content_type=None) if response.status == 200 else {}
+            return body if isinstance(body, dict) else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return _reason(exc)
+
+
+def _is_this_node(answer: dict[str, Any], this_node: dict[str, Any]) -> bool:
+    return answer.get("probe", None) == this_node["probe"] and answer.get("node") == this_node["node"]
+
+
+def _public_row(settings: Settings, answer: dict[str, Any] | str, this_node: dict[str, Any]) -> Row:
+    label = env_name("public_url")
+    if isinstance(answer, str):
+        return Row("public url", FAIL, f"{label}={settings.public_url}: cannot be reached from here ({answer}); set "
+                   "it to the URL browsers reach the service at (a load balancer's in a cluster)")
+    if _is_this_node(answer, this_node):
         return Row("public url", OK, f"{settings.public_url} leads to this node ({settings.host}:{settings.port})")
-    return Row("public url", FAIL, f"{label}={settings.public_url}: answers, but not as this node "
-               f"({settings.node_id} on {settings.host}:{settings.port}); point it at this node")
+    if answer.get("status") == "ok" and answer.get("node"):
+        return Row("public url", OK, f"{settings.public_url} leads to livecore node {answer['node']} (a load "
+                   "balancer in front of the cluster sends browsers to any node)")
+    return Row("public url", FAIL, f"{label}={settings.public_url}: answers, but not as livecore; point it at this "
+               "node or at the cluster's load balancer")
+
+
+def _internal_row(settings: Settings, answer: dict[str, Any] | str, this_node: dict[str, Any]) -> Row:
+    label = env_name("internal_url")
+    if isinstance(answer, str):
+        return Row("internal url", FAIL, f"{label}={settings.internal_url}: cannot be reached from here ({answer}); "
+                   "set it to the address other nodes reach this node at")
+    if _is_this_node(answer, this_node):
+        return Row("internal url", OK, f"{settings.internal_url} leads to this node ({settings.host}:{settings.port}); "
+                   "other nodes relay and pass session requests on there")
+    return Row("internal url", FAIL, f"{label}={settings.internal_url}: answers, but not as this node "
+               f"({settings.node_id} on {settings.host}:{settings.port}); it must lead to this very node, never to a "
+               "load balancer")
 
 
 @contextlib.asynccontextmanager

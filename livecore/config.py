@@ -80,8 +80,12 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on", high=65535)
     data_dir: Path = _setting(Path(".livecore"), "where the embedded servers and recordings keep their data")
     node_id: str = _setting("", "this node's name in the node registry (default: host-port)")
-    public_url: str = _setting("", "the URL viewers (and other nodes) reach this node at (default: http://host:port)",
-                               check=lambda v: _url_problem(v, ("http", "https")))
+    public_url: str = _setting("", "the URL browsers reach the service at: in a cluster, the load balancer's",
+                               check=lambda v: _url_problem(v, ("http", "https")), default_text="http://host:port")
+    internal_url: str = _setting("", "the URL other nodes reach this very node at, for relays and passed-on WHIP/WHEP "
+                                     "session requests; never a load balancer's",
+                                 check=lambda v: _url_problem(v, ("http", "https")),
+                                 default_text="http://host:port; with a wildcard host, this machine's first address")
     database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir",
                                  check=lambda v: _url_problem(v, ("postgresql", "postgres")))
     redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir",
@@ -158,6 +162,37 @@ class Settings:
     wallet_transactions_max: int = _setting(20, "recent transactions and payouts listed in the wallet")
     ledger_platform_shards: int = _setting(16, "shards per platform ledger account, to spread row locks")
 
+    design_bytes_max: int = _setting(10 * 1024 * 1024, "largest design upload, in bytes")
+    design_pixels_max: int = _setting(25_000_000, "most pixels (width x height) in a design; read before decoding")
+    design_edge_px_min: int = _setting(64, "shortest side a design may have, in pixels")
+    image_workers: int = _setting(2, "designs decoded and mockups drawn at once per node (threads)")
+    image_queue_max: int = _setting(16, "image jobs waiting per node; more are refused with 503")
+    mockup_edge_px: int = _setting(600, "width and height of a mockup image")
+    mockups_cached_max: int = _setting(256, "mockup images a node keeps in memory")
+    merch_fee_percent: int = _setting(10, "the platform's share of a product's price, in percent")
+    merch_fee_fixed_cents: int = _setting(30, "the fixed fee per item sold (payment processing), in cents")
+    products_per_creator_max: int = _setting(500, "products one creator may have")
+    products_listed_max: int = _setting(100, "products listed per page of a shop")
+    auction_duration_s_min: int = _setting(10, "shortest auction a creator may start")
+    auction_duration_s_max: int = _setting(3600, "longest auction a creator may start")
+    auction_snipe_window_ms: int = _setting(10_000, "default: a bid this close to the end extends it")
+    auction_extension_ms: int = _setting(10_000, "default: time left after a late bid extends the end")
+    auction_snipe_window_ms_max: int = _setting(60_000, "largest anti-sniping window a creator may set")
+    auction_extension_ms_max: int = _setting(60_000, "largest extension a creator may set")
+    auction_increment_steps_max: int = _setting(20, "steps in a custom increment table")
+    auction_bid_cents_max: int = _setting(100_000_000, "highest bid, maximum or buy-it-now price, in cents")
+    auction_bid_batch_max: int = _setting(128, "bids on one auction decided and committed in one round trip at most")
+    auction_bid_queue_max: int = _setting(5000, "bids waiting for one auction per node; more are refused with 503")
+    auction_commit_attempts_max: int = _setting(20, "tries to commit a batch when other nodes keep changing the lot")
+    auction_sweep_ms: int = _setting(200, "how often a node closes auctions whose end has passed")
+    auction_sweep_batch_max: int = _setting(100, "auctions closed per sweep at most")
+    auctions_cached_max: int = _setting(1000, "open auctions a node keeps in memory to decide bids")
+    auction_keys_cached_max: int = _setting(20_000, "idempotency keys of recent bids a node keeps per auction")
+    auction_snapshot_bids_max: int = _setting(50, "latest bids in a join snapshot and kept per room per node")
+    auction_bids_listed_max: int = _setting(500, "latest bids in GET /api/auctions/{id}")
+    auction_announce_queue_max: int = _setting(10_000, "committed bid batches waiting for their room events")
+    payment_methods_per_user_max: int = _setting(10, "saved payment methods per user")
+
     media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room on this node; more get 503 + HLS")
     media_viewers_per_node_max: int = _setting(500, "WebRTC viewers on this node; more get 503 + HLS")
     media_keyframe_interval_ms: int = _setting(1000, "shortest interval between keyframe requests to a publisher")
@@ -166,6 +201,10 @@ class Settings:
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")
+    node_request_timeout_ms: int = _setting(5000, "how long a node waits for another node's answer to a relay offer "
+                                                  "or a passed-on WHIP/WHEP session request (then 502)")
+    node_answer_bytes_max: int = _setting(16 * 1024 * 1024, "largest answer a node takes from another for a request "
+                                                            "passed on to it (HLS segments are the largest)")
     media_publish_grace_ms: int = _setting(10000, "a live stream whose publisher left stays live this long for it to "
                                                    "come back (any node), then ends")
     stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
@@ -191,8 +230,9 @@ class Settings:
         if not self.node_id:
             object.__setattr__(self, "node_id", f"{self.host}-{self.port}")
         if not self.public_url:
-            host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
-            object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
+            object.__setattr__(self, "public_url", _http_url(self.host, self.port))
+        if not self.internal_url:
+            object.__setattr__(self, "internal_url", _http_url(_reachable_host(self.host), self.port))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.demo is None:
             # Decided once, before `serve` fills in the embedded database's URL: a fresh `make run` shows a live
@@ -201,6 +241,24 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _reachable_host(host: str) -> str:
+    """An address other machines reach a node listening on `host` at: the host itself, or for a wildcard this
+    machine's first address besides loopback (the one aiortc offers first as an ICE candidate)."""
+    if host not in WILDCARD_HOSTS:
+        return host
+    import aioice.ice  # only for a wildcard host: `--help` and most settings never need it
+
+    addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=host == "::")
+    return addresses[0] if addresses else "127.0.0.1"
 
 
 def parse_value(kind: Any, raw: str) -> Any:

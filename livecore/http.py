@@ -103,12 +103,18 @@ async def parse_body(request: web.Request, model: type[M], defaults: Mapping[str
 
 def parse_query(request: web.Request, model: type[P]) -> P:
     """The query parameters `model` names, validated; else its `refusal`."""
-    return _validated(model, _named(request.query, model), *model.refusal, model.refusal_headers)
+    return _validated(model, _named(request.query, model), *_refusal(model), model.refusal_headers)
 
 
 def parse_headers(request: web.Request, model: type[P]) -> P:
     """The headers `model` names (case-insensitively), validated; else its `refusal`."""
-    return _validated(model, _named(request.headers, model), *model.refusal, model.refusal_headers)
+    return _validated(model, _named(request.headers, model), *_refusal(model), model.refusal_headers)
+
+
+def _refusal(model: type[Parameters]) -> tuple[int, str]:
+    if model.refusal is None:
+        raise TypeError(f"{model.__name__} has no refusal: it describes parameters nobody validates")
+    return model.refusal
 
 
 
@@ -231,7 +237,7 @@ def operation(
     if auth:
         add(401, "unauthenticated", "bad-token")
     for model in (query, headers):
-        if model is not None:
+        if model is not None and model.refusal is not None:
             add(*model.refusal)
     doc = OperationDoc(
         summary=summary, status=status, tag=tag, body=body, reply=reply,

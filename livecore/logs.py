@@ -35,4 +35,11 @@ def configure(level: str, node_id: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Libraries that narrate every request or ICE check at INFO would bury the node's own records (a viewer joining
+    # is about ten aioice lines); they speak at WARNING unless the node runs at DEBUG.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for chatty in CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(quiet)
+
+
+CHATTY_LIBRARIES = ("aiohttp.access", "aioice", "aiortc")

@@ -30,12 +30,38 @@ class RoomEvents(Protocol):
 
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...
 
+    async def moderators(self, room_id: int) -> frozenset[int]:
+        """The users appointed moderators of a room (besides its creator and platform moderators)."""
+        ...
+
 
 class GiftSender(Protocol):
     """What the room plane may ask of money (commerce/): send a gift, without importing it."""
 
     async def send_gift(
         self, sender_id: int, stream_id: int, gift_id: str, count: int, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+
+class RoomShopView(Protocol):
+    """One room's shop as its join snapshot shows it, kept up to date from the room's events."""
+
+    def apply(self, event: dict[str, Any]) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class RoomShop(Protocol):
+    """What the room plane may ask of money about a room's shop (commerce/), without importing it: the view its
+    join snapshots show (the pinned product, the current auction) and bids sent over the room's socket."""
+
+    def room_view(self) -> RoomShopView: ...
+
+    async def load_room_view(self, room_id: int, view: RoomShopView) -> None: ...
+
+    async def place_bid(
+        self, bidder_id: int, room_id: int, auction_id: int, amount_cents: int, max_cents: int | None,
+        idempotency_key: str,
     ) -> dict[str, Any]: ...
 
 
@@ -56,6 +82,7 @@ class Node:
     accounts: AccountCache
     rooms: RoomEvents | None = field(default=None)
     gifts: GiftSender | None = field(default=None)
+    shop: RoomShop | None = field(default=None)
     media: MediaControl | None = field(default=None)
 
     def today(self) -> dt.date:

@@ -30,7 +30,7 @@ REDIS_VERSION_MIN = (7, 0)
 # Every Redis command the node sends, in Lua scripts or directly (tests/test_preflight.py keeps this list honest).
 REDIS_COMMANDS = (
     "DEL", "EVALSHA", "GET", "HDEL", "HGET", "HINCRBY", "HMGET", "HSET", "INCR", "MGET", "PEXPIRE", "PING",
-    "PUBLISH", "SCRIPT", "SET", "SUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD",
+    "PUBLISH", "PUBSUB", "SCRIPT", "SET", "SUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD",
     "ZRANGEBYSCORE", "ZREM", "ZREMRANGEBYSCORE", "ZSCORE",
 )
 

@@ -100,11 +100,34 @@ async def gift(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
     try:
         sent = await plane.node.gifts.send_gift(user_id, room_id, gift_id, count, key)
     except Problem as problem:
-        rule, value = problem.extra.get("rule"), problem.extra.get("limit_value")
-        named = rule if value is not None or hasattr(plane.settings, str(rule)) else None
-        raise CommandError(problem.slug, problem.detail, named, value) from problem
+        raise _command_error(plane, problem) from problem
     conn.send_private([{"type": "wallet", "ts": plane.clock.now_ms(), "coins": sent["coins_balance"],
                         "idempotency_key": key, "transaction_id": sent["transaction_id"]}])
+
+
+async def bid(plane: Plane, conn: Connection, room_id: int, command: dict[str, Any]) -> None:
+    """Bid on the room's auction through money (commerce/, via the node's hook); the room sees the `auction`
+    events it publishes, and this connection a private `bid` event with its outcome."""
+    user_id = _signed_in(conn)
+    key = command.get("idempotency_key")
+    if not isinstance(key, str) or not 1 <= len(key) <= 100:
+        raise CommandError("invalid-field", "bid needs an `idempotency_key` (1-100 chars)")
+    auction_id = _int_field(command, "auction_id", 1, 2**62)
+    amount = _int_field(command, "amount_cents", 1, 2**62)
+    maximum = _int_field(command, "max_cents", 1, 2**62) if command.get("max_cents") is not None else None
+    if plane.node.shop is None:
+        raise CommandError("unavailable", "auctions are not available on this node")
+    try:
+        placed = await plane.node.shop.place_bid(user_id, room_id, auction_id, amount, maximum, key)
+    except Problem as problem:
+        raise _command_error(plane, problem) from problem
+    conn.send_private([{"type": "bid", "ts": plane.clock.now_ms(), **placed}])
+
+
+def _command_error(plane: Plane, problem: Problem) -> CommandError:
+    rule, value = problem.extra.get("rule"), problem.extra.get("limit_value")
+    named = rule if value is not None or hasattr(plane.settings, str(rule)) else None
+    return CommandError(problem.slug, problem.detail, named, value)
 
 
 async def ping(plane: Plane, conn: Connection, room_id: int, command: dict[str, Any]) -> None:
@@ -199,6 +222,6 @@ def _int_field(command: dict[str, Any], name: str, low: int, high: int, limit: s
 
 
 COMMANDS: dict[str, Command] = {
-    "chat": chat, "like": like, "gift": gift, "ping": ping, "delete": delete, "timeout": timeout, "ban": ban,
-    "unban": unban, "slow_mode": slow_mode, "blocked_words": blocked_words,
+    "chat": chat, "like": like, "gift": gift, "bid": bid, "ping": ping, "delete": delete, "timeout": timeout,
+    "ban": ban, "unban": unban, "slow_mode": slow_mode, "blocked_words": blocked_words,
 }

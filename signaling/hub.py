@@ -15,6 +15,7 @@ from typing import Any
 
 from livecore.clock import Clock
 from livecore.config import Settings
+from livecore.node import RoomShopView
 from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
@@ -32,6 +33,7 @@ class RoomHub:
         self.room_id = room_id
         self.hub = hub
         self.rules: RoomRules | None = None
+        self.shop: RoomShopView | None = None  # set when the room opens, if the node has a shop
         self.connections: set[Connection] = set()
         self.attaching = 0
         self.subscribed = False
@@ -145,6 +147,7 @@ class Hub:
     def __init__(
         self, bus: Bus, settings: Settings, clock: Clock, metrics: SignalingMetrics,
         on_room_event: EventHook, on_room_opened: Callable[[int], Awaitable[RoomRules]],
+        on_room_subscribed: Callable[[RoomHub], Awaitable[None]] | None = None,
     ) -> None:
         self.bus = bus
         self.settings = settings
@@ -152,6 +155,7 @@ class Hub:
         self.metrics = metrics
         self.on_room_event = on_room_event
         self._on_room_opened = on_room_opened
+        self._on_room_subscribed = on_room_subscribed
         self.rooms: dict[int, RoomHub] = {}
         self._subscribing: dict[int, asyncio.Future[None]] = {}
         bus.on_message = self._on_bus_message
@@ -183,6 +187,8 @@ class Hub:
             try:
                 room.rules = await self._on_room_opened(room.room_id)
                 await self.bus.subscribe(room.room_id)
+                if self._on_room_subscribed is not None:
+                    await self._on_room_subscribed(room)
                 position = await self.bus.position(room.room_id)
                 recent = await self.bus.recent(room.room_id, self.settings.snapshot_recent_chat_max * 2)
                 room.load_position(position, recent)

@@ -113,6 +113,11 @@ async def record_settings(
     )
 
 
+async def room_moderators(pool: asyncpg.Pool, room_id: int) -> frozenset[int]:
+    rows = await pool.fetch("SELECT user_id FROM room_moderators WHERE room_id = $1", room_id)
+    return frozenset(r["user_id"] for r in rows)
+
+
 async def add_moderator(pool: asyncpg.Pool, room_id: int, user_id: int) -> None:
     await pool.execute(
         "INSERT INTO room_moderators (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", room_id, user_id

@@ -21,10 +21,12 @@ from signaling.hub import Hub, RoomHub
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
 from signaling.outbox import Outbox
-from signaling.presence import Presence
+from signaling.presence import Presence, control_channel
 from signaling.ratelimit import TokenBuckets
 
 log = logging.getLogger("livecore.plane")
+
+SHOP_EVENTS = frozenset({"auction", "product_pinned"})  # what the room's shop view is folded from
 
 _SLOW_MODE = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -46,7 +48,8 @@ class Plane:
         self.bus = Bus(node.redis, s.replay_events_max)
         self.outbox = Outbox(self.bus, s.publish_queue_events_max)
         self.presence = Presence(node.redis, s.node_id, s.presence_ttl_ms)
-        self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room)
+        self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room,
+                       self._load_room_shop)
         self.chat_limits = TokenBuckets(s.chat_per_user_per_10s_max, s.chat_per_user_per_10s_max / 10)
         self.like_limits = TokenBuckets(s.like_taps_per_user_per_s_max, s.like_taps_per_user_per_s_max)
         self.likes_pending: Counter[int] = Counter()
@@ -56,8 +59,8 @@ class Plane:
 
     async def start(self) -> None:
         await self.presence.reset()
+        await self.bus.start(control_channel(self.settings.node_id))  # first: a node counts once it listens there
         await self.presence.report(self.clock.now_ms(), Counter())
-        await self.bus.start(f"lc:node:{self.settings.node_id}:control")
         self.outbox.start()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.presence_refresh_ms, self.refresh_presence)),
@@ -105,6 +108,9 @@ class Plane:
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]:
         return await self.presence.viewer_counts(self.clock.now_ms(), room_ids)
 
+    async def moderators(self, room_id: int) -> frozenset[int]:
+        return await moderation.room_moderators(self.node.pool, room_id)
+
     # joining
 
     async def join_events(
@@ -137,6 +143,7 @@ class Plane:
             "likes": room.likes, "state": stream_state, "slow_mode_s": rules.slow_mode_s if rules else 0,
             "recent": list(room.recent_chat),
             "you": {"id": viewer.user_id, "name": viewer.name, "is_moderator": viewer.is_moderator},
+            **(room.shop.snapshot() if room.shop is not None else {}),
         }
 
     def rules(self, room_id: int) -> RoomRules | None:
@@ -153,13 +160,22 @@ class Plane:
     async def _open_room(self, room_id: int) -> RoomRules:
         stream = await get_stream(self.node.pool, room_id)
         creator_id = stream.creator_id if stream else 0
+        room = self.hub.rooms.get(room_id)
+        if room is not None and self.node.shop is not None:
+            room.shop = self.node.shop.room_view()  # events from now on are folded into it
         return await moderation.load_rules(self.node.pool, room_id, creator_id)
 
+    async def _load_room_shop(self, room: RoomHub) -> None:
+        """Once subscribed (so nothing after this read is missed), fold in the shop as PostgreSQL has it."""
+        if room.shop is not None and self.node.shop is not None:
+            await self.node.shop.load_room_view(room.room_id, room.shop)
+
     def _on_room_event(self, room_id: int, event: dict[str, Any]) -> None:
-        if event["type"] != "moderation":
-            return
+        kind = event["type"]
         room = self.hub.rooms.get(room_id)
-        if room is None or room.rules is None:
+        if kind in SHOP_EVENTS and room is not None and room.shop is not None:
+            room.shop.apply(event)
+        if kind != "moderation" or room is None or room.rules is None:
             return
         room.rules.apply(event)
         if event["action"] == "ban":

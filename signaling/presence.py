@@ -1,8 +1,12 @@
 """Presence across nodes: the node registry, viewer counts per room and connections per user.
 
 Each node owns two hashes (`room -> viewers`, `user -> connections`) and a score in the registry sorted set
-(`node -> expires_at_ms`), refreshed every `presence_refresh_ms`. Totals add up the hashes of live nodes only,
-so a node that dies stops counting `presence_ttl_ms` after its last report.
+(`node -> expires_at_ms`), refreshed every `presence_refresh_ms`. Totals add up the hashes of live nodes only.
+
+A node is live while its registration has not expired and its pub/sub connection (subscribed to its control
+channel from start to stop) is open: a node that is killed or crashes stops counting the moment Redis sees that
+connection close, so viewers who reconnect to another node are not counted twice while its registration expires.
+A node cut off without its connection closing stops counting `presence_ttl_ms` after its last report.
 """
 
 from __future__ import annotations
@@ -13,11 +17,21 @@ import redis.asyncio as redis
 
 REGISTRY = "lc:nodes"
 
-_ALIVE_SUM = """
-local alive = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+# The nodes registered until at least ARGV[1] whose control channel has a subscriber (their pub/sub connection).
+_LIVE_NODES = """
+local function live_nodes(now_ms)
+  local live = {}
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now_ms, '+inf')) do
+    if redis.call('PUBSUB', 'NUMSUB', 'lc:node:' .. node .. ':control')[2] > 0 then live[#live + 1] = node end
+  end
+  return live
+end
+"""
+
+_ALIVE_SUM = _LIVE_NODES + """
 local totals = {}
 for i = 3, #ARGV do totals[i - 2] = 0 end
-for _, node in ipairs(alive) do
+for _, node in ipairs(live_nodes(ARGV[1])) do
   local counts = redis.call('HMGET', 'lc:node:' .. node .. ':' .. ARGV[2], unpack(ARGV, 3))
   for i, c in ipairs(counts) do
     if c then totals[i] = totals[i] + tonumber(c) end
@@ -26,16 +40,20 @@ end
 return totals
 """
 
-_ACQUIRE_CONNECTION = """
-local alive = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')
+_ACQUIRE_CONNECTION = _LIVE_NODES + """
 local total = 0
-for _, node in ipairs(alive) do
+for _, node in ipairs(live_nodes(ARGV[1])) do
   total = total + tonumber(redis.call('HGET', 'lc:node:' .. node .. ':conns', ARGV[2]) or '0')
 end
 if total >= tonumber(ARGV[3]) then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 return 1
 """
+
+
+def control_channel(node_id: str) -> str:
+    """The node's own pub/sub channel: subscribed while the node runs, it is how other nodes tell it is alive."""
+    return f"lc:node:{node_id}:control"
 
 
 class Presence:

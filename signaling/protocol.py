@@ -4,7 +4,8 @@ Pure functions only; no I/O. Server to client, every frame is an array of one or
 every frame is one command object `{type, ...}`.
 
 Events (server -> client); room events carry `seq` (per room, per epoch) and `ts` (server ms):
-  snapshot      {epoch, seq, ts, room, viewers, likes, state, slow_mode_s, recent: [chat...], you: {...}}
+  snapshot      {epoch, seq, ts, room, viewers, likes, state, slow_mode_s, recent: [chat...], you: {...},
+                 pinned: product | null, pin_version, auction: {terms, state, bids: [...]} | null}
   reset         {epoch, seq, ts, reason} followed in the same frame by a fresh snapshot
   chat          {seq, ts, id, user: {id, name}, text}              lossy above the room's display rate
   like          {seq, ts, count, total}                            lossy: aggregated taps since the last one
@@ -13,10 +14,17 @@ Events (server -> client); room events carry `seq` (per room, per epoch) and `ts
   moderation    {seq, ts, action, ...}                             must-deliver
                 action: delete {id} | timeout {user_id, until_ms} | ban {user_id} | unban {user_id}
                         | slow_mode {seconds} | blocked_words {count}
+  gift, gift_end {seq, ts, ...}                                    must-deliver (commerce/gifts.py)
+  product_pinned {seq, ts, product | null, pin_version}            must-deliver (commerce/merch/pins.py)
+  auction       {seq, ts, action, auction_id, version, state, price_cents, leader, ends_at, ...}
+                                                                   must-deliver (commerce/auctions/events.py)
+                action: opened | bid | outbid | extended | closed | won | unsold
+  wallet, bid   {ts, idempotency_key, ...}                         to the one connection whose gift or bid it was
   error         {ts, command, code, limit?, detail}                to the one connection that caused it
 Commands (client -> server):
   chat {text} | like {count} | ping | delete {id} | timeout {user_id, seconds} | ban {user_id}
   | unban {user_id} | slow_mode {seconds} | blocked_words {words: [...]}
+  | gift {gift_id, count?, idempotency_key} | bid {auction_id, amount_cents, max_cents?, idempotency_key}
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ CLOSE_BANNED = 4003
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 CLOSE_GOING_AWAY = 1001
 
-MUST_DELIVER = frozenset({"stream", "moderation", "gift", "gift_end", "auction", "product", "reset", "snapshot"})
+MUST_DELIVER = frozenset({"stream", "moderation", "gift", "gift_end", "auction", "product_pinned", "reset",
+                          "snapshot"})
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from lbcluster import StartCluster, cluster_starter
 from livenode import NodeFactory, RunningNode, Servers, node_settings
+from nginxproxy import require_nginx
 
 from livecore.app import build_app
 from livecore.clock import Clock
@@ -64,3 +67,11 @@ async def node_factory(servers: Servers, http: aiohttp.ClientSession) -> AsyncIt
 @pytest.fixture
 async def node(node_factory: NodeFactory) -> RunningNode:
     return await node_factory()
+
+
+@pytest.fixture
+async def start_cluster(servers: Servers, tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[StartCluster]:
+    """`await start_cluster(nodes=2, **settings)`: `livecore serve` nodes behind Debian's nginx (see lbcluster.py)."""
+    require_nginx()
+    async with cluster_starter(servers, tmp_path, http) as start:
+        yield start

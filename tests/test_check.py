@@ -1,5 +1,6 @@
 """`livecore check` on a good set-up and on the mistakes that would only show once the node serves: a public URL
-that leads elsewhere, Stripe keys that Stripe refuses, a missing webhook secret."""
+that leads nowhere, an internal URL that leads to another node (a load balancer), Stripe keys that Stripe refuses,
+a missing webhook secret."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from livecore.startup import ExitCode
 
 WEBHOOK_SECRET = "whsec_check_test"
 CHECKS = ["settings", "data dir", "listen address", "embedded servers", "database", "redis", "clock", "public url",
-          "udp (webrtc)", "stripe"]
+          "internal url", "udp (webrtc)", "stripe"]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ async def test_a_good_set_up_passes_every_check_with_stripe_reached(
     assert {name: result for name, (result, _) in rows.items()} == {
         **dict.fromkeys(CHECKS, "ok"), "embedded servers": "skipped"}
     assert "accepts the test-mode key" in rows["stripe"][1]
-    assert "leads to this node" in rows["public url"][1]
+    assert "leads to this node" in rows["public url"][1] and "leads to this node" in rows["internal url"][1]
 
 
 async def test_stripe_is_skipped_without_keys_and_fails_on_a_refused_key_or_no_webhook_secret(
@@ -89,17 +90,21 @@ async def test_stripe_is_skipped_without_keys_and_fails_on_a_refused_key_or_no_w
     assert rows["stripe"][0] == "FAIL" and "cannot be reached" in rows["stripe"][1]
 
 
-async def test_a_public_url_that_leads_nowhere_or_to_another_node_fails(
+async def test_urls_that_lead_nowhere_fail_and_an_internal_url_must_lead_to_this_node(
     servers: Servers, tmp_path: Path, node_factory: NodeFactory
 ) -> None:
-    code, rows = await _check(servers, tmp_path, "--public-url", f"http://127.0.0.1:{free_port()}")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    code, rows = await _check(servers, tmp_path, "--public-url", nowhere, "--internal-url", nowhere)
     assert code == ExitCode.CHECK_FAILED
     assert rows["public url"][0] == "FAIL" and "cannot be reached" in rows["public url"][1]
+    assert rows["internal url"][0] == "FAIL" and "cannot be reached" in rows["internal url"][1]
 
-    other = await node_factory()  # a livecore node answers there, but it is not this one
-    code, rows = await _check(servers, tmp_path, "--public-url", other.url)
+    # Another livecore node answers there, as one behind a load balancer would: fine for browsers, not for nodes.
+    other = await node_factory()
+    code, rows = await _check(servers, tmp_path, "--public-url", other.url, "--internal-url", other.url)
     assert code == ExitCode.CHECK_FAILED
-    assert rows["public url"][0] == "FAIL" and "not as this node" in rows["public url"][1]
+    assert rows["public url"][0] == "ok" and f"livecore node {other.node.settings.node_id}" in rows["public url"][1]
+    assert rows["internal url"][0] == "FAIL" and "not as this node" in rows["internal url"][1]
 
 
 async def test_check_beside_the_running_node_it_describes(
@@ -111,7 +116,7 @@ async def test_check_beside_the_running_node_it_describes(
         code, rows = await _check(servers, tmp_path, "--port", str(node.port))
         assert code == 0, rows
         assert rows["listen address"] == ("ok", f"this node ({node.node_id}) is running there")
-        assert rows["public url"][0] == "ok"
+        assert rows["public url"][0] == "ok" and rows["internal url"][0] == "ok"
     finally:
         assert node.stop() == 0
 

@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
+import aioice.ice
 import pytest
+import yarl
 from livenode import Servers, unique_username
 
 from livecore.cli import build_parser
@@ -35,6 +37,17 @@ def test_settings_from_environment_and_flags() -> None:
     flagged = settings_from_env({"LIVECORE_CHAT_CHARS_MAX": "42"}, flags={"chat_chars_max": "43"})
     assert flagged.chat_chars_max == 43  # flags win
     assert settings_from_env({}, flags={"host": "::1"}).public_url == "http://[::1]:8080"
+
+
+def test_the_internal_url_is_this_nodes_own_address_by_default() -> None:
+    local = settings_from_env({}, flags={"port": "9000", "public_url": "https://live.example.com"})
+    assert local.internal_url == "http://127.0.0.1:9000" and local.public_url == "https://live.example.com"
+    assert settings_from_env({}, flags={"host": "::1"}).internal_url == "http://[::1]:8080"
+    wildcard = yarl.URL(settings_from_env({}, flags={"host": "0.0.0.0"}).internal_url)
+    assert wildcard.host in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)  # reachable, not 0.0.0.0
+    assert wildcard.port == 8080
+    chosen = settings_from_env({"LIVECORE_INTERNAL_URL": "http://10.0.0.11:8080"}, flags={"host": "0.0.0.0"})
+    assert chosen.internal_url == "http://10.0.0.11:8080"
 
 
 @pytest.mark.parametrize(("environ", "flags", "line"), [

@@ -13,12 +13,13 @@ from collections import Counter
 
 import aiohttp
 import redis.asyncio as redis
+from lbcluster import LbCluster, StartCluster
 from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port
 from signaling.bus import room_channel
-from signaling.presence import Presence
+from signaling.presence import REGISTRY, Presence, control_channel
 
 WAIT_S_MAX = 15.0
 
@@ -116,7 +117,10 @@ async def test_a_dead_node_stops_counting(servers: Servers, node_factory: NodeFa
 
 async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> None:
     client = redis.Redis.from_url(servers.redis_url)
-    presence = Presence(client, f"test-{secrets.token_hex(4)}", ttl_ms=5000)
+    node_id = f"test-{secrets.token_hex(4)}"
+    presence = Presence(client, node_id, ttl_ms=5000)
+    listening = client.pubsub()
+    await listening.subscribe(control_channel(node_id))  # as a running node's bus does: it counts while listening
     room, now_ms = 10**12 + secrets.randbelow(10**6), int(time.time() * 1000)
     try:
         await presence.report(now_ms, Counter({room: 2}))
@@ -125,6 +129,7 @@ async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> No
         assert await presence.viewer_counts(now_ms, [room]) == {room: 0}
     finally:
         await presence.leave()
+        await listening.aclose()
         await client.aclose()
 
 
@@ -152,3 +157,50 @@ async def test_a_gap_on_the_bus_is_filled_from_the_replay_stream(node_factory: N
     chats = _chats(await events_until(socket, lambda got: len(_chats(got)) >= 3))
     assert [c["text"] for c in chats] == ["lost 1", "lost 2", "after"]
     assert node.node.registry.get_sample_value("livecore_bus_gaps_total") == 1
+
+
+async def test_viewers_who_move_off_a_killed_node_are_not_counted_twice(
+    start_cluster: StartCluster, servers: Servers
+) -> None:
+    # A long presence expiry: counts must be right well before a killed node's registration runs out.
+    cluster = await start_cluster(presence_refresh_ms=200, presence_ttl_ms=30_000)
+    doomed, survivor = cluster.nodes
+    creator = await cluster.signup()
+    room = (await cluster.create_stream(creator["token"]))["id"]
+    ws_url = f"{cluster.url.replace('http', 'ws')}/ws/rooms/{room}"
+    sockets: dict[str, list[aiohttp.ClientWebSocketResponse]] = {doomed.node_id: [], survivor.node_id: []}
+    for node in (doomed, survivor, doomed, survivor):
+        await cluster.steer_next_request_to(node)
+        socket = await cluster.http.ws_connect(ws_url, protocols=["livecore.json"])
+        await receive_events(socket)
+        sockets[node.node_id].append(socket)
+    total = len(sockets[doomed.node_id]) + len(sockets[survivor.node_id])
+    assert await _until(lambda: _equals(_viewers_via(cluster, room), total)) == total
+
+    doomed.kill()
+    for index, socket in enumerate(sockets[doomed.node_id]):  # what a room client does: reconnect, on any node
+        while (await socket.receive(timeout=WAIT_S_MAX)).type not in (aiohttp.WSMsgType.CLOSE,
+                                                                    aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            pass
+        sockets[doomed.node_id][index] = await cluster.http.ws_connect(ws_url, protocols=["livecore.json"])
+        await receive_events(sockets[doomed.node_id][index])
+    client = redis.Redis.from_url(servers.redis_url)
+    try:
+        readings = [await _viewers_via(cluster, room)]
+        deadline = time.monotonic() + WAIT_S_MAX
+        while int((await client.hget(f"lc:node:{survivor.node_id}:rooms", str(room))) or 0) < total:
+            assert time.monotonic() < deadline, "the survivor never reported every viewer"
+            readings.append(await _viewers_via(cluster, room))
+        readings.append(await _viewers_via(cluster, room))  # the survivor has reported them all
+        registered_until_ms = await client.zscore(REGISTRY, doomed.node_id)
+        now_s, now_us = await client.time()
+    finally:
+        await client.aclose()
+    assert registered_until_ms > now_s * 1000 + now_us / 1000  # the dead node's presence has not expired yet
+    assert readings[-1] == total and max(readings) <= total, readings  # its viewers were never counted twice
+    for socket in (*sockets[doomed.node_id], *sockets[survivor.node_id]):
+        await socket.close()
+
+
+async def _viewers_via(cluster: LbCluster, room: int) -> int:
+    return (await cluster.stream(room))["viewers"]

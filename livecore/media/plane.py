@@ -8,16 +8,17 @@ import hmac
 import logging
 from typing import Any
 
-import aiohttp
-from aiortc import RTCSessionDescription
+from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from livecore.http import Problem
 from livecore.media import peers
+from livecore.media.cluster import NodeLink, new_session_id, session_node
 from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
 from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
-from livecore.media.room import MediaRoom, SessionAnswer, Viewer, session_id
+from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
+from livecore.media.room import MediaRoom, SessionAnswer, Viewer
 from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
 from livecore.node import Node
 from livecore.streams import end_overdue_streams, end_stream, get_stream, go_live
@@ -26,18 +27,18 @@ from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.media")
 
-RELAY_HEADER = "X-Livecore-Relay"
-
 
 class MediaPlane:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.settings = node.settings
-        self.registry = MediaRegistry(node.redis, node.settings.node_id, node.settings.media_owner_ttl_ms)
+        s = node.settings
+        self.registry = MediaRegistry(node.redis, s.node_id, s.media_owner_ttl_ms)
+        self.link = NodeLink(s.node_id, node.tokens, self.registry, s.node_request_timeout_ms,
+                             s.node_answer_bytes_max)
         self.rooms: dict[int, MediaRoom] = {}
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
-        self._http: aiohttp.ClientSession | None = None
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
         self._forwarded_closed = 0
@@ -45,8 +46,8 @@ class MediaPlane:
         node.registry.register(_MediaCollector(self))
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
-        await self.registry.refresh([], self.settings.public_url)
+        await self.link.start()
+        await self.registry.refresh([], self.settings.internal_url)
         await end_orphaned_streams(self.node, self.registry)
         self._upkeep = asyncio.create_task(self._run_upkeep())
 
@@ -56,8 +57,7 @@ class MediaPlane:
             await self.close_room(room, "node shutting down")  # its publisher may come back to another node
         with contextlib.suppress(Exception):
             await self.registry.leave([])
-        if self._http:
-            await self._http.close()
+        await self.link.stop()
 
     def viewers_on_node(self) -> int:
         return sum(room.viewer_count for room in self.rooms.values())
@@ -78,7 +78,7 @@ class MediaPlane:
         if (existing and not existing.closed) or not await self.registry.claim(stream_id):
             raise Problem(409, "already-publishing", "another publisher is live in this room")
         pc = peers.new_peer_connection()
-        room = MediaRoom(stream_id, pc, session_id(), creator_id=stream.creator_id, stream_key=stream.stream_key,
+        room = MediaRoom(stream_id, pc, self._new_session(), creator_id=stream.creator_id, stream_key=stream.stream_key,
                          upstream_ice=SessionIce(ice_ufrag(offer_sdp)))
         self.rooms[stream_id] = room
         try:
@@ -149,15 +149,53 @@ class MediaPlane:
         """End the streams nobody published in time or whose publisher did not come back; returns their ids."""
         return await end_overdue_streams(self.node, self.registry.owned)
 
-    async def watch(self, stream_id: int, offer_sdp: str, relay: bool = False) -> SessionAnswer:
-        """A WHEP viewer: served from this node's room, or through a relay from the owner node."""
+    def _new_session(self) -> str:
+        return new_session_id(self.settings.node_id)
+
+    async def watch(self, stream_id: int, offer_sdp: str, from_node: str | None = None) -> SessionAnswer:
+        """A WHEP viewer: served from this node's room, or through a relay from the owner node. An offer from
+        another node (`from_node`) is a relay's, served only from a room this node owns."""
         peers.check_offer(offer_sdp)
+        if from_node is not None:
+            return await self._answer_relay(stream_id, offer_sdp, from_node)
         room = self.rooms.get(stream_id)
         if room is None or room.closed:
             room = await self._relay_room(stream_id)
-        if not relay:
-            self._check_capacity(room)
-        return await room.add_viewer(offer_sdp)
+        self._check_capacity(room)
+        return await room.add_viewer(offer_sdp, self._new_session())
+
+    async def _answer_relay(self, stream_id: int, offer_sdp: str, from_node: str) -> SessionAnswer:
+        if from_node == self.settings.node_id:
+            raise Problem(508, "relay-loop", f"this relay offer came from this node ({from_node}) itself: the "
+                          "owner's internal_url leads back here")
+        room = self.rooms.get(stream_id)
+        if room is None or room.closed or room.relay_of is not None:
+            raise Problem(409, "not-the-owner", f"node {self.settings.node_id} does not have stream {stream_id}'s "
+                          "publisher; a relay pulls from the owner only")
+        return await room.add_viewer(offer_sdp, self._new_session(), relay_to=from_node)
+
+    async def holder_answer(self, request: web.Request) -> web.Response | None:
+        """For a WHIP/WHEP session request: the answer of the node that holds the session when that is another
+        node (a 404 when that node is gone), or None when this node answers it."""
+        holder = session_node(request.match_info["session"])
+        if holder is None or holder == self.settings.node_id or self.link.sender(request) is not None:
+            return None
+        answer = await self.link.pass_on(request, holder)
+        if answer is None:
+            raise Problem(404, "session-not-found", f"the node that held this session ({holder}) has gone away")
+        return answer
+
+    async def owner_answer(self, request: web.Request, stream_id: int) -> web.Response | None:
+        """For an HLS request this node cannot serve: the answer of the node that owns the stream (it makes the
+        files), or None when no other live node does."""
+        if stream_id in self.outputs or self.link.sender(request) is not None:
+            return None
+        owner = await self.registry.owner(stream_id)
+        if owner is None or owner == self.settings.node_id:
+            return None
+        # The owner may wait for the first segment before it answers a playlist request.
+        timeout_s = (self.settings.hls_playlist_wait_ms_max + self.settings.node_request_timeout_ms) / 1000
+        return await self.link.pass_on(request, owner, timeout_s)
 
     def viewer(self, stream_id: int, session: str) -> Viewer:
         """A WHEP session on this node, or 404."""
@@ -281,36 +319,16 @@ class MediaPlane:
             if owner is None or owner == self.settings.node_id:
                 raise Problem(404, "stream-not-live", f"stream {stream_id} has no publisher right now",
                               hls_url=self.hls_url(stream_id))
-            url = await self.registry.node_url(owner)
+            url = await self.link.node_url(owner)
             if url is None:
-                raise Problem(503, "owner-unreachable", f"the node that owns stream {stream_id} is not reachable",
-                              hls_url=self.hls_url(stream_id))
-            room = await self._pull(stream_id, owner, url)
+                raise Problem(503, "owner-unreachable", f"the node that owns stream {stream_id} ({owner}) is not "
+                              "registered any more", hls_url=self.hls_url(stream_id))
+            s = self.settings
+            room = await pull_from_owner(self.link, stream_id, owner, url.rstrip("/"), self._new_session(),
+                                         s.media_history_packets, s.media_keyframe_interval_ms / 1000)
             self.rooms[stream_id] = room
             self._watch_upstream(room)
             return room
-
-    async def _pull(self, stream_id: int, owner: str, url: str) -> MediaRoom:
-        assert self._http is not None
-        pc = peers.new_peer_connection()
-        room = MediaRoom(stream_id, pc, session_id(), relay_of=owner)
-        try:
-            for kind in ("video", "audio"):
-                pc.addTransceiver(kind, direction="recvonly")
-            await pc.setLocalDescription(await pc.createOffer())
-            headers = {"Content-Type": "application/sdp", RELAY_HEADER: self.settings.node_id}
-            async with self._http.post(f"{url}/whep/{stream_id}", data=pc.localDescription.sdp,
-                                       headers=headers) as response:
-                body = await response.text()
-                if response.status != 201:
-                    raise Problem(502, "relay-failed", f"the owner node answered {response.status}: {body[:200]}")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-            room.tap_upstream(self.settings.media_history_packets, self.settings.media_keyframe_interval_ms / 1000)
-        except BaseException:
-            await pc.close()
-            raise
-        log.info("stream %s: relaying from node %s", stream_id, owner)
-        return room
 
     async def _run_upkeep(self) -> None:
         while True:
@@ -322,7 +340,7 @@ class MediaPlane:
 
     async def _upkeep_once(self) -> None:
         owned = [r.stream_id for r in self.rooms.values() if r.relay_of is None]
-        await self.registry.refresh(owned, self.settings.public_url)
+        await self.registry.refresh(owned, self.settings.internal_url)
         if owned:
             connected = [r.stream_id for r in self.rooms.values() if r.relay_of is None and r.connected]
             now_ms = self.node.clock.now_ms()
@@ -332,6 +350,7 @@ class MediaPlane:
             for stream_id in ended:
                 await self.stop_publishing(stream_id, "the stream was ended on another node")
         await self.sweep_streams()
+        await drop_relays_to_gone_nodes(list(self.rooms.values()), self.registry)
         ingest_timeout_s = self.settings.media_ingest_timeout_ms / 1000
         for room in list(self.rooms.values()):
             for forwarder in room.forwarders.values():

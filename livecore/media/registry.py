@@ -1,7 +1,8 @@
 """The media node registry in Redis: which node owns (ingests) each room, and where each media node is reached.
 
-`lc:media:owner:<room>` -> node id and `lc:media:node:<node>` -> its public URL, both with a TTL the owner keeps
-refreshing, so a dead node's rooms are free again within `media_owner_ttl_ms`.
+`lc:media:owner:<room>` -> node id and `lc:media:node:<node>` -> its internal URL (where other nodes reach it, never
+a load balancer's), both with a TTL the owner keeps refreshing, so a dead node's rooms are free again within
+`media_owner_ttl_ms`.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ class MediaRegistry:
     async def release(self, room_id: int) -> None:
         await self._release(keys=[_owner_key(room_id)], args=[self.node_id])
 
-    async def refresh(self, room_ids: list[int], public_url: str) -> None:
+    async def refresh(self, room_ids: list[int], internal_url: str) -> None:
         """Extend this node's ownerships and its address."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(_node_key(self.node_id), public_url, px=self._ttl_ms)
+            pipe.set(_node_key(self.node_id), internal_url, px=self._ttl_ms)
             for room_id in room_ids:
                 pipe.set(_owner_key(room_id), self.node_id, px=self._ttl_ms)
             await pipe.execute()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,10 +17,6 @@ from livecore.media.outlet import Outlet
 from livecore.media.trickle import SessionIce, ice_ufrag
 
 log = logging.getLogger("livecore.media.room")
-
-
-def session_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 @dataclass(frozen=True)
@@ -39,6 +34,7 @@ class Viewer:
     outlets: list[tuple[Forwarder, Outlet]]
     ice: SessionIce
     connected: bool = False
+    relay_to: str | None = None  # the node this viewer relays the room to, when it is another node's relay
 
 
 @dataclass
@@ -76,8 +72,8 @@ class MediaRoom:
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
-    async def add_viewer(self, offer_sdp: str) -> SessionAnswer:
-        """Answer a viewer's offer with this room's tracks."""
+    async def add_viewer(self, offer_sdp: str, session: str, relay_to: str | None = None) -> SessionAnswer:
+        """Answer a viewer's offer with this room's tracks, as session `session` (of node `relay_to`'s relay)."""
         offer = peers.check_offer(offer_sdp)
         pc = peers.new_peer_connection()
         try:
@@ -94,8 +90,7 @@ class MediaRoom:
         except BaseException:
             await pc.close()
             raise
-        session = session_id()
-        viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)))
+        viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)), relay_to=relay_to)
         self.viewers[session] = viewer
 
         @pc.on("connectionstatechange")

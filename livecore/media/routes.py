@@ -1,5 +1,8 @@
 """HTTP routes of the media plane: WHIP ingest and WHEP playback (RFC 9725 and the WHEP draft), HLS files.
 
+A session request (PATCH, DELETE) that a load balancer sends to a node other than the session's is passed on to that
+node, and so is an HLS request to a node that does not make the stream's files (see `cluster.py`).
+
 WHIP and WHEP answer `OPTIONS` on their endpoints and sessions (what they accept, and the ICE servers to use) and
 are open to pages on other origins (`ingest_cors_origins`, `playback_cors_origins`; see `cors_rules`), since
 publishers and players are embedded in other sites.
@@ -16,7 +19,8 @@ from pydantic import BaseModel, Field
 from livecore.config import Settings
 from livecore.cors import CorsRule, parse_origins
 from livecore.http import ANONYMOUS, Content, Header, Id, Parameters, Problem, operation, parse_headers, path_id
-from livecore.media.plane import RELAY_HEADER, MediaPlane
+from livecore.media.cluster import NODE_HEADER, PROOF_HEADER
+from livecore.media.plane import MediaPlane
 from livecore.media.room import SessionAnswer
 from livecore.media.trickle import TRICKLE_TYPE
 
@@ -35,6 +39,7 @@ _SDP_ANSWER = {"Location": "the session's URL: PATCH it to trickle, DELETE it to
 _SESSION_NOT_FOUND = {404: ["stream-not-found", "session-not-found"]}
 _PATCHED = {**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 412: ["etag-mismatch"], 415: ["unsupported-media-type"],
             422: ["ice-restart-unsupported"]}
+_PASSED_ON = ["node-unreachable", "node-answer-too-large"]  # another node did not answer, or too much (cluster.py)
 _ENDPOINT_OPTIONS = {"Accept-Post": "application/sdp: what POST takes", "Allow": "OPTIONS, POST"}
 
 
@@ -57,6 +62,17 @@ class SessionPatch(Parameters):
                                  pattern=rf"^[ \t]*(\*|{_ENTITY_TAG}([ \t]*,[ \t]*{_ENTITY_TAG})*)[ \t]*$",
                                  description="the session's ETag (412 when it names another); * asks for an ICE "
                                              "restart, which is refused with 422")
+
+
+class NodeMark(Parameters):
+    """Internal, node to node: the mark on a relay offer one node sends another (cluster.py). A client has no use
+    for it; a mark whose proof does not check out is ignored and the offer is a client's."""
+
+    refusal: ClassVar[tuple[int, str] | None] = None
+    node: str | None = Field(default=None, alias=NODE_HEADER,
+                             description="internal: the id of the node relaying this stream to its viewers")
+    proof: str | None = Field(default=None, alias=PROOF_HEADER,
+                              description="internal: an HMAC of that id under the secret the nodes share")
 
 
 def cors_rules(settings: Settings) -> list[CorsRule]:
@@ -150,22 +166,29 @@ async def session_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Accept-Patch": TRICKLE_TYPE, "Allow": "OPTIONS, PATCH, DELETE"})
 
 
-@operation("WHIP: trickle ICE candidates, the stream key as bearer (401 before 404)", status=204, tag="media",
-           body=Content.of(TRICKLE_TYPE), headers=SessionPatch, security=("stream_key",),
-           problems={**_PATCHED, 401: ["bad-stream-key"]})
+@operation("WHIP: trickle ICE candidates, the stream key as bearer (401 before 404); on any node (passed on to the "
+           "session's node)", status=204, tag="media", body=Content.of(TRICKLE_TYPE), headers=SessionPatch,
+           security=("stream_key",), problems={**_PATCHED, 401: ["bad-stream-key"], 502: _PASSED_ON})
 async def whip_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    room = await plane.publisher_room(stream_id, request.match_info["session"], _bearer(request))
     fragment = await _fragment(request)
     await plane.trickle(room, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing, the stream key as bearer (401 before 404); the stream ends", tag="media",
-           security=("stream_key",), problems={**_SESSION_NOT_FOUND, 401: ["bad-stream-key"]})
+@operation("WHIP: stop publishing, the stream key as bearer (401 before 404); the stream ends; on any node",
+           tag="media", security=("stream_key",),
+           problems={**_SESSION_NOT_FOUND, 401: ["bad-stream-key"], 502: _PASSED_ON})
 async def whip_delete(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    room = await plane.publisher_room(_stream_id(request), request.match_info["session"], _bearer(request))
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    room = await plane.publisher_room(stream_id, request.match_info["session"], _bearer(request))
     await plane.unpublish(room)
     return web.Response(status=200)
 
@@ -178,31 +201,42 @@ async def whep_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=_with_links(request, headers))
 
 
-@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full",
-           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, tag="media",
+@operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full. "
+           "On a node that does not have the publisher, served through a relay from the node that has (502 "
+           "relay-failed with hls_url when that fails); another node's relay offer, marked with the internal "
+           f"{NODE_HEADER} and {PROOF_HEADER} headers, is answered by the owner only (409, 508)",
+           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, headers=NodeMark, tag="media",
            problems={400: ["malformed-sdp"], 404: ["stream-not-found", "stream-not-live"],
-                     415: ["unsupported-media-type"], 502: ["relay-failed"],
-                     503: ["over-capacity", "owner-unreachable"]})
+                     409: ["not-the-owner"], 415: ["unsupported-media-type"], 502: ["relay-failed", *_PASSED_ON],
+                     503: ["over-capacity", "owner-unreachable"], 508: ["relay-loop"]})
 async def whep_watch(request: web.Request) -> web.Response:
+    plane = request.app[MEDIA]
     stream_id = _stream_id(request)
-    relay = RELAY_HEADER in request.headers
-    answer = await request.app[MEDIA].watch(stream_id, await _offer(request), relay=relay)
+    answer = await plane.watch(stream_id, await _offer(request), from_node=plane.link.sender(request))
     return _sdp_answer(request, answer, f"/whep/{stream_id}/{answer.session}")
 
 
-@operation("WHEP: trickle ICE candidates", status=204, tag="media", body=Content.of(TRICKLE_TYPE),
-           headers=SessionPatch, problems=_PATCHED)
+@operation("WHEP: trickle ICE candidates; on any node (passed on to the session's node)", status=204, tag="media",
+           body=Content.of(TRICKLE_TYPE), headers=SessionPatch, problems={**_PATCHED, 502: _PASSED_ON})
 async def whep_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
-    viewer = plane.viewer(_stream_id(request), request.match_info["session"])
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    viewer = plane.viewer(stream_id, request.match_info["session"])
     fragment = await _fragment(request)
     await plane.trickle_viewer(viewer, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
-@operation("WHEP: stop watching", tag="media", problems=_SESSION_NOT_FOUND)
+@operation("WHEP: stop watching; on any node (passed on to the session's node)", tag="media",
+           problems={**_SESSION_NOT_FOUND, 502: _PASSED_ON})
 async def whep_delete(request: web.Request) -> web.Response:
-    await request.app[MEDIA].stop_watching(_stream_id(request), request.match_info["session"])
+    plane = request.app[MEDIA]
+    stream_id = _stream_id(request)
+    if (passed_on := await plane.holder_answer(request)) is not None:
+        return passed_on
+    await plane.stop_watching(stream_id, request.match_info["session"])
     return web.Response(status=200)
 
 
@@ -211,10 +245,11 @@ _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 
 
 @operation("HLS for large audiences: index.m3u8 (short-lived cache; before the first segment of a stream that has "
-           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable)", tag="media",
+           "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable); a live stream's from "
+           "any node (passed on to the node that makes them)", tag="media",
            path=HlsFile, reply=Content.of(*_HLS_TYPES.values(), schema={"type": "string", "format": "binary"}),
            reply_headers={"Cache-Control": "how long a CDN may keep it"},
-           problems={404: ["stream-not-found", "not-found", "hls-not-ready"]})
+           problems={404: ["stream-not-found", "not-found", "hls-not-ready"], 502: _PASSED_ON})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -223,6 +258,11 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     if suffix not in _HLS_TYPES or "/" in name or name.startswith("."):
         raise Problem(404, "not-found", f"there is no HLS file {name!r}")
     path = plane.files(stream_id).hls / name
+    # A node that made this stream's files before its publisher moved still has an old playlist: ask the owner.
+    if suffix == ".m3u8" or not path.is_file():
+        passed_on = await plane.owner_answer(request, stream_id)
+        if passed_on is not None:
+            return passed_on
     if name == "index.m3u8" and not path.is_file():
         await plane.wait_for_playlist(stream_id)
     if not path.is_file():

@@ -97,6 +97,30 @@ async def publish(http: aiohttp.ClientSession, base_url: str, stream: dict, vide
 
 
 @dataclass
+class TrickledOffer:
+    """A WHIP offer without its candidates, and the RFC 8840 fragments that trickle them one by one."""
+
+    pc: RTCPeerConnection
+    sdp: str
+    fragments: list[str]
+    end_of_candidates: str
+
+
+async def trickled_whip_offer() -> TrickledOffer:
+    pc = await whip_offer()
+    lines = pc.localDescription.sdp.replace("\r\n", "\n").strip().split("\n")
+    ufrag = next(line for line in lines if line.startswith("a=ice-ufrag:"))
+    pwd = next(line for line in lines if line.startswith("a=ice-pwd:"))
+    first_section = [ufrag, pwd, next(line for line in lines if line.startswith("m=")).split(" ")[0] +
+                     " 9 UDP/TLS/RTP/SAVPF 0", next(line for line in lines if line.startswith("a=mid:"))]
+    candidates = dict.fromkeys(line for line in lines if line.startswith("a=candidate:"))  # BUNDLE repeats them
+    fragments = ["\r\n".join([*first_section, candidate, ""]) for candidate in candidates]
+    kept = [line for line in lines if not line.startswith(("a=candidate:", "a=end-of-candidates"))]
+    return TrickledOffer(pc, "\r\n".join(kept) + "\r\n", fragments,
+                         "\r\n".join([*first_section, "a=end-of-candidates", ""]))
+
+
+@dataclass
 class Viewer:
     pc: RTCPeerConnection
     status: int
@@ -128,10 +152,12 @@ async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
                 viewer.audio_frames += 1
 
 
-async def watch(http: aiohttp.ClientSession, base_url: str, stream_id: int, decode: bool = True) -> Viewer:
+async def watch(http: aiohttp.ClientSession, base_url: str, stream_id: int, decode: bool = True,
+                kinds: tuple[str, ...] = ("video", "audio")) -> Viewer:
+    """A WHEP viewer whose offer has one section per kind in `kinds`, in that order."""
     pc = new_pc()
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
+    for kind in kinds:
+        pc.addTransceiver(kind, direction="recvonly")
     viewer = Viewer(pc, 0)
 
     @pc.on("track")

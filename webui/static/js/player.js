@@ -1,6 +1,11 @@
 // The watch page's video: WebRTC over WHEP first; when the server answers 503 (the room or node is full of
 // WebRTC viewers) the HLS URL from its problem+json, played natively or with the vendored hls.js; reconnects with
 // backoff when the network drops, and says so when the stream is not live. No DOM outside the video box.
+//
+// Failing over: a session whose packets stop (its node died, or the path to it broke) is noticed from the peer
+// connection's own counters within STALL_MS, long before ICE gives up, and a new session is negotiated at once
+// with the room (behind a load balancer, on a node that is alive); the old session's DELETE is sent but never
+// waited for.
 
 import { api } from "./api.js";
 import { backoffDelayMs } from "./room.js";
@@ -14,6 +19,12 @@ const SOUND_ON_ICON = new URL("../icons/sound-on.svg", import.meta.url).href;
 const NOT_LIVE_RETRY_MAX_MS = 5_000;
 // "disconnected" often heals by itself (a Wi-Fi hiccup); only a longer one is treated as lost.
 const DISCONNECTED_GRACE_MS = 4_000;
+// A flowing session gets about 50 audio packets a second and tens of video packets: a second with none at all
+// means its server or the path to it is gone.
+const STALL_MS = 1_000;
+// Before its first packet a session may still be connecting (a TURN relay, a slow network): it gets longer.
+const FIRST_PACKET_MS_MAX = 8_000;
+const FLOW_CHECK_MS = 250;
 
 export class Player {
   constructor(streamId, { video, placeholder }) {
@@ -27,7 +38,10 @@ export class Player {
     this.attempt = 0;
     this.retryTimer = null;
     this.graceTimer = null;
+    this.flowTimer = null;
+    this.flow = { packets: 0, at: 0, started: false }; // the session's packets at the last check that saw more
     this.stopped = false;
+    this.failovers = 0; // sessions given up because their packets stopped (read by tests)
     this.unmute = this.muteButton();
     video.muted = true;
     video.autoplay = true;
@@ -95,6 +109,8 @@ export class Player {
 
   teardown() {
     clearTimeout(this.graceTimer);
+    clearInterval(this.flowTimer);
+    this.flowTimer = null;
     endSession(this.sessionUrl);
     this.sessionUrl = null;
     this.pc?.close();
@@ -121,11 +137,48 @@ export class Player {
     });
     pc.addEventListener("connectionstatechange", () => this.onConnectionState(pc));
     try {
-      this.sessionUrl = await negotiate(pc, `/whep/${encodeURIComponent(this.streamId)}`);
-      if (this.pc !== pc) endSession(this.sessionUrl);
-      else this.mode = "webrtc";
+      const sessionUrl = await negotiate(pc, `/whep/${encodeURIComponent(this.streamId)}`);
+      if (this.pc !== pc) {
+        endSession(sessionUrl);
+      } else {
+        this.sessionUrl = sessionUrl;
+        this.mode = "webrtc";
+        this.watchFlow(pc);
+      }
     } catch (error) {
       if (this.pc === pc) await this.onRefused(error);
+    }
+  }
+
+  /** Check the session's received packets every FLOW_CHECK_MS; fail over when they stop. */
+  watchFlow(pc) {
+    clearInterval(this.flowTimer);
+    this.flow = { packets: 0, at: performance.now(), started: false };
+    this.flowTimer = setInterval(() => this.checkFlow(pc), FLOW_CHECK_MS);
+  }
+
+  async checkFlow(pc) {
+    let packets = 0;
+    try {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp") packets += s.packetsReceived || 0;
+      });
+    } catch {
+      return; // closed meanwhile
+    }
+    if (this.pc !== pc || this.mode !== "webrtc") return;
+    const now = performance.now();
+    if (packets > this.flow.packets) {
+      this.flow = { packets, at: now, started: true };
+      this.attempt = 0; // media flows: the next failure starts the backoff over
+      return;
+    }
+    const waitedMs = now - this.flow.at;
+    if (waitedMs >= (this.flow.started ? STALL_MS : FIRST_PACKET_MS_MAX)) {
+      this.failovers += 1;
+      // The first try goes at once: the room is most likely live on another node. Later ones back off.
+      this.retryLater(this.flow.started ? "The video stopped." : "No video arrived.",
+        this.attempt === 0 ? 0 : Infinity);
     }
   }
 
@@ -133,9 +186,7 @@ export class Player {
     if (this.pc !== pc) return;
     const state = pc.connectionState;
     clearTimeout(this.graceTimer);
-    if (state === "connected") {
-      this.attempt = 0;
-    } else if (state === "failed" || state === "closed") {
+    if (state === "failed" || state === "closed") {
       this.retryLater("The connection was lost.");
     } else if (state === "disconnected") {
       this.graceTimer = setTimeout(() => this.retryLater("The connection was lost."), DISCONNECTED_GRACE_MS);
@@ -174,7 +225,8 @@ export class Player {
     this.mode = "idle";
     const delayMs = Math.min(backoffDelayMs(this.attempt), delayMaxMs);
     this.attempt += 1;
-    this.setMessage(`${message} Trying again in ${Math.max(1, Math.round(delayMs / 1000))} s.`);
+    this.setMessage(delayMs === 0 ? `${message} Reconnecting…`
+      : `${message} Trying again in ${Math.max(1, Math.round(delayMs / 1000))} s.`);
     this.retryTimer = setTimeout(() => this.connect(), delayMs);
   }
 

@@ -1,0 +1,85 @@
+"""The auction context of one node: its copies of the lots it takes bids for, the room announcer, the sweep that
+closes auctions when their time is up, and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from commerce.auctions import auctions, events
+from commerce.auctions.bidding import Bidding, Decided, Lot
+from commerce.merch import Merch
+from commerce.payment_methods import PaymentMethods
+from livecore.node import Node, RoomEvents
+from livecore.tasks import stop_tasks
+
+log = logging.getLogger("livecore.commerce.auctions")
+
+
+class AuctionMetrics:
+    def __init__(self, registry: Any) -> None:
+        self.bids = Counter("livecore_auction_bids", "Bids and buy-it-now offers decided, by outcome", ["outcome"],
+                            registry=registry)
+        self.batch = Histogram("livecore_auction_bid_batch_bids", "Bids decided per committed batch",
+                               registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.conflicts = Counter("livecore_auction_commit_conflicts",
+                                 "Bid batches decided again because the lot changed elsewhere", registry=registry)
+        self.closed = Counter("livecore_auctions_closed", "Auctions closed by this node, by outcome", ["outcome"],
+                              registry=registry)
+        self.events_lost = Counter("livecore_auction_events_lost",
+                                   "Committed auction changes whose room events could not be published",
+                                   registry=registry)
+
+
+class Auctions:
+    def __init__(self, node: Node, merch: Merch, payment_methods: PaymentMethods) -> None:
+        self.node = node
+        self.pool = node.pool
+        self.clock = node.clock
+        self.settings = node.settings
+        self.merch = merch
+        self.fees = merch.fees
+        self.payment_methods = payment_methods
+        self.metrics = AuctionMetrics(node.registry)
+        self.announcer = events.Announcer(lambda: node.rooms, self.settings.auction_announce_queue_max,
+                                          self.metrics.events_lost.inc)
+        self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, self._committed,
+                               self._batched)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def rooms(self) -> RoomEvents | None:
+        return self.node.rooms
+
+    def start(self) -> None:
+        self.announcer.start()
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def stop(self) -> None:
+        await stop_tasks(self._sweeper)
+        await self.bidding.stop()
+        await self.announcer.stop()
+
+    async def _moderators(self, room_id: int) -> frozenset[int]:
+        return await self.node.rooms.moderators(room_id) if self.node.rooms is not None else frozenset()
+
+    def _committed(self, lot: Lot, decided: list[Decided]) -> None:
+        self.announcer.offer(events.after_bids(lot, decided))
+
+    def _batched(self, bids: int, attempts: int) -> None:
+        self.metrics.batch.observe(bids)
+        if attempts > 1:
+            self.metrics.conflicts.inc(attempts - 1)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.auction_sweep_ms / 1000)
+            try:
+                await auctions.close_due(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("closing due auctions failed; trying again next period")
