@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -10,14 +10,13 @@ from pydantic import BaseModel, Field
 from commerce import auctions, freezes, gifts, merch, payouts, purchases, schemas, webhooks
 from commerce.ledger import balances, recent_transactions
 from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD
-from commerce.requests import COMMERCE
+from commerce.requests import COMMERCE, IdempotencyKey, Keyed, keyed_body
 from livecore.accounts.session import require_account
 from livecore.http import (
     BIGINT_MAX,
     NO_NUL,
     Content,
     Parameters,
-    Problem,
     json_response,
     maximum_setting,
     minimum_setting,
@@ -27,19 +26,6 @@ from livecore.http import (
     path_id,
 )
 from livecore.node import NODE
-
-
-class Keyed(BaseModel):
-    """A request that moves money: a retry with the same key returns the first result and changes nothing."""
-
-    idempotency_key: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description=(
-        "makes a retry return the first result; may come as the Idempotency-Key header instead"))
-
-
-class IdempotencyKey(Parameters):
-    refusal: ClassVar[tuple[int, str]] = (400, "idempotency-key-required")
-    key: str | None = Field(default=None, alias="Idempotency-Key", min_length=1, max_length=100,
-                            description="the body's idempotency_key, for clients that would rather send a header")
 
 
 class NewPurchase(Keyed):
@@ -62,9 +48,10 @@ class NewGift(Keyed):
 
 
 class NewPaymentMethod(BaseModel):
-    card_number: str | None = Field(default=None, max_length=30,
-                                    description="the local test provider only: 4242424242424242 is saved")
-    setup_intent_id: str | None = Field(default=None, max_length=100,
+    card_number: str | None = Field(default=None, max_length=30, pattern=NO_NUL, examples=[SUCCEEDING_CARD],
+                                    description=f"the local test provider only: {SUCCEEDING_CARD} is saved, any other "
+                                                "card is 402 (card-declined, card-not-accepted)")
+    setup_intent_id: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
                                         description="with Stripe: the SetupIntent the page confirmed")
 
 
@@ -72,22 +59,7 @@ class NewPayout(Keyed):
     amount_cents: int = Field(ge=1, le=BIGINT_MAX, json_schema_extra=minimum_setting("payout_cents_min"))
 
 
-K = TypeVar("K", bound=Keyed)
 _SIGNED = Content.of("application/json", schema=webhooks.StripeEvent)
-
-
-async def _keyed_body(request: web.Request, model: type[K]) -> K:
-    """The body, its idempotency_key taken from the Idempotency-Key header when the body has none."""
-    header = parse_headers(request, IdempotencyKey).key
-    try:
-        return await parse_body(request, model, defaults={"idempotency_key": header})
-    except Problem as problem:
-        if problem.extra.get("field") != "idempotency_key":
-            raise
-        raise Problem(400, "idempotency-key-required", "send an idempotency_key (body field or Idempotency-Key "
-                      "header, 1-100 characters)", field="idempotency_key") from problem
-
-
 _ADULTS = "rule-adults-only"
 _UNAVAILABLE = "payout-provider-unavailable"
 _WEBHOOK_REFUSALS = {400: ["bad-signature", "stale-signature", "malformed-json", "malformed-event"],
@@ -113,7 +85,7 @@ async def coin_packages(request: web.Request) -> web.Response:
                      502: ["payment-provider-unavailable"]})
 async def create_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await _keyed_body(request, NewPurchase)
+    body = await keyed_body(request, NewPurchase)
     view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, body.idempotency_key)
     return json_response(view, status=201)
 
@@ -173,7 +145,7 @@ async def gift_catalogue(request: web.Request) -> web.Response:
                      429: ["rule-daily-spend-limit"], 503: ["gifts-busy", "node-stopping"]})
 async def send_gift(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await _keyed_body(request, NewGift)
+    body = await keyed_body(request, NewGift)
     stream_id = path_id(request, "stream-not-found", "stream")
     result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count,
                                    body.idempotency_key)
@@ -195,7 +167,7 @@ async def leaderboard(request: web.Request) -> web.Response:
                      409: ["payout-destination-missing", "payout-destination-not-ready"], 502: [_UNAVAILABLE]})
 async def create_payout(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await _keyed_body(request, NewPayout)
+    body = await keyed_body(request, NewPayout)
     view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, body.idempotency_key)
     return json_response(view, status=202 if view["state"] == "pending" else 201)
 
@@ -244,11 +216,11 @@ async def unfreeze_wallet(request: web.Request) -> web.Response:
 
 @operation("Save a way to pay for auction wins and orders: with Stripe, a SetupIntent the page confirms (202), then "
            "again with its setup_intent_id (201); with the local test provider, {card_number} at once (201)",
-           body=NewPaymentMethod, status=201, auth=True, tag="money",
-           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id",
-                      400: "Not a card the provider takes this way, or a SetupIntent that is not yours",
-                      402: "The card was declined", 409: "The SetupIntent is not confirmed yet, or "
-                      "payment_methods_per_user_max is reached", 502: "The payment provider could not be reached"})
+           body=NewPaymentMethod, status=201, auth=True, tag="money", reply=schemas.SavedOrSetUp,
+           reply_statuses=(202,),
+           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id"},
+           problems={400: ["setup-not-yours"], 402: ["card-declined", "card-not-accepted"],
+                     409: ["setup-not-complete", "too-many-payment-methods"], 502: ["payment-provider-unavailable"]})
 async def save_payment_method(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewPaymentMethod)
@@ -256,7 +228,7 @@ async def save_payment_method(request: web.Request) -> web.Response:
     return json_response(view, status=status)
 
 
-@operation("Your saved payment methods", auth=True, tag="money")
+@operation("Your saved payment methods", auth=True, tag="money", reply=schemas.PaymentMethods)
 async def list_payment_methods(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response({"methods": await request.app[COMMERCE].payment_methods.list(account.id)})

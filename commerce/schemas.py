@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from livecore.http import Id
 
@@ -155,3 +155,27 @@ class Unfrozen(Answer):
     user_id: Id
     was_frozen: bool
     shortfall_coins_resolved: int
+
+
+class PaymentMethodView(Answer):
+    id: Id
+    provider: str
+    brand: str
+    last4: str
+    state: Literal["ready"]
+    created_at: int = Field(description="Unix milliseconds")
+
+
+class CardSetupView(Answer):
+    state: Literal["requires_confirmation"]
+    provider: str
+    setup_intent_id: str
+    client_secret: str = Field(description="what Stripe.js confirms the SetupIntent with")
+
+
+class SavedOrSetUp(RootModel[PaymentMethodView | CardSetupView]):
+    """201: the saved method; 202: the SetupIntent to confirm first."""
+
+
+class PaymentMethods(Answer):
+    methods: list[PaymentMethodView]
