@@ -4,6 +4,7 @@ names (the same pydantic models the handler validates with), with this node's se
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +27,10 @@ from livecore.http import (
 from livecore.node import NODE
 
 _REF = "#/components/schemas/{model}"
+# Schemas that depend on more than settings (a catalogue, say): a model whose schema has "x-filled-by": name gets
+# the members that app[SCHEMA_FILLERS][name]() answers when the document is built.
+SchemaFiller = Callable[[], dict[str, Any]]
+SCHEMA_FILLERS = web.AppKey("schema_fillers", dict[str, SchemaFiller])
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                "description": "a token from POST /api/accounts or POST /api/sessions"},
@@ -93,6 +98,10 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         "components": {"schemas": {"Problem": PROBLEM_SCHEMA, **schemas.found},
                        "securitySchemes": SECURITY_SCHEMES},
     }
+    fillers = app.get(SCHEMA_FILLERS, {})
+    for schema in schemas.found.values():
+        if "x-filled-by" in schema:
+            schema.update(fillers[schema["x-filled-by"]]())
     node = app[NODE]
     _fill_bounds(spec, node.settings, node.today())
     return spec

@@ -5,6 +5,7 @@ documented, the WebSocket upgrade answers as described, and inputs that used to 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import stripe
 from aiohttp import web
 from apidoc import api_document, assert_documented
 from livenode import NodeFactory, RunningNode
+from PIL import Image
 
 from livecore.clock import ManualClock
 from livecore.http import BIGINT_MAX, PROBLEM_TYPE, operation
@@ -282,3 +284,45 @@ async def test_a_signed_webhook_without_its_signature_header_is_refused(node: Ru
         async with http.post(node.url + path, json={"id": "evt_1", "type": "x"}) as r:
             problem = await assert_documented(spec, "POST", path, r)
             assert r.status == 400 and problem and problem["type"] == "livecore:bad-signature"
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), (200, 30, 90, 255)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_design_uploads_answer_as_documented(node: RunningNode) -> None:
+    """What the fuzzer cannot send: a design's validity (a decodable PNG or JPEG, at least design_edge_px_min on a
+    side) is no JSON Schema, so each answer of the multipart upload is checked here."""
+    spec = await api_document(node.http, node.url)
+    upload = spec["paths"]["/api/designs"]["post"]
+    file = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+    assert file["format"] == "binary" and upload["requestBody"]["content"]["multipart/form-data"]["schema"][
+        "required"] == ["file"]
+    creator = _auth((await node.signup(roles=["creator"]))["token"])
+    viewer = _auth((await node.signup(roles=["viewer"]))["token"])
+    design = _png(200, 120)
+
+    def form(data: bytes | None, name: str = "file") -> aiohttp.FormData:
+        sent = aiohttp.FormData(default_to_multipart=True)
+        if data is not None:
+            sent.add_field(name, data, filename="design.png", content_type="image/png")
+        else:
+            sent.add_field("note", "no file here")
+        return sent
+
+    cases = [
+        (creator, form(design), 201, None), (creator, form(design), 200, None),  # the same image again
+        (viewer, form(design), 403, "not-a-creator"), ({}, form(design), 401, "unauthenticated"),
+        (creator, form(_png(10, 10)), 422, "design-too-small"), (creator, form(b"GIF89a not a png"), 415,
+                                                                  "unsupported-image"),
+        (creator, form(_png(200, 120)[:60]), 422, "corrupt-image"), (creator, form(b""), 400, "file-required"),
+        (creator, form(None), 400, "file-required"), (creator, {"file": "x"}, 415, "unsupported-media-type"),
+    ]
+    for headers, body, status, slug in cases:
+        sent = {"json": body} if isinstance(body, dict) else {"data": body}
+        async with node.http.post(f"{node.url}/api/designs", headers=headers, **sent) as r:
+            problem = await assert_documented(spec, "POST", "/api/designs", r)
+            assert r.status == status, (status, slug, await r.text())
+            assert (problem or {}).get("type") == (f"livecore:{slug}" if slug else None)

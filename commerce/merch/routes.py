@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.merch import designs, pins, products, schemas
 from commerce.merch.service import Merch
@@ -24,6 +24,7 @@ from livecore.http import (
     parse_query,
     path_id,
 )
+from livecore.openapi import SCHEMA_FILLERS
 
 UPLOAD_CHUNK_BYTES = 64 * 1024
 PRICE_CENTS_MAX = 100_000_000
@@ -39,11 +40,18 @@ _DESIGN_UPLOAD = Content.of("multipart/form-data", schema={
 
 
 class NewProduct(OptionallyKeyed):
+    """The document lists each base item with its variants and its floor (x-filled-by, from this node's catalogue
+    and fee settings)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-filled-by": "product-price-floors"})
+
     design_id: Id
     base_item_id: str = Field(max_length=50, pattern=NO_NUL, examples=["tshirt"])
     title: str = Field(min_length=1, max_length=120, pattern=NO_NUL)
     price_cents: int = Field(ge=1, le=PRICE_CENTS_MAX, description="one price for every variant offered; at least "
-                             "the dearest variant's floor (base cost + fees), else 422 price-below-floor")
+                             "the floor (base cost + merch_fee_percent + merch_fee_fixed_cents) of the dearest variant "
+                             "offered, else 422 price-below-floor. The document's minimum per base item is its "
+                             "dearest variant's floor; naming only cheaper variants, a price may go as low as theirs")
     variant_ids: list[Annotated[str, Field(max_length=100, pattern=NO_NUL)]] | None = Field(
         default=None, max_length=100, description="the variants to offer (of the base item: else 400 invalid-field); "
         "all of the base item's when absent or empty")
@@ -60,6 +68,19 @@ class ProductsPage(Parameters):
 class Mockup(BaseModel):
     id: Id
     variant_id: str = Field(pattern=VARIANT_ID, description="one of the product's variants")
+
+
+def price_floors(merch: Merch) -> dict[str, Any]:
+    """NewProduct's schema per base item: its variants and the floor of its dearest one."""
+    return {"oneOf": [
+        {"properties": {
+            "base_item_id": {"const": item.id},
+            "variant_ids": {"anyOf": [{"type": "array", "items": {"enum": [v.id for v in item.variants]}},
+                                      {"type": "null"}]},
+            "price_cents": {"minimum": merch.fees.floor_cents(max(v.base_cost_cents for v in item.variants))},
+        }}
+        for item in merch.items.values()
+    ]}
 
 
 def _merch(request: web.Request) -> Merch:
@@ -178,6 +199,7 @@ async def unpin_product(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.setdefault(SCHEMA_FILLERS, {})["product-price-floors"] = lambda: price_floors(app[COMMERCE].merch)
     app.router.add_get("/api/base-items", base_items)
     app.router.add_post("/api/designs", upload_design)
     app.router.add_post("/api/products", create_product)
