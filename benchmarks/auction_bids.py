@@ -27,32 +27,24 @@ import io
 import os
 import random
 import secrets
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import asyncpg
 import orjson
+from benchnode import BenchNode, bench_node, call, sign_up
 from PIL import Image
 
 from commerce.auctions import increments, rules
 from commerce.providers import SUCCEEDING_CARD
-from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
-from livecore.streams import streams
-from loadtest.cpumeter import MACHINE, CpuMeter, ProcessGroup
+from loadtest.cpumeter import MACHINE
 
-START_S_MAX = 60.0
 STEP_CENTS = 10
 INCREMENTS = [[0, STEP_CENTS]]
 START_CENTS = 2000
 SPREAD_STEPS = 30  # a bid is 0..30 increments above the minimum its bidder last saw
-
-LIVE_UNTIL_MS = 253_402_300_000_000  # 9999-12-31: never overdue
 
 
 @dataclass
@@ -93,44 +85,32 @@ class Tally:
             self.accepted.append(bid)
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: object = None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
-
-
 async def _signup(http: aiohttp.ClientSession, url: str) -> dict:
-    body = {"username": f"b{secrets.token_hex(5)}", "password": "benchmark pass", "birth_date": "1990-01-01",
-            "region": "US"}
-    status, account = await _json(http, "POST", f"{url}/api/accounts", body=body)
-    assert status == 201, account
-    status, method = await _json(http, "POST", f"{url}/api/payment-methods", account["token"],
+    """A bidder: an adult account with the local provider's test card saved."""
+    account = await sign_up(http, url)
+    status, method = await call(http, "POST", f"{url}/api/payment-methods", account["token"],
                                  {"card_number": SUCCEEDING_CARD})
     assert status == 201, method
     return account
 
 
-async def _lot(http: aiohttp.ClientSession, url: str, database_url: str) -> tuple[dict, dict]:
+async def _lot(http: aiohttp.ClientSession, node: BenchNode) -> tuple[dict, dict]:
     """A seller, their live stream, a product and an hour-long auction of one of its variants."""
+    url = node.url
     seller = await _signup(http, url)
     headers = {"Authorization": f"Bearer {seller['token']}"}
-    _, stream = await _json(http, "POST", f"{url}/api/streams", seller["token"], {"title": "auction bench"})
-    # Auctions run in a live room, and this benchmark sends no media: live as if a publisher were connected.
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        assert await streams.mark_live(pool, stream["id"], LIVE_UNTIL_MS)
-    finally:
-        await pool.close()
+    _, stream = await call(http, "POST", f"{url}/api/streams", seller["token"], {"title": "auction bench"})
+    await node.mark_live(stream["id"])  # auctions run in a live room
     picture = io.BytesIO()
     Image.new("RGB", (300, 300), (200, 30, 60)).save(picture, "PNG")
     form = aiohttp.FormData()
     form.add_field("file", picture.getvalue(), filename="design.png", content_type="image/png")
     async with http.post(f"{url}/api/designs", data=form, headers=headers) as response:
         design = await response.json()
-    _, product = await _json(http, "POST", f"{url}/api/products", seller["token"], {
+    _, product = await call(http, "POST", f"{url}/api/products", seller["token"], {
         "design_id": design["id"], "base_item_id": "tshirt", "title": "Bench tee", "price_cents": 2500,
         "variant_ids": ["tshirt-m-black"]})
-    status, auction = await _json(http, "POST", f"{url}/api/streams/{stream['id']}/auctions", seller["token"], {
+    status, auction = await call(http, "POST", f"{url}/api/streams/{stream['id']}/auctions", seller["token"], {
         "product_id": product["id"], "variant_id": "tshirt-m-black", "start_cents": START_CENTS,
         "duration_s": 3600, "increments": INCREMENTS})
     assert status == 201, auction
@@ -251,47 +231,13 @@ async def check_rules(database_url: str, auction_id: int, accepted: list[Bid]) -
     return problems
 
 
-def start_node(args: argparse.Namespace, database_url: str, redis_url: str, data_dir: Path, port: int):  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(LIVECORE_DATABASE_URL=database_url, LIVECORE_REDIS_URL=redis_url, LIVECORE_SEED_DEMO="false",
-               LIVECORE_LOG_LEVEL="WARNING", LIVECORE_DB_POOL_SIZE_MAX=str(args.pool),
-               LIVECORE_AUCTION_BIDS_LISTED_MAX="10")
-    return subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir / "node")], env=env)
-
-
-def cpu_meter(server: subprocess.Popen, pg: EmbeddedPostgres, valkey: EmbeddedValkey) -> CpuMeter:
-    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
-    valkey_pid = valkey.process.pid if valkey.process else None
-    return CpuMeter([
-        ProcessGroup("node", lambda: [server.pid], with_children=True),
-        ProcessGroup("postgres", lambda: [postmaster], with_children=True),
-        ProcessGroup("valkey", lambda: [valkey_pid] if valkey_pid else [], with_children=False),
-        ProcessGroup("client", lambda: [os.getpid()], with_children=False),
-    ])
-
-
-async def _ready(http: aiohttp.ClientSession, url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_S_MAX
-    while True:
-        try:
-            async with http.get(f"{url}/readyz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline and server.poll() is None, "the node did not start"
-        await asyncio.sleep(0.2)
-
-
-async def run(args: argparse.Namespace, database_url: str, server: subprocess.Popen, port: int,
-              meter: CpuMeter) -> None:
-    url = f"http://127.0.0.1:{port}"
+async def run(args: argparse.Namespace, node: BenchNode) -> None:
+    url, meter = node.url, node.meter
     tally = Tally()
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            await _ready(http, url, server)
-            _seller, auction = await _lot(http, url, database_url)
+            await node.wait_ready(http)
+            _seller, auction = await _lot(http, node)
             bidders = await asyncio.gather(*[_signup(http, url) for _ in range(args.bidders)])
             stop_at = time.monotonic() + args.seconds
             meter.sample()
@@ -310,13 +256,13 @@ async def run(args: argparse.Namespace, database_url: str, server: subprocess.Po
             async with http.get(f"{url}/metrics") as r:
                 metrics = await r.text()
     finally:
-        server.terminate()
+        node.server.terminate()
     figures = {line.split()[0]: float(line.split()[-1]) for line in metrics.splitlines()
                if line.startswith(("livecore_auction_bid_batch_bids_count", "livecore_auction_bid_batch_bids_sum",
                                    "livecore_auction_commit_conflicts_total", "livecore_auction_events_lost_total"))}
     batches = figures.get("livecore_auction_bid_batch_bids_count", 0)
     per_batch = figures.get("livecore_auction_bid_batch_bids_sum", 0) / max(1, batches)
-    problems = await check_rules(database_url, auction["id"], tally.accepted)
+    problems = await check_rules(node.database_url, auction["id"], tally.accepted)
     decided = len(tally.latencies)
     accepted = sum(1 for b in tally.accepted if not b.replayed)
     print(f"bidders: {args.bidders} ({args.bidders - args.bidders // 2} HTTP, {args.bidders // 2} WebSocket), "
@@ -348,22 +294,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="bids/s offered by all bidders together (0: each bids again as soon as answered)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="livecore-bench-") as directory:
-        root = Path(directory)
-        pg, valkey = EmbeddedPostgres(root / "postgres"), EmbeddedValkey(root / "valkey")
-        try:
-            database_url, redis_url = pg.start(), valkey.start()
-            port = free_port()
-            server = start_node(args, database_url, redis_url, root, port)
-            try:
-                asyncio.run(run(args, database_url, server, port, cpu_meter(server, pg, valkey)))
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-        finally:
-            valkey.stop()
-            pg.stop()
-
+    with bench_node(db_pool_size_max=str(args.pool), auction_bids_listed_max="10") as node:
+        asyncio.run(run(args, node))
 
 if __name__ == "__main__":
     main()

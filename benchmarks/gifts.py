@@ -14,55 +14,24 @@ import argparse
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 import asyncpg
 import orjson
+from benchnode import BenchNode, bench_node, call, sign_up
 
 from commerce import invariants
 from commerce.providers import SUCCEEDING_CARD
-from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
-from livecore.streams import streams
-from loadtest.cpumeter import MACHINE, CpuMeter, ProcessGroup
-
-START_S_MAX = 60.0
-LIVE_UNTIL_MS = 253_402_300_000_000  # 9999-12-31
-
-
-async def _mark_live(database_url: str, stream_id: int) -> None:
-    """Gifts need a live stream, and this benchmark sends no media: live as if a publisher were connected."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        assert await streams.mark_live(pool, stream_id, LIVE_UNTIL_MS)
-    finally:
-        await pool.close()
-
-
-async def _json(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: dict | None = None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
-
-
-async def _signup(http: aiohttp.ClientSession, url: str) -> dict:
-    body = {"username": f"b{secrets.token_hex(5)}", "password": "benchmark pass", "birth_date": "1990-01-01",
-            "region": "US"}
-    status, account = await _json(http, "POST", f"{url}/api/accounts", body=body)
-    assert status == 201, account
-    return account
+from loadtest.cpumeter import MACHINE
 
 
 async def _fund(http: aiohttp.ClientSession, url: str, token: str) -> None:
-    status, purchase = await _json(http, "POST", f"{url}/api/coins/purchases", token,
-                                   {"package_id": "coins_10000", "idempotency_key": secrets.token_hex(8)})
+    status, purchase = await call(http, "POST", f"{url}/api/coins/purchases", token,
+                                  {"package_id": "coins_10000", "idempotency_key": secrets.token_hex(8)})
     assert status == 201, purchase
-    status, paid = await _json(http, "POST", f"{url}/api/payments/local/{purchase['id']}/confirm", token,
-                               {"card_number": SUCCEEDING_CARD})
+    status, paid = await call(http, "POST", f"{url}/api/payments/local/{purchase['id']}/confirm", token,
+                              {"card_number": SUCCEEDING_CARD})
     assert paid["state"] == "succeeded", paid
 
 
@@ -107,46 +76,16 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def start_node(args: argparse.Namespace, database_url: str, redis_url: str, data_dir: Path, port: int):  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(LIVECORE_DATABASE_URL=database_url, LIVECORE_REDIS_URL=redis_url, LIVECORE_SEED_DEMO="false",
-               LIVECORE_PURCHASES_PER_HOUR_MAX="100000", LIVECORE_GIFT_COINS_PER_DAY_MAX="100000000",
-               LIVECORE_LOG_LEVEL="WARNING", LIVECORE_DB_POOL_SIZE_MAX=str(args.pool))
-    return subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir / "node")], env=env)
-
-
-def cpu_meter(server: subprocess.Popen, pg: EmbeddedPostgres, valkey: EmbeddedValkey) -> CpuMeter:
-    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
-    valkey_pid = valkey.process.pid if valkey.process else None
-    return CpuMeter([
-        ProcessGroup("node", lambda: [server.pid], with_children=True),
-        ProcessGroup("postgres", lambda: [postmaster], with_children=True),
-        ProcessGroup("valkey", lambda: [valkey_pid] if valkey_pid else [], with_children=False),
-        ProcessGroup("client", lambda: [os.getpid()], with_children=False),
-    ])
-
-
-async def run(args: argparse.Namespace, database_url: str, server: subprocess.Popen, port: int,
-              meter: CpuMeter) -> None:
-    url = f"http://127.0.0.1:{port}"
+async def run(args: argparse.Namespace, node: BenchNode) -> None:
+    url, meter = node.url, node.meter
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
-            deadline = time.monotonic() + START_S_MAX
-            while True:
-                try:
-                    async with http.get(f"{url}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline and server.poll() is None, "the node did not start"
-                await asyncio.sleep(0.2)
-            creator = await _signup(http, url)
-            _, stream = await _json(http, "POST", f"{url}/api/streams", creator["token"], {"title": "bench"})
-            await _mark_live(database_url, stream["id"])
-            senders = [await _signup(http, url) for _ in range(args.senders)]
+            await node.wait_ready(http)
+            creator = await sign_up(http, url)
+            _, stream = await call(http, "POST", f"{url}/api/streams", creator["token"], {"title": "bench"})
+            await node.mark_live(stream["id"])
+            senders = [await sign_up(http, url) for _ in range(args.senders)]
             await asyncio.gather(*[_fund(http, url, s["token"]) for s in senders])
             latencies: list[float] = []
             errors: list[object] = []
@@ -169,8 +108,8 @@ async def run(args: argparse.Namespace, database_url: str, server: subprocess.Po
             per_batch = batched.get("livecore_gift_batch_gifts_sum", 0) / max(1, batched.get(
                 "livecore_gift_batch_gifts_count", 0))
     finally:
-        server.terminate()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        node.server.terminate()
+    pool = await asyncpg.create_pool(node.database_url, min_size=1, max_size=2)
     try:
         broken = await invariants.violations(pool)
         journal = await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE kind = 'gift'")
@@ -197,22 +136,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to send")
     parser.add_argument("--pool", type=int, default=20, help="the node's PostgreSQL pool size")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="livecore-bench-") as directory:
-        root = Path(directory)
-        pg, valkey = EmbeddedPostgres(root / "postgres"), EmbeddedValkey(root / "valkey")
-        try:
-            database_url, redis_url = pg.start(), valkey.start()
-            port = free_port()
-            server = start_node(args, database_url, redis_url, root, port)
-            try:
-                asyncio.run(run(args, database_url, server, port, cpu_meter(server, pg, valkey)))
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-        finally:
-            valkey.stop()
-            pg.stop()
-
+    with bench_node(purchases_per_hour_max="100000", gift_coins_per_day_max="100000000",
+                    db_pool_size_max=str(args.pool)) as node:
+        asyncio.run(run(args, node))
 
 if __name__ == "__main__":
     main()

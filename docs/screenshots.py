@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import Browser, Page, async_playwright
 
+from commerce.providers import SUCCEEDING_CARD
 from livecore.embedded import free_port
 from livecore.seed import DEMO_CREATOR, DEMO_VIEWER
 
@@ -90,6 +91,21 @@ async def log_in(http: aiohttp.ClientSession, base: str, username: str, password
         return (await response.json())["token"]
 
 
+async def buy_coins(http: aiohttp.ClientSession, base: str, token: str) -> None:
+    """Buy a coin package as a viewer would, with the local provider's test card, so the wallet has a history."""
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"package_id": "coins_500", "idempotency_key": f"screenshots-{time.time_ns()}"}
+    async with http.post(f"{base}/api/coins/purchases", json=body, headers=headers) as response:
+        if response.status != 201:
+            step(f"could not start a coin purchase ({response.status}); the wallet is shown as it is")
+            return
+        purchase = await response.json()
+    async with http.post(f"{base}/api/payments/local/{purchase['id']}/confirm", headers=headers,
+                         json={"card_number": SUCCEEDING_CARD}) as response:
+        if response.status != 200:
+            step(f"the test card was refused ({response.status}); the wallet is shown as it is")
+
+
 async def open_as(browser: Browser, url: str, token: str | None) -> Page:
     context = await browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_WAIT_MS_MAX)
@@ -126,6 +142,7 @@ async def take(base: str, out_dir: Path) -> None:
         room = await wait_for_demo(http, base)
         viewer = await log_in(http, base, DEMO_VIEWER.username, DEMO_VIEWER.password)
         creator = await log_in(http, base, DEMO_CREATOR.username, DEMO_CREATOR.password)
+        await buy_coins(http, base, viewer)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         page = await open_as(browser, f"{base}/", viewer)

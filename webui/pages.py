@@ -38,8 +38,9 @@ class Page:
 PAGES = (
     Page("index.html", "The live directory: who is live now (also served at /)"),
     Page("login.html", "Log in and sign up; ?next= is where to go after"),
-    Page("watch.html", "A room (?room=<id>): video, chat, likes, gifts and top gifters"),
-    Page("studio.html", "Go live from the browser camera; chat and gifts as they arrive"),
+    Page("watch.html", "A room (?room=<id>): video, chat, likes, gifts, top gifters, the pinned product and auction"),
+    Page("studio.html", "Go live from the browser camera; chat, gifts, products, pins and live auctions"),
+    Page("shop.html", "A creator's shop (?user=<id>): their products with mockups"),
     Page("wallet.html", "Buy coins; the balance and recent transactions"),
     Page("pay.html", "The local test provider's card page for a coin purchase (?purchase=<id>)"),
     Page("earnings.html", "Creator earnings, the payout account and cash-out"),

@@ -9,15 +9,26 @@ export class ApiError extends Error {
     this.title = problem.title || "";
     this.detail = this.message;
     this.field = problem.field || "";
+    this.problem = problem; // the whole body: some problems name more facts (min_next_cents, floor_cents, ...)
+  }
+
+  /** The problem's slug: "bid-too-low" for type "livecore:bid-too-low". */
+  get slug() {
+    return this.type.replace(/^livecore:/, "");
   }
 }
 
-/** fetch() a same-origin API path; resolves to the parsed JSON body (or null for 204), rejects with ApiError. */
-export async function api(path, { method = "GET", body } = {}) {
+/**
+ * fetch() a same-origin API path; resolves to the parsed JSON body (or null for 204), rejects with ApiError.
+ * `body` is sent as JSON, `form` (a FormData, for uploads) as multipart/form-data.
+ */
+export async function api(path, { method = "GET", body, form } = {}) {
   const init = { method, headers: { Accept: "application/json, application/problem+json" }, credentials: "same-origin" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
+  } else if (form !== undefined) {
+    init.body = form; // the browser sets the multipart Content-Type with its boundary
   }
   let response;
   try {

@@ -1,4 +1,4 @@
-// Shared bits of the money pages: formatting cents, a fresh idempotency key, the page banner.
+// Shared bits of the money pages: formatting and reading dollars, a fresh idempotency key, the page banner.
 
 export const numbers = new Intl.NumberFormat();
 const dollars = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
@@ -7,6 +7,13 @@ export const $ = (id) => document.getElementById(id);
 
 export function cents(amount) {
   return dollars.format(amount / 100);
+}
+
+/** Dollars typed by a person ("25", "25.5", "25.50") as cents, or null. */
+export function parseDollars(text) {
+  const match = /^\s*\$?\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*$/.exec(text);
+  if (!match) return null;
+  return Number(match[1]) * 100 + Number((match[2] ?? "0").padEnd(2, "0"));
 }
 
 export function newKey() {

@@ -5,7 +5,9 @@
 import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
+import { MerchStudio } from "./merch.js";
 import { RoomClient } from "./room.js";
+import { RoomShop } from "./roomshop.js";
 import { endSession, negotiate, preferCodec } from "./webrtc.js";
 
 const CHAT_LINES_MAX = 250;
@@ -14,6 +16,8 @@ const numbers = new Intl.NumberFormat();
 const preview = $("preview");
 const chatList = $("chat-list");
 const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
+const shop = new RoomShop({ onPin: (product) => merch?.showPinned(product), onAuction: () => merch?.renderAuctionForm() });
+let merch = null; // the merch panel, for creators
 
 const studio = {
   media: null, // the MediaStream from getUserMedia
@@ -43,6 +47,7 @@ function setPublishState(state) {
   $("go-live").disabled = studio.live || !studio.media;
   $("end-stream").disabled = !studio.live;
   $("stream-title-input").disabled = studio.live;
+  merch?.setStream(studio.streamId, state === "live");
 }
 
 function fillSelect(select, devices, currentId, fallbackLabel) {
@@ -170,6 +175,7 @@ function applyRoomEvent(event) {
       for (const chat of event.recent ?? []) addChat(chat);
       $("viewer-count").textContent = numbers.format(event.viewers ?? 0);
       giftFeed.refreshLeadersSoon(); // a join or a reset does not replay the gifts sent before it
+      shop.takeSnapshot(event);
       break;
     case "chat":
       addChat(event);
@@ -185,7 +191,7 @@ function applyRoomEvent(event) {
       }
       break;
     default:
-      giftFeed.apply(event); // gift, gift_end
+      if (!shop.apply(event)) giftFeed.apply(event); // product_pinned, auction; gift, gift_end
       break;
   }
 }
@@ -203,6 +209,7 @@ function connectRoom(streamId) {
   studio.room?.close();
   chatList.replaceChildren();
   giftFeed.show(streamId);
+  shop.reset();
   $("studio-gifts").hidden = false;
   studio.room = new RoomClient(streamId, { onEvent: applyRoomEvent, onStatus: applyRoomStatus });
   studio.room.connect();
@@ -223,6 +230,10 @@ async function main() {
   if (!me) {
     showBanner("Log in with a creator account to go live.");
     return;
+  }
+  if (me.roles?.includes("creator")) {
+    merch = new MerchStudio(me, shop);
+    merch.load().catch((error) => showBanner(`Could not load your products: ${error.message}`));
   }
   if (!navigator.mediaDevices?.getUserMedia || !window.RTCPeerConnection) {
     showBanner("This browser cannot publish video (it lacks getUserMedia or WebRTC).");

@@ -6,7 +6,9 @@ import { chatLineElement } from "./chatline.js";
 import { GiftFeed } from "./giftfeed.js";
 import { applyWalletEvent, installGiftTray } from "./gifts.js";
 import { startPlayer } from "./player.js";
+import { PinnedCard } from "./productcard.js";
 import { RoomClient } from "./room.js";
+import { RoomShop } from "./roomshop.js";
 
 // The DOM keeps a bounded chat history so a busy room cannot grow the page without limit.
 const CHAT_LINES_MAX = 250;
@@ -19,6 +21,8 @@ const chatInput = $("chat-input");
 const chatSend = $("chat-send");
 const numbers = new Intl.NumberFormat();
 const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
+const pinnedCard = new PinnedCard();
+const shop = new RoomShop({ onPin: (product) => pinnedCard.show(product) });
 let player = null; // the video player, once the stream is known
 
 const view = {
@@ -191,6 +195,7 @@ function applySnapshot(snapshot) {
   setStreamState(snapshot.state ?? view.state);
   setSlowMode(snapshot.slow_mode_s ?? 0);
   giftFeed.refreshLeadersSoon(); // a join or a reset does not replay the gifts sent before it
+  shop.takeSnapshot(snapshot);
   if (view.you === null) setNotice("You are watching as a guest. ", loginLink("Log in to chat"), ".");
   updateChatControls();
 }
@@ -267,8 +272,8 @@ function applyEvent(event) {
       if (event.command !== "ping") systemLine(event.detail || `Error: ${event.code}`, "error");
       break;
     default:
-      // gift, gift_end, wallet; newer types (auctions) belong to later pages
-      if (!giftFeed.apply(event)) applyWalletEvent(event);
+      // gift, gift_end, wallet, product_pinned, auction
+      if (!giftFeed.apply(event) && !shop.apply(event)) applyWalletEvent(event);
       break;
   }
 }
@@ -364,7 +369,10 @@ async function main() {
   }
   if (!(await loadStream(roomId))) return;
   giftFeed.show(roomId);
-  currentUser().then((me) => installGiftTray(roomId, { me, creatorId: view.creatorId })).catch(() => {});
+  currentUser().then((me) => {
+    shop.setAccount(me, loginLink("").href);
+    return installGiftTray(roomId, { me, creatorId: view.creatorId });
+  }).catch(() => {});
   const room = new RoomClient(roomId, { onEvent: applyEvent, onStatus: applyStatus });
   wireChat(room);
   wireLikes(room);
