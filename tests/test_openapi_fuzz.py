@@ -18,6 +18,7 @@ Left out, because plain HTTP requests cannot exercise them, and checked by expli
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 import requests
 from livenode import Servers, ThreadedNode, unique_username
+from PIL import Image
 
 from commerce import invariants
 from commerce.ledger import balances
@@ -92,7 +94,7 @@ def _body_fields(spec: dict[str, Any]) -> set[str]:
 
 
 class World:
-    """The node under test and what exists in it: the fuzzer's account, other people, streams, purchases."""
+    """The node under test and what exists in it: the fuzzer's account, other people, streams, purchases, a product."""
 
     def __init__(self, node: ThreadedNode) -> None:
         self.node = node
@@ -118,6 +120,7 @@ class World:
         self.call("POST", f"/api/payments/local/{paid}/confirm", fuzzer["token"], json={"card_number": SUCCEEDING_CARD})
         unpaid = self._purchase(fuzzer["token"], "coins_100")
         assert self.node.run(balances(pool, fuzzer["id"]))["coins"]["balance"] == 1000
+        product = self._product(fuzzer["token"])
         streams, users = [own["id"], theirs["id"]], [other["id"], fuzzer["id"]]
         return {
             "token": fuzzer["token"],
@@ -125,8 +128,21 @@ class World:
             "webhook_secret": self.node.run(self.node.node.gifts.webhook_secrets())[0],  # type: ignore[union-attr]
             "ids": {"/api/streams/": streams, "/api/rooms/": streams, "/hls/": streams, "/media/": streams,
                     "/whep/": streams, "/whip/": streams, "/api/users/": users, "/api/admin/wallets/": users,
-                    "/api/coins/purchases/": [paid], "/api/payments/local/": [unpaid, paid]},
+                    "/api/coins/purchases/": [paid], "/api/payments/local/": [unpaid, paid],
+                    "/api/products/": [product]},
         }
+
+    def _product(self, token: str) -> int:
+        """A product of the fuzzer's, on a design it uploaded: pins, shops and product pages have one to show."""
+        image = io.BytesIO()
+        Image.new("RGBA", (256, 256), (30, 120, 220, 255)).save(image, "PNG")
+        response = self.http.post(self.node.url + "/api/designs", headers={"Authorization": f"Bearer {token}"},
+                                  files={"file": ("design.png", image.getvalue(), "image/png")},
+                                  timeout=REQUEST_TIMEOUT_S)
+        assert response.status_code == 201, response.text
+        body = {"design_id": response.json()["id"], "base_item_id": "mug", "title": "the fuzzer's mug",
+                "price_cents": 100_000}
+        return self.call("POST", "/api/products", token, json=body)["id"]
 
     def _purchase(self, token: str, package_id: str) -> int:
         body = {"package_id": package_id, "idempotency_key": secrets.token_hex(8)}
