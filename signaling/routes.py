@@ -62,7 +62,9 @@ class RoomQuery(Parameters):
 
 
 @operation(
-    "The room WebSocket: an upgrade to subprotocol livecore.json or livecore.msgpack; ?since=<epoch>:<seq> resumes",
+    "The room WebSocket: an upgrade to subprotocol livecore.json or livecore.msgpack; ?since=<epoch>:<seq> resumes. "
+    "Its commands (chat, like, ping, gift, bid, moderation) and events are listed in signaling/protocol.py; a bid "
+    "is answered by a private bid event, a refusal by an error event",
     tag="rooms", status=101, query=RoomQuery, headers=Handshake, security=(*USER_SECURITY, ANONYMOUS),
     reply_headers={"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": "the key's answer"},
     problems={401: ["bad-token"], 404: ["stream-not-found"]},

@@ -18,6 +18,7 @@ from apidoc import api_document, assert_documented
 from livenode import NodeFactory, RunningNode
 from PIL import Image
 
+from commerce import COMMERCE
 from livecore.clock import ManualClock
 from livecore.http import BIGINT_MAX, PROBLEM_TYPE, operation
 from livecore.openapi import build_spec
@@ -68,6 +69,16 @@ async def test_the_document_is_built_from_the_models_and_this_nodes_settings(nod
                 if int(status) >= 400 and (path, status) != ("/readyz", "503"):
                     assert list(answer["content"]) == [PROBLEM_TYPE], (method, path, status)
                     assert answer["content"][PROBLEM_TYPE]["schema"]["properties"]["type"]["enum"]
+    mark = {p["name"]: p for p in spec["paths"]["/whep/{id}"]["post"]["parameters"] if p["in"] == "header"}
+    assert {"X-Livecore-Node", "X-Livecore-Node-Proof"} <= set(mark) and not mark["X-Livecore-Node"]["required"]
+    assert all(p["description"].startswith("internal:") for p in mark.values())
+    floors = {branch["properties"]["base_item_id"]["const"]: branch["properties"]
+              for branch in schemas["NewProduct"]["oneOf"]}
+    mug = node.app[COMMERCE].merch.items["mug"]
+    assert set(floors["mug"]["variant_ids"]["anyOf"][0]["items"]["enum"]) == {v.id for v in mug.variants}
+    assert floors["mug"]["price_cents"]["minimum"] == node.app[COMMERCE].merch.fees.floor_cents(
+        max(v.base_cost_cents for v in mug.variants))
+    assert schemas["NewAuction"]["properties"]["duration_s"]["maximum"] == node.node.settings.auction_duration_s_max
     auth = _auth((await node.signup())["token"])
     for amount_cents, refused in ((1233, True), (1234, False)):  # just outside and at the documented minimum
         async with node.http.post(f"{node.url}/api/payouts", headers=auth,
