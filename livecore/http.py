@@ -37,6 +37,11 @@ def maximum_setting(name: str) -> dict[str, str]:
     return {"x-maximum-setting": name}
 
 
+def max_items_setting(name: str) -> dict[str, str]:
+    """`json_schema_extra` for a list whose greatest length is the node setting `name` (filled in per node)."""
+    return {"x-max-items-setting": name}
+
+
 NOT_AFTER_TODAY = {"x-not-after": "today"}  # `json_schema_extra` for a date that cannot be in the future
 
 

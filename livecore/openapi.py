@@ -255,6 +255,8 @@ def _fill_bounds(node: Any, settings: Settings, today: dt.date) -> None:
     if "x-maximum-setting" in node:
         node.pop("exclusiveMaximum", None)
         node["maximum"] = getattr(settings, node["x-maximum-setting"])
+    if "x-max-items-setting" in node:
+        node["maxItems"] = getattr(settings, node["x-max-items-setting"])
     if node.get("x-not-after") == "today":
         node["pattern"] = dates_until(today)
     for value in node.values():

@@ -11,7 +11,17 @@ from commerce.auctions import auctions, increments, schemas
 from commerce.auctions.service import Auctions
 from commerce.requests import COMMERCE, IdempotencyKey, Keyed, OptionallyKeyed, keyed_body
 from livecore.accounts.session import require_account
-from livecore.http import BIGINT_MAX, NO_NUL, Id, json_response, maximum_setting, minimum_setting, operation, path_id
+from livecore.http import (
+    BIGINT_MAX,
+    NO_NUL,
+    Id,
+    json_response,
+    max_items_setting,
+    maximum_setting,
+    minimum_setting,
+    operation,
+    path_id,
+)
 
 PRICE_CENTS_MAX = 100_000_000
 _Cents = Annotated[int, Field(ge=0, le=PRICE_CENTS_MAX)]
@@ -32,8 +42,9 @@ class NewAuction(OptionallyKeyed):
     duration_s: int = Field(json_schema_extra={**minimum_setting("auction_duration_s_min"),
                                                **maximum_setting("auction_duration_s_max")})
     increments: Preset | list[_Row] | None = Field(
-        default=None, description="a preset, or a custom table of at most auction_increment_steps_max rows that "
-        "starts at 0 cents, ascends and steps by at least 1 cent (400 invalid-field otherwise)")
+        default=None, json_schema_extra=max_items_setting("auction_increment_steps_max"),
+        description="a preset, or a custom table of at most auction_increment_steps_max rows that starts at 0 "
+        "cents, ascends and steps by at least 1 cent (400 invalid-field otherwise)")
     sudden_death: bool = False
     buy_now_cents: int | None = Field(default=None, ge=1, le=PRICE_CENTS_MAX,
                                       description="above start_cents (400 invalid-field otherwise)")
