@@ -114,7 +114,7 @@ class Plane:
     # joining
 
     async def join_events(
-        self, room_id: int, viewer: Viewer, since: tuple[str, int] | None, stream_state: str
+        self, room_id: int, viewer: Viewer, since: tuple[str, int] | None
     ) -> tuple[list[dict[str, Any]], int]:
         """What a joining connection gets first (a snapshot, a replay, or a reset and snapshot) and its seq.
 
@@ -122,29 +122,40 @@ class Plane:
         this node, with no await in between, so everything after it reaches the connection as events."""
         room = self.hub.rooms[room_id]
         if since is None:
-            return [self.snapshot(room, viewer, stream_state)], room.last_seq
+            return await self._with_stream_state([self.snapshot(room, viewer)]), room.last_seq
         position = await self.bus.position(room_id)
         epoch, since_seq = since
         reason = _resume_refusal(epoch, since_seq, position.epoch, position.seq, position.oldest_seq)
         if reason:
             reset = {"type": "reset", "epoch": room.epoch, "seq": room.last_seq, "ts": self.clock.now_ms(),
                      "reason": reason}
-            return [reset, self.snapshot(room, viewer, stream_state)], room.last_seq
+            return await self._with_stream_state([reset, self.snapshot(room, viewer)]), room.last_seq
         missed = await self.bus.replay(room_id, since_seq, position.seq)
         return [m.event for m in missed], position.seq
 
-    def snapshot(self, room: RoomHub, viewer: Viewer, stream_state: str) -> dict[str, Any]:
-        """The room as a joiner first sees it, from this node's copy of the room state."""
+    def snapshot(self, room: RoomHub, viewer: Viewer) -> dict[str, Any]:
+        """The room as a joiner first sees it, from this node's copy of the room state (the stream's state is
+        filled in by `join_events`, after the snapshot's seq is fixed)."""
         rules = room.rules
         return {
             "type": "snapshot", "room": room.room_id, "epoch": room.epoch, "seq": room.last_seq,
             "ts": self.clock.now_ms(),
             "viewers": max(self._last_viewers.get(room.room_id, 0), len(room.connections)),
-            "likes": room.likes, "state": stream_state, "slow_mode_s": rules.slow_mode_s if rules else 0,
+            "likes": room.likes, "state": "", "slow_mode_s": rules.slow_mode_s if rules else 0,
             "recent": list(room.recent_chat),
             "you": {"id": viewer.user_id, "name": viewer.name, "is_moderator": viewer.is_moderator},
             **(room.shop.snapshot() if room.shop is not None else {}),
         }
+
+    async def _with_stream_state(self, first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`first` with the stream's state in its snapshot, read from PostgreSQL only now that its seq is fixed."""
+        # A state change (go live, end) is committed before its event is published: one whose event the seq counts
+        # is in this read, and a later one reaches the connection as an event. Read earlier (as the request began),
+        # a stream going live meanwhile was `created` in the snapshot while its `live` event was behind the seq.
+        snapshot = first[-1]
+        stream = await get_stream(self.node.pool, snapshot["room"])
+        snapshot["state"] = stream.state if stream else "ended"
+        return first
 
     def rules(self, room_id: int) -> RoomRules | None:
         room = self.hub.rooms.get(room_id)

@@ -128,7 +128,7 @@ async def _serve(
             return
         conn.viewer = Viewer(viewer.user_id, viewer.name, bool(viewer.user_id) and rules.is_moderator(
             viewer.user_id, roles))
-        first, position_seq = await plane.join_events(room_id, conn.viewer, since, stream.state)
+        first, position_seq = await plane.join_events(room_id, conn.viewer, since)
         conn.finish_join(first, position_seq)
         await _read_commands(ws, plane, conn, room_id)
     finally:

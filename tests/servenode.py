@@ -80,6 +80,13 @@ class Serve:
         self.process.send_signal(signal.SIGKILL)
         return self._ended()
 
+    def end(self) -> None:
+        """Kill it if it still runs: for a test's `finally`, so a failed test leaves no node running on against
+        servers that are gone."""
+        if self.process.poll() is None:
+            self.kill()
+        self.log.close()
+
     def _ended(self) -> int:
         code = self.process.wait(timeout=60)
         self.log.close()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import asyncpg
 import msgpack
 import pytest
-from livenode import NodeFactory, RunningNode
+from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
+from livecore.streams import go_live
 from signaling import protocol
+
+QUERY_WAIT_S_MAX = 10.0
 
 
 async def _room(node: RunningNode) -> tuple[dict, dict]:
@@ -189,6 +193,40 @@ async def test_stream_end_reaches_the_room(node: RunningNode) -> None:
         assert r.status == 200
     [state] = _of(await events_until(socket, lambda got: bool(_of(got, "stream"))), "stream")
     assert state["state"] == "ended" and state["seq"] > 0
+
+
+async def test_a_stream_going_live_while_a_viewer_joins_is_live_to_that_viewer(
+    node: RunningNode, servers: Servers
+) -> None:
+    """The stream goes live after the join request read it (`created`) and before the room's log position that
+    the snapshot's seq comes from: the joiner must still see it live, in the snapshot or as an event after it."""
+    creator = await node.signup()
+    stream = await node.create_stream(creator["token"], live=False)
+    blocker = await asyncpg.connect(servers.database_url)
+    try:
+        async with blocker.transaction():
+            # Opening the room reads its moderation rules: held here, the join waits between its two reads.
+            await blocker.execute("LOCK TABLE room_moderation IN ACCESS EXCLUSIVE MODE")
+            socket = await node.ws(stream["id"], creator["token"])
+            await _until_a_query_waits_for(blocker, "room_moderation")
+            assert await go_live(node.node, stream["id"])  # as a publisher connecting on any node does
+    finally:
+        await blocker.close()
+    heard = await events_until(socket, lambda got: bool(_of(got, "snapshot")))
+    await send(socket, {"type": "chat", "text": "after the join"})
+    heard += await events_until(socket, lambda got: any(e.get("text") == "after the join" for e in got))
+    states = [e["state"] for e in heard if e["type"] in ("snapshot", "stream")]
+    assert states[-1] == "live", heard
+
+
+async def _until_a_query_waits_for(connection: asyncpg.Connection, table: str) -> None:
+    """Return once another session waits for a lock on `table` (at most QUERY_WAIT_S_MAX)."""
+    for _ in range(int(QUERY_WAIT_S_MAX / 0.05)):
+        if await connection.fetchval("SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+                                     table):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"no query waited for the lock on {table}")
 
 
 async def test_a_full_publish_queue_refuses_chat_by_name(node_factory: NodeFactory) -> None:
