@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -18,7 +19,10 @@ from apidoc import api_document, assert_documented
 from livenode import NodeFactory, RunningNode
 from PIL import Image
 
-from commerce import COMMERCE
+from commerce import COMMERCE, schemas
+from commerce.auctions import schemas as auction_schemas
+from commerce.merch import schemas as merch_schemas
+from commerce.providers import SUCCEEDING_CARD
 from livecore.clock import ManualClock
 from livecore.http import BIGINT_MAX, PROBLEM_TYPE, operation
 from livecore.openapi import build_spec
@@ -339,3 +343,51 @@ async def test_design_uploads_answer_as_documented(node: RunningNode) -> None:
             problem = await assert_documented(spec, "POST", "/api/designs", r)
             assert r.status == status, (status, slug, await r.text())
             assert (problem or {}).get("type") == (f"livecore:{slug}" if slug else None)
+
+
+async def test_a_live_auction_answers_as_documented(node: RunningNode) -> None:
+    """What the fuzzer's world has no live auction for: a product, a pin, a saved card, an auction, a bid, a refused
+    bid and buy-it-now each answer with a documented status and the model the document names (strictly)."""
+    spec = await api_document(node.http, node.url)
+    creator = _auth((await node.signup(roles=["creator"]))["token"])
+    bidder = _auth((await node.signup(roles=["viewer"]))["token"])
+    stream = await node.create_stream(creator["Authorization"].removeprefix("Bearer "))
+    sent = aiohttp.FormData(default_to_multipart=True)
+    sent.add_field("file", _png(256, 256), filename="design.png", content_type="image/png")
+
+    async def call(method: str, path: str, url: str, headers: dict[str, str], status: int, model: Any,
+                   **body: Any) -> dict[str, Any]:
+        async with node.http.request(method, node.url + url, headers=headers, **body) as r:
+            problem = await assert_documented(spec, method, path, r)
+            answer = await r.json(content_type=None)
+            assert r.status == status, (url, answer)
+            if problem is None:
+                model.model_validate(answer, strict=True)
+            return answer
+
+    design = await call("POST", "/api/designs", "/api/designs", creator, 201, merch_schemas.DesignView, data=sent)
+    product = await call("POST", "/api/products", "/api/products", creator, 201, merch_schemas.ProductView,
+                         json={"design_id": design["id"], "base_item_id": "mug", "title": "a mug",
+                               "price_cents": 5_000, "idempotency_key": "mug"})
+    await call("GET", "/api/products/{id}", f"/api/products/{product['id']}", {}, 200, merch_schemas.ProductView)
+    await call("POST", "/api/streams/{id}/pin", f"/api/streams/{stream['id']}/pin", creator, 200,
+               merch_schemas.PinView, json={"product_id": product["id"]})
+    terms = {"product_id": product["id"], "variant_id": product["variants"][0]["id"], "start_cents": 5_000,
+             "duration_s": 60, "buy_now_cents": 20_000}
+    auction = await call("POST", "/api/streams/{id}/auctions", f"/api/streams/{stream['id']}/auctions", creator, 201,
+                         auction_schemas.AuctionView, json=terms)
+    bids = f"/api/auctions/{auction['id']}/bids"
+    await call("POST", "/api/auctions/{id}/bids", bids, bidder, 402, None,
+               json={"amount_cents": 5_000, "idempotency_key": "b0"})  # no saved card yet
+    await call("POST", "/api/payment-methods", "/api/payment-methods", bidder, 201, schemas.SavedOrSetUp,
+               json={"card_number": SUCCEEDING_CARD})
+    await call("GET", "/api/payment-methods", "/api/payment-methods", bidder, 200, schemas.PaymentMethods)
+    await call("POST", "/api/auctions/{id}/bids", bids, bidder, 200, auction_schemas.BidView,
+               json={"amount_cents": 5_000, "max_cents": 9_000, "idempotency_key": "b1"})
+    await call("POST", "/api/auctions/{id}/bids", bids, bidder, 409, None,
+               json={"amount_cents": 5_000, "idempotency_key": "b2"})  # already leading
+    await call("GET", "/api/auctions/{id}", f"/api/auctions/{auction['id']}", {}, 200, auction_schemas.AuctionView)
+    bought = await call("POST", "/api/auctions/{id}/buy-now", f"/api/auctions/{auction['id']}/buy-now",
+                        {**bidder, "Idempotency-Key": "buy"}, 200, auction_schemas.BidView, json={})
+    assert bought["outcome"] == "bought" and bought["auction"]["state"] == "closed"
+    await call("GET", "/api/auctions/{id}", f"/api/auctions/{auction['id']}", {}, 200, auction_schemas.AuctionView)
