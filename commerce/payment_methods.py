@@ -17,9 +17,6 @@ from livecore.accounts import Account
 from livecore.clock import Clock
 from livecore.http import Problem
 
-# A card the provider will not take (declined, or not one it takes this way) is a 402 like a declined payment; a
-# well-formed request about a SetupIntent that is not the user's is a 400.
-_REFUSED_STATUS = {"card-declined": 402, "card-not-accepted": 402, "setup-not-complete": 409}
 _HAVE_ONE_REMEMBERED_MAX = 100_000  # users known to have a saved method, per node; forgotten all at once past this
 
 
@@ -50,7 +47,8 @@ class PaymentMethods:
         try:
             saved = await self._payments.save_card(customer, card_number, setup_intent_id)
         except CardRefused as exc:
-            raise Problem(_REFUSED_STATUS.get(exc.code, 400), exc.code, str(exc)) from exc
+            raise Problem(402 if exc.code == "card-declined" else 409 if exc.code == "setup-not-complete" else 400,
+                          exc.code, str(exc)) from exc
         except PaymentProviderError as exc:
             raise Problem(502, "payment-provider-unavailable", str(exc)) from exc
         if isinstance(saved, CardSetup):

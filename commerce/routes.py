@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from commerce import auctions, freezes, gifts, merch, payouts, purchases, schemas, webhooks
 from commerce.ledger import balances, recent_transactions
@@ -26,6 +26,7 @@ from livecore.http import (
     path_id,
 )
 from livecore.node import NODE
+from livecore.openapi import SCHEMA_FILLERS
 
 
 class NewPurchase(Keyed):
@@ -48,11 +49,27 @@ class NewGift(Keyed):
 
 
 class NewPaymentMethod(BaseModel):
-    card_number: str | None = Field(default=None, max_length=30, pattern=NO_NUL, examples=[SUCCEEDING_CARD],
-                                    description=f"the local test provider only: {SUCCEEDING_CARD} is saved, any other "
-                                                "card is 402 (card-declined, card-not-accepted)")
+    """The document narrows it to this node's payment provider (x-filled-by): the local test provider needs a test
+    card number; Stripe takes no card number (card details go to Stripe.js)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-filled-by": "payment-method-body"})
+
+    card_number: str | None = Field(default=None, max_length=30, pattern=NO_NUL,
+                                    description=f"the local test provider only: {SUCCEEDING_CARD} is saved, "
+                                                f"{DECLINED_CARD} is declined (402)")
     setup_intent_id: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
                                         description="with Stripe: the SetupIntent the page confirmed")
+
+
+def payment_method_body(provider: str) -> dict[str, Any]:
+    """NewPaymentMethod's schema on a node whose payment provider is `provider`."""
+    properties = NewPaymentMethod.model_json_schema()["properties"]
+    if provider == "local":
+        card = {"type": "string", "pattern": f"^(?:{SUCCEEDING_CARD}|{DECLINED_CARD})$", "examples": [SUCCEEDING_CARD],
+                "description": properties["card_number"]["description"]}
+        return {"properties": {**properties, "card_number": card}, "required": ["card_number"]}
+    return {"properties": {**properties, "card_number": {"type": "null", "description": "not with Stripe: card "
+                                                         "details go to Stripe.js (400 card-not-accepted)"}}}
 
 
 class NewPayout(Keyed):
@@ -219,7 +236,7 @@ async def unfreeze_wallet(request: web.Request) -> web.Response:
            body=NewPaymentMethod, status=201, auth=True, tag="money", reply=schemas.SavedOrSetUp,
            reply_statuses=(202,),
            responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id"},
-           problems={400: ["setup-not-yours"], 402: ["card-declined", "card-not-accepted"],
+           problems={400: ["card-not-accepted", "setup-not-yours"], 402: ["card-declined"],
                      409: ["setup-not-complete", "too-many-payment-methods"], 502: ["payment-provider-unavailable"]})
 async def save_payment_method(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -235,6 +252,8 @@ async def list_payment_methods(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.setdefault(SCHEMA_FILLERS, {})["payment-method-body"] = lambda: payment_method_body(
+        app[COMMERCE].payments.name)
     app.router.add_get("/api/coins/packages", coin_packages)
     app.router.add_post("/api/coins/purchases", create_purchase)
     app.router.add_get("/api/coins/purchases/{id}", get_purchase)

@@ -82,6 +82,7 @@ async def test_the_document_is_built_from_the_models_and_this_nodes_settings(nod
     assert set(floors["mug"]["variant_ids"]["anyOf"][0]["items"]["enum"]) == {v.id for v in mug.variants}
     assert floors["mug"]["price_cents"]["minimum"] == node.app[COMMERCE].merch.fees.floor_cents(
         max(v.base_cost_cents for v in mug.variants))
+    assert schemas["NewPaymentMethod"]["required"] == ["card_number"]  # the local test provider's node
     auction = schemas["NewAuction"]["properties"]
     assert auction["duration_s"]["maximum"] == node.node.settings.auction_duration_s_max
     assert auction["increments"]["maxItems"] == node.node.settings.auction_increment_steps_max

@@ -41,7 +41,7 @@ async def test_saving_a_test_card(node) -> None:  # type: ignore[no-untyped-def]
     status, declined = await api(node, "POST", "/api/payment-methods", viewer["token"], {"card_number": DECLINED_CARD})
     assert status == 402 and declined["type"] == "livecore:card-declined"
     status, other = await api(node, "POST", "/api/payment-methods", viewer["token"], {"card_number": "1234"})
-    assert status == 402 and other["type"] == "livecore:card-not-accepted"
+    assert status == 400 and other["type"] == "livecore:card-not-accepted"
     status, listed = await api(node, "GET", "/api/payment-methods", viewer["token"])
     assert [m["id"] for m in listed["methods"]] == [saved["id"]]
 
