@@ -43,7 +43,7 @@ async def send_gift(
                       field="count", rule="gift_count_per_send_max")
     creator_id = await commerce.creator_of(stream_id)
     if creator_id == sender.id:
-        raise Problem(400, "self-gift", "you cannot send gifts to your own stream")
+        raise Problem(403, "self-gift", "you cannot send gifts to your own stream")
     coins = gift.coins * count
     creator_diamonds, platform_diamonds = commerce.catalogue.rate.split(coins)
     order = GiftOrder(

@@ -24,7 +24,7 @@ from commerce.providers import (
     PayoutUncertain,
 )
 from livecore.accounts import Account
-from livecore.http import Problem
+from livecore.http import BIGINT_MAX, Problem
 
 if TYPE_CHECKING:
     from commerce.service import Commerce
@@ -91,6 +91,8 @@ async def request_payout(commerce: Commerce, creator: Account, amount_cents: int
         return payout_view(await _send_again_if_pending(commerce, existing))
     await _require_destination(commerce, creator.id)
     diamonds = amount_cents * commerce.catalogue.rate.diamonds_per_cent
+    if diamonds > BIGINT_MAX:  # more than any wallet can hold
+        raise Problem(402, "insufficient-earnings", f"{amount_cents} cents is more than any earnings can cover")
     now_ms = node.clock.now_ms()
     # Resolve the accounts before the transaction holds a connection.
     await commerce.accounts.user_shards(creator.id, ledger.EARNINGS_HELD)
@@ -248,7 +250,7 @@ async def set_up_destination(commerce: Commerce, creator: Account) -> dict[str, 
             creator.id, creator.region, f"{public}/earnings.html?payouts=ready",
             f"{public}/earnings.html?payouts=retry", node.clock.now_ms())
     except DestinationRefused as exc:
-        raise Problem(422, "payout-destination-refused", str(exc)) from exc
+        raise Problem(409, "payout-destination-refused", str(exc)) from exc
     except DestinationUnavailable as exc:
         raise Problem(502, "payout-provider-unavailable", str(exc)) from exc
     if found.state == "rejected":

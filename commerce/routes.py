@@ -2,48 +2,103 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from commerce import auctions, freezes, gifts, merch, orders, payouts, purchases
+from commerce import auctions, freezes, gifts, merch, orders, payouts, purchases, schemas, webhooks
 from commerce.ledger import balances, recent_transactions
-from commerce.requests import COMMERCE, idempotency_key
+from commerce.providers import (
+    AUTHENTICATION_CARD,
+    DECLINED_CARD,
+    DECLINED_OFF_SESSION_CARD,
+    SAVED_TEST_CARDS,
+    SUCCEEDING_CARD,
+)
+from commerce.requests import COMMERCE, IdempotencyKey, Keyed, keyed_body
 from livecore.accounts.session import require_account
-from livecore.http import json_response, operation, parse_body, path_id
+from livecore.http import (
+    BIGINT_MAX,
+    NO_NUL,
+    Content,
+    Parameters,
+    json_response,
+    maximum_setting,
+    minimum_setting,
+    operation,
+    parse_body,
+    parse_headers,
+    path_id,
+)
 from livecore.node import NODE
-
-_KEY = Field(default=None, min_length=1, max_length=100,
-             description="makes a retry return the first result; may come as the Idempotency-Key header instead")
+from livecore.openapi import SCHEMA_FILLERS
 
 
-class NewPurchase(BaseModel):
-    package_id: str = Field(max_length=50)
-    idempotency_key: str | None = _KEY
+class NewPurchase(Keyed):
+    package_id: str = Field(max_length=50, examples=["coins_100"])
+
+
+def _test_card(digits: str) -> str:
+    return "[ -]?".join(digits[i:i + 4] for i in range(0, len(digits), 4))
 
 
 class LocalCard(BaseModel):
-    card_number: str = Field(max_length=30, description="4242424242424242 pays, 4000000000000002 is declined")
+    card_number: str = Field(
+        pattern=f"^ *(?:{_test_card(SUCCEEDING_CARD)}|{_test_card(DECLINED_CARD)}) *$", examples=[SUCCEEDING_CARD],
+        description=f"a test card: {SUCCEEDING_CARD} pays, {DECLINED_CARD} is declined (spaces or dashes allowed)")
 
 
-class NewGift(BaseModel):
-    gift_id: str = Field(max_length=50)
-    count: int = Field(default=1, ge=1)
-    idempotency_key: str | None = _KEY
+class NewGift(Keyed):
+    gift_id: str = Field(max_length=50, examples=["rose"])
+    count: int = Field(default=1, ge=1, json_schema_extra=maximum_setting("gift_count_per_send_max"))
 
 
 class NewPaymentMethod(BaseModel):
-    card_number: str | None = Field(default=None, max_length=30,
-                                    description="the local test provider only: 4242424242424242 is saved")
-    setup_intent_id: str | None = Field(default=None, max_length=100,
+    """The document narrows it to this node's payment provider (x-filled-by): the local test provider needs a test
+    card number; Stripe takes no card number (card details go to Stripe.js)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-filled-by": "payment-method-body"})
+
+    card_number: str | None = Field(default=None, max_length=30, pattern=NO_NUL,
+                                    description=f"the local test provider only: {SUCCEEDING_CARD} is saved, "
+                                                f"{DECLINED_CARD} is declined (402), {DECLINED_OFF_SESSION_CARD} and "
+                                                f"{AUTHENTICATION_CARD} are saved but their off-session charges are "
+                                                "declined or need the payer's action")
+    setup_intent_id: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
                                         description="with Stripe: the SetupIntent the page confirmed")
 
 
-class NewPayout(BaseModel):
-    amount_cents: int = Field(gt=0)
-    idempotency_key: str | None = _KEY
+def payment_method_body(provider: str) -> dict[str, Any]:
+    """NewPaymentMethod's schema on a node whose payment provider is `provider`."""
+    properties = NewPaymentMethod.model_json_schema()["properties"]
+    if provider == "local":
+        cards = "|".join((SUCCEEDING_CARD, DECLINED_CARD, *SAVED_TEST_CARDS))
+        card = {"type": "string", "pattern": f"^(?:{cards})$", "examples": [SUCCEEDING_CARD],
+                "description": properties["card_number"]["description"]}
+        return {"properties": {**properties, "card_number": card}, "required": ["card_number"]}
+    return {"properties": {**properties, "card_number": {"type": "null", "description": "not with Stripe: card "
+                                                         "details go to Stripe.js (400 card-not-accepted)"}}}
 
 
-@operation("The coin packages on sale", tag="money")
+class NewPayout(Keyed):
+    amount_cents: int = Field(ge=1, le=BIGINT_MAX, json_schema_extra=minimum_setting("payout_cents_min"))
+
+
+_SIGNED = Content.of("application/json", schema=webhooks.StripeEvent)
+_ADULTS = "rule-adults-only"
+_UNAVAILABLE = "payout-provider-unavailable"
+_WEBHOOK_REFUSALS = {400: ["bad-signature", "stale-signature", "malformed-json", "malformed-event"],
+                     503: ["webhooks-not-configured"]}
+
+
+class StripeSignature(Parameters):
+    refusal: ClassVar[tuple[int, str]] = (400, "bad-signature")
+    signature: str = Field(alias="Stripe-Signature", pattern=r"^t=[0-9]+(,[a-z0-9]+=[^,]+)+$",
+                           description="t=<unix seconds>,v1=<HMAC-SHA256 of t.body> as Stripe signs")
+
+
+@operation("The coin packages on sale", tag="money", reply=schemas.CoinPackages)
 async def coin_packages(request: web.Request) -> web.Response:
     shop = request.app[COMMERCE]
     return json_response({"packages": [p.__dict__ for p in shop.catalogue.packages.values()],
@@ -51,16 +106,18 @@ async def coin_packages(request: web.Request) -> web.Response:
 
 
 @operation("Start buying a coin package (18+); coins arrive with the provider's verified webhook",
-           body=NewPurchase, status=201, auth=True, tag="money")
+           body=NewPurchase, headers=IdempotencyKey, status=201, auth=True, tag="money", reply=schemas.PurchaseView,
+           problems={403: [_ADULTS, "wallet-frozen"], 404: ["package-not-found"], 429: ["rule-purchase-velocity"],
+                     502: ["payment-provider-unavailable"]})
 async def create_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewPurchase)
-    key = idempotency_key(request, body.idempotency_key)
-    view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, key)
+    body = await keyed_body(request, NewPurchase)
+    view = await purchases.create_purchase(request.app[COMMERCE], account, body.package_id, body.idempotency_key)
     return json_response(view, status=201)
 
 
-@operation("One of your coin purchases and its state", auth=True, tag="money")
+@operation("One of your coin purchases and its state", auth=True, tag="money", reply=schemas.PurchaseView,
+           problems={404: ["purchase-not-found"]})
 async def get_purchase(request: web.Request) -> web.Response:
     account = await require_account(request)
     purchase_id = path_id(request, "purchase-not-found", "purchase")
@@ -69,7 +126,8 @@ async def get_purchase(request: web.Request) -> web.Response:
 
 
 @operation("The local test provider's card form: pay a purchase with a test card", body=LocalCard, auth=True,
-           tag="money")
+           tag="money", reply=schemas.PurchaseView,
+           problems={404: ["purchase-not-found"], 409: ["not-local-provider", "payment-not-started"]})
 async def confirm_local_payment(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, LocalCard)
@@ -78,15 +136,17 @@ async def confirm_local_payment(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-@operation("The payment provider's signed events (Stripe-Signature)", tag="money",
-           responses={400: "Forged, stale or malformed; nothing changed"})
+@operation("The payment provider's signed events (Stripe-Signature over the raw body); forged, stale or malformed "
+           "ones change nothing", body=_SIGNED, headers=StripeSignature, tag="money",
+           reply=schemas.WebhookReceipt, problems=_WEBHOOK_REFUSALS)
 async def payment_webhook(request: web.Request) -> web.Response:
-    payload = await request.read()
-    result = await purchases.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    signature = parse_headers(request, StripeSignature).signature
+    result = await purchases.receive_webhook(request.app[COMMERCE], await request.read(), signature)
     return json_response(result)
 
 
-@operation("Your coins, creator earnings (held and withdrawable) and recent transactions", auth=True, tag="money")
+@operation("Your coins, creator earnings (held and withdrawable) and recent transactions", auth=True, tag="money",
+           reply=schemas.Wallet)
 async def wallet(request: web.Request) -> web.Response:
     account = await require_account(request)
     shop = request.app[COMMERCE]
@@ -98,23 +158,27 @@ async def wallet(request: web.Request) -> web.Response:
                           "earnings": earned, "transactions": recent})
 
 
-@operation("The gift catalogue (current version) and the published conversion rate", tag="money")
+@operation("The gift catalogue (current version) and the published conversion rate", tag="money",
+           reply=schemas.GiftCatalogue)
 async def gift_catalogue(request: web.Request) -> web.Response:
     return json_response(request.app[COMMERCE].catalogue.public_gifts())
 
 
-@operation("Send a gift to a live stream's creator (18+)", body=NewGift, auth=True, tag="money",
-           responses={402: "Not enough coins", 429: "A spending rule refused it"})
+@operation("Send a gift to a live stream's creator (18+)", body=NewGift, headers=IdempotencyKey, auth=True,
+           tag="money", reply=schemas.GiftSent,
+           problems={402: ["insufficient-funds"], 403: [_ADULTS, "self-gift", "wallet-frozen"],
+                     404: ["gift-not-found", "stream-not-found"], 409: ["stream-not-live"],
+                     429: ["rule-daily-spend-limit"], 503: ["gifts-busy", "node-stopping"]})
 async def send_gift(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewGift)
-    key = idempotency_key(request, body.idempotency_key)
+    body = await keyed_body(request, NewGift)
     stream_id = path_id(request, "stream-not-found", "stream")
-    result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count, key)
+    result = await gifts.send_gift(request.app[COMMERCE], account, stream_id, body.gift_id, body.count,
+                                   body.idempotency_key)
     return json_response(result)
 
 
-@operation("A stream's top gifters", tag="money")
+@operation("A stream's top gifters", tag="money", reply=schemas.Leaderboard, problems={404: ["stream-not-found"]})
 async def leaderboard(request: web.Request) -> web.Response:
     node = request.app[NODE]
     stream_id = path_id(request, "stream-not-found", "stream")
@@ -123,21 +187,18 @@ async def leaderboard(request: web.Request) -> web.Response:
 
 
 @operation("Cash out withdrawable earnings (18+, at least payout_cents_min) to your payout destination", body=NewPayout,
-           status=201, auth=True, tag="money",
-           responses={202: "The provider's answer was lost: still pending; retry with the same key",
-                      402: "Not enough withdrawable earnings",
-                      409: "No payout destination yet, or it is not ready (payout-destination-missing, "
-                           "payout-destination-not-ready)",
-                      502: "The payout provider could not be reached"})
+           headers=IdempotencyKey, status=201, auth=True, tag="money", reply=schemas.PayoutView,
+           responses={202: "The provider's answer was lost: still pending; retry with the same key"},
+           problems={400: ["rule-payout-minimum"], 402: ["insufficient-earnings"], 403: [_ADULTS],
+                     409: ["payout-destination-missing", "payout-destination-not-ready"], 502: [_UNAVAILABLE]})
 async def create_payout(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewPayout)
-    key = idempotency_key(request, body.idempotency_key)
-    view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, key)
+    body = await keyed_body(request, NewPayout)
+    view = await payouts.request_payout(request.app[COMMERCE], account, body.amount_cents, body.idempotency_key)
     return json_response(view, status=202 if view["state"] == "pending" else 201)
 
 
-@operation("Your payouts, newest first", auth=True, tag="money")
+@operation("Your payouts, newest first", auth=True, tag="money", reply=schemas.Payouts)
 async def list_payouts(request: web.Request) -> web.Response:
     account = await require_account(request)
     node = request.app[NODE]
@@ -146,7 +207,7 @@ async def list_payouts(request: web.Request) -> web.Response:
 
 
 @operation("Where your payouts go and whether they can go there now (re-read from the payment provider)", auth=True,
-           tag="money", responses={502: "The payout provider could not be reached"})
+           tag="money", reply=schemas.DestinationView, problems={502: [_UNAVAILABLE]})
 async def get_payout_destination(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response(await payouts.destination(request.app[COMMERCE], account))
@@ -154,25 +215,25 @@ async def get_payout_destination(request: web.Request) -> web.Response:
 
 @operation("Set up where your payouts go (18+): with Stripe, creates your Express connected account once and "
            "answers a fresh onboarding link (onboarding_url) until it is active; with the local test provider "
-           "there is nothing to set up", auth=True, tag="money",
-           responses={409: "The provider rejected your payout account (payout-destination-rejected)",
-                      422: "The provider refused to create the account (payout-destination-refused)",
-                      502: "The payout provider could not be reached"})
+           "there is nothing to set up", auth=True, tag="money", reply=schemas.DestinationView,
+           problems={403: [_ADULTS], 409: ["payout-destination-rejected", "payout-destination-refused"],
+                     502: [_UNAVAILABLE]})
 async def set_up_payout_destination(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response(await payouts.set_up_destination(request.app[COMMERCE], account))
 
 
-@operation("The payout provider's signed events (Stripe-Signature): transfer.reversed, account.updated", tag="money",
-           responses={400: "Forged, stale or malformed; nothing changed"})
+@operation("The payout provider's signed events (Stripe-Signature over the raw body): transfer.reversed, "
+           "account.updated", body=_SIGNED, headers=StripeSignature, tag="money", reply=schemas.WebhookReceipt,
+           problems={**_WEBHOOK_REFUSALS, 503: ["webhooks-not-configured", _UNAVAILABLE]})
 async def payout_webhook(request: web.Request) -> web.Response:
-    payload = await request.read()
-    result = await payouts.receive_webhook(request.app[COMMERCE], payload, request.headers.get("Stripe-Signature"))
+    signature = parse_headers(request, StripeSignature).signature
+    result = await payouts.receive_webhook(request.app[COMMERCE], await request.read(), signature)
     return json_response(result)
 
 
 @operation("Lift the freeze a refund or dispute put on a viewer's coin wallet (admins)", auth=True, tag="money",
-           responses={403: "Not an admin", 404: "No such user"})
+           reply=schemas.Unfrozen, problems={403: ["not-admin"], 404: ["user-not-found"]})
 async def unfreeze_wallet(request: web.Request) -> web.Response:
     account = await require_account(request)
     owner_id = path_id(request, "user-not-found", "user")
@@ -181,11 +242,11 @@ async def unfreeze_wallet(request: web.Request) -> web.Response:
 
 @operation("Save a way to pay for auction wins and orders: with Stripe, a SetupIntent the page confirms (202), then "
            "again with its setup_intent_id (201); with the local test provider, {card_number} at once (201)",
-           body=NewPaymentMethod, status=201, auth=True, tag="money",
-           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id",
-                      400: "Not a card the provider takes this way, or a SetupIntent that is not yours",
-                      402: "The card was declined", 409: "The SetupIntent is not confirmed yet, or "
-                      "payment_methods_per_user_max is reached", 502: "The payment provider could not be reached"})
+           body=NewPaymentMethod, status=201, auth=True, tag="money", reply=schemas.SavedOrSetUp,
+           reply_statuses=(202,),
+           responses={202: "Confirm this SetupIntent (client_secret) with Stripe.js, then send its setup_intent_id"},
+           problems={400: ["card-not-accepted", "setup-not-yours"], 402: ["card-declined"],
+                     409: ["setup-not-complete", "too-many-payment-methods"], 502: ["payment-provider-unavailable"]})
 async def save_payment_method(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, NewPaymentMethod)
@@ -193,13 +254,15 @@ async def save_payment_method(request: web.Request) -> web.Response:
     return json_response(view, status=status)
 
 
-@operation("Your saved payment methods", auth=True, tag="money")
+@operation("Your saved payment methods", auth=True, tag="money", reply=schemas.PaymentMethods)
 async def list_payment_methods(request: web.Request) -> web.Response:
     account = await require_account(request)
     return json_response({"methods": await request.app[COMMERCE].payment_methods.list(account.id)})
 
 
 def add_routes(app: web.Application) -> None:
+    app.setdefault(SCHEMA_FILLERS, {})["payment-method-body"] = lambda: payment_method_body(
+        app[COMMERCE].payments.name)
     app.router.add_get("/api/coins/packages", coin_packages)
     app.router.add_post("/api/coins/purchases", create_purchase)
     app.router.add_get("/api/coins/purchases/{id}", get_purchase)

@@ -11,8 +11,18 @@ from typing import Any
 
 import orjson
 import stripe
+from pydantic import BaseModel, Field, ValidationError
 
-from livecore.http import Problem
+from livecore.http import NO_NUL, Problem
+
+
+class StripeEvent(BaseModel):
+    """What this server reads of a provider's event; the rest of it is the provider's."""
+
+    id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    type: str = Field(min_length=1, max_length=255, pattern=NO_NUL, examples=["payment_intent.succeeded"])
+    data: dict[str, Any] = Field(default_factory=dict, description="`object`: the payment, charge, transfer or "
+                                 "account the event is about")
 
 
 def verify(payload: bytes, header: str | None, secrets: list[str], now_ms: int, tolerance_s: int) -> dict[str, Any]:
@@ -40,8 +50,14 @@ def verify(payload: bytes, header: str | None, secrets: list[str], now_ms: int, 
         event = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, "malformed-json", f"the webhook body is not JSON: {exc}") from exc
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
-        raise Problem(400, "malformed-event", "a webhook event needs a string `id` and `type`")
+    if not isinstance(event, dict):
+        raise Problem(400, "malformed-event", "a webhook event is a JSON object")
+    try:
+        StripeEvent.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Problem(400, "malformed-event", f"{where}: {first['msg']}", field=where) from exc
     return event
 
 

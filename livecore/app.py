@@ -22,7 +22,7 @@ from livecore.accounts.accounts import AccountCache
 from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
-from livecore.cors import CorsRule, cors_middleware, parse_origins
+from livecore.cors import CORS_RULES, CorsRule, cors_middleware, parse_origins
 from livecore.http import problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
@@ -32,13 +32,14 @@ log = logging.getLogger("livecore.app")
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """A node's aiohttp application; PostgreSQL and Redis are connected when it starts."""
-    cors_rules = [*media.cors_rules(settings),
-                  CorsRule(("/api/",), parse_origins(settings.api_cors_origins), credentials=True)]
+    cors_rules = (*media.cors_rules(settings),
+                  CorsRule(("/api/",), parse_origins(settings.api_cors_origins), credentials=True))
     app = web.Application(
         middlewares=[operations.http_metrics_middleware, cors_middleware(cors_rules, settings.cors_max_age_s),
                      problem_middleware],
         client_max_size=256 * 1024,
     )
+    app[CORS_RULES] = cors_rules
     app.cleanup_ctx.append(_node_context(settings, clock or Clock()))
     app.on_shutdown.append(_close_room_sockets)
     account_routes.add_routes(app)

@@ -11,6 +11,7 @@ OPTIONS answers what they accept even without CORS), and it answers 403 to an OP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -46,15 +47,20 @@ class CorsRule:
         return None
 
 
-def cors_middleware(rules: list[CorsRule], max_age_s: int) -> Middleware:
-    """The middleware for `rules` (the first rule whose prefix matches a path applies)."""
+CORS_RULES = web.AppKey("cors_rules", tuple)  # the node's rules, for its API description
 
-    def rule_for(path: str) -> CorsRule | None:
-        return next((rule for rule in rules if rule.origins and path.startswith(rule.prefixes)), None)
+
+def rule_for(rules: Sequence[CorsRule], path: str) -> CorsRule | None:
+    """The rule that applies to `path`: the first that opens a matching prefix to some origin."""
+    return next((rule for rule in rules if rule.origins and path.startswith(rule.prefixes)), None)
+
+
+def cors_middleware(rules: Sequence[CorsRule], max_age_s: int) -> Middleware:
+    """The middleware for `rules` (the first rule whose prefix matches a path applies)."""
 
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        rule = rule_for(request.path)
+        rule = rule_for(rules, request.path)
         allow_origin = rule.allowed_origin(request.headers.get("Origin")) if rule else None
         if rule is None or allow_origin is None:
             return await handler(request)

@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict
 
-from livecore.http import Handler, json_response, operation
+from livecore.http import Content, Handler, json_response, operation
 from livecore.node import NODE
 
 READY_TIMEOUT_S = 2.0
 HTTP_METRICS = web.AppKey("http_metrics", tuple)
 
 
-@operation("Liveness: the process is serving", tag="operations")
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok"]
+    node: str
+
+
+class Checks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    postgres: str
+    redis: str
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ready: bool
+    checks: Checks
+
+
+@operation("Liveness: the process is serving", tag="operations", reply=Health)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "node": request.app[NODE].settings.node_id})
 
 
-@operation("Readiness: PostgreSQL and Redis answer", tag="operations", responses={503: "A dependency is down"})
+@operation("Readiness: PostgreSQL and Redis answer", tag="operations", reply=Readiness, reply_statuses=(503,),
+           responses={503: "A dependency is down (its check says how)"})
 async def readyz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     checks = {}
@@ -34,7 +55,7 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
-@operation("Prometheus metrics in the text exposition format", tag="operations")
+@operation("Prometheus metrics in the text exposition format", tag="operations", reply=Content.of("text/plain"))
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[NODE].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

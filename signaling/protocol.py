@@ -132,6 +132,6 @@ def close_frame(code: int, reason: str) -> bytes:
 def parse_since(raw: str) -> tuple[str, int]:
     """`?since=<epoch>:<seq>` as (epoch, seq); ProtocolError if it is not that shape."""
     epoch, sep, seq = raw.rpartition(":")
-    if not sep or not epoch or not seq.isdigit():
+    if not sep or not epoch or not (seq.isascii() and seq.isdigit()):
         raise ProtocolError("bad-since", "since must be <epoch>:<seq> as given by the last snapshot or event")
     return epoch, int(seq)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field
 
 from livecore.accounts import get_account
 from livecore.accounts.session import optional_account, require_account
-from livecore.http import Problem, operation, parse_body, path_id
+from livecore.http import (
+    ANONYMOUS,
+    USER_SECURITY,
+    Id,
+    Parameters,
+    Problem,
+    operation,
+    parse_body,
+    parse_headers,
+    parse_query,
+    path_id,
+)
 from livecore.node import NODE
 from livecore.streams import Stream, get_stream
 from signaling import moderation, protocol
@@ -22,9 +34,40 @@ log = logging.getLogger("livecore.ws")
 PLANE = web.AppKey("plane", Plane)
 
 
+def _case_insensitive(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+class Handshake(Parameters):
+    """The WebSocket opening handshake (RFC 6455) as this server checks it; anything else is a plain HTTP request,
+    answered 426 with `Upgrade: websocket`."""
+
+    refusal: ClassVar[tuple[int, str]] = (426, "websocket-required")
+    refusal_headers: ClassVar[dict[str, str]] = {"Upgrade": "websocket"}  # RFC 9110: what to upgrade to
+    upgrade: str = Field(alias="Upgrade", pattern=rf"^\s*{_case_insensitive('websocket')}\s*$")
+    connection: str = Field(alias="Connection", pattern=rf"^(.*[,\s])?{_case_insensitive('upgrade')}([,\s].*)?$",
+                            description="a list that holds `upgrade`")
+    key: str = Field(alias="Sec-WebSocket-Key", pattern=r"^[A-Za-z0-9+/]{22}==$",
+                     description="16 random bytes in base64")
+    version: Literal["13", "8", "7"] = Field(alias="Sec-WebSocket-Version")
+    subprotocol: Literal["livecore.json", "livecore.msgpack"] = Field(
+        default=protocol.JSON, alias="Sec-WebSocket-Protocol",
+        description="one subprotocol: frames as JSON text or as MessagePack binary")
+
+
+class RoomQuery(Parameters):
+    refusal: ClassVar[tuple[int, str]] = (400, "bad-since")
+    since: str | None = Field(default=None, pattern=r"^.+:[0-9]{1,18}$", description=(
+        "<epoch>:<seq> of the last event seen: resume with what was missed (or a reset and a fresh snapshot)"))
+
+
 @operation(
-    "The room WebSocket (subprotocols livecore.json and livecore.msgpack; ?since=<epoch>:<seq> resumes)",
-    tag="rooms", responses={101: "Switching to the WebSocket protocol"},
+    "The room WebSocket: an upgrade to subprotocol livecore.json or livecore.msgpack; ?since=<epoch>:<seq> resumes. "
+    "Its commands (chat, like, ping, gift, bid, moderation) and events are listed in signaling/protocol.py; a bid "
+    "is answered by a private bid event, a refusal by an error event",
+    tag="rooms", status=101, query=RoomQuery, headers=Handshake, security=(*USER_SECURITY, ANONYMOUS),
+    reply_headers={"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": "the key's answer"},
+    problems={401: ["bad-token"], 404: ["stream-not-found"]},
 )
 async def room_socket(request: web.Request) -> web.StreamResponse:
     node, plane = request.app[NODE], request.app[PLANE]
@@ -33,13 +76,13 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     if stream is None:
         raise Problem(404, "stream-not-found", f"there is no room {room_id}")
     account = await optional_account(request)
-    since = _since(request)
+    since = parse_query(request, RoomQuery).since
+    resume = protocol.parse_since(since) if since else None  # the model admits only what this parses
+    parse_headers(request, Handshake)
     ws = web.WebSocketResponse(
         protocols=protocol.SUBPROTOCOLS, max_msg_size=node.settings.ws_frame_bytes_hard_max,
         compress=False, heartbeat=30.0,
     )
-    if not ws.can_prepare(request).ok:
-        raise Problem(400, "websocket-required", "this endpoint speaks only the WebSocket protocol")
     await ws.prepare(request)
     subprotocol = ws.ws_protocol or protocol.JSON
     viewer = Viewer(
@@ -52,7 +95,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         return await _refuse(ws, plane, "too-many-connections", "connections_per_user_max",
                              protocol.CLOSE_TOO_MANY_CONNECTIONS)
     try:
-        await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol, since)
+        await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol, resume)
     except Exception:
         # The upgrade is done: no HTTP error can be sent any more, only a close code.
         log.exception("room socket failed for room %d", room_id)
@@ -130,22 +173,13 @@ async def _refuse(
     return ws
 
 
-def _since(request: web.Request) -> tuple[str, int] | None:
-    raw = request.query.get("since")
-    if not raw:
-        return None
-    try:
-        return protocol.parse_since(raw)
-    except protocol.ProtocolError as exc:
-        raise Problem(400, "bad-since", exc.detail) from exc
-
-
 class NewModerator(BaseModel):
-    user_id: int = Field(gt=0)
+    user_id: Id
 
 
 @operation("Make a user a moderator of your room (the stream's creator only)", body=NewModerator, status=204,
-           auth=True, tag="rooms")
+           auth=True, tag="rooms",
+           problems={403: ["not-your-stream"], 404: ["stream-not-found", "user-not-found"]})
 async def add_moderator(request: web.Request) -> web.Response:
     node, plane = request.app[NODE], request.app[PLANE]
     account = await require_account(request)

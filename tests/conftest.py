@@ -12,12 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from lbcluster import StartCluster, cluster_starter
-from livenode import NodeFactory, RunningNode, Servers
+from livenode import NodeFactory, RunningNode, Servers, node_settings
 from nginxproxy import require_nginx
 
 from livecore.app import build_app
 from livecore.clock import Clock
-from livecore.config import Settings
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
 
 NODE_STOP_S_MAX = 30.0
@@ -47,12 +46,7 @@ async def node_factory(servers: Servers, http: aiohttp.ClientSession) -> AsyncIt
 
     async def start(clock: Clock | None = None, **overrides: Any) -> RunningNode:
         port = free_port()
-        settings = Settings(
-            host="127.0.0.1", port=port, node_id=f"test-{port}", database_url=servers.database_url,
-            redis_url=servers.redis_url, seed_demo=False, data_dir=servers.directory / f"node-{port}",
-            **overrides,
-        )
-        runner = web.AppRunner(build_app(settings, clock), handle_signals=False)
+        runner = web.AppRunner(build_app(node_settings(servers, port, **overrides), clock), handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         running = RunningNode(f"http://127.0.0.1:{port}", runner, http)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
 
+from livecore.app import build_app
+from livecore.config import Settings
+from livecore.embedded import free_port
 from livecore.node import NODE, Node
 from livecore.streams import streams
 from signaling import PLANE, Plane, protocol
+
+T = TypeVar("T")
+THREADED_NODE_START_S_MAX = 60.0
 
 _usernames = itertools.count(1)
 LIVE_FOR_THE_TEST_MS = 253_402_300_000_000  # 9999-12-31: a test stream marked live is never overdue
@@ -89,3 +97,49 @@ class RunningNode:
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 
+
+
+def node_settings(servers: Servers, port: int, **overrides: Any) -> Settings:
+    """Settings for a test node on `port` that uses the session's embedded PostgreSQL and Valkey."""
+    return Settings(
+        host="127.0.0.1", port=port, node_id=f"test-{port}", database_url=servers.database_url,
+        redis_url=servers.redis_url, seed_demo=False, data_dir=servers.directory / f"node-{port}", **overrides,
+    )
+
+
+class ThreadedNode:
+    """A node serving from its own thread and event loop, for clients that block (requests, the API fuzzer)."""
+
+    def __init__(self, servers: Servers, **overrides: Any) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.settings = node_settings(servers, port, **overrides)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"node-{port}", daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def start(self) -> ThreadedNode:
+        self._thread.start()
+        self.run(self._serve(), THREADED_NODE_START_S_MAX)
+        return self
+
+    @property
+    def node(self) -> Node:
+        assert self._runner is not None
+        return self._runner.app[NODE]
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
+        """Run `coroutine` on the node's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.run(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(build_app(self.settings), handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()

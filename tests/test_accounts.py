@@ -43,7 +43,7 @@ async def test_bad_sign_ups_get_problems_naming_the_field(node: RunningNode) -> 
         ({"username": unique_username(), "password": "long enough", "birth_date": "someday", "region": "US"},
          "birth_date"),
         ({"username": unique_username(), "password": "long enough", "birth_date": "1990-01-01",
-          "region": "US", "roles": ["admin"]}, "roles"),
+          "region": "US", "roles": ["admin"]}, "roles.0"),
     ]
     for body, field in cases:
         async with node.http.post(f"{node.url}/api/accounts", json=body) as r:
@@ -90,7 +90,7 @@ async def test_follow_and_unfollow(node: RunningNode) -> None:
     async with node.http.get(f"{node.url}/api/users/{star['id']}") as r:
         assert (await r.json())["followers"] == 1
     async with node.http.post(f"{node.url}/api/users/{fan['id']}/follow", headers=auth) as r:
-        assert r.status == 400 and (await _json(r))["type"] == "livecore:self-follow"
+        assert r.status == 403 and (await _json(r))["type"] == "livecore:self-follow"
     async with node.http.post(f"{node.url}/api/users/999999999/follow", headers=auth) as r:
         assert r.status == 404
     async with node.http.delete(f"{node.url}/api/users/{star['id']}/follow", headers=auth) as r:
@@ -172,7 +172,8 @@ async def test_health_readiness_and_metrics(node: RunningNode) -> None:
 
 async def test_ids_that_cannot_exist_are_404_not_500(node: RunningNode) -> None:
     for path in ("/api/streams/99999999999999999999", "/api/users/99999999999999999999", "/api/streams/%C2%B2",
-                 "/api/streams/99999999999999999999/leaderboard", "/ws/rooms/99999999999999999999"):
+                 "/api/streams/99999999999999999999/leaderboard", "/ws/rooms/99999999999999999999",
+                 "/api/streams/0/leaderboard"):  # ids start at 1, as the document says
         async with node.http.get(f"{node.url}{path}") as r:
             assert r.status == 404, path
             assert r.content_type == "application/problem+json"

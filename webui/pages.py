@@ -14,7 +14,7 @@ from aiohttp import web
 
 from livecore.accounts import Account
 from livecore.accounts.session import optional_account
-from livecore.http import Handler, Problem, operation
+from livecore.http import ANONYMOUS, USER_SECURITY, Content, Handler, Header, Problem, operation
 
 # No inline script or style anywhere: every script is an ES module file and every style is in a stylesheet.
 CONTENT_SECURITY_POLICY = (
@@ -67,7 +67,10 @@ async def render_page(request: web.Request, page: Page) -> web.Response:
 def page_handler(page: Page) -> Handler:
     """A handler for one page, carrying that page's own OpenAPI description."""
 
-    @operation(page.summary, tag="pages", responses={200: "The page, text/html"})
+    @operation(page.summary, tag="pages", reply=Content.of("text/html"), security=(*USER_SECURITY, ANONYMOUS),
+               reply_headers={"Content-Security-Policy": Header("what the page may load and run",
+                                                                values=(CONTENT_SECURITY_POLICY,)),
+                              "Cache-Control": Header("never kept by a shared cache", values=(PAGE_CACHE_CONTROL,))})
     async def serve_page(request: web.Request) -> web.Response:
         return await render_page(request, page)
 

@@ -2,47 +2,104 @@
 
 from __future__ import annotations
 
-from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field
+import re
+from typing import Annotated, Any
 
-from commerce.merch import designs, pins, products
+from aiohttp import BodyPartReader, web
+from pydantic import BaseModel, ConfigDict, Field
+
+from commerce.merch import designs, pins, products, schemas
 from commerce.merch.service import Merch
-from commerce.requests import COMMERCE
+from commerce.requests import COMMERCE, IdempotencyKey, OptionallyKeyed, keyed_body
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body, path_id
+from livecore.http import (
+    NO_NUL,
+    Content,
+    Id,
+    Parameters,
+    Problem,
+    json_response,
+    operation,
+    parse_body,
+    parse_query,
+    path_id,
+)
+from livecore.openapi import SCHEMA_FILLERS
 
 UPLOAD_CHUNK_BYTES = 64 * 1024
+PRICE_CENTS_MAX = 100_000_000
+VARIANT_ID = r"^[a-z0-9-]{1,100}$"  # the catalogue's variant ids are slugs
+_IMAGES_BUSY = {503: ["images-busy"]}
+_JPEG = Content.of("image/jpeg", schema={"type": "string", "format": "binary"})
+_DESIGN_UPLOAD = Content.of("multipart/form-data", schema={
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "contentMediaType": "image/png",
+                            "description": "the design: a PNG or JPEG (design_bytes_max, design_pixels_max, "
+                                           "design_edge_px_min)"}},
+})
 
 
-class NewProduct(BaseModel):
-    design_id: int = Field(gt=0)
-    base_item_id: str = Field(max_length=50)
-    title: str = Field(min_length=1, max_length=120)
-    price_cents: int = Field(gt=0, le=100_000_000, description="one price for every variant offered")
-    variant_ids: list[str] | None = Field(default=None, max_length=100,
-                                          description="the variants to offer; all of the base item's when absent")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=100)
+class NewProduct(OptionallyKeyed):
+    """The document lists each base item with its variants and its floor (x-filled-by, from this node's catalogue
+    and fee settings)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-filled-by": "product-price-floors"})
+
+    design_id: Id
+    base_item_id: str = Field(max_length=50, pattern=NO_NUL, examples=["tshirt"])
+    title: str = Field(min_length=1, max_length=120, pattern=NO_NUL)
+    price_cents: int = Field(ge=1, le=PRICE_CENTS_MAX, description="one price for every variant offered; at least "
+                             "the floor (base cost + merch_fee_percent + merch_fee_fixed_cents) of the dearest variant "
+                             "offered, else 422 price-below-floor. The document's minimum per base item is its "
+                             "dearest variant's floor; naming only cheaper variants, a price may go as low as theirs")
+    variant_ids: list[Annotated[str, Field(max_length=100, pattern=NO_NUL)]] | None = Field(
+        default=None, max_length=100, description="the variants to offer (of the base item: else 400 invalid-field); "
+        "all of the base item's when absent or empty")
 
 
 class Pin(BaseModel):
-    product_id: int = Field(gt=0)
+    product_id: Id
+
+
+class ProductsPage(Parameters):
+    before: Id | None = Field(default=None, description="the last product id of the page before")
+
+
+class Mockup(BaseModel):
+    id: Id
+    variant_id: str = Field(pattern=VARIANT_ID, description="one of the product's variants")
+
+
+def price_floors(merch: Merch) -> dict[str, Any]:
+    """NewProduct's schema per base item: its variants and the floor of its dearest one."""
+    return {"oneOf": [
+        {"properties": {
+            "base_item_id": {"const": item.id},
+            "variant_ids": {"anyOf": [{"type": "array", "items": {"enum": [v.id for v in item.variants]}},
+                                      {"type": "null"}]},
+            "price_cents": {"minimum": merch.fees.floor_cents(max(v.base_cost_cents for v in item.variants))},
+        }}
+        for item in merch.items.values()
+    ]}
 
 
 def _merch(request: web.Request) -> Merch:
     return request.app[COMMERCE].merch
 
 
-@operation("The print-on-demand catalogue: base items, their print areas and variants with base costs", tag="merch")
+@operation("The print-on-demand catalogue: base items, their print areas and variants with base costs", tag="merch",
+           reply=schemas.BaseItems)
 async def base_items(request: web.Request) -> web.Response:
     return json_response({"items": [item.public() for item in _merch(request).items.values()]})
 
 
 @operation("Upload a design (multipart/form-data, one file field `file`, PNG or JPEG; creators)", status=201,
-           auth=True, tag="merch",
-           responses={200: "The same image was uploaded before: that design", 400: "No file, or a malformed body",
-                      403: "Not a creator", 413: "Over design_bytes_max or design_pixels_max",
-                      415: "Not a PNG or JPEG", 422: "Corrupt, truncated or under design_edge_px_min",
-                      503: "Too many images being processed (image_queue_max)"})
+           auth=True, tag="merch", body=_DESIGN_UPLOAD, reply=schemas.DesignView, reply_statuses=(200,),
+           responses={200: "The same image was uploaded before: that design"},
+           problems={400: ["file-required", "malformed-multipart"], 403: ["not-a-creator"],
+                     413: ["design-too-large", "design-too-many-pixels"],
+                     415: ["unsupported-media-type", "unsupported-image"], 422: ["corrupt-image", "design-too-small"],
+                     **_IMAGES_BUSY})
 async def upload_design(request: web.Request) -> web.Response:
     account = await require_account(request)
     if "creator" not in account.roles:
@@ -77,51 +134,55 @@ async def _read_file(request: web.Request, bytes_max: int) -> tuple[bytes, str |
 
 
 @operation("Make a product: one of your designs on a base item at your price (never below base cost + fees)",
-           body=NewProduct, status=201, auth=True, tag="merch",
-           responses={200: "A retry with the same idempotency key: the first product", 403: "Not a creator",
-                      404: "No such design (of yours) or base item", 409: "Over products_per_creator_max",
-                      422: "The price is under the floor (price-below-floor names floor_cents)",
-                      503: "Too many images being processed (image_queue_max)"})
+           body=NewProduct, headers=IdempotencyKey, status=201, auth=True, tag="merch", reply=schemas.ProductView,
+           reply_statuses=(200,), responses={200: "A retry with the same idempotency key: the first product"},
+           problems={403: ["not-a-creator"], 404: ["base-item-not-found", "design-not-found"],
+                     409: ["too-many-products"], 422: ["price-below-floor"], **_IMAGES_BUSY})
 async def create_product(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewProduct)
-    key = body.idempotency_key or request.headers.get("Idempotency-Key", "").strip()[:100] or None
+    body = await keyed_body(request, NewProduct)
     view, created = await products.create_product(_merch(request), account, body.design_id, body.base_item_id,
-                                                  body.title, body.price_cents, body.variant_ids, key)
+                                                  body.title, body.price_cents, body.variant_ids,
+                                                  body.idempotency_key)
     return json_response(view, status=201 if created else 200)
 
 
-@operation("A product with its variants, prices and mockup URLs", tag="merch", responses={404: "No such product"})
+@operation("A product with its variants, prices and mockup URLs", tag="merch", reply=schemas.ProductView,
+           problems={404: ["product-not-found"]})
 async def get_product(request: web.Request) -> web.Response:
     product_id = path_id(request, "product-not-found", "product")
     return json_response(await products.get_product(_merch(request).pool, product_id))
 
 
-@operation("A product variant's mockup (JPEG)", tag="merch", responses={404: "No such product or variant"})
+@operation("A product variant's mockup (JPEG)", tag="merch", path=Mockup, reply=_JPEG,
+           reply_headers={"Cache-Control": "immutable: a mockup never changes"},
+           problems={404: ["product-not-found", "mockup-not-found"]})
 async def product_mockup(request: web.Request) -> web.Response:
     product_id = path_id(request, "product-not-found", "product")
-    image = await products.mockup_image(_merch(request), product_id, request.match_info["variant_id"])
+    variant_id = request.match_info["variant_id"]
+    if not re.fullmatch(VARIANT_ID, variant_id):
+        raise Problem(404, "mockup-not-found", f"product {product_id} has no variant {variant_id!r}")
+    image = await products.mockup_image(_merch(request), product_id, variant_id)
     return web.Response(body=image, content_type="image/jpeg",
                         headers={"Cache-Control": "public, max-age=86400, immutable"})
 
 
 @operation("A creator's shop: their products, newest first (?before=<product id> for the next page)", tag="merch",
-           responses={400: "A malformed cursor", 404: "No such user"})
+           query=ProductsPage, reply=schemas.Products, problems={404: ["user-not-found"]})
 async def user_products(request: web.Request) -> web.Response:
     merch = _merch(request)
     creator_id = path_id(request, "user-not-found", "user")
-    before = request.query.get("before")
-    if before is not None and not (before.isdigit() and len(before) <= 18):
-        raise Problem(400, "invalid-field", "before must be a product id", field="before")
+    before = parse_query(request, ProductsPage).before
     if await merch.node.accounts.get(creator_id) is None:
         raise Problem(404, "user-not-found", f"there is no user {creator_id}")
     limit = merch.settings.products_listed_max
-    found = await products.list_products(merch.pool, creator_id, int(before) if before else None, limit)
+    found = await products.list_products(merch.pool, creator_id, before, limit)
     return json_response({"products": found, "next_before": found[-1]["id"] if len(found) == limit else None})
 
 
 @operation("Pin one of your products in your live room (room event product_pinned)", body=Pin, auth=True,
-           tag="merch", responses={403: "Not your stream or not your product", 404: "No such stream or product"})
+           tag="merch", reply=schemas.PinView,
+           problems={403: ["not-your-stream", "not-your-product"], 404: ["stream-not-found", "product-not-found"]})
 async def pin_product(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, Pin)
@@ -130,7 +191,7 @@ async def pin_product(request: web.Request) -> web.Response:
 
 
 @operation("Unpin the product in your live room (room event product_pinned with product null)", auth=True,
-           tag="merch", responses={403: "Not your stream", 404: "No such stream"})
+           tag="merch", reply=schemas.PinView, problems={403: ["not-your-stream"], 404: ["stream-not-found"]})
 async def unpin_product(request: web.Request) -> web.Response:
     account = await require_account(request)
     stream_id = path_id(request, "stream-not-found", "stream")
@@ -138,6 +199,7 @@ async def unpin_product(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.setdefault(SCHEMA_FILLERS, {})["product-price-floors"] = lambda: price_floors(app[COMMERCE].merch)
     app.router.add_get("/api/base-items", base_items)
     app.router.add_post("/api/designs", upload_design)
     app.router.add_post("/api/products", create_product)

@@ -123,7 +123,7 @@ class AccountCache:
 
 async def follow(pool: asyncpg.Pool, follower_id: int, followee_id: int) -> None:
     if follower_id == followee_id:
-        raise Problem(400, "self-follow", "you cannot follow yourself")
+        raise Problem(403, "self-follow", "you cannot follow yourself")
     try:
         await pool.execute(
             "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",

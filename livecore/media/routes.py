@@ -10,12 +10,16 @@ publishers and players are embedded in other sites.
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from aiohttp import web
 from multidict import CIMultiDict
+from pydantic import BaseModel, Field
 
 from livecore.config import Settings
 from livecore.cors import CorsRule, parse_origins
-from livecore.http import Problem, operation, path_id
+from livecore.http import ANONYMOUS, Content, Header, Id, Parameters, Problem, operation, parse_headers, path_id
+from livecore.media.cluster import NODE_HEADER, PROOF_HEADER
 from livecore.media.plane import MediaPlane
 from livecore.media.room import SessionAnswer
 from livecore.media.trickle import TRICKLE_TYPE
@@ -27,6 +31,48 @@ SDP_TYPE = "application/sdp"
 WEBRTC_METHODS = "OPTIONS, POST, PATCH, DELETE"
 WEBRTC_REQUEST_HEADERS = "Authorization, Content-Type, If-Match, ETag"  # ETag: a PATCH header some clients send
 WEBRTC_EXPOSED_HEADERS = "Location, Link, ETag, Accept-Post, Accept-Patch, Access-Control-Allow-Methods"
+_ENTITY_TAG = r'(W/)?"[\x21\x23-\x7e]*"'  # RFC 9110 section 8.8.3, ASCII only
+_SDP = Content.of(SDP_TYPE)
+_LINK = Header("one per STUN/TURN server of media_ice_servers (RFC 9725 section 4.6)", required=False)
+_SDP_ANSWER = {"Location": "the session's URL: PATCH it to trickle, DELETE it to stop",
+               "ETag": "the session's entity tag, for If-Match on its PATCH requests", "Link": _LINK}
+_SESSION_NOT_FOUND = {404: ["stream-not-found", "session-not-found"]}
+_PATCHED = {**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 412: ["etag-mismatch"], 415: ["unsupported-media-type"],
+            422: ["ice-restart-unsupported"]}
+_PASSED_ON = ["node-unreachable", "node-answer-too-large"]  # another node did not answer, or too much (cluster.py)
+_ENDPOINT_OPTIONS = {"Accept-Post": "application/sdp: what POST takes", "Allow": "OPTIONS, POST"}
+
+
+class HlsFile(BaseModel):
+    id: Id
+    name: str = Field(pattern=r"^[^./][^/]*\.(m3u8|ts)$", examples=["index.m3u8"],
+                      description="index.m3u8 or one of the segments it lists")
+
+
+class MediaFile(BaseModel):
+    id: Id
+    name: Literal["recording.mp4", "thumbnail.jpg"]
+
+
+class SessionPatch(Parameters):
+    """The headers a PATCH on a WHIP or WHEP session may carry besides its type."""
+
+    refusal: ClassVar[tuple[int, str]] = (400, "bad-if-match")
+    if_match: str | None = Field(default=None, alias="If-Match",
+                                 pattern=rf"^[ \t]*(\*|{_ENTITY_TAG}([ \t]*,[ \t]*{_ENTITY_TAG})*)[ \t]*$",
+                                 description="the session's ETag (412 when it names another); * asks for an ICE "
+                                             "restart, which is refused with 422")
+
+
+class NodeMark(Parameters):
+    """Internal, node to node: the mark on a relay offer one node sends another (cluster.py). A client has no use
+    for it; a mark whose proof does not check out is ignored and the offer is a client's."""
+
+    refusal: ClassVar[tuple[int, str] | None] = None
+    node: str | None = Field(default=None, alias=NODE_HEADER,
+                             description="internal: the id of the node relaying this stream to its viewers")
+    proof: str | None = Field(default=None, alias=PROOF_HEADER,
+                              description="internal: an HMAC of that id under the secret the nodes share")
 
 
 def cors_rules(settings: Settings) -> list[CorsRule]:
@@ -89,7 +135,8 @@ def _sdp_answer(request: web.Request, answer: SessionAnswer, location: str) -> w
 
 
 @operation("WHIP: what the endpoint accepts (Accept-Post), and the ICE servers (Link) when the stream key is sent",
-           status=204, tag="media")
+           status=204, tag="media", security=("stream_key", ANONYMOUS),
+           reply_headers={**_ENDPOINT_OPTIONS, "Link": _LINK}, problems={404: ["stream-not-found"]})
 async def whip_options(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
@@ -99,9 +146,9 @@ async def whip_options(request: web.Request) -> web.Response:
 
 
 @operation("WHIP: publish to a stream (bearer = stream key), SDP offer in, SDP answer out (Location, ETag, Link)",
-           status=201, auth=True, tag="media",
-           responses={400: "malformed SDP", 401: "wrong stream key", 404: "no such stream", 409: "another publisher "
-                      "is live, or the stream has ended", 415: "not application/sdp"})
+           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, security=("stream_key",), tag="media",
+           problems={400: ["malformed-sdp"], 401: ["bad-stream-key"], 404: ["stream-not-found"],
+                     409: ["stream-ended", "already-publishing"], 415: ["unsupported-media-type"]})
 async def whip_publish(request: web.Request) -> web.Response:
     stream_id = _stream_id(request)
     bearer = _bearer(request)
@@ -111,30 +158,31 @@ async def whip_publish(request: web.Request) -> web.Response:
     return _sdp_answer(request, answer, f"/whip/{stream_id}/{answer.session}")
 
 
-@operation("WHIP and WHEP sessions: what they accept (Accept-Patch)", status=204, tag="media")
+@operation("WHIP and WHEP sessions: what they accept (Accept-Patch)", status=204, tag="media",
+           reply_headers={"Accept-Patch": f"{TRICKLE_TYPE}: what PATCH takes", "Allow": "OPTIONS, PATCH, DELETE"},
+           problems={404: ["stream-not-found"]})
 async def session_options(request: web.Request) -> web.Response:
     _stream_id(request)
     return web.Response(status=204, headers={"Accept-Patch": TRICKLE_TYPE, "Allow": "OPTIONS, PATCH, DELETE"})
 
 
-@operation("WHIP: trickle ICE candidates (application/trickle-ice-sdpfrag), the stream key as bearer; on any node",
-           status=204, auth=True, tag="media",
-           responses={401: "wrong stream key", 404: "no such session", 412: "If-Match names another entity tag",
-                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported",
-                      502: "the node holding the session did not answer"})
+@operation("WHIP: trickle ICE candidates, the stream key as bearer (401 before 404); on any node (passed on to the "
+           "session's node)", status=204, tag="media", body=Content.of(TRICKLE_TYPE), headers=SessionPatch,
+           security=("stream_key",), problems={**_PATCHED, 401: ["bad-stream-key"], 502: _PASSED_ON})
 async def whip_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
     if (passed_on := await plane.holder_answer(request)) is not None:
         return passed_on
     room = await plane.publisher_room(stream_id, request.match_info["session"], _bearer(request))
-    await plane.trickle(room, await _fragment(request), request.headers.get("If-Match"))
+    fragment = await _fragment(request)
+    await plane.trickle(room, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
-@operation("WHIP: stop publishing, the stream key as bearer; the stream ends; on any node", auth=True, tag="media",
-           responses={401: "wrong stream key", 404: "no such session",
-                      502: "the node holding the session did not answer"})
+@operation("WHIP: stop publishing, the stream key as bearer (401 before 404); the stream ends; on any node",
+           tag="media", security=("stream_key",),
+           problems={**_SESSION_NOT_FOUND, 401: ["bad-stream-key"], 502: _PASSED_ON})
 async def whip_delete(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -145,7 +193,8 @@ async def whip_delete(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@operation("WHEP: what the endpoint accepts (Accept-Post) and the ICE servers (Link)", status=204, tag="media")
+@operation("WHEP: what the endpoint accepts (Accept-Post) and the ICE servers (Link)", status=204, tag="media",
+           reply_headers={**_ENDPOINT_OPTIONS, "Link": _LINK}, problems={404: ["stream-not-found"]})
 async def whep_options(request: web.Request) -> web.Response:
     _stream_id(request)
     headers = CIMultiDict({"Accept-Post": SDP_TYPE, "Allow": "OPTIONS, POST"})
@@ -153,13 +202,13 @@ async def whep_options(request: web.Request) -> web.Response:
 
 
 @operation("WHEP: watch a stream, SDP offer in, SDP answer out (Location, ETag, Link); 503 with hls_url when full. "
-           "On a node that does not have the publisher, served through a relay from the node that has; another "
-           "node's relay offer (X-Livecore-Node and X-Livecore-Node-Proof) is answered by that node only",
-           status=201, tag="media",
-           responses={400: "malformed SDP", 404: "no publisher", 409: "a relay offer to a node that is not the owner",
-                      415: "not application/sdp", 502: "the owner node did not answer the relay (with hls_url)",
-                      503: "over capacity, or the owner node is gone (with hls_url)",
-                      508: "a relay offer from this node itself"})
+           "On a node that does not have the publisher, served through a relay from the node that has (502 "
+           "relay-failed with hls_url when that fails); another node's relay offer, marked with the internal "
+           f"{NODE_HEADER} and {PROOF_HEADER} headers, is answered by the owner only (409, 508)",
+           status=201, body=_SDP, reply=_SDP, reply_headers=_SDP_ANSWER, headers=NodeMark, tag="media",
+           problems={400: ["malformed-sdp"], 404: ["stream-not-found", "stream-not-live"],
+                     409: ["not-the-owner"], 415: ["unsupported-media-type"], 502: ["relay-failed", *_PASSED_ON],
+                     503: ["over-capacity", "owner-unreachable"], 508: ["relay-loop"]})
 async def whep_watch(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -167,22 +216,21 @@ async def whep_watch(request: web.Request) -> web.Response:
     return _sdp_answer(request, answer, f"/whep/{stream_id}/{answer.session}")
 
 
-@operation("WHEP: trickle ICE candidates (application/trickle-ice-sdpfrag); on any node", status=204, tag="media",
-           responses={404: "no such session", 412: "If-Match names another entity tag",
-                      415: "not application/trickle-ice-sdpfrag", 422: "an ICE restart, which is not supported",
-                      502: "the node holding the session did not answer"})
+@operation("WHEP: trickle ICE candidates; on any node (passed on to the session's node)", status=204, tag="media",
+           body=Content.of(TRICKLE_TYPE), headers=SessionPatch, problems={**_PATCHED, 502: _PASSED_ON})
 async def whep_trickle(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
     if (passed_on := await plane.holder_answer(request)) is not None:
         return passed_on
     viewer = plane.viewer(stream_id, request.match_info["session"])
-    await plane.trickle_viewer(viewer, await _fragment(request), request.headers.get("If-Match"))
+    fragment = await _fragment(request)
+    await plane.trickle_viewer(viewer, fragment, parse_headers(request, SessionPatch).if_match)
     return web.Response(status=204)
 
 
-@operation("WHEP: stop watching; on any node", tag="media",
-           responses={404: "no such session", 502: "the node holding the session did not answer"})
+@operation("WHEP: stop watching; on any node (passed on to the session's node)", tag="media",
+           problems={**_SESSION_NOT_FOUND, 502: _PASSED_ON})
 async def whep_delete(request: web.Request) -> web.Response:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -199,7 +247,9 @@ _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
 @operation("HLS for large audiences: index.m3u8 (short-lived cache; before the first segment of a stream that has "
            "not ended, it waits up to hls_playlist_wait_ms_max) and its segments (immutable); a live stream's from "
            "any node (passed on to the node that makes them)", tag="media",
-           responses={404: "no such file (yet)", 502: "the node making the files did not answer"})
+           path=HlsFile, reply=Content.of(*_HLS_TYPES.values(), schema={"type": "string", "format": "binary"}),
+           reply_headers={"Cache-Control": "how long a CDN may keep it"},
+           problems={404: ["stream-not-found", "not-found", "hls-not-ready"], 502: _PASSED_ON})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -225,7 +275,9 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix]})
 
 
-@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media")
+@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media", path=MediaFile,
+           reply=Content.of(*_MEDIA_FILES.values(), schema={"type": "string", "format": "binary"}),
+           problems={404: ["stream-not-found", "not-found"], 409: ["still-recording"]})
 async def media_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)

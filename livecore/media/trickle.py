@@ -60,7 +60,7 @@ async def add_candidates(pc: RTCPeerConnection, fragment: str) -> int:
         elif line.startswith("a=candidate:"):
             try:
                 candidate = candidate_from_sdp(line[2:])
-            except (ValueError, IndexError) as exc:
+            except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts a line has all its fields
                 raise Problem(400, "malformed-sdp", f"bad candidate line: {line[:80]}") from exc
             candidate.sdpMid = mid
             candidate.sdpMLineIndex = None if mid is not None else 0

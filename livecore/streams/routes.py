@@ -2,21 +2,68 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Literal
+
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from livecore.accounts import is_adult
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body, path_id
+from livecore.http import NO_NUL, Id, Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
 from livecore.streams import lifecycle, streams
 
 
 class NewStream(BaseModel):
-    title: str = Field(min_length=1, max_length=120)
+    title: str = Field(min_length=1, max_length=120, pattern=NO_NUL)
 
 
-@operation("Go live: create a stream (creators, 18+)", body=NewStream, status=201, auth=True, tag="streams")
+class Creator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    username: str
+    display_name: str
+
+
+class StreamView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    title: str
+    state: Literal["created", "live", "ended"]
+    creator: Creator
+    viewers: int = Field(ge=0, description="watching now, across all nodes")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    watch_url: str
+    recording_url: str | None = Field(description="the replay, once the stream has ended and was recorded")
+    thumbnail_url: str | None
+
+
+class NewStreamView(StreamView):
+    stream_key: str = Field(description="WHIP's bearer token for this stream; keep it secret")
+    whip_url: str
+
+
+class StreamIngest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    state: Literal["created", "live", "ended"]
+    stream_key: str = Field(description="WHIP's bearer token for this stream; keep it secret")
+    whip_url: str
+
+
+class LiveDirectory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    streams: list[StreamView] = Field(description="busiest first")
+
+
+_NOT_FOUND = {404: ["stream-not-found"]}
+
+
+@operation("Go live: create a stream (creators, 18+)", body=NewStream, status=201, auth=True, tag="streams",
+           reply=NewStreamView, problems={403: ["not-a-creator", "under-18"]})
 async def create_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
@@ -38,7 +85,8 @@ async def create_stream(request: web.Request) -> web.Response:
     )
 
 
-@operation("End your stream", auth=True, tag="streams")
+@operation("End your stream", auth=True, tag="streams", reply=StreamView,
+           problems={**_NOT_FOUND, 403: ["not-your-stream"]})
 async def end_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
@@ -50,7 +98,7 @@ async def end_stream(request: web.Request) -> web.Response:
 
 
 @operation("Your stream's WHIP URL and stream key (its creator only): go live again from another tool or after a "
-           "reload", auth=True, tag="streams")
+           "reload", auth=True, tag="streams", reply=StreamIngest, problems={**_NOT_FOUND, 403: ["not-your-stream"]})
 async def stream_ingest(request: web.Request) -> web.Response:
     node = request.app[NODE]
     account = await require_account(request)
@@ -61,7 +109,7 @@ async def stream_ingest(request: web.Request) -> web.Response:
                           "whip_url": f"{node.settings.public_url}/whip/{stream.id}"})
 
 
-@operation("A stream's public description", tag="streams")
+@operation("A stream's public description", tag="streams", reply=StreamView, problems=_NOT_FOUND)
 async def get_stream(request: web.Request) -> web.Response:
     node = request.app[NODE]
     stream = await _stream_or_404(request)
@@ -69,7 +117,7 @@ async def get_stream(request: web.Request) -> web.Response:
     return json_response(stream.public(viewers=counts.get(stream.id, 0)))
 
 
-@operation("What is live now, with viewer counts", tag="streams")
+@operation("What is live now, with viewer counts", tag="streams", reply=LiveDirectory)
 async def live_directory(request: web.Request) -> web.Response:
     node = request.app[NODE]
     live = await streams.live_streams(node.pool)

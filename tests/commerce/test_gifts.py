@@ -121,7 +121,7 @@ async def test_rules_refuse_with_a_problem_naming_the_rule(node_factory) -> None
     assert status == 429 and body["rule"] == "gift_coins_per_day_max" and body["limit_value"] == 50
     assert await coins(node, viewer["token"]) == 70  # the refused gift moved nothing
     status, body = await api(node, "POST", path, creator["token"], {"gift_id": "rose", "idempotency_key": key()})
-    assert status == 400 and body["type"] == "livecore:self-gift"
+    assert status == 403 and body["type"] == "livecore:self-gift"
     status, body = await api(node, "POST", path, viewer["token"], {"gift_id": "nope", "idempotency_key": key()})
     assert status == 404
     await assert_invariants(node)

@@ -214,3 +214,69 @@ async def test_a_video_only_publisher_is_forwarded(node, http):  # type: ignore[
     finally:
         await viewer.close()
         await pc.close()
+
+
+async def test_whip_and_whep_answer_as_documented(node, http):  # type: ignore[no-untyped-def]
+    """The SDP operations the API fuzzer leaves out (test_openapi_fuzz.py): every answer is a documented one."""
+    from apidoc import api_document, assert_documented
+
+    spec = await api_document(http, node.url)
+    _, stream = await _creator(node)
+    whip, whep = f"{node.url}/whip/{stream['id']}", f"{node.url}/whep/{stream['id']}"
+    sdp = {"Content-Type": "application/sdp"}
+    bearer = {"Authorization": f"Bearer {stream['stream_key']}"}
+    key = {**sdp, **bearer}
+    trickle = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    keyed_trickle = {**trickle, **bearer}
+    answers: list[tuple[str, str, str, dict, str, int]] = [
+        ("POST", "/whep/{id}", whep, sdp, "v=0\r\nnonsense", 400),
+        ("POST", "/whep/{id}", whep, {"Content-Type": "text/plain"}, "v=0", 415),
+        ("POST", "/whip/{id}", whip, sdp, "v=0", 401),
+        ("POST", "/whip/{id}", whip, {**sdp, "Authorization": "Bearer sk_wrong"}, "v=0", 401),
+        ("POST", "/whip/{id}", f"{node.url}/whip/{stream['id'] + 1000}", key, "v=0", 404),
+        ("POST", "/whip/{id}", whip, key, "v=0\r\nnonsense", 400),
+        ("POST", "/whip/{id}", whip, {**key, "Content-Type": "text/plain"}, "v=0", 415),
+        ("PATCH", "/whip/{id}/{session}", f"{whip}/nosuchsession", keyed_trickle, "a=end-of-candidates", 404),
+        ("PATCH", "/whip/{id}/{session}", f"{whip}/nosuchsession", trickle, "a=end-of-candidates", 401),
+    ]
+    publisher = await publish(http, node.url, stream)
+    viewer = None
+    try:
+        assert publisher.status == 201 and publisher.location.startswith(f"/whip/{stream['id']}/")
+        again = await publish(http, node.url, stream)
+        assert again.status == 409
+        viewer = await watch(http, node.url, stream["id"], decode=False)
+        assert viewer.status == 201
+        session = node.url + publisher.location
+        answers += [
+            ("PATCH", "/whip/{id}/{session}", session, {**bearer, "Content-Type": "text/plain"}, "", 415),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=mid:0\r\na=candidate:bogus", 400),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=mid:9\r\na=candidate:1 1 udp 2130706431 "
+             "192.0.2.1 9 typ host", 204),
+            ("PATCH", "/whip/{id}/{session}", session, keyed_trickle, "a=end-of-candidates", 204),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": '"other"'}, "", 412),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": "*"}, "", 422),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, trickle, "a=end-of-candidates", 204),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, {**trickle, "If-Match": '"x"'}, "", 412),
+            ("PATCH", "/whep/{id}/{session}", node.url + viewer.location, {**trickle, "If-Match": "x"}, "", 400),
+            ("PATCH", "/whip/{id}/{session}", session, {**keyed_trickle, "If-Match": 'W/"a", "b"'}, "", 412),
+            ("POST", "/whep/{id}", f"{node.url}/whep/{stream['id'] + 1000}", sdp,
+             viewer.pc.localDescription.sdp, 404),
+            ("DELETE", "/whep/{id}/{session}", node.url + viewer.location, {}, "", 200),
+            ("DELETE", "/whep/{id}/{session}", node.url + viewer.location, {}, "", 404),
+            ("DELETE", "/whip/{id}/{session}", session, {}, "", 401),
+            ("DELETE", "/whip/{id}/{session}", session, bearer, "", 200),
+            ("DELETE", "/whip/{id}/{session}", session, bearer, "", 404),
+        ]
+        for method, path, url, headers, body, status in answers:
+            async with http.request(method, url, data=body, headers=headers) as response:
+                await assert_documented(spec, method, path, response)
+                assert response.status == status, (method, url, body, await response.text())
+        for answered in (publisher, viewer):  # the 201s: SDP answers with their Location
+            assert answered.location
+        ended = await publish(http, node.url, stream)
+        assert ended.status == 409  # the stream ended with its publisher
+    finally:
+        if viewer is not None:
+            await viewer.close()
+        await publisher.pc.close()
