@@ -17,7 +17,7 @@ import asyncpg
 from commerce import ledger, rules, webhooks
 from commerce.ledger import Leg
 from commerce.orders import payments as order_payments
-from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD, PaymentProviderError, local_payment_event
+from commerce.providers import SUCCEEDING_CARD, PaymentProviderError, local_payment_event
 from livecore.accounts import Account
 from livecore.http import Problem
 

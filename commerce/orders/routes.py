@@ -9,12 +9,9 @@ from pydantic import BaseModel, Field
 from commerce.orders import checkout, history, payments, provider_orders, winners
 from commerce.orders.addresses import Address, check_address
 from commerce.orders.service import Orders
-from commerce.requests import COMMERCE, idempotency_key
+from commerce.requests import COMMERCE, Keyed, OptionallyKeyed, keyed_body
 from livecore.accounts.session import require_account
 from livecore.http import Problem, json_response, operation, parse_body, path_id
-
-_KEY = Field(default=None, min_length=1, max_length=100,
-             description="makes a retry return the first result; may come as the Idempotency-Key header instead")
 
 
 class QuoteRequest(BaseModel):
@@ -30,18 +27,17 @@ class OrderItem(BaseModel):
     quantity: int = Field(default=1, gt=0)
 
 
-class NewOrder(BaseModel):
+class NewOrder(Keyed):
     items: list[OrderItem] = Field(min_length=1, max_length=1000)
     shipping_address: Address
-    idempotency_key: str | None = _KEY
 
 
-class LocalCard(BaseModel):
+class OrderTestCard(BaseModel):
     card_number: str = Field(max_length=30, description="4242424242424242 pays, 4000000000000002 is declined")
 
 
-class Offer(BaseModel):
-    idempotency_key: str | None = _KEY
+class Offer(OptionallyKeyed):
+    pass
 
 
 def _orders(request: web.Request) -> Orders:
@@ -84,8 +80,8 @@ async def shipping_quote(request: web.Request) -> web.Response:
                       502: "The payment or fulfilment provider could not be reached"})
 async def create_order(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, NewOrder)
-    key = idempotency_key(request, body.idempotency_key)
+    body = await keyed_body(request, NewOrder)
+    key = body.idempotency_key
     wanted = [(i.product_id, i.variant_id, i.quantity) for i in body.items]
     view, created = await checkout.create_order(_orders(request), account, wanted, body.shipping_address, key)
     return json_response(view, status=201 if created else 200)
@@ -121,12 +117,12 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response(await history.order_view(commerce.node.pool, order))
 
 
-@operation("The local test provider's card form: pay an order with a test card", body=LocalCard, auth=True,
+@operation("The local test provider's card form: pay an order with a test card", body=OrderTestCard, auth=True,
            tag="orders", responses={400: "Not a test card", 404: "No such order of yours",
                                     409: "The node pays through Stripe, or the payment was not started"})
 async def confirm_local_payment(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, LocalCard)
+    body = await parse_body(request, OrderTestCard)
     order_id = path_id(request, "order-not-found", "order")
     commerce = request.app[COMMERCE]
     order = await payments.confirm_local_payment(commerce, account, order_id, body.card_number)
