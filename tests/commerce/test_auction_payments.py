@@ -75,7 +75,7 @@ async def test_the_winner_is_charged_and_the_lot_is_made_shipped_and_delivered(
     await _close(node, clock, auction["id"])
     earned_before = await withdrawable_diamonds(node, room.seller["id"])
 
-    assert await winners.sweep(commerce_of(node).orders) == 1
+    await winners.sweep(commerce_of(node).orders)  # other tests' lots on the shared database may be swept too
     attempts = await _attempts(node, auction["id"])
     assert [(a["bidder_id"], a["kind"], a["state"], a["amount_cents"]) for a in attempts] == [
         (bob["id"], "win", "paid", 2600)]
@@ -86,7 +86,8 @@ async def test_the_winner_is_charged_and_the_lot_is_made_shipped_and_delivered(
     assert order["total_cents"] == 2600 + 1199 and order["shipping_address"]["country"] == "GB"
     status, seen = await api(node, "GET", f"/api/auctions/{auction['id']}")
     assert seen["order_id"] == order_id
-    assert await winners.sweep(commerce_of(node).orders) == 0, "a paid lot is not charged again"
+    await winners.sweep(commerce_of(node).orders)
+    assert await _attempts(node, auction["id"]) == attempts, "a paid lot is not charged again"
     await assert_invariants(node)
 
     await podsim.advance(TO_PRODUCTION_S + TO_SHIPPED_S)
@@ -135,7 +136,9 @@ async def test_a_declined_charge_passes_the_lot_to_the_next_bidder_at_their_own_
     assert await node.node.pool.fetchval("SELECT state FROM auction_wins WHERE auction_id = $1",
                                          auction["id"]) == "paid"
     assert await postings(node, attempts[0]["order_id"]) == {}, "the declined charge moved no money"
-    assert await winners.sweep(commerce_of(node).orders) == 0
+    settled = await _attempts(node, auction["id"])
+    await winners.sweep(commerce_of(node).orders)
+    assert await _attempts(node, auction["id"]) == settled, "a paid lot is not offered again"
     await assert_invariants(node)
 
 
@@ -180,5 +183,7 @@ async def test_an_action_not_completed_in_the_window_moves_the_lot_on_until_nobo
                                          auction["id"]) == "unsold"
     status, problem = await api(node, "POST", f"/api/auctions/{auction['id']}/offer/accept", ann["token"], {})
     assert status == 409 and problem["type"] == "livecore:offer-closed"
-    assert await winners.sweep(orders) == 0
+    settled = await _attempts(node, auction["id"])
+    await winners.sweep(orders)
+    assert await _attempts(node, auction["id"]) == settled, "an unsold lot is not offered again"
     await assert_invariants(node)
