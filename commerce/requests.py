@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD
 from livecore.http import NO_NUL, Parameters, Problem, parse_body, parse_headers
 
 if TYPE_CHECKING:
@@ -29,6 +30,15 @@ class OptionallyKeyed(BaseModel):
 
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL,
                                         description=_KEY_TEXT)
+
+def _test_card(digits: str) -> str:
+    return "[ -]?".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+class LocalCard(BaseModel):
+    card_number: str = Field(
+        pattern=f"^ *(?:{_test_card(SUCCEEDING_CARD)}|{_test_card(DECLINED_CARD)}) *$", examples=[SUCCEEDING_CARD],
+        description=f"a test card: {SUCCEEDING_CARD} pays, {DECLINED_CARD} is declined (spaces or dashes allowed)")
 
 
 class IdempotencyKey(Parameters):

@@ -16,7 +16,7 @@ from commerce.providers import (
     SAVED_TEST_CARDS,
     SUCCEEDING_CARD,
 )
-from commerce.requests import COMMERCE, IdempotencyKey, Keyed, keyed_body
+from commerce.requests import COMMERCE, IdempotencyKey, Keyed, LocalCard, keyed_body
 from livecore.accounts.session import require_account
 from livecore.http import (
     BIGINT_MAX,
@@ -37,16 +37,6 @@ from livecore.openapi import SCHEMA_FILLERS
 
 class NewPurchase(Keyed):
     package_id: str = Field(max_length=50, examples=["coins_100"])
-
-
-def _test_card(digits: str) -> str:
-    return "[ -]?".join(digits[i:i + 4] for i in range(0, len(digits), 4))
-
-
-class LocalCard(BaseModel):
-    card_number: str = Field(
-        pattern=f"^ *(?:{_test_card(SUCCEEDING_CARD)}|{_test_card(DECLINED_CARD)}) *$", examples=[SUCCEEDING_CARD],
-        description=f"a test card: {SUCCEEDING_CARD} pays, {DECLINED_CARD} is declined (spaces or dashes allowed)")
 
 
 class NewGift(Keyed):

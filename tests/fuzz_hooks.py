@@ -4,6 +4,7 @@ file named by LIVECORE_FUZZ_WORLD."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -14,6 +15,7 @@ import hypothesis.strategies as st
 import requests
 import schemathesis
 import stripe
+from standardwebhooks.webhooks import Webhook
 
 WORLD = json.loads(Path(os.environ["LIVECORE_FUZZ_WORLD"]).read_text())
 
@@ -29,6 +31,25 @@ class Signed(requests.auth.AuthBase):
             return request
         request.headers["Stripe-Signature"] = stripe.WebhookSignature.generate_signature_header(
             text, WORLD["webhook_secret"], timestamp=int(time.time()))
+        return request
+
+
+class StandardSigned(requests.auth.AuthBase):
+    """A fulfilment callback signed per Standard Webhooks with the node's fulfilment secret (its generated webhook-id
+    kept, the timestamp now), the way the fulfilment provider signs."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:  # signatures are over text; such a body fails verification, as documented
+            return request
+        if "webhook-id" not in request.headers:  # a case without the header: refused before any signature check
+            return request
+        now = dt.datetime.now(tz=dt.UTC)
+        request.headers["webhook-timestamp"] = str(int(now.timestamp()))
+        request.headers["webhook-signature"] = Webhook(WORLD["fulfilment_webhook_secret"]).sign(
+            request.headers["webhook-id"], now, text)
         return request
 
 
@@ -48,6 +69,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     security = case.operation.definition.raw.get("security") or []
     if "Stripe-Signature" in (case.headers or {}):
         kwargs["auth"] = Signed()
+    elif "webhook-signature" in (case.headers or {}):
+        kwargs["auth"] = StandardSigned()
     elif any("stream_key" in scheme for scheme in security):  # the key of the stream named, else a wrong one
         stream_id = str((case.path_parameters or {}).get("id"))
         kwargs["auth"] = Bearer(WORLD["stream_keys"].get(stream_id, WORLD["token"]))

@@ -4,8 +4,10 @@ documented, the WebSocket upgrade answers as described, and inputs that used to 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from aiohttp import web
 from apidoc import api_document, assert_documented
 from livenode import NodeFactory, RunningNode
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from commerce import COMMERCE, schemas
 from commerce.auctions import schemas as auction_schemas
@@ -392,3 +395,47 @@ async def test_a_live_auction_answers_as_documented(node: RunningNode) -> None:
                         {**bidder, "Idempotency-Key": "buy"}, 200, auction_schemas.BidView, json={})
     assert bought["outcome"] == "bought" and bought["auction"]["state"] == "closed"
     await call("GET", "/api/auctions/{id}", f"/api/auctions/{auction['id']}", {}, 200, auction_schemas.AuctionView)
+
+
+async def test_fulfilment_callbacks_answer_as_documented(node_factory: NodeFactory) -> None:
+    """The fulfilment webhook, signed per Standard Webhooks: a good callback for an order that is not ours is
+    received and ignored, its repeat is a duplicate; a forged, headerless or malformed one is a 400 that names why
+    (a body that is not an event object was a 500); without a secret the node answers 503."""
+    secret = "whsec_" + base64.b64encode(b"the fulfilment provider's secret").decode()
+    node = await node_factory(fulfilment_webhook_secret=secret)
+    spec = await api_document(node.http, node.url)
+    url = node.url + "/api/fulfilment/webhook"
+
+    def signed(body: Any, webhook_id: str = "msg_1", key: str = secret) -> tuple[bytes, dict[str, str]]:
+        payload = json.dumps(body).encode()  # orjson refuses integers past 64 bits
+        now = dt.datetime.now(tz=dt.UTC)
+        return payload, {"webhook-id": webhook_id, "webhook-timestamp": str(int(now.timestamp())),
+                         "webhook-signature": Webhook(key).sign(webhook_id, now, payload.decode()),
+                         "Content-Type": "application/json"}
+
+    event = {"type": "order.updated", "data": {"order": {"external_id": "someone-elses-7", "status": "shipped",
+                                                          "seq": 1}}}
+    outcomes = []
+    for _ in range(2):
+        payload, headers = signed(event)
+        async with node.http.post(url, data=payload, headers=headers) as r:
+            await assert_documented(spec, "POST", "/api/fulfilment/webhook", r)
+            assert r.status == 200, await r.text()
+            outcomes.append((await r.json())["outcome"])
+    assert outcomes == ["ignored", "duplicate"]
+    forged = signed(event, "msg_2", "whsec_" + base64.b64encode(b"someone else's secret").decode())
+    malformed = [signed(body, f"msg_{n}") for n, body in enumerate(
+        ([1], {"type": "x", "data": [1]}, {**event, "data": {"order": {**event["data"]["order"], "seq": 2**64}}},
+         {**event, "type": "a\x00b"}), start=3)]
+    cases = [(*forged, "bad-signature"), (orjson.dumps(event), {"Content-Type": "application/json"}, "bad-signature"),
+             *((payload, headers, "malformed-event") for payload, headers in malformed)]
+    for payload, headers, slug in cases:
+        async with node.http.post(url, data=payload, headers=headers) as r:
+            problem = await assert_documented(spec, "POST", "/api/fulfilment/webhook", r)
+            assert r.status == 400 and problem and problem["type"] == f"livecore:{slug}", await r.text()
+    unconfigured = await node_factory()
+    payload, headers = signed(event, "msg_9")
+    async with unconfigured.http.post(unconfigured.url + "/api/fulfilment/webhook", data=payload,
+                                      headers=headers) as r:
+        problem = await assert_documented(spec, "POST", "/api/fulfilment/webhook", r)
+        assert r.status == 503 and problem and problem["type"] == "livecore:webhooks-not-configured"

@@ -18,6 +18,7 @@ Left out, because plain HTTP requests cannot exercise them, and checked by expli
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -49,7 +50,8 @@ NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH
 TESTS = Path(__file__).resolve().parent
 # The node under test: a playlist request for a stream with no segment yet answers 404 after this wait instead of the
 # default seconds (the fuzzer asks for many), and ICE servers so that WHIP/WHEP answers carry their Link headers.
-NODE_SETTINGS = {"hls_playlist_wait_ms_max": 50, "media_ice_servers": "stun:stun.example.net:3478"}
+NODE_SETTINGS = {"hls_playlist_wait_ms_max": 50, "media_ice_servers": "stun:stun.example.net:3478",
+                 "fulfilment_webhook_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()}
 # Values that broke servers before: NUL (PostgreSQL text refuses it), digits that are not ASCII, integers just past
 # 32 and 64 bits. Each is drawn where the document allows it, so a field that should refuse it shows up.
 EDGE_STRINGS = ["\x00", "a\x00b", "\u00b2", "\u0663", "", " ", "-1", "9223372036854775808", "\U0001f600", "../"]
@@ -125,6 +127,7 @@ class World:
         return {
             "token": fuzzer["token"],
             "stream_keys": {str(stream["id"]): stream["stream_key"] for stream in (own, theirs)},
+            "fulfilment_webhook_secret": self.node.settings.fulfilment_webhook_secret,
             "webhook_secret": self.node.run(self.node.node.gifts.webhook_secrets())[0],  # type: ignore[union-attr]
             "ids": {"/api/streams/": streams, "/api/rooms/": streams, "/hls/": streams, "/media/": streams,
                     "/whep/": streams, "/whip/": streams, "/api/users/": users, "/api/admin/wallets/": users,

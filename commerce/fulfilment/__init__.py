@@ -2,7 +2,8 @@
 the simulator (fulfilment_sim), the order lifecycle and the verification of its Standard Webhooks callbacks.
 
 Public: `FulfilmentProvider`, `SimulatorProvider`, `Item`, `Quote`, `ProviderOrder`, `FulfilmentRefused`,
-`FulfilmentUnavailable`, `recipient_of`, `verify` / `Callback`, and the states in `lifecycle`.
+`FulfilmentUnavailable`, `recipient_of`, `verify` / `Callback` / `WebhookHeaders` / `FulfilmentEvent`, and the states in
+`lifecycle`.
 """
 
 from commerce.fulfilment.provider import (
@@ -15,7 +16,7 @@ from commerce.fulfilment.provider import (
     recipient_of,
 )
 from commerce.fulfilment.simulator_client import SimulatorProvider
-from commerce.fulfilment.webhooks import Callback, verify
+from commerce.fulfilment.webhooks import Callback, FulfilmentEvent, WebhookHeaders, verify
 
-__all__ = ["Callback", "FulfilmentProvider", "FulfilmentRefused", "FulfilmentUnavailable", "Item", "ProviderOrder",
-           "Quote", "SimulatorProvider", "recipient_of", "verify"]
+__all__ = ["Callback", "FulfilmentEvent", "FulfilmentProvider", "FulfilmentRefused", "FulfilmentUnavailable", "Item",
+           "ProviderOrder", "Quote", "SimulatorProvider", "WebhookHeaders", "recipient_of", "verify"]

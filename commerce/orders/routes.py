@@ -6,62 +6,73 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from commerce.orders import checkout, history, payments, provider_orders, winners
+from commerce.fulfilment import FulfilmentEvent, WebhookHeaders
+from commerce.orders import checkout, history, payments, provider_orders, schemas, winners
 from commerce.orders.addresses import Address, check_address
 from commerce.orders.service import Orders
-from commerce.requests import COMMERCE, Keyed, OptionallyKeyed, keyed_body
+from commerce.requests import COMMERCE, IdempotencyKey, Keyed, LocalCard, OptionallyKeyed, keyed_body
 from livecore.accounts.session import require_account
-from livecore.http import Problem, json_response, operation, parse_body, path_id
+from livecore.http import (
+    NO_NUL,
+    Content,
+    Id,
+    Parameters,
+    Problem,
+    json_response,
+    max_items_setting,
+    maximum_setting,
+    operation,
+    parse_body,
+    parse_headers,
+    parse_query,
+    path_id,
+)
+
+_QUANTITY = Field(default=1, ge=1, json_schema_extra=maximum_setting("order_quantity_max"),
+                  description="at most order_quantity_max")
+_VARIANT = Field(max_length=100, pattern=NO_NUL, description="a variant of the catalogue (GET /api/base-items)")
 
 
 class QuoteRequest(BaseModel):
-    variant_id: str = Field(max_length=100)
-    product_id: int | None = Field(default=None, gt=0, description="checks the product is offered in the variant")
-    quantity: int = Field(default=1, gt=0)
+    variant_id: str = _VARIANT
+    product_id: Id | None = Field(default=None, description="checks the product is offered in the variant")
+    quantity: int = _QUANTITY
     address: Address
 
 
 class OrderItem(BaseModel):
-    product_id: int = Field(gt=0)
-    variant_id: str = Field(max_length=100)
-    quantity: int = Field(default=1, gt=0)
+    product_id: Id
+    variant_id: str = _VARIANT
+    quantity: int = _QUANTITY
 
 
 class NewOrder(Keyed):
-    items: list[OrderItem] = Field(min_length=1, max_length=1000)
+    items: list[OrderItem] = Field(min_length=1, json_schema_extra=max_items_setting("order_lines_max"),
+                                   description="at most order_lines_max lines, all of one creator's products")
     shipping_address: Address
-
-
-class OrderTestCard(BaseModel):
-    card_number: str = Field(max_length=30, description="4242424242424242 pays, 4000000000000002 is declined")
 
 
 class Offer(OptionallyKeyed):
     pass
 
 
+class Page(Parameters):
+    before: Id | None = Field(default=None, description="the last order id of the page before")
+
+
+_SIGNED = Content.of("application/json", schema=FulfilmentEvent)
+_ADDRESS = {422: ["invalid-address", "cannot-ship-there"], 502: ["fulfilment-provider-unavailable"],
+            503: ["fulfilment-not-configured"]}
+_ORDER_NOT_FOUND = {404: ["order-not-found"]}
+
+
 def _orders(request: web.Request) -> Orders:
     return request.app[COMMERCE].orders
 
 
-def _before(request: web.Request) -> int | None:
-    raw = request.query.get("before", "")
-    if not raw:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(400, "invalid-field", "before must be an order id", field="before")
-    return int(raw)
-
-
-_ADDRESS_PROBLEMS = {400: "A malformed body or field (invalid-field)",
-                     422: "The address fails its country's checks (invalid-address, naming the field), or the "
-                          "provider cannot ship there (cannot-ship-there)",
-                     502: "The fulfilment provider could not be reached",
-                     503: "No fulfilment provider is configured"}
-
-
 @operation("A shipping quote from the fulfilment provider for a variant to an address (checked per country)",
-           body=QuoteRequest, tag="orders", responses={**_ADDRESS_PROBLEMS, 404: "No such variant or product"})
+           body=QuoteRequest, tag="orders", reply=schemas.QuoteView,
+           problems={**_ADDRESS, 404: ["variant-not-found"]})
 async def shipping_quote(request: web.Request) -> web.Response:
     body = await parse_body(request, QuoteRequest)
     return json_response(await checkout.shipping_quote(_orders(request), body.product_id, body.variant_id,
@@ -70,14 +81,10 @@ async def shipping_quote(request: web.Request) -> web.Response:
 
 @operation("Order products (one creator's) at their price; answers the payment to complete (client_secret, or "
            "the local test provider's pay_url); paid only by the provider's verified webhook", body=NewOrder,
-           status=201, auth=True, tag="orders",
-           responses={**_ADDRESS_PROBLEMS, 200: "A retry with the same idempotency key: the first order",
-                      400: "A malformed body or field, or no idempotency key (idempotency-key-required)",
-                      404: "No such product or variant (variant-not-found)",
-                      422: "The address fails its country's checks (invalid-address, naming the field), the "
-                           "provider cannot ship there (cannot-ship-there), or the items are from more than one "
-                           "creator (one-creator-per-order)",
-                      502: "The payment or fulfilment provider could not be reached"})
+           headers=IdempotencyKey, status=201, auth=True, tag="orders", reply=schemas.OrderView, reply_statuses=(200,),
+           responses={200: "A retry with the same idempotency key: the first order"},
+           problems={**_ADDRESS, 404: ["variant-not-found"], 422: [*_ADDRESS[422], "one-creator-per-order"],
+                     502: ["fulfilment-provider-unavailable", "payment-provider-unavailable"]})
 async def create_order(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await keyed_body(request, NewOrder)
@@ -87,8 +94,8 @@ async def create_order(request: web.Request) -> web.Response:
     return json_response(view, status=201 if created else 200)
 
 
-@operation("One of your orders with its state history", auth=True, tag="orders",
-           responses={404: "No such order of yours"})
+@operation("One of your orders with its state history", auth=True, tag="orders", reply=schemas.OrderView,
+           problems=_ORDER_NOT_FOUND)
 async def get_order(request: web.Request) -> web.Response:
     account = await require_account(request)
     order_id = path_id(request, "order-not-found", "order")
@@ -97,18 +104,19 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 @operation("Your orders, newest first (?before=<order id> for the next page)", auth=True, tag="orders",
-           responses={400: "A malformed cursor"})
+           query=Page, reply=schemas.Orders)
 async def list_orders(request: web.Request) -> web.Response:
     account = await require_account(request)
     ctx = _orders(request)
-    found = await history.list_orders(ctx.pool, account.id, _before(request), ctx.settings.orders_listed_max)
+    before = parse_query(request, Page).before
+    found = await history.list_orders(ctx.pool, account.id, before, ctx.settings.orders_listed_max)
     return json_response({"orders": found, "next_before": found[-1]["id"] if found else None})
 
 
 @operation("Cancel your order: unpaid at once; paid until production starts (the money goes back)", auth=True,
-           tag="orders", responses={404: "No such order of yours", 409: "It can no longer be cancelled",
-                                    502: "The fulfilment provider could not be reached",
-                                    503: "No fulfilment provider is configured"})
+           tag="orders", reply=schemas.OrderView,
+           problems={**_ORDER_NOT_FOUND, 409: ["order-not-cancellable"], 502: ["fulfilment-provider-unavailable"],
+                     503: ["fulfilment-not-configured"]})
 async def cancel_order(request: web.Request) -> web.Response:
     account = await require_account(request)
     order_id = path_id(request, "order-not-found", "order")
@@ -117,12 +125,12 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response(await history.order_view(commerce.node.pool, order))
 
 
-@operation("The local test provider's card form: pay an order with a test card", body=OrderTestCard, auth=True,
-           tag="orders", responses={400: "Not a test card", 404: "No such order of yours",
-                                    409: "The node pays through Stripe, or the payment was not started"})
+@operation("The local test provider's card form: pay an order with a test card", body=LocalCard, auth=True,
+           tag="orders", reply=schemas.OrderView,
+           problems={**_ORDER_NOT_FOUND, 409: ["not-local-provider", "payment-not-started"]})
 async def confirm_local_payment(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, OrderTestCard)
+    body = await parse_body(request, LocalCard)
     order_id = path_id(request, "order-not-found", "order")
     commerce = request.app[COMMERCE]
     order = await payments.confirm_local_payment(commerce, account, order_id, body.card_number)
@@ -130,25 +138,26 @@ async def confirm_local_payment(request: web.Request) -> web.Response:
 
 
 @operation("Your sales (creators): paid orders of your products with their margins, held until shipped",
-           auth=True, tag="orders", responses={400: "A malformed cursor"})
+           auth=True, tag="orders", query=Page, reply=schemas.Sales)
 async def sales(request: web.Request) -> web.Response:
     account = await require_account(request)
     ctx = _orders(request)
-    return json_response(await history.sales(ctx.pool, account.id, _before(request), ctx.settings.orders_listed_max))
+    before = parse_query(request, Page).before
+    return json_response(await history.sales(ctx.pool, account.id, before, ctx.settings.orders_listed_max))
 
 
 @operation("The fulfilment provider's callbacks, signed per Standard Webhooks (webhook-id, webhook-timestamp, "
-           "webhook-signature); duplicates and older versions change nothing", tag="orders",
-           responses={400: "Forged, stale or malformed; nothing changed",
-                      503: "No fulfilment webhook secret is configured"})
+           "webhook-signature); duplicates and older versions change nothing", tag="orders", body=_SIGNED,
+           headers=WebhookHeaders, reply=schemas.FulfilmentReceipt,
+           problems={400: ["bad-signature", "malformed-event"], 503: ["webhooks-not-configured"]})
 async def fulfilment_webhook(request: web.Request) -> web.Response:
+    headers = parse_headers(request, WebhookHeaders)
     payload = await request.read()
-    return json_response(await provider_orders.receive_webhook(request.app[COMMERCE], payload, dict(request.headers)))
+    return json_response(await provider_orders.receive_webhook(request.app[COMMERCE], payload, headers))
 
 
 @operation("Save your shipping address (checked per country); auction wins ship to it", body=Address, auth=True,
-           tag="orders", responses={400: "A malformed body or field",
-                                    422: "The address fails its country's checks (invalid-address)"})
+           tag="orders", reply=schemas.AddressView, problems={422: ["invalid-address"]})
 async def save_shipping_address(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, Address)
@@ -161,7 +170,8 @@ async def save_shipping_address(request: web.Request) -> web.Response:
     return json_response(checked)
 
 
-@operation("Your saved shipping address", auth=True, tag="orders", responses={404: "None saved yet"})
+@operation("Your saved shipping address", auth=True, tag="orders", reply=schemas.AddressView,
+           problems={404: ["shipping-address-not-found"]})
 async def get_shipping_address(request: web.Request) -> web.Response:
     account = await require_account(request)
     found = await _orders(request).pool.fetchval("SELECT address FROM shipping_addresses WHERE owner_id = $1",
@@ -173,8 +183,8 @@ async def get_shipping_address(request: web.Request) -> web.Response:
 
 @operation("Take the lot offered to you after its winner did not pay: your saved card is charged your highest "
            "bid plus shipping to your saved address", body=Offer, auth=True, tag="auctions",
-           responses={400: "A malformed body", 404: "No offer of this lot to you",
-                      409: "The offer expired or was declined (offer-closed)"})
+           reply=schemas.AttemptView, problems={404: ["auction-not-found", "offer-not-found", "variant-not-found"],
+                                              409: ["offer-closed"]})
 async def accept_offer(request: web.Request) -> web.Response:
     account = await require_account(request)
     await parse_body(request, Offer)
@@ -183,7 +193,7 @@ async def accept_offer(request: web.Request) -> web.Response:
 
 
 @operation("Turn down the lot offered to you; it goes on to the next bidder", body=Offer, auth=True,
-           tag="auctions", responses={400: "A malformed body", 404: "No open offer of this lot to you"})
+           tag="auctions", reply=schemas.AttemptView, problems={404: ["auction-not-found", "offer-not-found"]})
 async def decline_offer(request: web.Request) -> web.Response:
     account = await require_account(request)
     await parse_body(request, Offer)
@@ -192,7 +202,7 @@ async def decline_offer(request: web.Request) -> web.Response:
 
 
 @operation("How a won lot is being paid for: the winner's charge and every second-chance offer after it",
-           tag="auctions", responses={404: "No such auction"})
+           tag="auctions", reply=schemas.PaymentAttempts, problems={404: ["auction-not-found"]})
 async def payment_attempts(request: web.Request) -> web.Response:
     auction_id = path_id(request, "auction-not-found", "auction")
     ctx = _orders(request)

@@ -25,6 +25,7 @@ from shop import US_ADDRESS, VARIANT
 from standardwebhooks.webhooks import Webhook
 
 from commerce import COMMERCE, Commerce, invariants, payouts, purchases
+from commerce.fulfilment import WebhookHeaders
 from commerce.merch import products
 from commerce.orders import checkout, payments, provider_orders
 from commerce.orders.addresses import Address
@@ -188,7 +189,8 @@ def test_order_money_invariants_hold_under_random_operations(world: World) -> No
                 headers["webhook-signature"] = Webhook("whsec_" + "c29tZW9uZS1lbHNlcy1zZWNyZXQ=").sign(
                     callback["id"], dt.datetime.now(tz=dt.UTC), callback["body"])
             try:
-                answer = world.run(provider_orders.receive_webhook(world.commerce, callback["body"].encode(), headers))
+                answer = world.run(provider_orders.receive_webhook(world.commerce, callback["body"].encode(),
+                                                                   WebhookHeaders.model_validate(headers)))
             except Problem as problem:
                 assert how == "forged" and problem.slug == "bad-signature"
                 return
