@@ -57,15 +57,19 @@ class Totals:
 async def price_line(ctx: Orders, product_id: int, variant_id: str, quantity: int,
                      unit_price_cents: int | None = None) -> Line:
     """A line at the product's price (or at `unit_price_cents`: what an auction's winner bid)."""
-    limit = ctx.settings.order_quantity_max
-    if not 1 <= quantity <= limit:
-        raise Problem(400, "invalid-field", f"quantity must be from 1 to {limit}", field="quantity",
-                      rule="order_quantity_max", limit_value=limit)
+    _check_quantity(ctx, quantity)
     variant = await merch.offered_variant(ctx.pool, product_id, variant_id)
     price = variant.price_cents if unit_price_cents is None else unit_price_cents
     fees = ctx.commerce.merch.fees
     return Line(product_id, variant_id, quantity, variant.creator_id, price, variant.base_cost_cents,
                 price * fees.percent // 100 + fees.fixed_cents)
+
+
+def _check_quantity(ctx: Orders, quantity: int) -> None:
+    limit = ctx.settings.order_quantity_max
+    if not 1 <= quantity <= limit:
+        raise Problem(400, "invalid-field", f"quantity must be from 1 to {limit}", field="quantity",
+                      rule="order_quantity_max", limit_value=limit)
 
 
 async def quote(ctx: Orders, address: Address, items: list[Item]) -> tuple[dict[str, Any], Quote]:
@@ -83,6 +87,7 @@ async def quote(ctx: Orders, address: Address, items: list[Item]) -> tuple[dict[
 
 async def shipping_quote(ctx: Orders, product_id: int | None, variant_id: str, quantity: int,
                          address: Address) -> dict[str, Any]:
+    _check_quantity(ctx, quantity)
     if product_id is not None:
         await price_line(ctx, product_id, variant_id, quantity)
     elif not any(item.variant(variant_id) for item in ctx.commerce.merch.items.values()):

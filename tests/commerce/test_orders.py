@@ -259,6 +259,10 @@ async def test_addresses_that_fail_their_countrys_checks_get_a_problem_and_chang
         "items": [{"product_id": made["id"], "variant_id": VARIANT}], "shipping_address": {"country": "US"},
         "idempotency_key": key()})
     assert status == 400 and problem["type"] == "livecore:invalid-field"
+    status, problem = await api(node, "POST", "/api/orders", buyer["token"], {
+        "items": [{"product_id": made["id"], "variant_id": VARIANT, "quantity": 11}],
+        "shipping_address": US_ADDRESS, "idempotency_key": key()})
+    assert status == 400 and problem["rule"] == "order_quantity_max", problem
     assert await node.node.pool.fetchval("SELECT count(*) FROM orders") == before
     assert await node.node.pool.fetchval("SELECT count(*) FROM ledger_transactions") == journal
 
