@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import orjson
-import pytest
+from programs import require_program
 
 NGINX = Path("/usr/sbin/nginx")
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -28,13 +28,7 @@ _ACCESS_FORMAT = ('{"method":"$request_method","uri":"$request_uri","status":"$s
 
 
 def require_nginx() -> None:
-    """Skip without nginx on a developer machine; fail under CI, where skipping would hide the tests."""
-    if NGINX.exists():
-        return
-    reason = f"{NGINX} is missing (apt-get install nginx)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the load balancer tests", pytrace=False)
-    pytest.skip(reason)
+    require_program(NGINX, "nginx", "load balancer tests")
 
 
 def readme_site_config() -> str:

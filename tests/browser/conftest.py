@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from programs import require_program
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -43,13 +42,7 @@ OpenMediaPage = Callable[..., Awaitable[Page]]
 
 
 def _require_chromium() -> None:
-    """Skip without Chromium on a developer machine; fail under CI, where skipping would hide the tests."""
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
-    pytest.skip(reason)
+    require_program(CHROMIUM, "chromium", "browser tests")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
