@@ -28,8 +28,17 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
 ) -> None:
     """The first run shows the demo (embedded servers, nothing set) and Ctrl-C ends it with the node; the second,
     with --no-demo, publishes nothing; after a crash the third reuses what the second left running."""
-    data_dir = tmp_path / "data"
+    nodes: list[Serve] = []
+    try:
+        await _three_runs(tmp_path / "data", http, nodes)
+    finally:
+        for serve in nodes:  # a failed step leaves no node running on
+            serve.end()
+
+
+async def _three_runs(data_dir: Path, http: aiohttp.ClientSession, nodes: list[Serve]) -> None:
     first = Serve(data_dir)
+    nodes.append(first)
     await first.wait_ready(http)
     demo_stream = int((await first.wait_for_output(DEMO_URL)).group(2))
     # Live once the node has the publisher's media too, a moment after the demo's side connected.
@@ -44,6 +53,7 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
     assert not _running(data_dir), "the embedded servers should stop with the node"
 
     second = Serve(data_dir, "--no-demo", port=first.port)
+    nodes.append(second)
     await second.wait_ready(http)
     await second.wait_for_output(r"live demo\s+off")
     await _log_in_keeper(http, second.url)
@@ -60,6 +70,7 @@ async def test_data_survives_restarts_and_left_over_servers_are_reused_or_restar
     taken = socket.create_server(("127.0.0.1", int((data_dir / "valkey" / "port").read_text())))
     try:
         third = Serve(data_dir, "--no-demo", port=first.port)
+        nodes.append(third)
         await third.wait_ready(http)
         output = third.output()
         assert "reusing embedded PostgreSQL" in output and "is taken by another program" in output, output
