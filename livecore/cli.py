@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from livecore import check, logs, preflight
+from livecore import check, logs, preflight, supervisor
 from livecore.config import Settings, settings_from_env
 from livecore.embedded import EmbeddedServers
 from livecore.startup import EXIT_CODES_HELP, StartupError, env_name, flag_name
@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a livecore node. With no database or Redis URL it starts a private PostgreSQL and\n"
         "Valkey under the data dir and keeps them across restarts. Every option can also be set as the\n"
         "environment variable shown; flags win over the environment. A set-up mistake is reported in one\n"
-        "line naming the setting, and the node exits with one of the statuses below.",
+        "line naming the setting, and the node exits with one of the statuses below.\n\n"
+        "--workers N (default: one per core) runs N node processes on the one port (SO_REUSEPORT): each is a\n"
+        "node of its own in the registry (node id <node-id>-w<index>-<pid>, internal URL on a port of its\n"
+        "own), so WHIP, WHEP, HLS and rooms work whichever worker a request reaches. This process starts the\n"
+        "embedded servers and the demo once, restarts a worker that dies (waiting longer while it keeps\n"
+        "dying) and on Ctrl-C or SIGTERM stops them all. --workers 1 serves in this one process.",
         epilog=f"exit statuses:\n  0  stopped by SIGINT or SIGTERM\n{EXIT_CODES_HELP}",
     )
     add_setting_flags(serve_parser)
@@ -103,9 +108,15 @@ def run_command(args: argparse.Namespace) -> int:
         if args.command == "check":
             return check.run(settings)
         _install_uvloop()
-        serve(settings)
+        if settings.workers == 1:
+            serve(settings)
+        else:
+            _serve_workers(settings)
     except StartupError as exc:
         return report(exc)
+    except supervisor.WorkerFailed as exc:
+        log.error(str(exc), extra={"exit_status": exc.status})  # the worker said why on stderr
+        return exc.status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return 0
@@ -164,6 +175,12 @@ def serve(settings: Settings) -> None:
         asyncio.run(_run(settings, listeners))
 
 
+def _serve_workers(settings: Settings) -> None:
+    """`serve` with settings.workers node processes, supervised by this one."""
+    supervisor.serve(settings, _print_worker_urls, _local_url(settings),
+                     lambda stream_id: _print_demo_url(settings, stream_id))
+
+
 async def _run(settings: Settings, listeners: list[socket.socket]) -> None:
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -203,12 +220,18 @@ def _local_url(settings: Settings) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
 
 
-def _print_urls(settings: Settings) -> None:
+def _print_worker_urls(settings: Settings, workers: list[supervisor.Worker]) -> None:
+    lines = "".join(f"\n  worker {w.index:<9} node {w.node_id} at {w.internal_url} (pid {w.process.pid})"
+                    for w in workers)
+    _print_urls(settings, f"livecore is up with {len(workers)} workers on port {settings.port}.{lines}")
+
+
+def _print_urls(settings: Settings, heading: str = "") -> None:
     base = settings.public_url
     demo = ("starting; its watch page follows once it is live" if settings.demo
             else "off (livecore serve --demo starts it)")
     print(
-        f"\nlivecore node {settings.node_id} is up.\n"
+        f"\n{heading or f'livecore node {settings.node_id} is up.'}\n"
         f"  live directory   {base}/\n"
         f"  log in / sign up {base}/login.html   (demo: demo_creator / demo-creator-pass,"
         f" demo_viewer / demo-viewer-pass)\n"

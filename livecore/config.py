@@ -21,6 +21,8 @@ from livecore.startup import ExitCode, StartupError, env_name, flag_name
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 INT_LOW_DEFAULT = 1  # a whole-number setting is at least 1 unless its field says `low=`
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+WORKERS_MAX = 256
 
 Check = Callable[[Any], "str | None"]
 
@@ -103,6 +105,15 @@ class Settings:
     check_timeout_s: int = _setting(5, "how long `livecore check` waits for each answer over the network", high=300)
     clock_skew_ms_max: int = _setting(1000, "how far the clock may be from PostgreSQL's and Redis's (`livecore check`)")
     orphan_sweep_batch_max: int = _setting(500, "live streams a starting node checks per query for a lost publisher")
+    workers: int = _setting(CORES, "node processes serving the port together (SO_REUSEPORT), each a node of its own "
+                                   "in the registry, restarted when it dies; 1 serves in this one process",
+                            high=WORKERS_MAX, default_text=f"the number of cores, {CORES} here")
+    worker_start_s_max: int = _setting(120, "how long a supervisor waits for a starting worker to serve (then it "
+                                            "counts as a failed start)")
+    worker_restart_delay_ms_min: int = _setting(500, "a worker that died is started again after this long; each "
+                                                     "further quick death doubles the wait")
+    worker_restart_delay_ms_max: int = _setting(30_000, "the longest wait before a restart; a worker that served "
+                                                        "this long before dying is restarted after the shortest")
 
     token_ttl_s: int = _setting(7 * 24 * 3600, "lifetime of a session token")
     account_cache_ms: int = _setting(2000, "how long a node reuses an account it read (`grant` reaches nodes within)",
@@ -383,6 +394,10 @@ def _cross_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
         (("presence_refresh_ms", "presence_ttl_ms"), s.presence_refresh_ms < s.presence_ttl_ms,
          f"presence_refresh_ms ({s.presence_refresh_ms}) must be below presence_ttl_ms ({s.presence_ttl_ms}), "
          "or live nodes' viewers expire between reports"),
+        (("worker_restart_delay_ms_min", "worker_restart_delay_ms_max"),
+         s.worker_restart_delay_ms_min <= s.worker_restart_delay_ms_max,
+         f"worker_restart_delay_ms_min ({s.worker_restart_delay_ms_min}) is above worker_restart_delay_ms_max "
+         f"({s.worker_restart_delay_ms_max})"),
         (("demo", "seed_demo"), not (s.demo and not s.seed_demo),
          "the demo logs in as the seeded demo accounts: demo needs seed_demo"),
     ]

@@ -74,11 +74,11 @@ def bind_listeners(host: str, port: int) -> list[socket.socket]:
     except OSError as exc:
         for sock in listeners:
             sock.close()
-        raise _bind_error(exc, host, port) from None
+        raise bind_error(exc, host, port) from None
     return listeners
 
 
-def _bind_error(exc: OSError, host: str, port: int) -> StartupError:
+def bind_error(exc: OSError, host: str, port: int) -> StartupError:
     if exc.errno == errno.EADDRINUSE:
         return StartupError(ExitCode.BIND, f"already in use on {host} (another program listens there)",
                             f"stop that program (`ss -ltnp 'sport = :{port}'` names it) or choose another port",
