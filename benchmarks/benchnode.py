@@ -66,7 +66,7 @@ def bench_node(**settings: str) -> Iterator[BenchNode]:
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
             env.update(LIVECORE_DATABASE_URL=database_url, LIVECORE_REDIS_URL=redis_url, LIVECORE_SEED_DEMO="false",
-                       LIVECORE_LOG_LEVEL="WARNING")
+                       LIVECORE_LOG_LEVEL="WARNING", LIVECORE_WORKERS="1")  # one node process, as measured so far
             env.update({f"LIVECORE_{name.upper()}": value for name, value in settings.items()})
             server = subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port),
                                        "--data-dir", str(root / "node")], env=env)

@@ -403,7 +403,7 @@ class LivecoreServer:
         port = self.base.rsplit(":", 1)[1]
         command = [sys.executable, "-m", "livecore", "serve", "--host", "127.0.0.1", "--port", port,
                    "--data-dir", str(self.data_dir), "--public-url", self.base, "--seed-demo", "false",
-                   "--media-viewers-per-room-max", "1000", "--media-viewers-per-node-max", "1000"]
+                   "--media-viewers-per-room-max", "1000", "--media-viewers-per-node-max", "1000", "--workers", "1"]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:

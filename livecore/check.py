@@ -33,7 +33,7 @@ from aiohttp import web
 
 from livecore import preflight
 from livecore.clock import Clock
-from livecore.config import FIELDS, Settings
+from livecore.config import CORES, FIELDS, Settings
 from livecore.embedded import EmbeddedServers
 from livecore.startup import ExitCode, StartupError, env_name, mask
 
@@ -59,8 +59,8 @@ def run(settings: Settings) -> int:
         embedded = stack.enter_context(EmbeddedServers(adopt=False))  # stops only servers started here
         settings, embedded_row = _embedded(settings, embedded, data_dir_ok=data_dir_row.result == OK)
         later = asyncio.run(_network_checks(settings, listeners, listen_row.result == OK))
-    rows = [Row("settings", OK, f"all {len(FIELDS)} known and in range"), data_dir_row, listen_row, embedded_row,
-            *later]
+    rows = [Row("settings", OK, f"all {len(FIELDS)} known and in range"), data_dir_row, listen_row,
+            workers_row(settings), embedded_row, *later]
     print(render(rows), flush=True)
     return ExitCode.CHECK_FAILED if any(row.result == FAIL for row in rows) else 0
 
@@ -97,11 +97,21 @@ def _listen(settings: Settings) -> tuple[list[socket.socket], Row]:
     return listeners, Row("listen address", OK, f"{settings.host}:{settings.port} is free")
 
 
+def workers_row(settings: Settings) -> Row:
+    """How many node processes `serve` runs on the port, against the cores this machine gives it."""
+    cores = f"this machine gives it {CORES} cores" + (", fewer than the workers" if settings.workers > CORES else "")
+    if settings.workers == 1:
+        return Row("workers", OK, f"1: one node process serves {settings.host}:{settings.port}; {cores}")
+    return Row("workers", OK, f"{settings.workers} node processes share {settings.host}:{settings.port} "
+               f"(SO_REUSEPORT), nodes {settings.node_id}-w<index>-<pid>; {cores}")
+
+
 def _node_answers(base_url: str, settings: Settings) -> bool:
-    """A livecore node with this node id answers /healthz at base_url."""
+    """A livecore node with this node id (or one of its workers) answers /healthz at base_url."""
     try:
         with urllib.request.urlopen(f"{base_url}/healthz", timeout=settings.check_timeout_s) as response:
-            return orjson.loads(response.read()).get("node") == settings.node_id
+            node = str(orjson.loads(response.read()).get("node"))
+            return node == settings.node_id or node.startswith(f"{settings.node_id}-w")
     except (OSError, ValueError):
         return False
 

@@ -22,8 +22,10 @@ COMMAND_S_MAX = 60.0
 
 
 def clean_env(**settings: str) -> dict[str, str]:
-    """This process's environment without any LIVECORE_* variable, plus `settings` (given as LIVECORE_ names)."""
+    """This process's environment without any LIVECORE_* variable, plus `settings` (given as LIVECORE_ names); one
+    worker unless `settings` say otherwise, since the tests' nodes are one process each (a node id, a pid)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    env["LIVECORE_WORKERS"] = "1"
     env.update(settings)
     return env
 

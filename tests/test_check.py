@@ -17,12 +17,13 @@ from stripeserver import run_localstripe
 
 from livecore import preflight
 from livecore.check import Row, clock_skew_ms, render
+from livecore.config import CORES, WORKERS_MAX
 from livecore.embedded import free_port
 from livecore.startup import ExitCode
 
 WEBHOOK_SECRET = "whsec_check_test"
-CHECKS = ["settings", "data dir", "listen address", "embedded servers", "database", "redis", "clock", "public url",
-          "internal url", "udp (webrtc)", "stripe"]
+CHECKS = ["settings", "data dir", "listen address", "workers", "embedded servers", "database", "redis", "clock",
+          "public url", "internal url", "udp (webrtc)", "stripe"]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,20 @@ async def test_a_good_set_up_passes_every_check_with_stripe_reached(
         **dict.fromkeys(CHECKS, "ok"), "embedded servers": "skipped"}
     assert "accepts the test-mode key" in rows["stripe"][1]
     assert "leads to this node" in rows["public url"][1] and "leads to this node" in rows["internal url"][1]
+    assert rows["workers"][1].startswith("1: one node process serves"), rows["workers"]
+
+
+async def test_the_workers_setting_is_shown_and_kept_in_its_range(servers: Servers, tmp_path: Path) -> None:
+    port = str(free_port())
+    code, rows = await _check(servers, tmp_path, "--port", port, "--workers", "3", "--node-id", "edge")
+    result, detail = rows["workers"]
+    assert result == "ok" and detail.startswith(
+        f"3 node processes share 127.0.0.1:{port} (SO_REUSEPORT), nodes edge-w<index>-<pid>"), detail
+    assert detail.endswith(f"; this machine gives it {CORES} cores" + (", fewer than the workers" if CORES < 3 else ""))
+    for wrong in ("0", str(WORKERS_MAX + 1)):
+        code, rows = await _check(servers, tmp_path, LIVECORE_WORKERS=wrong)
+        assert code == ExitCode.CHECK_FAILED and rows["settings"] == (
+            "FAIL", f"LIVECORE_WORKERS={wrong}: out of range (1 to {WORKERS_MAX}); set a value in that range")
 
 
 async def test_stripe_is_skipped_without_keys_and_fails_on_a_refused_key_or_no_webhook_secret(

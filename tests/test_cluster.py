@@ -92,7 +92,8 @@ async def test_a_dead_node_stops_counting(servers: Servers, node_factory: NodeFa
     b = await node_factory(presence_refresh_ms=100, presence_ttl_ms=1000)
     port = free_port()
     env = {**os.environ, "LIVECORE_DATABASE_URL": servers.database_url, "LIVECORE_REDIS_URL": servers.redis_url,
-           "LIVECORE_PRESENCE_REFRESH_MS": "100", "LIVECORE_PRESENCE_TTL_MS": "1000", "LIVECORE_SEED_DEMO": "0"}
+           "LIVECORE_PRESENCE_REFRESH_MS": "100", "LIVECORE_PRESENCE_TTL_MS": "1000", "LIVECORE_SEED_DEMO": "0",
+           "LIVECORE_WORKERS": "1"}
     a = subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port),
                           "--data-dir", str(servers.directory / "dead-node")], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
