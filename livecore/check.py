@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import secrets
 import socket
 import urllib.request
@@ -110,8 +111,7 @@ def _node_answers(base_url: str, settings: Settings) -> bool:
     """A livecore node with this node id (or one of its workers) answers /healthz at base_url."""
     try:
         with urllib.request.urlopen(f"{base_url}/healthz", timeout=settings.check_timeout_s) as response:
-            node = str(orjson.loads(response.read()).get("node"))
-            return node == settings.node_id or node.startswith(f"{settings.node_id}-w")
+            return _names_this_node(str(orjson.loads(response.read()).get("node")), settings.node_id)
     except (OSError, ValueError):
         return False
 
@@ -251,7 +251,13 @@ async def _healthz(http: aiohttp.ClientSession, base_url: str) -> dict[str, Any]
 
 
 def _is_this_node(answer: dict[str, Any], this_node: dict[str, Any]) -> bool:
-    return answer.get("probe", None) == this_node["probe"] and answer.get("node") == this_node["node"]
+    return answer.get("probe", None) == this_node["probe"] and _names_this_node(str(answer.get("node")),
+                                                                                this_node["node"])
+
+
+def _names_this_node(answered: str, node_id: str) -> bool:
+    """`answered` is this node's id, or one of its workers' (`<node-id>-w<index>-<pid>`, livecore/worker.py)."""
+    return answered == node_id or re.fullmatch(rf"{re.escape(node_id)}-w\d+-\d+", answered) is not None
 
 
 def _public_row(settings: Settings, answer: dict[str, Any] | str, this_node: dict[str, Any]) -> Row:

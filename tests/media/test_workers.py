@@ -19,7 +19,7 @@ import redis.asyncio as redis
 from livenode import Servers, unique_username
 from mediapeers import publish, wait_for, watch
 from roomclient import events_until, receive_events, send
-from servenode import Serve, clean_env
+from servenode import Serve, clean_env, livecore
 
 from livecore.media.cluster import session_node
 
@@ -49,18 +49,20 @@ async def _until(condition, timeout_s: float = WAIT_S_MAX):  # type: ignore[no-u
 async def test_two_workers_share_the_port_and_a_killed_one_comes_back_as_a_new_node(
     servers: Servers, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    serve = Serve(tmp_path / "data", "--workers", "2", env=clean_env(
-        LIVECORE_DATABASE_URL=servers.database_url, LIVECORE_REDIS_URL=servers.redis_url, LIVECORE_SEED_DEMO="no",
-        LIVECORE_HLS_SEGMENT_MS="1000", LIVECORE_MEDIA_OWNER_TTL_MS="2000"))
+    env = clean_env(LIVECORE_DATABASE_URL=servers.database_url, LIVECORE_REDIS_URL=servers.redis_url,
+                    LIVECORE_SEED_DEMO="no", LIVECORE_HLS_SEGMENT_MS="1000", LIVECORE_MEDIA_OWNER_TTL_MS="2000",
+                    LIVECORE_WORKERS="2")
+    serve = Serve(tmp_path / "data", env=env)
     registry = redis.Redis.from_url(servers.redis_url)
     try:
-        await _two_workers(serve, http, registry)
+        await _two_workers(serve, http, registry, env)
     finally:
         serve.end()
         await registry.aclose()
 
 
-async def _two_workers(serve: Serve, http: aiohttp.ClientSession, registry: redis.Redis) -> None:
+async def _two_workers(serve: Serve, http: aiohttp.ClientSession, registry: redis.Redis, env: dict[str, str]
+                       ) -> None:
     await serve.wait_for_output(r"livecore is up with 2 workers")
     workers = [WorkerNode(int(m[1]), m[2], m[3], int(m[4])) for m in WORKER_LINE.finditer(serve.output())]
     assert [w.index for w in workers] == [0, 1] and len({w.node_id for w in workers}) == 2, serve.output()
@@ -69,6 +71,8 @@ async def _two_workers(serve: Serve, http: aiohttp.ClientSession, registry: redi
     assert await _nodes_answering(serve.url) == {first.node_id, second.node_id}
     for worker in workers:  # each its own node in the registry, at its own internal URL
         assert (await registry.get(f"lc:media:node:{worker.node_id}")).decode() == worker.url
+    results = await _check_results(serve, env)  # `livecore check` knows a running service by its workers
+    assert [results[row] for row in ("listen address", "workers", "public url", "internal url")] == ["ok"] * 4
 
     creator, talker = await _signup(http, serve.url), await _signup(http, serve.url)
     stream = await _create_stream(http, serve.url, creator["token"])
@@ -139,6 +143,14 @@ async def _restarted(serve: Serve, dead: WorkerNode) -> WorkerNode:
         assert serve.process.poll() is None and time.monotonic() < deadline, serve.output()
         await asyncio.sleep(0.1)
     return WorkerNode(dead.index, found[0][1], found[0][2], int(found[0][3]))
+
+
+async def _check_results(serve: Serve, env: dict[str, str]) -> dict[str, str]:
+    """`livecore check` on the serving node's port and settings: check -> result."""
+    done = await asyncio.to_thread(livecore, "check", "--port", str(serve.port), "--data-dir",
+                                   str(serve.log_path.parent / "data"), env=env)
+    return {name: result for name, result, _ in (re.split(r"\s{2,}", line, maxsplit=2)
+                                                 for line in done.stdout.splitlines()[1:])}
 
 
 def _children(serve: Serve) -> tuple[set[int], int]:
