@@ -105,8 +105,9 @@ class Settings:
     check_timeout_s: int = _setting(5, "how long `livecore check` waits for each answer over the network", high=300)
     clock_skew_ms_max: int = _setting(1000, "how far the clock may be from PostgreSQL's and Redis's (`livecore check`)")
     orphan_sweep_batch_max: int = _setting(500, "live streams a starting node checks per query for a lost publisher")
-    workers: int = _setting(CORES, "node processes serving the port together (SO_REUSEPORT), each a node of its own "
-                                   "in the registry, restarted when it dies; 1 serves in this one process",
+    workers: int = _setting(CORES, f"node processes serving the port together (SO_REUSEPORT), 1 to {WORKERS_MAX}, "
+                                   "each a node of its own in the registry, restarted when it dies; 1 serves in this "
+                                   "one process",
                             high=WORKERS_MAX, default_text=f"the number of cores, {CORES} here")
     worker_start_s_max: int = _setting(120, "how long a supervisor waits for a starting worker to serve (then it "
                                             "counts as a failed start)")
