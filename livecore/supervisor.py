@@ -142,8 +142,16 @@ class Supervisor:
         main_task = asyncio.current_task()
         assert main_task is not None
         loop = asyncio.get_running_loop()
+        stopping = False
+
+        def stop() -> None:
+            nonlocal stopping
+            if not stopping:  # once: Ctrl-C pressed twice must not cut the workers' shutdown short
+                stopping = True
+                main_task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, main_task.cancel)
+            loop.add_signal_handler(sig, stop)
         keepers: list[asyncio.Task[None]] = []
         demo: Demo | None = None
         try:
