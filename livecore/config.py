@@ -221,6 +221,12 @@ class Settings:
     media_keyframe_interval_ms: int = _setting(1000, "shortest interval between keyframe requests to a publisher")
     media_history_packets: int = _setting(512, "RTP packets kept per track to answer NACKs (a power of two)",
                                           high=32768, check=_power_of_two_problem)
+    media_gop_cache_packets_max: int = _setting(2048, "RTP packets of a video track's current group of pictures "
+                                                      "kept to start a joining viewer at once (0: joiners wait for "
+                                                      "the next keyframe)", low=0)
+    media_gop_cache_bytes_max: int = _setting(2 * 1024 * 1024, "payload bytes of a video track's current group of "
+                                                               "pictures kept for joiners; a longer group is not "
+                                                               "cached", low=0)
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")

@@ -54,7 +54,7 @@ class Outlet:
 
     __slots__ = ("addr", "first_sequence_number", "gso", "octets_at_start", "packets_at_start", "payload_type",
                  "rtx_payload_type", "rtx_sequence_number", "rtx_ssrc", "sdes", "sender", "sendmsg", "sendto",
-                 "session", "sock", "srtp", "tag_bytes")
+                 "session", "sock", "srtp", "start_timestamp", "tag_bytes")
 
     def __init__(self, sender: RTCRtpSender, payload_type: int, rtx_payload_type: int | None) -> None:
         self.sender = sender
@@ -63,6 +63,7 @@ class Outlet:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_sequence_number = random.randrange(0, 32768)
         self.first_sequence_number: int | None = None
+        self.start_timestamp: int | None = None  # the RTP timestamp of the keyframe this viewer started on
         self.packets_at_start = 0  # the track's fan-out counters when this viewer started: its SR counts
         self.octets_at_start = 0
         self.sdes = b""  # this viewer's RTCP SDES packet (our CNAME for it), serialized once

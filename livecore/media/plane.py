@@ -18,7 +18,7 @@ from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
 from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
 from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
-from livecore.media.room import MediaRoom, SessionAnswer, Viewer
+from livecore.media.room import MediaRoom, SessionAnswer, TrackLimits, Viewer
 from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
 from livecore.node import Node
 from livecore.streams import end_overdue_streams, end_stream, get_stream, go_live
@@ -88,7 +88,7 @@ class MediaPlane:
                     continue  # a transceiver the offer does not match breaks aiortc's answer (camera, no mic)
                 pc.addTransceiver(kind, direction="recvonly").setCodecPreferences(peers.preferences(kind, preferred))
             await peers.apply_offer(pc, offer)
-            room.tap_upstream(self.settings.media_history_packets, self.settings.media_keyframe_interval_ms / 1000)
+            room.tap_upstream(TrackLimits.from_settings(self.settings))
             if not room.forwarders:
                 raise Problem(400, "malformed-sdp", "the offer sends no audio or video this server can forward")
             answer = await peers.answer(pc)
@@ -323,9 +323,8 @@ class MediaPlane:
             if url is None:
                 raise Problem(503, "owner-unreachable", f"the node that owns stream {stream_id} ({owner}) is not "
                               "registered any more", hls_url=self.hls_url(stream_id))
-            s = self.settings
             room = await pull_from_owner(self.link, stream_id, owner, url.rstrip("/"), self._new_session(),
-                                         s.media_history_packets, s.media_keyframe_interval_ms / 1000)
+                                         TrackLimits.from_settings(self.settings))
             self.rooms[stream_id] = room
             self._watch_upstream(room)
             return room

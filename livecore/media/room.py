@@ -8,11 +8,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection
 
 from livecore.media import peers
 from livecore.media.forwarder import Forwarder, KeyframeRequests
+from livecore.media.gopcache import GopCache
 from livecore.media.outlet import Outlet
 from livecore.media.trickle import SessionIce, ice_ufrag
 
@@ -26,6 +28,21 @@ class SessionAnswer:
     session: str
     sdp: str
     etag: str
+
+
+@dataclass(frozen=True)
+class TrackLimits:
+    """What each forwarded track of a room keeps: NACK history, keyframe request spacing, the cached group."""
+
+    history_packets: int
+    keyframe_interval_s: float
+    gop_cache_packets_max: int = 0
+    gop_cache_bytes_max: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TrackLimits:
+        return cls(settings.media_history_packets, settings.media_keyframe_interval_ms / 1000,
+                   settings.media_gop_cache_packets_max, settings.media_gop_cache_bytes_max)
 
 
 @dataclass
@@ -61,14 +78,15 @@ class MediaRoom:
     def viewer_count(self) -> int:
         return len(self.viewers)
 
-    def tap_upstream(self, history_packets: int, keyframe_interval_s: float) -> None:
+    def tap_upstream(self, limits: TrackLimits) -> None:
         """Give each negotiated upstream track a forwarder and tap its receiver."""
         for transceiver in self.upstream.getTransceivers():
             codec = peers.media_codec(transceiver)
             if codec is None or transceiver.kind in self.forwarders:
                 continue
-            forwarder = Forwarder(transceiver.kind, codec, history_packets,
-                                  KeyframeRequests(keyframe_interval_s, lambda: None))
+            forwarder = Forwarder(transceiver.kind, codec, limits.history_packets,
+                                  KeyframeRequests(limits.keyframe_interval_s, lambda: None),
+                                  GopCache(limits.gop_cache_packets_max, limits.gop_cache_bytes_max))
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
