@@ -110,6 +110,11 @@ class Forwarder:
     def viewers(self) -> int:
         return len(self._outlets)
 
+    @property
+    def last_timestamp(self) -> int | None:
+        """The RTP timestamp (as forwarded) of the newest packet: how far the stream has gone."""
+        return self._last_timestamp
+
     def add_outlet(self, outlet: Outlet) -> None:
         """A connected viewer: it is sent the cached group of pictures and then the live packets; without a cached
         group it receives packets from the next keyframe (audio: the next packet)."""
