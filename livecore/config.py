@@ -251,6 +251,9 @@ class Settings:
     hls_segment_ms: int = _setting(2000, "target HLS segment duration")
     hls_playlist_wait_ms_max: int = _setting(8000, "a request for a playlist not written yet waits this long for the "
                                                    "stream's first segment before 404")
+    hls_cache_bytes_max: int = _setting(64 * 1024 * 1024, "bytes of HLS files of streams other nodes own kept in "
+                                                          "memory on this node (fetched once from the owner)",
+                                        low=0)
     hls_window_segments: int = _setting(6, "HLS segments listed in the playlist and kept on disk per stream")
     recording_enabled: bool = _setting(True, "record each stream to an MP4 in the data dir")
     thumbnail_interval_ms: int = _setting(10000, "how often a live stream's thumbnail JPEG is refreshed")

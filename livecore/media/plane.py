@@ -15,6 +15,7 @@ from livecore.http import Problem
 from livecore.media import peers
 from livecore.media.cluster import NodeLink, new_session_id, session_node
 from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
+from livecore.media.hlscache import HlsCache
 from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
 from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
@@ -39,6 +40,7 @@ class MediaPlane:
         self.rooms: dict[int, MediaRoom] = {}
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
+        self.hls_cache = HlsCache(node.clock, s.hls_cache_bytes_max)
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
         self._forwarded_closed = 0
@@ -186,16 +188,23 @@ class MediaPlane:
         return answer
 
     async def owner_answer(self, request: web.Request, stream_id: int) -> web.Response | None:
-        """For an HLS request this node cannot serve: the answer of the node that owns the stream (it makes the
-        files), or None when no other live node does."""
+        """For an HLS request this node cannot serve: the owner's file (it makes them), fetched once and kept as
+        long as the owner allows (see hlscache.py), or None when no other live node owns the stream."""
         if stream_id in self.outputs or self.link.sender(request) is not None:
             return None
         owner = await self.registry.owner(stream_id)
         if owner is None or owner == self.settings.node_id:
             return None
+        base = await self.link.node_url(owner)
+        if base is None:
+            return None
+        url = f"{base.rstrip('/')}{request.path}"
         # The owner may wait for the first segment before it answers a playlist request.
         timeout_s = (self.settings.hls_playlist_wait_ms_max + self.settings.node_request_timeout_ms) / 1000
-        return await self.link.pass_on(request, owner, timeout_s)
+        file = await self.hls_cache.get(f"{owner}{request.path}",
+                                        lambda: self.link.send("GET", url, timeout_s=timeout_s))
+        return web.Response(status=file.status, body=file.body,
+                            headers=file.response_headers(self.node.clock.now_ms()))
 
     def viewer(self, stream_id: int, session: str) -> Viewer:
         """A WHEP session on this node, or 404."""
@@ -407,3 +416,14 @@ class _MediaCollector:
         viewers = GaugeMetricFamily("livecore_media_viewers", "WebRTC viewers on this node")
         viewers.add_metric([], plane.viewers_on_node())
         yield viewers
+        fetches = CounterMetricFamily("livecore_media_hls_owner_fetches",
+                                      "HLS files this node fetched from the node that owns the stream")
+        fetches.add_metric([], plane.hls_cache.fetches)
+        yield fetches
+        hits = CounterMetricFamily("livecore_media_hls_cache_hits",
+                                   "HLS requests for another node's stream answered without a fetch of their own")
+        hits.add_metric([], plane.hls_cache.hits)
+        yield hits
+        cached = GaugeMetricFamily("livecore_media_hls_cache_bytes", "bytes of other nodes' HLS files kept here")
+        cached.add_metric([], plane.hls_cache.stored_bytes)
+        yield cached
