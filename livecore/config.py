@@ -216,7 +216,8 @@ class Settings:
     auction_payment_sweep_ms: int = _setting(1000, "how often a node charges new auction winners and passes "
                                                    "unpaid lots on")
 
-    media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room on this node; more get 503 + HLS")
+    media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room, on all nodes together; more get "
+                                                      "503 + HLS")
     media_viewers_per_node_max: int = _setting(500, "WebRTC viewers on this node; more get 503 + HLS")
     media_keyframe_interval_ms: int = _setting(1000, "shortest interval between keyframe requests to a publisher")
     media_history_packets: int = _setting(512, "RTP packets kept per track to answer NACKs (a power of two)",

@@ -21,6 +21,7 @@ from livecore.media.registry import MediaRegistry
 from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
 from livecore.media.room import MediaRoom, SessionAnswer, TrackLimits, Viewer
 from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
+from livecore.media.viewerslots import ViewerSlots
 from livecore.node import Node
 from livecore.streams import end_overdue_streams, end_stream, get_stream, go_live
 from livecore.streams import streams as stream_records
@@ -41,6 +42,7 @@ class MediaPlane:
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
         self.hls_cache = HlsCache(node.clock, s.hls_cache_bytes_max)
+        self.viewer_slots = ViewerSlots(node.redis, s.node_id, s.media_owner_ttl_ms, node.clock)
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
         self._forwarded_closed = 0
@@ -57,6 +59,8 @@ class MediaPlane:
         await stop_tasks(self._upkeep)
         for room in list(self.rooms.values()):
             await self.close_room(room, "node shutting down")  # its publisher may come back to another node
+        with contextlib.suppress(Exception):
+            await self.viewer_slots.release_all()
         with contextlib.suppress(Exception):
             await self.registry.leave([])
         await self.link.stop()
@@ -164,7 +168,19 @@ class MediaPlane:
         if room is None or room.closed:
             room = await self._relay_room(stream_id)
         self._check_capacity(room)
-        return await room.add_viewer(offer_sdp, self._new_session())
+        limit = self.settings.media_viewers_per_room_max
+        if not await self.viewer_slots.take(stream_id, limit):
+            raise Problem(503, "over-capacity", f"this room has its {limit} WebRTC viewers (on all nodes); watch "
+                          "over HLS", hls_url=self.hls_url(stream_id), limit="media_viewers_per_room_max",
+                          limit_value=limit)
+        try:
+            answer = await room.add_viewer(offer_sdp, self._new_session())
+        except BaseException:
+            await self.viewer_slots.give_back(stream_id)
+            raise
+        room.viewers[answer.session].holds_slot = True
+        room.on_slot_freed = self.viewer_slots.give_back
+        return answer
 
     async def _answer_relay(self, stream_id: int, offer_sdp: str, from_node: str) -> SessionAnswer:
         if from_node == self.settings.node_id:
@@ -225,14 +241,11 @@ class MediaPlane:
             raise Problem(404, "session-not-found", "there is no such viewing session")
 
     def _check_capacity(self, room: MediaRoom) -> None:
-        limits = (
-            (room.viewer_count, self.settings.media_viewers_per_room_max, "media_viewers_per_room_max", "room"),
-            (self.viewers_on_node(), self.settings.media_viewers_per_node_max, "media_viewers_per_node_max", "node"),
-        )
-        for count, limit, name, scope in limits:
-            if count >= limit:
-                raise Problem(503, "over-capacity", f"this {scope} has its {limit} WebRTC viewers; watch over HLS",
-                              hls_url=self.hls_url(room.stream_id), limit=name, limit_value=limit)
+        """The node's own limit; the room's is counted across nodes (`viewer_slots`)."""
+        limit = self.settings.media_viewers_per_node_max
+        if self.viewers_on_node() >= limit:
+            raise Problem(503, "over-capacity", f"this node has its {limit} WebRTC viewers; watch over HLS",
+                          hls_url=self.hls_url(room.stream_id), limit="media_viewers_per_node_max", limit_value=limit)
 
     async def close_room(self, room: MediaRoom, reason: str) -> None:
         """Close a room. When this node owned it, its publisher is gone: the stream stays live for the reconnect
@@ -349,6 +362,7 @@ class MediaPlane:
     async def _upkeep_once(self) -> None:
         owned = [r.stream_id for r in self.rooms.values() if r.relay_of is None]
         await self.registry.refresh(owned, self.settings.internal_url)
+        await self.viewer_slots.refresh()
         if owned:
             connected = [r.stream_id for r in self.rooms.values() if r.relay_of is None and r.connected]
             now_ms = self.node.clock.now_ms()

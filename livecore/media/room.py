@@ -52,6 +52,7 @@ class Viewer:
     ice: SessionIce
     connected: bool = False
     relay_to: str | None = None  # the node this viewer relays the room to, when it is another node's relay
+    holds_slot: bool = False  # counted against media_viewers_per_room_max (a relay to another node is not)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class MediaRoom:
     thumbnail_saved: bool = False
     closed_reason: str = ""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_slot_freed: Callable[[int], Awaitable[None]] | None = None  # a viewer holding a room slot is gone
 
     @property
     def viewer_count(self) -> int:
@@ -129,6 +131,12 @@ class MediaRoom:
             return False
         for forwarder, outlet in viewer.outlets:
             forwarder.remove_outlet(outlet)
+        if viewer.holds_slot and self.on_slot_freed is not None:
+            viewer.holds_slot = False
+            try:
+                await self.on_slot_freed(self.stream_id)
+            except Exception:
+                log.exception("stream %s: could not free a viewer slot (the next refresh will)", self.stream_id)
         await viewer.pc.close()
         return True
 
