@@ -84,7 +84,11 @@ class Outlet:
         transport = pair.protocol.transport if pair is not None else None
         if transport is None:
             return False
-        sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        raw = transport.get_extra_info("socket")
+        if raw is None:  # the pair's local end is this node's TURN allocation: aioice wraps what goes through it
+            self.bind_relayed(session, transport, pair.remote_addr)
+            return True
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
         sock.setblocking(False)
         self.bind(session, sock, pair.remote_addr)
         return True
@@ -99,6 +103,18 @@ class Outlet:
         self.sendmsg = sock.sendmsg
         self.addr = addr
         self.gso = GSO_SUPPORTED and sock.type == socket.SOCK_DGRAM
+        self.tag_bytes = None
+
+    def bind_relayed(self, session: Session, transport: Any, addr: Any) -> None:
+        """Send with `session` through `transport` (aioice's TURN transport, which frames each packet as channel
+        data): one packet at a time and copied, since the protect buffer is reused; direct viewers keep `bind`."""
+        self.release()
+        self.session = session
+        self.srtp = session._srtp[0]
+        self.sendto = lambda data, to: transport.sendto(bytes(data), to)
+        self.sendmsg = None
+        self.addr = addr
+        self.gso = False
         self.tag_bytes = None
 
     def release(self) -> None:

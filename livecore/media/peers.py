@@ -17,6 +17,7 @@ from typing import Any
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpCodecParameters,
@@ -51,9 +52,21 @@ SDP_BYTES_MAX = 64 * 1024
 _pending: set[asyncio.Future[None]] = set()
 
 
-def new_peer_connection() -> RTCPeerConnection:
-    """A peer connection that gathers host candidates only: no STUN server is ever contacted."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def new_peer_connection(ice_servers: list[RTCIceServer] | None = None) -> RTCPeerConnection:
+    """A peer connection with host candidates, and the STUN/TURN servers' candidates when `ice_servers` names any
+    (a TURN allocation per connection; without servers no STUN server is ever contacted)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
+
+
+def ice_servers(urls: str, username: str, credential: str) -> list[RTCIceServer]:
+    """The `media_ice_servers` setting (comma-separated stun:/turn:/turns: URLs) for this node's own peers."""
+    servers = []
+    for url in (u.strip() for u in urls.split(",")):
+        if url.startswith(("turn:", "turns:")):
+            servers.append(RTCIceServer(urls=url, username=username or None, credential=credential or None))
+        elif url:
+            servers.append(RTCIceServer(urls=url))
+    return servers
 
 
 def check_offer(text: str) -> RTCSessionDescription:
