@@ -239,9 +239,14 @@ class Settings:
                                                    "come back (any node), then ends")
     stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
     stream_sweep_batch_max: int = _setting(100, "overdue streams one node ends per sweep (a sweep runs every second)")
-    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers), comma-separated")
+    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers) and used by "
+                                          "this node's own peers, comma-separated")
     media_ice_username: str = _setting("", "the username WHIP/WHEP clients use with the TURN servers above")
     media_ice_credential: str = _setting("", "the credential WHIP/WHEP clients use with the TURN servers above")
+    media_ice_transport_policy: str = _setting("all", "all: this node's peers offer their host candidates and the "
+                                                      "servers' above; relay: only TURN relayed ones (a node no "
+                                                      "client may reach directly)",
+                                               check=lambda v: _choice_problem(v, ("all", "relay")))
     ingest_cors_origins: str = _setting("*", "origins whose pages may publish over WHIP, comma-separated; * any "
                                              "(the stream key is the credential)")
     playback_cors_origins: str = _setting("*", "origins whose pages may play over WHEP and HLS, comma-separated; "

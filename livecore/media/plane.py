@@ -42,7 +42,7 @@ class MediaPlane:
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
         self.hls_cache = HlsCache(node.clock, s.hls_cache_bytes_max)
-        self.ice_servers = peers.ice_servers(s.media_ice_servers, s.media_ice_username, s.media_ice_credential)
+        self.ice = peers.IceSettings.from_settings(s)
         self.viewer_slots = ViewerSlots(node.redis, s.node_id, s.media_owner_ttl_ms, node.clock)
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
@@ -84,7 +84,7 @@ class MediaPlane:
         existing = self.rooms.get(stream_id)
         if (existing and not existing.closed) or not await self.registry.claim(stream_id):
             raise Problem(409, "already-publishing", "another publisher is live in this room")
-        pc = peers.new_peer_connection(self.ice_servers)
+        pc = peers.new_peer_connection(self.ice)
         room = MediaRoom(stream_id, pc, self._new_session(), creator_id=stream.creator_id, stream_key=stream.stream_key,
                          upstream_ice=SessionIce(ice_ufrag(offer_sdp)))
         self.rooms[stream_id] = room
@@ -175,7 +175,7 @@ class MediaPlane:
                           "over HLS", hls_url=self.hls_url(stream_id), limit="media_viewers_per_room_max",
                           limit_value=limit)
         try:
-            answer = await room.add_viewer(offer_sdp, self._new_session(), ice_servers=self.ice_servers)
+            answer = await room.add_viewer(offer_sdp, self._new_session(), ice=self.ice)
         except BaseException:
             await self.viewer_slots.give_back(stream_id)
             raise

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCIceServer, RTCPeerConnection
+from aiortc import RTCPeerConnection
 
 from livecore.media import peers
 from livecore.media.forwarder import Forwarder, KeyframeRequests
@@ -93,11 +93,11 @@ class MediaRoom:
             self.forwarders[transceiver.kind] = forwarder
 
     async def add_viewer(self, offer_sdp: str, session: str, relay_to: str | None = None,
-                         ice_servers: list[RTCIceServer] | None = None) -> SessionAnswer:
+                         ice: peers.IceSettings | None = None) -> SessionAnswer:
         """Answer a viewer's offer with this room's tracks, as session `session` (of node `relay_to`'s relay),
-        gathering candidates from `ice_servers` too (TURN for viewers no host candidate reaches)."""
+        gathering candidates from `ice`'s servers too (TURN for viewers no host candidate reaches)."""
         offer = peers.check_offer(offer_sdp)
-        pc = peers.new_peer_connection(ice_servers)
+        pc = peers.new_peer_connection(ice)
         try:
             offered = peers.offered_kinds(offer.sdp)
             for kind, forwarder in self.forwarders.items():

@@ -95,3 +95,26 @@ async def test_a_viewer_behind_nat_watches_through_turn_and_direct_viewers_keep_
         for viewer in viewers:
             await viewer.close()
         await publisher.pc.close()
+
+
+async def test_a_node_that_only_relays_sends_through_its_turn_allocation(node_factory, http, coturn):  # type: ignore[no-untyped-def]
+    node = await node_factory(media_ice_servers=coturn.url, media_ice_username=coturn.username,
+                              media_ice_credential=coturn.password, media_ice_transport_policy="relay")
+    account = await node.signup(roles=["creator"])
+    stream = await node.create_stream(account["token"], live=False)
+    publisher = await publish(http, node.url, stream)
+    assert publisher.status == 201
+    viewer = await watch(http, node.url, stream["id"], kinds=("video",))
+    try:
+        assert viewer.status == 201, viewer.body
+        assert "typ relay" in viewer.body and "typ host" not in viewer.body
+        await wait_for(lambda: len(viewer.video_pts) >= 15, 30)
+        assert viewer.video_pts == sorted(viewer.video_pts)
+        room = node.app[MEDIA].rooms[stream["id"]]
+        [(forwarder, outlet)] = room.viewers[viewer.location.rsplit("/", 1)[-1]].outlets
+        assert outlet.sock is None and not outlet.gso  # packet by packet through aioice's TURN transport
+        assert forwarder.packets_forwarded > 0 and forwarder.send_errors == 0
+        assert _nominated(viewer.pc).remote_candidate.type == "relay"
+    finally:
+        await viewer.close()
+        await publisher.pc.close()
