@@ -282,6 +282,7 @@ class Forwarder:
             del self._joining[outlet]
             if outlet.attach():  # its path changed: it starts again on the live stream's next keyframe
                 self._waiting.append(outlet)
+                self.keyframes.request()
             else:
                 log.info("viewer %s send path is gone; it stops receiving", id(outlet))
         for outlet in started:

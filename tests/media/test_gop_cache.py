@@ -159,3 +159,24 @@ async def test_the_cache_is_off_at_zero_and_for_audio():
     opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
     audio = Forwarder("audio", opus, 64, KeyframeRequests(1.0, lambda: None), GopCache(64, 65536))
     assert not audio.gop_cache.enabled
+
+
+async def test_a_joiner_whose_socket_breaks_while_catching_up_stops_and_the_others_go_on():
+    requests: list[int] = []
+    forwarder = _forwarder(requests)
+    publisher = Publisher(forwarder)
+    broken, healthy = LoopbackViewer(102), LoopbackViewer(102)
+    try:
+        publisher.keyframe()
+        publisher.delta_frame()
+        forwarder.add_outlet(broken.outlet)
+        forwarder.add_outlet(healthy.outlet)
+        broken.outlet.release()  # its descriptor is closed: sends fail with EBADF, and attach() cannot help
+        await _drain(forwarder)
+        publisher.delta_frame()
+        await asyncio.sleep(0)
+        assert broken.receive() == [] and len(healthy.receive()) == 5
+        assert forwarder.send_errors == 1 and forwarder.viewers == 2
+    finally:
+        broken.close()
+        healthy.close()
