@@ -85,3 +85,23 @@ async def test_without_the_cache_a_joiner_waits_for_the_next_keyframe(node_facto
 
 def _stream_time_since(forwarder, timestamp):  # type: ignore[no-untyped-def]
     return (forwarder.last_timestamp - timestamp) & 0xFFFFFFFF
+
+
+async def test_a_joiner_on_another_node_starts_through_the_relay_without_a_new_keyframe(node_factory, http, clip):  # type: ignore[no-untyped-def]
+    owner = await node_factory()
+    other = await node_factory()
+    stream, publisher, first, forwarder = await _live_with_one_viewer(owner, http, clip)
+    joiner = None
+    try:
+        joiner = await watch(http, other.url, stream["id"], kinds=("video",))  # pulls a relay from the owner now
+        assert joiner.status == 201, joiner.body
+        await wait_for(lambda: len(joiner.video_pts) >= FPS, 15)
+        assert forwarder.keyframes_in == 1  # the relay was started from the owner's cached group, the joiner too
+        relay = other.app[MEDIA].rooms[stream["id"]].forwarders["video"]
+        assert relay.keyframes_in == 1
+        assert joiner.video_pts == first.video_pts[:len(joiner.video_pts)]  # from the group's keyframe on
+    finally:
+        for viewer in (first, joiner):
+            if viewer:
+                await viewer.close()
+        await publisher.pc.close()
