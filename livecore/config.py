@@ -228,11 +228,18 @@ class Settings:
     auction_payment_sweep_ms: int = _setting(1000, "how often a node charges new auction winners and passes "
                                                    "unpaid lots on")
 
-    media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room on this node; more get 503 + HLS")
+    media_viewers_per_room_max: int = _setting(200, "WebRTC viewers of one room, on all nodes together; more get "
+                                                      "503 + HLS")
     media_viewers_per_node_max: int = _setting(500, "WebRTC viewers on this node; more get 503 + HLS")
     media_keyframe_interval_ms: int = _setting(1000, "shortest interval between keyframe requests to a publisher")
     media_history_packets: int = _setting(512, "RTP packets kept per track to answer NACKs (a power of two)",
                                           high=32768, check=_power_of_two_problem)
+    media_gop_cache_packets_max: int = _setting(2048, "RTP packets of a video track's current group of pictures "
+                                                      "kept to start a joining viewer at once (0: joiners wait for "
+                                                      "the next keyframe)", low=0)
+    media_gop_cache_bytes_max: int = _setting(2 * 1024 * 1024, "payload bytes of a video track's current group of "
+                                                               "pictures kept for joiners; a longer group is not "
+                                                               "cached", low=0)
     media_ingest_timeout_ms: int = _setting(5000, "a publisher silent this long ends the stream")
     media_owner_ttl_ms: int = _setting(5000, "a media node's room ownership expires this long after its last refresh")
     media_relay_idle_ms: int = _setting(10000, "a relay from another node without viewers closes after this long")
@@ -244,9 +251,14 @@ class Settings:
                                                    "come back (any node), then ends")
     stream_unpublished_ms_max: int = _setting(120000, "a stream nobody starts publishing within this long ends")
     stream_sweep_batch_max: int = _setting(100, "overdue streams one node ends per sweep (a sweep runs every second)")
-    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers), comma-separated")
+    media_ice_servers: str = _setting("", "STUN/TURN URLs offered to WHIP/WHEP clients (Link headers) and used by "
+                                          "this node's own peers, comma-separated")
     media_ice_username: str = _setting("", "the username WHIP/WHEP clients use with the TURN servers above")
     media_ice_credential: str = _setting("", "the credential WHIP/WHEP clients use with the TURN servers above")
+    media_ice_transport_policy: str = _setting("all", "all: this node's peers offer their host candidates and the "
+                                                      "servers' above; relay: only TURN relayed ones (a node no "
+                                                      "client may reach directly)",
+                                               check=lambda v: _choice_problem(v, ("all", "relay")))
     ingest_cors_origins: str = _setting("*", "origins whose pages may publish over WHIP, comma-separated; * any "
                                              "(the stream key is the credential)")
     playback_cors_origins: str = _setting("*", "origins whose pages may play over WHEP and HLS, comma-separated; "
@@ -257,6 +269,9 @@ class Settings:
     hls_segment_ms: int = _setting(2000, "target HLS segment duration")
     hls_playlist_wait_ms_max: int = _setting(8000, "a request for a playlist not written yet waits this long for the "
                                                    "stream's first segment before 404")
+    hls_cache_bytes_max: int = _setting(64 * 1024 * 1024, "bytes of HLS files of streams other nodes own kept in "
+                                                          "memory on this node (fetched once from the owner)",
+                                        low=0)
     hls_window_segments: int = _setting(6, "HLS segments listed in the playlist and kept on disk per stream")
     recording_enabled: bool = _setting(True, "record each stream to an MP4 in the data dir")
     thumbnail_interval_ms: int = _setting(10000, "how often a live stream's thumbnail JPEG is refreshed")

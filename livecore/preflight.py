@@ -29,7 +29,7 @@ CONNECT_S_MAX = 5.0  # one connection attempt; the whole wait is `startup_wait_s
 REDIS_VERSION_MIN = (7, 0)
 # Every Redis command the node sends, in Lua scripts or directly (tests/test_preflight.py keeps this list honest).
 REDIS_COMMANDS = (
-    "DEL", "EVALSHA", "GET", "HDEL", "HGET", "HINCRBY", "HMGET", "HSET", "INCR", "MGET", "PEXPIRE", "PING",
+    "DEL", "EVALSHA", "GET", "HDEL", "HGET", "HGETALL", "HINCRBY", "HMGET", "HSET", "INCR", "MGET", "PEXPIRE", "PING",
     "PUBLISH", "PUBSUB", "SCRIPT", "SET", "SUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD",
     "ZRANGEBYSCORE", "ZREM", "ZREMRANGEBYSCORE", "ZSCORE",
 )

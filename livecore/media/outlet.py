@@ -54,7 +54,7 @@ class Outlet:
 
     __slots__ = ("addr", "first_sequence_number", "gso", "octets_at_start", "packets_at_start", "payload_type",
                  "rtx_payload_type", "rtx_sequence_number", "rtx_ssrc", "sdes", "sender", "sendmsg", "sendto",
-                 "session", "sock", "srtp", "tag_bytes")
+                 "session", "sock", "srtp", "start_timestamp", "tag_bytes")
 
     def __init__(self, sender: RTCRtpSender, payload_type: int, rtx_payload_type: int | None) -> None:
         self.sender = sender
@@ -63,6 +63,7 @@ class Outlet:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_sequence_number = random.randrange(0, 32768)
         self.first_sequence_number: int | None = None
+        self.start_timestamp: int | None = None  # the RTP timestamp of the keyframe this viewer started on
         self.packets_at_start = 0  # the track's fan-out counters when this viewer started: its SR counts
         self.octets_at_start = 0
         self.sdes = b""  # this viewer's RTCP SDES packet (our CNAME for it), serialized once
@@ -83,7 +84,11 @@ class Outlet:
         transport = pair.protocol.transport if pair is not None else None
         if transport is None:
             return False
-        sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        raw = transport.get_extra_info("socket")
+        if raw is None:  # the pair's local end is this node's TURN allocation: aioice wraps what goes through it
+            self.bind_relayed(session, transport, pair.remote_addr)
+            return True
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
         sock.setblocking(False)
         self.bind(session, sock, pair.remote_addr)
         return True
@@ -98,6 +103,18 @@ class Outlet:
         self.sendmsg = sock.sendmsg
         self.addr = addr
         self.gso = GSO_SUPPORTED and sock.type == socket.SOCK_DGRAM
+        self.tag_bytes = None
+
+    def bind_relayed(self, session: Session, transport: Any, addr: Any) -> None:
+        """Send with `session` through `transport` (aioice's TURN transport, which frames each packet as channel
+        data): one packet at a time and copied, since the protect buffer is reused; direct viewers keep `bind`."""
+        self.release()
+        self.session = session
+        self.srtp = session._srtp[0]
+        self.sendto = lambda data, to: transport.sendto(bytes(data), to)
+        self.sendmsg = None
+        self.addr = addr
+        self.gso = False
         self.tag_bytes = None
 
     def release(self) -> None:

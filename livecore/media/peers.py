@@ -12,11 +12,13 @@ reach the forwarder and receiver reports are not turned into stats nothing reads
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpCodecParameters,
@@ -27,6 +29,7 @@ from aiortc import (
 )
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
@@ -51,9 +54,34 @@ SDP_BYTES_MAX = 64 * 1024
 _pending: set[asyncio.Future[None]] = set()
 
 
-def new_peer_connection() -> RTCPeerConnection:
-    """A peer connection that gathers host candidates only: no STUN server is ever contacted."""
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+@dataclass(frozen=True)
+class IceSettings:
+    """The STUN/TURN servers this node's own peers gather candidates from, and whether they use only relayed ones."""
+
+    servers: tuple[RTCIceServer, ...] = ()
+    relay_only: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> IceSettings:
+        """`media_ice_servers` (comma-separated stun:/turn:/turns: URLs, the TURN ones with the username and
+        credential settings) and `media_ice_transport_policy`."""
+        servers = []
+        for url in (u.strip() for u in settings.media_ice_servers.split(",")):
+            if url.startswith(("turn:", "turns:")):
+                servers.append(RTCIceServer(urls=url, username=settings.media_ice_username or None,
+                                            credential=settings.media_ice_credential or None))
+            elif url:
+                servers.append(RTCIceServer(urls=url))
+        return cls(tuple(servers), settings.media_ice_transport_policy == "relay")
+
+
+def new_peer_connection(ice: IceSettings | None = None) -> RTCPeerConnection:
+    """A peer connection with host candidates, and the STUN/TURN servers' candidates when `ice` names any (a TURN
+    allocation per connection); without servers no STUN server is ever contacted."""
+    if ice is None or not ice.servers:
+        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    policy = RTCIceTransportPolicy.RELAY if ice.relay_only else RTCIceTransportPolicy.ALL
+    return RTCPeerConnection(RTCConfiguration(iceServers=list(ice.servers), iceTransportPolicy=policy))
 
 
 def check_offer(text: str) -> RTCSessionDescription:

@@ -15,11 +15,13 @@ from livecore.http import Problem
 from livecore.media import peers
 from livecore.media.cluster import NodeLink, new_session_id, session_node
 from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
+from livecore.media.hlscache import HlsCache
 from livecore.media.orphans import end_orphaned_streams
 from livecore.media.registry import MediaRegistry
 from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
-from livecore.media.room import MediaRoom, SessionAnswer, Viewer
+from livecore.media.room import MediaRoom, SessionAnswer, TrackLimits, Viewer
 from livecore.media.trickle import SessionIce, add_candidates, ice_ufrag
+from livecore.media.viewerslots import ViewerSlots
 from livecore.node import Node
 from livecore.streams import end_overdue_streams, end_stream, get_stream, go_live
 from livecore.streams import streams as stream_records
@@ -39,6 +41,9 @@ class MediaPlane:
         self.rooms: dict[int, MediaRoom] = {}
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
+        self.hls_cache = HlsCache(node.clock, s.hls_cache_bytes_max)
+        self.ice = peers.IceSettings.from_settings(s)
+        self.viewer_slots = ViewerSlots(node.redis, s.node_id, s.media_owner_ttl_ms, node.clock)
         self._upkeep: asyncio.Task[None] | None = None
         self._relay_locks: dict[int, asyncio.Lock] = {}
         self._forwarded_closed = 0
@@ -55,6 +60,8 @@ class MediaPlane:
         await stop_tasks(self._upkeep)
         for room in list(self.rooms.values()):
             await self.close_room(room, "node shutting down")  # its publisher may come back to another node
+        with contextlib.suppress(Exception):
+            await self.viewer_slots.release_all()
         with contextlib.suppress(Exception):
             await self.registry.leave([])
         await self.link.stop()
@@ -77,7 +84,7 @@ class MediaPlane:
         existing = self.rooms.get(stream_id)
         if (existing and not existing.closed) or not await self.registry.claim(stream_id):
             raise Problem(409, "already-publishing", "another publisher is live in this room")
-        pc = peers.new_peer_connection()
+        pc = peers.new_peer_connection(self.ice)
         room = MediaRoom(stream_id, pc, self._new_session(), creator_id=stream.creator_id, stream_key=stream.stream_key,
                          upstream_ice=SessionIce(ice_ufrag(offer_sdp)))
         self.rooms[stream_id] = room
@@ -88,7 +95,7 @@ class MediaPlane:
                     continue  # a transceiver the offer does not match breaks aiortc's answer (camera, no mic)
                 pc.addTransceiver(kind, direction="recvonly").setCodecPreferences(peers.preferences(kind, preferred))
             await peers.apply_offer(pc, offer)
-            room.tap_upstream(self.settings.media_history_packets, self.settings.media_keyframe_interval_ms / 1000)
+            room.tap_upstream(TrackLimits.from_settings(self.settings))
             if not room.forwarders:
                 raise Problem(400, "malformed-sdp", "the offer sends no audio or video this server can forward")
             answer = await peers.answer(pc)
@@ -162,7 +169,19 @@ class MediaPlane:
         if room is None or room.closed:
             room = await self._relay_room(stream_id)
         self._check_capacity(room)
-        return await room.add_viewer(offer_sdp, self._new_session())
+        limit = self.settings.media_viewers_per_room_max
+        if not await self.viewer_slots.take(stream_id, limit):
+            raise Problem(503, "over-capacity", f"this room has its {limit} WebRTC viewers (on all nodes); watch "
+                          "over HLS", hls_url=self.hls_url(stream_id), limit="media_viewers_per_room_max",
+                          limit_value=limit)
+        try:
+            answer = await room.add_viewer(offer_sdp, self._new_session(), ice=self.ice)
+        except BaseException:
+            await self.viewer_slots.give_back(stream_id)
+            raise
+        room.viewers[answer.session].holds_slot = True
+        room.on_slot_freed = self.viewer_slots.give_back
+        return answer
 
     async def _answer_relay(self, stream_id: int, offer_sdp: str, from_node: str) -> SessionAnswer:
         if from_node == self.settings.node_id:
@@ -186,16 +205,23 @@ class MediaPlane:
         return answer
 
     async def owner_answer(self, request: web.Request, stream_id: int) -> web.Response | None:
-        """For an HLS request this node cannot serve: the answer of the node that owns the stream (it makes the
-        files), or None when no other live node does."""
+        """For an HLS request this node cannot serve: the owner's file (it makes them), fetched once and kept as
+        long as the owner allows (see hlscache.py), or None when no other live node owns the stream."""
         if stream_id in self.outputs or self.link.sender(request) is not None:
             return None
         owner = await self.registry.owner(stream_id)
         if owner is None or owner == self.settings.node_id:
             return None
+        base = await self.link.node_url(owner)
+        if base is None:
+            return None
+        url = f"{base.rstrip('/')}{request.path}"
         # The owner may wait for the first segment before it answers a playlist request.
         timeout_s = (self.settings.hls_playlist_wait_ms_max + self.settings.node_request_timeout_ms) / 1000
-        return await self.link.pass_on(request, owner, timeout_s)
+        file = await self.hls_cache.get(f"{owner}{request.path}",
+                                        lambda: self.link.send("GET", url, timeout_s=timeout_s))
+        return web.Response(status=file.status, body=file.body,
+                            headers=file.response_headers(self.node.clock.now_ms()))
 
     def viewer(self, stream_id: int, session: str) -> Viewer:
         """A WHEP session on this node, or 404."""
@@ -216,14 +242,11 @@ class MediaPlane:
             raise Problem(404, "session-not-found", "there is no such viewing session")
 
     def _check_capacity(self, room: MediaRoom) -> None:
-        limits = (
-            (room.viewer_count, self.settings.media_viewers_per_room_max, "media_viewers_per_room_max", "room"),
-            (self.viewers_on_node(), self.settings.media_viewers_per_node_max, "media_viewers_per_node_max", "node"),
-        )
-        for count, limit, name, scope in limits:
-            if count >= limit:
-                raise Problem(503, "over-capacity", f"this {scope} has its {limit} WebRTC viewers; watch over HLS",
-                              hls_url=self.hls_url(room.stream_id), limit=name, limit_value=limit)
+        """The node's own limit; the room's is counted across nodes (`viewer_slots`)."""
+        limit = self.settings.media_viewers_per_node_max
+        if self.viewers_on_node() >= limit:
+            raise Problem(503, "over-capacity", f"this node has its {limit} WebRTC viewers; watch over HLS",
+                          hls_url=self.hls_url(room.stream_id), limit="media_viewers_per_node_max", limit_value=limit)
 
     async def close_room(self, room: MediaRoom, reason: str) -> None:
         """Close a room. When this node owned it, its publisher is gone: the stream stays live for the reconnect
@@ -323,9 +346,8 @@ class MediaPlane:
             if url is None:
                 raise Problem(503, "owner-unreachable", f"the node that owns stream {stream_id} ({owner}) is not "
                               "registered any more", hls_url=self.hls_url(stream_id))
-            s = self.settings
             room = await pull_from_owner(self.link, stream_id, owner, url.rstrip("/"), self._new_session(),
-                                         s.media_history_packets, s.media_keyframe_interval_ms / 1000)
+                                         TrackLimits.from_settings(self.settings))
             self.rooms[stream_id] = room
             self._watch_upstream(room)
             return room
@@ -341,6 +363,7 @@ class MediaPlane:
     async def _upkeep_once(self) -> None:
         owned = [r.stream_id for r in self.rooms.values() if r.relay_of is None]
         await self.registry.refresh(owned, self.settings.internal_url)
+        await self.viewer_slots.refresh()
         if owned:
             connected = [r.stream_id for r in self.rooms.values() if r.relay_of is None and r.connected]
             now_ms = self.node.clock.now_ms()
@@ -408,3 +431,14 @@ class _MediaCollector:
         viewers = GaugeMetricFamily("livecore_media_viewers", "WebRTC viewers on this node")
         viewers.add_metric([], plane.viewers_on_node())
         yield viewers
+        fetches = CounterMetricFamily("livecore_media_hls_owner_fetches",
+                                      "HLS files this node fetched from the node that owns the stream")
+        fetches.add_metric([], plane.hls_cache.fetches)
+        yield fetches
+        hits = CounterMetricFamily("livecore_media_hls_cache_hits",
+                                   "HLS requests for another node's stream answered without a fetch of their own")
+        hits.add_metric([], plane.hls_cache.hits)
+        yield hits
+        cached = GaugeMetricFamily("livecore_media_hls_cache_bytes", "bytes of other nodes' HLS files kept here")
+        cached.add_metric([], plane.hls_cache.stored_bytes)
+        yield cached

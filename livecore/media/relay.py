@@ -13,13 +13,13 @@ from livecore.http import Problem
 from livecore.media import peers
 from livecore.media.cluster import NodeLink
 from livecore.media.registry import MediaRegistry
-from livecore.media.room import MediaRoom
+from livecore.media.room import MediaRoom, TrackLimits
 
 log = logging.getLogger("livecore.media.relay")
 
 
 async def pull_from_owner(link: NodeLink, stream_id: int, owner: str, url: str, session: str,
-                          history_packets: int, keyframe_interval_s: float) -> MediaRoom:
+                          limits: TrackLimits) -> MediaRoom:
     """A relay room for `stream_id`, pulled from node `owner` at `url`. Any failure is a 502 problem at once, and
     closes what was opened on both nodes: no viewer is left behind on the owner."""
     pc = peers.new_peer_connection()
@@ -41,7 +41,7 @@ async def pull_from_owner(link: NodeLink, stream_id: int, owner: str, url: str, 
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.body.decode(), type="answer"))
         except Exception as exc:
             raise _relay_failed(stream_id, owner, f"its answer was refused: {exc}") from exc
-        room.tap_upstream(history_packets, keyframe_interval_s)
+        room.tap_upstream(limits)
     except BaseException:
         await pc.close()
         if session_url:

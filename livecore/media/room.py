@@ -8,11 +8,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection
 
 from livecore.media import peers
 from livecore.media.forwarder import Forwarder, KeyframeRequests
+from livecore.media.gopcache import GopCache
 from livecore.media.outlet import Outlet
 from livecore.media.trickle import SessionIce, ice_ufrag
 
@@ -28,6 +30,21 @@ class SessionAnswer:
     etag: str
 
 
+@dataclass(frozen=True)
+class TrackLimits:
+    """What each forwarded track of a room keeps: NACK history, keyframe request spacing, the cached group."""
+
+    history_packets: int
+    keyframe_interval_s: float
+    gop_cache_packets_max: int = 0
+    gop_cache_bytes_max: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TrackLimits:
+        return cls(settings.media_history_packets, settings.media_keyframe_interval_ms / 1000,
+                   settings.media_gop_cache_packets_max, settings.media_gop_cache_bytes_max)
+
+
 @dataclass
 class Viewer:
     pc: RTCPeerConnection
@@ -35,6 +52,7 @@ class Viewer:
     ice: SessionIce
     connected: bool = False
     relay_to: str | None = None  # the node this viewer relays the room to, when it is another node's relay
+    holds_slot: bool = False  # counted against media_viewers_per_room_max (a relay to another node is not)
 
 
 @dataclass
@@ -56,26 +74,30 @@ class MediaRoom:
     thumbnail_saved: bool = False
     closed_reason: str = ""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_slot_freed: Callable[[int], Awaitable[None]] | None = None  # a viewer holding a room slot is gone
 
     @property
     def viewer_count(self) -> int:
         return len(self.viewers)
 
-    def tap_upstream(self, history_packets: int, keyframe_interval_s: float) -> None:
+    def tap_upstream(self, limits: TrackLimits) -> None:
         """Give each negotiated upstream track a forwarder and tap its receiver."""
         for transceiver in self.upstream.getTransceivers():
             codec = peers.media_codec(transceiver)
             if codec is None or transceiver.kind in self.forwarders:
                 continue
-            forwarder = Forwarder(transceiver.kind, codec, history_packets,
-                                  KeyframeRequests(keyframe_interval_s, lambda: None))
+            forwarder = Forwarder(transceiver.kind, codec, limits.history_packets,
+                                  KeyframeRequests(limits.keyframe_interval_s, lambda: None),
+                                  GopCache(limits.gop_cache_packets_max, limits.gop_cache_bytes_max))
             peers.tap_receiver(transceiver, forwarder)
             self.forwarders[transceiver.kind] = forwarder
 
-    async def add_viewer(self, offer_sdp: str, session: str, relay_to: str | None = None) -> SessionAnswer:
-        """Answer a viewer's offer with this room's tracks, as session `session` (of node `relay_to`'s relay)."""
+    async def add_viewer(self, offer_sdp: str, session: str, relay_to: str | None = None,
+                         ice: peers.IceSettings | None = None) -> SessionAnswer:
+        """Answer a viewer's offer with this room's tracks, as session `session` (of node `relay_to`'s relay),
+        gathering candidates from `ice`'s servers too (TURN for viewers no host candidate reaches)."""
         offer = peers.check_offer(offer_sdp)
-        pc = peers.new_peer_connection()
+        pc = peers.new_peer_connection(ice)
         try:
             offered = peers.offered_kinds(offer.sdp)
             for kind, forwarder in self.forwarders.items():
@@ -111,6 +133,12 @@ class MediaRoom:
             return False
         for forwarder, outlet in viewer.outlets:
             forwarder.remove_outlet(outlet)
+        if viewer.holds_slot and self.on_slot_freed is not None:
+            viewer.holds_slot = False
+            try:
+                await self.on_slot_freed(self.stream_id)
+            except Exception:
+                log.exception("stream %s: could not free a viewer slot (the next refresh will)", self.stream_id)
         await viewer.pc.close()
         return True
 

@@ -41,17 +41,65 @@ class PatternTrack(MediaStreamTrack):
         wait = self._start + self._count / FPS - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        x = (self._count * 4) % WIDTH
-        luma = bytearray(b"\x60" * (WIDTH * HEIGHT))
-        for row in range(HEIGHT):
-            luma[row * WIDTH + x: row * WIDTH + min(x + 16, WIDTH)] = b"\xe0" * (min(x + 16, WIDTH) - x)
-        frame.planes[0].update(bytes(luma))
-        frame.planes[1].update(b"\x80" * (WIDTH * HEIGHT // 4))
-        frame.planes[2].update(b"\x80" * (WIDTH * HEIGHT // 4))
+        frame = pattern_frame(self._count)
         frame.pts = self._count * (VIDEO_CLOCK // FPS)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return frame
+
+
+def pattern_frame(count: int) -> av.VideoFrame:
+    """Picture number `count` of the pattern: the bar 4 pixels further right each time."""
+    frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+    x = (count * 4) % WIDTH
+    luma = bytearray(b"\x60" * (WIDTH * HEIGHT))
+    for row in range(HEIGHT):
+        luma[row * WIDTH + x: row * WIDTH + min(x + 16, WIDTH)] = b"\xe0" * (min(x + 16, WIDTH) - x)
+    frame.planes[0].update(bytes(luma))
+    frame.planes[1].update(b"\x80" * (WIDTH * HEIGHT // 4))
+    frame.planes[2].update(b"\x80" * (WIDTH * HEIGHT // 4))
+    return frame
+
+
+def encode_clip(frames: int, keyframe_interval_frames: int) -> list[bytes]:
+    """The pattern video encoded once with x264 at a fixed keyframe interval (no scene cuts): H.264 access units."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    encoder.time_base = fractions.Fraction(1, FPS)
+    encoder.framerate = FPS
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+                       "x264-params": f"keyint={keyframe_interval_frames}:min-keyint={keyframe_interval_frames}:"
+                                      "scenecut=0:bframes=0:repeat-headers=1"}
+    units: list[bytes] = []
+    for index in range(frames):
+        frame = pattern_frame(index)
+        frame.pts, frame.time_base = index, fractions.Fraction(1, FPS)
+        units += [bytes(p) for p in encoder.encode(frame)]
+    units += [bytes(p) for p in encoder.encode(None)]
+    return units
+
+
+class ClipTrack(MediaStreamTrack):
+    """Pre-encoded video sent in real time: its keyframes come where the clip has them, whatever a receiver asks."""
+
+    kind = "video"
+
+    def __init__(self, units: list[bytes]) -> None:
+        super().__init__()
+        self._units = units
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._count / FPS - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        packet = av.Packet(self._units[self._count % len(self._units)])
+        packet.pts = self._count * (VIDEO_CLOCK // FPS)
+        packet.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._count += 1
+        return packet
 
 
 def _prefer(pc_transceiver, kind: str, mime: str) -> None:  # type: ignore[no-untyped-def]
@@ -72,9 +120,10 @@ class Publisher:
     status: int
 
 
-async def whip_offer(video_mime: str = "video/H264", audio: bool = True) -> RTCPeerConnection:
+async def whip_offer(video_mime: str = "video/H264", audio: bool = True,
+                     video_track: MediaStreamTrack | None = None) -> RTCPeerConnection:
     pc = new_pc()
-    _prefer(pc.addTransceiver(PatternTrack(), direction="sendonly"), "video", video_mime)
+    _prefer(pc.addTransceiver(video_track or PatternTrack(), direction="sendonly"), "video", video_mime)
     if audio:
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
@@ -82,9 +131,9 @@ async def whip_offer(video_mime: str = "video/H264", audio: bool = True) -> RTCP
 
 
 async def publish(http: aiohttp.ClientSession, base_url: str, stream: dict, video_mime: str = "video/H264",
-                  key: str | None = None) -> Publisher:
+                  key: str | None = None, video_track: MediaStreamTrack | None = None) -> Publisher:
     """Go live over WHIP; asserts nothing, so tests can check refusals too."""
-    pc = await whip_offer(video_mime)
+    pc = await whip_offer(video_mime, video_track=video_track)
     headers = {"Authorization": f"Bearer {key or stream['stream_key']}", "Content-Type": "application/sdp"}
     async with http.post(f"{base_url}/whip/{stream['id']}", data=pc.localDescription.sdp,
                          headers=headers) as response:
