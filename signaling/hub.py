@@ -230,7 +230,11 @@ class Hub:
                 room.restart(position.epoch)
                 if self._on_room_restarted is not None:
                     await self._on_room_restarted(room)
-            missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
+                missing = await self.bus.replay(room.room_id, 0, position.seq)
+            else:
+                missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
+                if missing:
+                    self.metrics.bus_gaps.inc()  # published while this node's subscription was down
         except Exception as exc:
             # Redis is unreachable again: held messages, the next resubscription or a join check once more.
             log.warning("could not check room %d against the bus: %s", room.room_id, exc)
