@@ -47,17 +47,16 @@ return {epoch, seq}
 """
 
 
-# A room's log that lost events but kept its epoch (an append-only file replayed short of the last writes) starts a
-# new epoch, so no client holds a (epoch, seq) that now names a different event; only the epoch that was seen
-# stale is replaced, so two nodes noticing together make one new epoch.
+# A room's log that lost events but kept its epoch (an append-only file replayed short of the last writes) goes on
+# in a new epoch from the seq it is at, so no client holds an (epoch, seq) that now names a different event. Only
+# the epoch that was seen stale is replaced, so two nodes noticing together make one new epoch.
 _RENEW_EPOCH = """
 local epoch = redis.call('GET', KEYS[2])
 if epoch == ARGV[1] or not epoch then
   epoch = ARGV[2]
   redis.call('SET', KEYS[2], epoch)
-  redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 end
-return epoch
+return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0')}
 """
 
 
@@ -219,13 +218,13 @@ class Bus:
             oldest_seq=_entry_seq(oldest[0][0]) if oldest else int(seq or 0) + 1,
         )
 
-    async def renew_epoch(self, room_id: int, stale_epoch: str) -> str:
-        """Start the room's log afresh in a new epoch unless another node already replaced `stale_epoch`; the
-        epoch the room has now."""
+    async def renew_epoch(self, room_id: int, stale_epoch: str) -> tuple[str, int]:
+        """Go on in a new epoch from the room's seq, unless another node already replaced `stale_epoch`; the
+        room's (epoch, seq) now."""
         tag = room_tag(room_id)
-        keys = [f"lc:{tag}:seq", f"lc:{tag}:epoch", f"lc:{tag}:replay", f"lc:{tag}:state"]
-        epoch = await self._renew_epoch(keys=keys, args=[stale_epoch, secrets.token_hex(6)])
-        return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        epoch, seq = await self._renew_epoch(keys=[f"lc:{tag}:seq", f"lc:{tag}:epoch"],
+                                             args=[stale_epoch, secrets.token_hex(6)])
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
 
     async def replay(self, room_id: int, after_seq: int, through_seq: int) -> list[BusMessage]:
         """Events with after_seq < seq <= through_seq still in the replay window, oldest first."""

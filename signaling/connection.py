@@ -87,16 +87,16 @@ class Connection:
         self._advance(first + pending)
         self.last_seq = max(self.last_seq, position_seq)  # a replay cut short by the window ends below it
 
-    def restart(self, first: list[dict[str, Any]]) -> None:
-        """The room began again at seq 0 of a new epoch: send `first` (a reset and a fresh snapshot) after what is
-        queued, and take the new epoch's events from seq 1. A joining connection starts its join over instead."""
+    def restart(self, first: list[dict[str, Any]], seq: int) -> None:
+        """The room goes on from `seq` of a new epoch: send `first` (a reset and a fresh snapshot) after what is
+        queued, and take the new epoch's events after `seq`. A joining connection starts its join over instead."""
         if self.closed:
             return
         if self.joining:
             self.join_buffer = []
             return
         self.send_private(first)
-        self.last_seq = 0
+        self.last_seq = seq
 
     def drain(self) -> None:
         """Called on every tick while slow: flush the backlog once the socket has room again."""

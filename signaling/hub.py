@@ -6,10 +6,10 @@ to `tick_ms_max`), so a big room gets fewer, fuller frames. Chat above the room'
 
 A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
 writes). A node learns of it from a bus message in another epoch, from checking the room's position when its
-subscription comes back, or from a join that reads the position; it then checks the room (`Hub.check`): a room in
-a new epoch (or whose seq went backwards, which starts one) restarts at seq 0 of that epoch, every viewer gets one
-`reset` and a fresh snapshot, and the new epoch's events follow from the replay stream. Nothing of the old epoch is
-handed out after that.
+subscription comes back, or from a join that reads the position; it then checks the room (`Hub.check`). A room in
+a new epoch restarts at its seq 0 and takes the new epoch's events from the replay stream; a room whose seq went
+backwards goes on in a new epoch from where the log now is. Either way every viewer gets one `reset` and a fresh
+snapshot, and nothing of the old epoch is handed out after that.
 """
 
 from __future__ import annotations
@@ -106,15 +106,16 @@ class RoomHub:
         for message in held:
             self.receive(message)  # in arrival order; one from yet another epoch starts another check
 
-    def restart(self, epoch: str) -> None:
-        """Begin again at seq 0 of `epoch` (the log the old state came from is gone), after sending on what is
-        pending of the old one."""
+    def restart(self, epoch: str, seq: int, recent_chat: list[dict[str, Any]]) -> None:
+        """Go on from `seq` of `epoch` (the log the old state came from is gone or cut short), after sending on
+        what is pending of the old one. The like total went with the log."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self.flush()
         self.generation += 1
-        self.epoch, self.last_seq, self.likes = epoch, 0, 0
+        self.epoch, self.last_seq, self.likes = epoch, seq, 0
         self.recent_chat.clear()
+        self.recent_chat.extend(recent_chat)  # a bounded deque: the newest are kept
         self.held = [m for m in self.held if m.epoch == epoch]
 
     def _accept(self, message: BusMessage) -> None:
@@ -219,17 +220,15 @@ class Hub:
         try:
             position = await self.bus.position(room.room_id)
             if position.epoch == room.epoch and position.seq < room.last_seq:
-                log.warning("room %d: the bus log went back from seq %d to %d; starting a new epoch",
+                log.warning("room %d: the bus log went back from seq %d to %d; going on in a new epoch",
                             room.room_id, room.last_seq, position.seq)
-                await self.bus.renew_epoch(room.room_id, room.epoch)
-                position = await self.bus.position(room.room_id)
-            if position.epoch != room.epoch:
+                epoch, seq = await self.bus.renew_epoch(room.room_id, room.epoch)
+                recent = await self.bus.recent(room.room_id, self.settings.snapshot_recent_chat_max * 2)
+                await self._restart(room, epoch, seq, visible_chat(recent, seq))
+            elif position.epoch != room.epoch:
                 log.warning("room %d: the bus lost its log (epoch %s, now %s at seq %d); restarting its viewers",
                             room.room_id, room.epoch, position.epoch, position.seq)
-                self.metrics.room_restarts.inc()
-                room.restart(position.epoch)
-                if self._on_room_restarted is not None:
-                    await self._on_room_restarted(room)
+                await self._restart(room, position.epoch, 0, [])
                 missing = await self.bus.replay(room.room_id, 0, position.seq)
             else:
                 missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
@@ -242,6 +241,12 @@ class Hub:
         finally:
             room.checking = None
             room.release(missing)
+
+    async def _restart(self, room: RoomHub, epoch: str, seq: int, recent_chat: list[dict[str, Any]]) -> None:
+        self.metrics.room_restarts.inc()
+        room.restart(epoch, seq, recent_chat)
+        if self._on_room_restarted is not None:
+            await self._on_room_restarted(room)
 
     def _on_bus_message(self, room_id: int, raw: bytes) -> None:
         room = self.rooms.get(room_id)

@@ -194,7 +194,7 @@ class Plane:
         now_ms = self.clock.now_ms()
         reset = {"type": "reset", "epoch": room.epoch, "seq": room.last_seq, "ts": now_ms, "reason": "bus-restarted"}
         for conn in list(room.connections):
-            conn.restart([reset, {**self.snapshot(room, conn.viewer), "state": state}])
+            conn.restart([reset, {**self.snapshot(room, conn.viewer), "state": state}], room.last_seq)
 
     def rules(self, room_id: int) -> RoomRules | None:
         room = self.hub.rooms.get(room_id)
