@@ -78,9 +78,12 @@ class Plane:
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
         self.close_connections("node shutting down")
-        await self.flush_likes()
-        await self.outbox.stop()
-        await self.presence.leave()
+        try:
+            await self.flush_likes()
+            await self.outbox.stop()
+            await self.presence.leave()
+        except redis.ConnectionError as exc:  # a node stops during a Redis outage too; its presence expires
+            log.warning("stopping without the bus: %s", exc)
         await self.bus.stop()
 
     def close_connections(self, reason: str) -> None:
