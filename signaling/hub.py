@@ -234,6 +234,9 @@ class Hub:
                 missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
                 if missing:
                     self.metrics.bus_gaps.inc()  # published while this node's subscription was down
+            # Held messages of another epoch are stragglers of a log that is gone: one of a still newer epoch would
+            # come again from the replay stream, when the next of its messages or a resubscription checks again.
+            room.held = [m for m in room.held if m.epoch == room.epoch]
         except Exception as exc:
             # Redis is unreachable again: held messages, the next resubscription or a join check once more.
             log.warning("could not check room %d against the bus: %s", room.room_id, exc)

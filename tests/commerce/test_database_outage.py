@@ -18,6 +18,7 @@ import pytest
 from commitcut import CommitCutter
 from livenode import NodeFactory, RunningNode, Servers
 from money import api, assert_invariants, buy_coins, coins, key
+from roomclient import events_until, send
 
 from livecore.embedded import EmbeddedPostgres
 
@@ -88,6 +89,8 @@ async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
     stream = await node.create_stream(creator["token"])
     await buy_coins(node, viewer["token"], "coins_500")
     bought = await coins(node, viewer["token"])
+    room_socket = await node.ws(stream["id"], viewer["token"])
+    await events_until(room_socket, lambda got: any(e["type"] == "snapshot" for e in got))
     gifts = Gifts(node, viewer["token"], f"/api/streams/{stream['id']}/gifts")
     sending = asyncio.create_task(gifts.run())
     try:
@@ -97,6 +100,10 @@ async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
         stopped_at = time.monotonic()
         await _until(lambda: gifts.count(503, "during") >= OUTAGE_ANSWERS_MIN
                      and time.monotonic() - stopped_at >= OUTAGE_S, "503s during an outage of a few seconds")
+        await send(room_socket, {"type": "gift", "gift_id": "rose", "idempotency_key": key()})
+        got = await events_until(room_socket, lambda got: any(e["type"] == "error" for e in got), WAIT_S_MAX)
+        error = next(e for e in got if e["type"] == "error")
+        assert error["code"] == "database-unavailable" and error["command"] == "gift", error
         await asyncio.to_thread(postgres.start)
         started_at = time.monotonic()
         gifts.phase = "after"
@@ -123,6 +130,12 @@ async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
     assert len({a.body["transaction_id"] for a in sent}) == len({a.key for a in sent}) == len(sent)
     assert await coins(node, viewer["token"]) == bought - ROSE_COINS * len(sent)
     await assert_invariants(node)
+
+    status, document = await api(node, "GET", "/api/openapi.json")
+    assert status == 200
+    documented = document["paths"]["/api/streams/{id}/gifts"]["post"]["responses"]["503"]
+    assert "livecore:unavailable" in documented["content"]["application/problem+json"]["schema"]["properties"][
+        "type"]["enum"] and "Retry-After" in documented["headers"]
 
 
 def _first_ok_after(gifts: Gifts, started_at: float) -> float:
