@@ -22,7 +22,8 @@ from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
 
 from livecore.embedded import EmbeddedValkey
-from signaling.bus import room_tag
+from signaling.bus import Bus, room_tag
+from signaling.outbox import Outbox
 
 WAIT_S_MAX = 30.0  # generous: other test runs share the machine
 
@@ -230,3 +231,23 @@ async def test_a_log_cut_short_goes_on_in_a_new_epoch_from_where_it_is(
         assert snapshot["seq"] == last_seq - 3, (name, snapshot)
         after = next(e for e in events if e.get("text") == "after")
         assert after["seq"] == last_seq - 2, (name, events)
+
+
+async def test_chat_queued_before_the_node_noticed_the_outage_is_answered_when_the_bus_refuses_it(
+    valkey: EmbeddedValkey,
+) -> None:
+    """Chat accepted in the moment before the node saw Redis go (its queue was being drained): the publish fails,
+    and each sender is told instead of its chat vanishing."""
+    client = redis.Redis.from_url(valkey.url)
+    outbox = Outbox(Bus(client, replay_events_max=100), events_max=10)
+    lost: list[str] = []
+    _kill(valkey)
+    outbox.start()
+    try:
+        for text in ("one", "two"):
+            assert outbox.offer(1, {"type": "chat", "text": text}, lambda text=text: lost.append(text))
+        await _until(lambda: len(lost) == 2, "both senders were told")
+    finally:
+        await outbox.stop()
+        await client.aclose()
+    assert lost == ["one", "two"]
