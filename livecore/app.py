@@ -23,7 +23,7 @@ from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.cors import CORS_RULES, CorsRule, cors_middleware, parse_origins
-from livecore.http import problem_middleware
+from livecore.http import RETRY_AFTER_S, problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
 
@@ -40,6 +40,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         client_max_size=256 * 1024,
     )
     app[CORS_RULES] = cors_rules
+    app[RETRY_AFTER_S] = settings.unavailable_retry_after_s
     app.cleanup_ctx.append(_node_context(settings, clock or Clock()))
     app.on_shutdown.append(_close_room_sockets)
     account_routes.add_routes(app)

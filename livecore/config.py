@@ -124,6 +124,8 @@ class Settings:
     shutdown_s_max: int = _setting(10, "how long a stopping node waits for busy database connections", low=0)
     redis_connections_max: int = _setting(64, "Redis connections per node (commands wait for a free one)")
     redis_wait_s_max: int = _setting(10, "how long a Redis command may wait for a free connection")
+    unavailable_retry_after_s: int = _setting(2, "Retry-After of a 503 answered while PostgreSQL or Redis is "
+                                                 "unreachable", low=1)
 
     ws_frame_bytes_max: int = _setting(4096, "largest inbound WebSocket frame answered with an error event")
     ws_frame_bytes_hard_max: int = _setting(65536, "inbound frame size above which the connection is closed")

@@ -16,11 +16,16 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from livecore.outage import Part, unreachable_part
+
 log = logging.getLogger("livecore.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 PROBLEM_TYPE = "application/problem+json"
+
+RETRY_AFTER_S = web.AppKey("unavailable_retry_after_s", int)  # the node's setting, for the 503 of an outage
+RETRY_AFTER_S_DEFAULT = 5
 
 BIGINT_MAX = 2**63 - 1  # ids and amounts are PostgreSQL bigints
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX, description="an id (a PostgreSQL bigint)")]
@@ -220,6 +225,7 @@ def operation(
     headers: type[Parameters] | None = None,
     path: type[BaseModel] | None = None,
     security: Sequence[str] | None = None,
+    storage: bool = True,
 ) -> Callable[[Handler], Handler]:
     """Attach the OpenAPI description to a handler; every routed handler must carry one.
 
@@ -227,7 +233,9 @@ def operation(
     with `reply_headers` (a description, or a `Header` that may be optional); `responses` describes statuses in words;
     `problems` lists the problem slugs each error status can carry. Errors that follow from the rest are added:
     a JSON `body` can be malformed (400, 413, 415), `auth` can be missing or bad (401), `query` and `headers`
-    refuse with their model's `refusal`. Path parameters are `path`'s fields; without it `{id}` is an `Id`.
+    refuse with their model's `refusal`, and unless `storage` is False (a handler that reads neither PostgreSQL nor
+    Redis) an outage of either answers 503 `unavailable`. Path parameters are `path`'s fields; without it `{id}` is
+    an `Id`.
     """
     found: dict[int, set[str]] = {code: set(slugs) for code, slugs in (problems or {}).items()}
 
@@ -244,6 +252,8 @@ def operation(
     for model in (query, headers):
         if model is not None and model.refusal is not None:
             add(*model.refusal)
+    if storage:
+        add(503, "unavailable")
     doc = OperationDoc(
         summary=summary, status=status, tag=tag, body=body, reply=reply,
         reply_headers={name: Header(h) if isinstance(h, str) else h for name, h in (reply_headers or {}).items()},
@@ -276,7 +286,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                                             f"{request.method}", headers={"Allow": allow}))
         slug = {404: "not-found", 413: "body-too-large"}.get(exc.status, "http-error")
         return problem_response(Problem(exc.status, slug, exc.reason or slug))
-    except Exception:
+    except Exception as exc:
+        part = unreachable_part(exc)
+        if part is not None:
+            log.warning("%s %s answered 503: the %s is unreachable: %r", request.method, request.path, part, exc)
+            return problem_response(unavailable(part, request.app.get(RETRY_AFTER_S, RETRY_AFTER_S_DEFAULT)))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(Problem(500, "internal", "an internal error occurred; it has been logged"))
+
+
+def unavailable(part: Part, retry_after_s: int) -> Problem:
+    """The 503 of a request that failed because PostgreSQL (`database`) or Redis (`bus`) could not be reached."""
+    what = {"database": "the database (PostgreSQL)", "bus": "the event bus (Redis)"}[part]
+    return Problem(503, "unavailable", f"{what} cannot be reached right now; try again in {retry_after_s} s",
+                   headers={"Retry-After": str(retry_after_s)}, unavailable=part)
 

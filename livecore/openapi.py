@@ -53,7 +53,11 @@ PROBLEM_SCHEMA = {
     },
     "description": "An error as application/problem+json (RFC 9457); some types add their own members.",
 }
-_PROBLEM_HEADERS = {426: {"Upgrade": Header("the protocol to switch to", values=("websocket",))}}  # RFC 9110
+_PROBLEM_HEADERS = {  # RFC 9110
+    426: {"Upgrade": Header("the protocol to switch to", values=("websocket",))},
+    503: {"Retry-After": Header("seconds to wait before trying again (sent with livecore:unavailable)",
+                                required=False)},
+}
 _NO_CONTENT = (101, 204, 304)
 
 
@@ -300,6 +304,7 @@ def _digit(low: str, high: str) -> str:
 
 
 @operation("This document: OpenAPI 3.1 for every route, with this node's limits", tag="operations",
-           reply=Content.of("application/json", schema={"type": "object", "required": ["openapi", "paths"]}))
+           reply=Content.of("application/json", schema={"type": "object", "required": ["openapi", "paths"]}),
+           storage=False)
 async def openapi_document(request: web.Request) -> web.Response:
     return json_response(build_spec(request.app))

@@ -35,12 +35,13 @@ class Readiness(BaseModel):
     checks: Checks
 
 
-@operation("Liveness: the process is serving", tag="operations", reply=Health)
+@operation("Liveness: the process is serving", tag="operations", reply=Health, storage=False)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "node": request.app[NODE].settings.node_id})
 
 
 @operation("Readiness: PostgreSQL and Redis answer", tag="operations", reply=Readiness, reply_statuses=(503,),
+           storage=False,
            responses={503: "A dependency is down (its check says how)"})
 async def readyz(request: web.Request) -> web.Response:
     node = request.app[NODE]
@@ -55,7 +56,8 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
-@operation("Prometheus metrics in the text exposition format", tag="operations", reply=Content.of("text/plain"))
+@operation("Prometheus metrics in the text exposition format", tag="operations", reply=Content.of("text/plain"),
+           storage=False)
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[NODE].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -4,8 +4,12 @@ Publishing runs one Lua script that assigns the room's next `seq`, appends to a 
 PUBLISHes, so every node sees a room's events in `seq` order and a resume can be served from the stream.
 All of a room's keys share a hash tag (`{r<id>}`) so the script works on Redis Cluster too.
 
-On the wire between nodes an event is `<seq>|<likes_total>|<msgpack body>`: the script stamps the seq and the
-room's like total after the event; the body is the event without either.
+On the wire between nodes an event is `<epoch>|<seq>|<likes_total>|<msgpack body>`: the script stamps the epoch,
+the seq and the room's like total after the event; the body is the event without them. The epoch on every message
+lets a node see at once that the room's log was lost (Redis restarted empty) and started again in a new epoch.
+
+When the subscription's connection comes back after an outage, `on_resubscribed(room_id)` is called per room once
+Redis has confirmed it, so the node can check the room's position against its own (see hub.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.bus")
 
+RECONNECT_S = 0.2  # between attempts to get the subscription connection back while Redis is unreachable
+
 _PUBLISH = """
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -34,10 +40,23 @@ if not epoch then
 end
 local seq = redis.call('INCR', KEYS[1])
 local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
-local msg = seq .. '|' .. likes .. '|' .. ARGV[1]
+local msg = epoch .. '|' .. seq .. '|' .. likes .. '|' .. ARGV[1]
 redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', msg)
 redis.call('PUBLISH', KEYS[5], msg)
 return {epoch, seq}
+"""
+
+
+# A room's log that lost events but kept its epoch (an append-only file replayed short of the last writes) goes on
+# in a new epoch from the seq it is at, so no client holds an (epoch, seq) that now names a different event. Only
+# the epoch that was seen stale is replaced, so two nodes noticing together make one new epoch.
+_RENEW_EPOCH = """
+local epoch = redis.call('GET', KEYS[2])
+if epoch == ARGV[1] or not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end
+return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0')}
 """
 
 
@@ -51,18 +70,20 @@ def room_channel(room_id: int) -> str:
 
 @dataclass(frozen=True)
 class BusMessage:
+    epoch: str
     seq: int
     event: dict[str, Any]
 
 
-def pack_message(seq: int, likes_total: int, event: dict[str, Any]) -> bytes:
+def pack_message(epoch: str, seq: int, likes_total: int, event: dict[str, Any]) -> bytes:
     """The bus wire form of an event (the Lua script builds the same bytes)."""
-    return b"%d|%d|" % (seq, likes_total) + msgpack.packb(event, use_bin_type=True)
+    return b"%s|%d|%d|" % (epoch.encode(), seq, likes_total) + msgpack.packb(event, use_bin_type=True)
 
 
 def unpack_message(raw: bytes) -> BusMessage:
-    """Parse `<seq>|<likes_total>|<body>` into the event a client sees, with `seq` (and `total` on likes)."""
-    seq_raw, likes_raw, body = raw.split(b"|", 2)
+    """Parse `<epoch>|<seq>|<likes_total>|<body>` into the event a client sees, with `seq` (and `total` on
+    likes)."""
+    epoch_raw, seq_raw, likes_raw, body = raw.split(b"|", 3)
     event = msgpack.unpackb(body, raw=False)
     seq = int(seq_raw)
     event["seq"] = seq
@@ -70,7 +91,7 @@ def unpack_message(raw: bytes) -> BusMessage:
         event["total"] = int(likes_raw)
     elif event.get("type") == "chat":
         event["id"] = seq  # a chat message is named by its seq, e.g. for moderators to delete it
-    return BusMessage(seq, event)
+    return BusMessage(epoch_raw.decode(), seq, event)
 
 
 @dataclass(frozen=True)
@@ -90,10 +111,15 @@ class Bus:
         self._redis = client
         self._replay_events_max = replay_events_max
         self._publish = client.register_script(_PUBLISH)
+        self._renew_epoch = client.register_script(_RENEW_EPOCH)
         self._pubsub = client.pubsub(ignore_subscribe_messages=False)
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.on_message: Callable[[int, bytes], None] = lambda room_id, raw: None
+        self.on_resubscribed: Callable[[int], None] = lambda room_id: None
+        # False from a lost subscription connection until Redis confirms a subscription again: commands that need
+        # the bus are refused meanwhile instead of being accepted and lost.
+        self.available = True
 
     async def start(self, node_channel: str) -> None:
         # The node's own channel keeps the pub/sub connection open while no room is subscribed.
@@ -135,15 +161,21 @@ class Bus:
 
     async def _subscribe_channel(self, channel: str) -> None:
         self._confirmed[channel] = asyncio.get_running_loop().create_future()
-        await self._pubsub.subscribe(channel)
+        try:
+            await self._pubsub.subscribe(channel)
+        except BaseException:
+            del self._confirmed[channel]  # so the next join tries again instead of waiting for this one
+            raise
 
     async def _read_forever(self) -> None:
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("bus connection lost, retrying: %s", exc)
-                await asyncio.sleep(0.5)
+                if self.available:
+                    log.warning("bus connection lost, retrying every %.1f s: %s", RECONNECT_S, exc)
+                self.available = False
+                await asyncio.sleep(RECONNECT_S)
                 continue
             if message is None:
                 continue
@@ -152,13 +184,19 @@ class Bus:
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
         if message["type"] == "subscribe":
+            if not self.available:
+                log.info("bus connection back")
+                self.available = True
             waiter = self._confirmed.get(channel)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+            elif waiter is not None and channel.endswith(":events"):
+                # Confirmed again after a reconnection: whatever the room's log holds now, nothing is missed after.
+                self.on_resubscribed(_channel_room(channel))
             return
         if message["type"] != "message" or not channel.endswith(":events"):
             return
-        room_id = int(channel[len("lc:{r"):].split("}", 1)[0])
+        room_id = _channel_room(channel)
         try:
             self.on_message(room_id, message["data"])
         except Exception:
@@ -180,6 +218,14 @@ class Bus:
             oldest_seq=_entry_seq(oldest[0][0]) if oldest else int(seq or 0) + 1,
         )
 
+    async def renew_epoch(self, room_id: int, stale_epoch: str) -> tuple[str, int]:
+        """Go on in a new epoch from the room's seq, unless another node already replaced `stale_epoch`; the
+        room's (epoch, seq) now."""
+        tag = room_tag(room_id)
+        epoch, seq = await self._renew_epoch(keys=[f"lc:{tag}:seq", f"lc:{tag}:epoch"],
+                                             args=[stale_epoch, secrets.token_hex(6)])
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
+
     async def replay(self, room_id: int, after_seq: int, through_seq: int) -> list[BusMessage]:
         """Events with after_seq < seq <= through_seq still in the replay window, oldest first."""
         if through_seq <= after_seq:
@@ -193,6 +239,10 @@ class Bus:
         """The last `count` events in the replay window, oldest first."""
         entries = await self._redis.xrevrange(f"lc:{room_tag(room_id)}:replay", "+", "-", count=count)
         return [unpack_message(fields[b"e"]) for _, fields in reversed(entries)]
+
+
+def _channel_room(channel: str) -> int:
+    return int(channel[len("lc:{r"):].split("}", 1)[0])
 
 
 def _entry_seq(entry_id: bytes) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from livecore.http import Problem
+from livecore.outage import unreachable_part
 from signaling import moderation
 from signaling.connection import Connection
 from signaling.plane import Plane
@@ -34,6 +35,17 @@ async def run_command(plane: Plane, conn: Connection, room_id: int, command: dic
         await handler(plane, conn, room_id, command)
     except ProtocolError as exc:
         send_error(plane, conn, kind, exc)
+    except Exception as exc:
+        part = unreachable_part(exc)
+        if part is None:
+            raise
+        send_error(plane, conn, kind, unavailable(part))
+
+
+def unavailable(part: str) -> CommandError:
+    """The refusal of a command that needed the bus (Redis) or the database (PostgreSQL) while it was out."""
+    what = {"bus": "the room's event bus", "database": "the database"}[part]
+    return CommandError(f"{part}-unavailable", f"{what} cannot be reached right now; try again shortly")
 
 
 def send_error(plane: Plane, conn: Connection, command: str | None, exc: ProtocolError) -> None:
@@ -70,8 +82,9 @@ async def chat(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
         if wait_ms:
             raise CommandError("slow-mode", f"slow mode is on: wait {(wait_ms + 999) // 1000} s", "slow_mode_s",
                                rules.slow_mode_s)
-    if not plane.publish_soon(room_id, {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name},
-                                        "text": text}):
+    _bus_reachable(plane)
+    event = {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name}, "text": text}
+    if not plane.publish_soon(room_id, event, lambda: send_error(plane, conn, "chat", unavailable("bus"))):
         raise CommandError("busy", "this node is overloaded; try again shortly", "publish_queue_events_max")
 
 
@@ -82,6 +95,7 @@ async def like(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= cap:
         raise CommandError("invalid-field", f"like count must be an integer from 1 to {cap}",
                            "like_count_per_command_max")
+    _bus_reachable(plane)
     if not plane.like_limits.take(user_id, plane.clock.now_ms(), count):
         raise CommandError("rate-limited", "too many likes at once", "like_taps_per_user_per_s_max")
     plane.likes_pending[room_id] += count
@@ -185,6 +199,12 @@ async def blocked_words(plane: Plane, conn: Connection, room_id: int, command: d
     # The words themselves stay off the wire; every node reloads them from PostgreSQL.
     await plane.publish(room_id, {"type": "moderation", "action": "blocked_words", "count": len(cleaned),
                                   "by": conn.viewer.user_id})
+
+
+def _bus_reachable(plane: Plane) -> None:
+    """Refuse up front what would only be queued for a bus known to be out (chat and likes are not retried)."""
+    if not plane.bus.available:
+        raise unavailable("bus")
 
 
 def _signed_in(conn: Connection) -> int:

@@ -85,6 +85,18 @@ class Connection:
         self.join_buffer = []
         self._write_events(first + pending)
         self._advance(first + pending)
+        self.last_seq = max(self.last_seq, position_seq)  # a replay cut short by the window ends below it
+
+    def restart(self, first: list[dict[str, Any]], seq: int) -> None:
+        """The room goes on from `seq` of a new epoch: send `first` (a reset and a fresh snapshot) after what is
+        queued, and take the new epoch's events after `seq`. A joining connection starts its join over instead."""
+        if self.closed:
+            return
+        if self.joining:
+            self.join_buffer = []
+            return
+        self.send_private(first)
+        self.last_seq = seq
 
     def drain(self) -> None:
         """Called on every tick while slow: flush the backlog once the socket has room again."""
@@ -135,10 +147,11 @@ class Connection:
         self.metrics.events_out.inc(len(events))
 
     def _advance(self, events: list[dict[str, Any]]) -> None:
+        # The last event with a seq is the newest sent (a restart's snapshot, at seq 0 of its epoch, included).
         for event in reversed(events):
             seq = event.get("seq")
             if seq is not None:
-                self.last_seq = max(self.last_seq, seq)
+                self.last_seq = seq
                 return
 
     def _buffered_bytes(self) -> int:

@@ -3,6 +3,13 @@
 Events for a room collect for one tick, then go out as one batch: encoded and framed once per subprotocol and
 written to every connection. The tick grows with the room (`tick_ms_min` + viewers / `tick_viewers_per_ms`, up
 to `tick_ms_max`), so a big room gets fewer, fuller frames. Chat above the room's display rate is sampled here.
+
+A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
+writes). A node learns of it from a bus message in another epoch, from checking the room's position when its
+subscription comes back, or from a join that reads the position; it then checks the room (`Hub.check`). A room in
+a new epoch restarts at its seq 0 and takes the new epoch's events from the replay stream; a room whose seq went
+backwards goes on in a new epoch from where the log now is. Either way every viewer gets one `reset` and a fresh
+snapshot, and nothing of the old epoch is handed out after that.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from signaling.moderation import RoomRules
 
 log = logging.getLogger("livecore.hub")
 
+CHECK_RETRY_S = 0.5  # the least time between two failed checks of a room against the bus
+
 EventHook = Callable[[int, dict[str, Any]], None]
+RoomRestartHook = Callable[["RoomHub"], Awaitable[None]]
 
 
 class RoomHub:
@@ -45,6 +55,8 @@ class RoomHub:
         self.pending: list[dict[str, Any]] = []
         self.held: list[BusMessage] = []
         self.filling = False
+        self.checking: asyncio.Task[None] | None = None  # a check of the room's position against Redis
+        self.generation = 0  # counts restarts in a new epoch, so a join in flight across one starts over
         self._flush_handle: asyncio.TimerHandle | None = None
         self._chat_tokens = float(hub.settings.chat_display_per_s_max)
         self._chat_refill_ms = hub.clock.now_ms()
@@ -56,11 +68,15 @@ class RoomHub:
 
     def receive(self, message: BusMessage) -> None:
         """A bus event, in seq order; a gap is filled from the replay stream before anything after it."""
-        if message.seq <= self.last_seq:
-            return  # a duplicate (e.g. a resubscription overlap)
-        if self.filling:
+        if self.checking is not None or self.filling:
             self.held.append(message)
             return
+        if self.subscribed and message.epoch != self.epoch:
+            self.held.append(message)
+            self.hub.check(self)
+            return
+        if message.seq <= self.last_seq:
+            return  # a duplicate (e.g. a resubscription overlap)
         # Before the room's position is loaded there is nothing to measure a gap from; after, a room whose log
         # was empty (seq 0) has a gap too when its first events are lost.
         if self.subscribed and message.seq > self.last_seq + 1:
@@ -72,16 +88,35 @@ class RoomHub:
         self._accept(message)
 
     async def _fill_gap(self, after_seq: int, before_seq: int) -> None:
+        generation = self.generation
         try:
             missing = await self.hub.bus.replay(self.room_id, after_seq, before_seq - 1)
         except Exception:
             log.exception("could not fill bus gap %d..%d in room %d", after_seq, before_seq, self.room_id)
             missing = []
         self.filling = False
+        self.release(missing if generation == self.generation else [])  # not the old epoch's, after a restart
+
+    def release(self, missing: list[BusMessage]) -> None:
+        """Accept `missing` (read from the replay stream) and the messages held meanwhile, in seq order."""
         held, self.held = self.held, []
-        for message in sorted([*missing, *held], key=lambda m: m.seq):
-            if message.seq > self.last_seq:
+        for message in sorted(missing, key=lambda m: m.seq):
+            if message.seq > self.last_seq and message.epoch == self.epoch:
                 self._accept(message)
+        for message in held:
+            self.receive(message)  # in arrival order; one from yet another epoch starts another check
+
+    def restart(self, epoch: str, seq: int, recent_chat: list[dict[str, Any]]) -> None:
+        """Go on from `seq` of `epoch` (the log the old state came from is gone or cut short), after sending on
+        what is pending of the old one. The like total went with the log."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self.flush()
+        self.generation += 1
+        self.epoch, self.last_seq, self.likes = epoch, seq, 0
+        self.recent_chat.clear()
+        self.recent_chat.extend(recent_chat)  # a bounded deque: the newest are kept
+        self.held = [m for m in self.held if m.epoch == epoch]
 
     def _accept(self, message: BusMessage) -> None:
         self.last_seq = message.seq
@@ -148,6 +183,7 @@ class Hub:
         self, bus: Bus, settings: Settings, clock: Clock, metrics: SignalingMetrics,
         on_room_event: EventHook, on_room_opened: Callable[[int], Awaitable[RoomRules]],
         on_room_subscribed: Callable[[RoomHub], Awaitable[None]] | None = None,
+        on_room_restarted: RoomRestartHook | None = None,
     ) -> None:
         self.bus = bus
         self.settings = settings
@@ -156,9 +192,64 @@ class Hub:
         self.on_room_event = on_room_event
         self._on_room_opened = on_room_opened
         self._on_room_subscribed = on_room_subscribed
+        self._on_room_restarted = on_room_restarted
         self.rooms: dict[int, RoomHub] = {}
         self._subscribing: dict[int, asyncio.Future[None]] = {}
         bus.on_message = self._on_bus_message
+        bus.on_resubscribed = self._on_resubscribed
+
+    def _on_resubscribed(self, room_id: int) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None and room.subscribed:
+            self.check(room)
+
+    def check(self, room: RoomHub) -> asyncio.Task[None]:
+        """Compare the room with its log in Redis (once at a time): restart it in the log's epoch if that changed
+        or its seq went backwards, and take in what the log has beyond this node's seq. Messages wait meanwhile."""
+        if room.checking is None:
+            room.checking = asyncio.get_running_loop().create_task(self._check(room), name=f"check-{room.room_id}")
+        return room.checking
+
+    async def settled(self, room: RoomHub) -> None:
+        """Return once no check of the room is running (its outcome, even a failure, is the check's business)."""
+        while room.checking is not None:
+            await asyncio.wait([room.checking])
+
+    async def _check(self, room: RoomHub) -> None:
+        missing: list[BusMessage] = []
+        try:
+            position = await self.bus.position(room.room_id)
+            if position.epoch == room.epoch and position.seq < room.last_seq:
+                log.warning("room %d: the bus log went back from seq %d to %d; going on in a new epoch",
+                            room.room_id, room.last_seq, position.seq)
+                epoch, seq = await self.bus.renew_epoch(room.room_id, room.epoch)
+                recent = await self.bus.recent(room.room_id, self.settings.snapshot_recent_chat_max * 2)
+                await self._restart(room, epoch, seq, visible_chat(recent, seq))
+            elif position.epoch != room.epoch:
+                log.warning("room %d: the bus lost its log (epoch %s, now %s at seq %d); restarting its viewers",
+                            room.room_id, room.epoch, position.epoch, position.seq)
+                await self._restart(room, position.epoch, 0, [])
+                missing = await self.bus.replay(room.room_id, 0, position.seq)
+            else:
+                missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
+                if missing:
+                    self.metrics.bus_gaps.inc()  # published while this node's subscription was down
+            # Held messages of another epoch are stragglers of a log that is gone: one of a still newer epoch would
+            # come again from the replay stream, when the next of its messages or a resubscription checks again.
+            room.held = [m for m in room.held if m.epoch == room.epoch]
+        except Exception as exc:
+            # Redis is unreachable again: held messages, the next resubscription or a join check once more.
+            log.warning("could not check room %d against the bus: %s", room.room_id, exc)
+            await asyncio.sleep(CHECK_RETRY_S)
+        finally:
+            room.checking = None
+            room.release(missing)
+
+    async def _restart(self, room: RoomHub, epoch: str, seq: int, recent_chat: list[dict[str, Any]]) -> None:
+        self.metrics.room_restarts.inc()
+        room.restart(epoch, seq, recent_chat)
+        if self._on_room_restarted is not None:
+            await self._on_room_restarted(room)
 
     def _on_bus_message(self, room_id: int, raw: bytes) -> None:
         room = self.rooms.get(room_id)

@@ -34,3 +34,7 @@ class SignalingMetrics:
             "livecore_bus_gaps", "Sequence gaps seen on the bus and filled from the replay stream",
             registry=registry,
         )
+        self.room_restarts = Counter(
+            "livecore_room_restarts", "Rooms restarted in a new epoch because the bus lost their log (each viewer "
+            "got a reset and a fresh snapshot)", registry=registry,
+        )

@@ -2,6 +2,8 @@
 
 A chat command returns as soon as its event is queued, so a publisher's socket is never held behind Redis
 round trips on a busy event loop; one task drains the queue in order, so a user's messages keep their order.
+An event the bus refuses is not retried (chat is lossy): its sender is told, through the `on_lost` it was queued
+with.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from livecore.tasks import stop_tasks
@@ -23,15 +26,15 @@ class Outbox:
     def __init__(self, bus: Bus, events_max: int) -> None:
         self._bus = bus
         self._events_max = events_max
-        self._queue: deque[tuple[int, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[int, dict[str, Any], Callable[[], None]]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def offer(self, room_id: int, event: dict[str, Any]) -> bool:
+    def offer(self, room_id: int, event: dict[str, Any], on_lost: Callable[[], None]) -> bool:
         """Queue an event; False when `events_max` are already waiting (the node is overloaded)."""
         if len(self._queue) >= self._events_max:
             return False
-        self._queue.append((room_id, event))
+        self._queue.append((room_id, event, on_lost))
         self._wake.set()
         return True
 
@@ -53,7 +56,9 @@ class Outbox:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(BATCH_EVENTS_MAX, len(self._queue)))]
             try:
-                await self._bus.publish_many(batch)
-            except Exception:
-                # Redis is the bus, not the record: chat that cannot be published now is dropped, loudly.
-                log.exception("could not publish %d queued chat events", len(batch))
+                await self._bus.publish_many([(room_id, event) for room_id, event, _ in batch])
+            except Exception as exc:
+                # Redis is the bus, not the record: chat that cannot be published now is dropped, and said so.
+                log.warning("could not publish %d queued chat events: %s", len(batch), exc)
+                for _, _, on_lost in batch:
+                    on_lost()

@@ -9,7 +9,10 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+
+import redis.asyncio as redis
 
 from livecore.node import Node
 from livecore.streams import get_stream
@@ -26,6 +29,7 @@ from signaling.ratelimit import TokenBuckets
 
 log = logging.getLogger("livecore.plane")
 
+JOIN_ATTEMPTS_MAX = 3  # a join that finds its room restarted (the bus lost its log) starts over at most so often
 SHOP_EVENTS = frozenset({"auction", "product_pinned"})  # what the room's shop view is folded from
 
 _SLOW_MODE = """
@@ -36,6 +40,10 @@ if last > 0 and wait > 0 then return wait end
 redis.call('SET', KEYS[1], now, 'PX', ARGV[2])
 return 0
 """
+
+
+class BusUnavailable(redis.ConnectionError):
+    """The bus (Redis) cannot be reached or kept changing under a request; the client should try again."""
 
 
 class Plane:
@@ -49,7 +57,7 @@ class Plane:
         self.outbox = Outbox(self.bus, s.publish_queue_events_max)
         self.presence = Presence(node.redis, s.node_id, s.presence_ttl_ms)
         self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room,
-                       self._load_room_shop)
+                       self._load_room_shop, self._restart_viewers)
         self.chat_limits = TokenBuckets(s.chat_per_user_per_10s_max, s.chat_per_user_per_10s_max / 10)
         self.like_limits = TokenBuckets(s.like_taps_per_user_per_s_max, s.like_taps_per_user_per_s_max)
         self.likes_pending: Counter[int] = Counter()
@@ -70,9 +78,12 @@ class Plane:
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
         self.close_connections("node shutting down")
-        await self.flush_likes()
-        await self.outbox.stop()
-        await self.presence.leave()
+        try:
+            await self.flush_likes()
+            await self.outbox.stop()
+            await self.presence.leave()
+        except redis.ConnectionError as exc:  # a node stops during a Redis outage too; its presence expires
+            log.warning("stopping without the bus: %s", exc)
         await self.bus.stop()
 
     def close_connections(self, reason: str) -> None:
@@ -97,10 +108,11 @@ class Plane:
             self.metrics.events_in.labels(type=event["type"]).inc()
         await self.bus.publish_many(events)
 
-    def publish_soon(self, room_id: int, event: dict[str, Any]) -> bool:
-        """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full."""
+    def publish_soon(self, room_id: int, event: dict[str, Any], on_lost: Callable[[], None]) -> bool:
+        """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full. `on_lost` is
+        called if the bus then refuses it."""
         event.setdefault("ts", self.clock.now_ms())
-        if not self.outbox.offer(room_id, event):
+        if not self.outbox.offer(room_id, event, on_lost):
             return False
         self.metrics.events_in.labels(type=event["type"]).inc()
         return True
@@ -121,16 +133,33 @@ class Plane:
         The connection must already be attached to the room: a snapshot is then taken from the room's state on
         this node, with no await in between, so everything after it reaches the connection as events."""
         room = self.hub.rooms[room_id]
+        for _ in range(JOIN_ATTEMPTS_MAX):
+            await self.hub.settled(room)
+            generation = room.generation
+            joined = await self._join_once(room, viewer, since)
+            if joined is not None and room.generation == generation:
+                return joined
+        raise BusUnavailable(f"room {room_id} kept restarting while a connection joined it")
+
+    async def _join_once(
+        self, room: RoomHub, viewer: Viewer, since: tuple[str, int] | None
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """`join_events` from the room as it is now; None when the room turned out stale and was checked."""
         if since is None:
-            return await self._with_stream_state([self.snapshot(room, viewer)]), room.last_seq
-        position = await self.bus.position(room_id)
+            snapshot = self.snapshot(room, viewer)
+            return await self._with_stream_state([snapshot]), snapshot["seq"]
+        position = await self.bus.position(room.room_id)
+        if position.epoch != room.epoch or position.seq < room.last_seq:
+            await asyncio.wait([self.hub.check(room)])  # this node's copy of the room is stale: never hand it out
+            return None
         epoch, since_seq = since
         reason = _resume_refusal(epoch, since_seq, position.epoch, position.seq, position.oldest_seq)
         if reason:
             reset = {"type": "reset", "epoch": room.epoch, "seq": room.last_seq, "ts": self.clock.now_ms(),
                      "reason": reason}
-            return await self._with_stream_state([reset, self.snapshot(room, viewer)]), room.last_seq
-        missed = await self.bus.replay(room_id, since_seq, position.seq)
+            snapshot = self.snapshot(room, viewer)
+            return await self._with_stream_state([reset, snapshot]), snapshot["seq"]
+        missed = await self.bus.replay(room.room_id, since_seq, position.seq)
         return [m.event for m in missed], position.seq
 
     def snapshot(self, room: RoomHub, viewer: Viewer) -> dict[str, Any]:
@@ -156,6 +185,19 @@ class Plane:
         stream = await get_stream(self.node.pool, snapshot["room"])
         snapshot["state"] = stream.state if stream else "ended"
         return first
+
+    async def _restart_viewers(self, room: RoomHub) -> None:
+        """The room began again in a new epoch: one `reset` and a fresh snapshot for each of its viewers."""
+        try:
+            stream = await get_stream(self.node.pool, room.room_id)
+            state = stream.state if stream else "ended"
+        except Exception as exc:
+            log.warning("room %d restarts without its stream state: %s", room.room_id, exc)
+            state = ""
+        now_ms = self.clock.now_ms()
+        reset = {"type": "reset", "epoch": room.epoch, "seq": room.last_seq, "ts": now_ms, "reason": "bus-restarted"}
+        for conn in list(room.connections):
+            conn.restart([reset, {**self.snapshot(room, conn.viewer), "state": state}], room.last_seq)
 
     def rules(self, room_id: int) -> RoomRules | None:
         room = self.hub.rooms.get(room_id)
@@ -219,7 +261,11 @@ class Plane:
     async def flush_likes(self) -> None:
         pending, self.likes_pending = self.likes_pending, Counter()
         for room_id, taps in pending.items():
-            await self.publish(room_id, {"type": "like", "count": taps}, like_delta=taps)
+            try:
+                await self.publish(room_id, {"type": "like", "count": taps}, like_delta=taps)
+            except Exception:
+                self.likes_pending[room_id] += taps  # counted in the next flush, when the bus is back
+                raise
 
     async def _every(self, period_ms: int, job: Any) -> None:
         while True:

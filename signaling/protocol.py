@@ -7,6 +7,8 @@ Events (server -> client); room events carry `seq` (per room, per epoch) and `ts
   snapshot      {epoch, seq, ts, room, viewers, likes, state, slow_mode_s, recent: [chat...], you: {...},
                  pinned: product | null, pin_version, auction: {terms, state, bids: [...]} | null}
   reset         {epoch, seq, ts, reason} followed in the same frame by a fresh snapshot
+                reason: epoch-changed | from-the-future | window-exceeded (a resume) | bus-restarted (the bus
+                lost the room's log: the room goes on at seq 0 of a new epoch)
   chat          {seq, ts, id, user: {id, name}, text}              lossy above the room's display rate
   like          {seq, ts, count, total}                            lossy: aggregated taps since the last one
   viewers       {ts, count}                                        lossy, node-local: latest wins, no seq
@@ -21,6 +23,7 @@ Events (server -> client); room events carry `seq` (per room, per epoch) and `ts
                 action: opened | bid | outbid | extended | closed | won | unsold
   wallet, bid   {ts, idempotency_key, ...}                         to the one connection whose gift or bid it was
   error         {ts, command, code, limit?, detail}                to the one connection that caused it
+                code bus-unavailable / database-unavailable: Redis / PostgreSQL could not be reached for it
 Commands (client -> server):
   chat {text} | like {count} | ping | delete {id} | timeout {user_id, seconds} | ban {user_id}
   | unban {user_id} | slow_mode {seconds} | blocked_words {words: [...]}
@@ -44,6 +47,7 @@ CLOSE_SLOW_CONSUMER = 4008  # the must-deliver backlog overflowed; resume with ?
 CLOSE_BANNED = 4003
 CLOSE_TOO_MANY_CONNECTIONS = 4029
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013  # the bus or the database is unreachable; reconnect (and resume) shortly
 
 MUST_DELIVER = frozenset({"stream", "moderation", "gift", "gift_end", "auction", "product_pinned", "reset",
                           "snapshot"})

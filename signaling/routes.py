@@ -23,9 +23,10 @@ from livecore.http import (
     path_id,
 )
 from livecore.node import NODE
+from livecore.outage import unreachable_part
 from livecore.streams import Stream, get_stream
 from signaling import moderation, protocol
-from signaling.commands import CommandError, run_command, send_error
+from signaling.commands import CommandError, run_command, send_error, unavailable
 from signaling.connection import Connection, Viewer
 from signaling.plane import Plane
 
@@ -96,10 +97,16 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
                              protocol.CLOSE_TOO_MANY_CONNECTIONS)
     try:
         await _serve(request, ws, plane, stream, viewer, account.roles if account else [], subprotocol, resume)
-    except Exception:
-        # The upgrade is done: no HTTP error can be sent any more, only a close code.
-        log.exception("room socket failed for room %d", room_id)
-        await ws.close(code=1011, message=b"internal error")
+    except Exception as exc:
+        # The upgrade is done: no HTTP error can be sent any more, only an error event and a close code.
+        part = unreachable_part(exc)
+        if part is None:
+            log.exception("room socket failed for room %d", room_id)
+            await ws.close(code=1011, message=b"internal error")
+        else:
+            log.warning("room socket for room %d closed: the %s is unreachable: %s", room_id, part, exc)
+            await _send_error(ws, plane, unavailable(part))
+            await ws.close(code=protocol.CLOSE_TRY_AGAIN_LATER, message=f"{part}-unavailable".encode())
     finally:
         if account:
             await plane.presence.release_connection(account.id)
@@ -160,17 +167,25 @@ async def _refuse(
     ws: web.WebSocketResponse, plane: Plane, code: str, limit: str, close_code: int
 ) -> web.StreamResponse:
     """Answer a connection over a limit with an error event naming it, then close with `close_code`."""
-    plane.metrics.command_errors.labels(code=code).inc()
-    error = {"type": "error", "ts": plane.clock.now_ms(), "command": None, "code": code, "limit": limit,
-             "limit_value": getattr(plane.settings, limit), "detail": f"the limit {limit} is reached"}
+    await _send_error(ws, plane, CommandError(code, f"the limit {limit} is reached", limit,
+                                              getattr(plane.settings, limit)))
+    await ws.close(code=close_code, message=code.encode())
+    return ws
+
+
+async def _send_error(ws: web.WebSocketResponse, plane: Plane, error: CommandError) -> None:
+    """An `error` event straight on a socket that has no room connection (refused, or failed to join)."""
+    plane.metrics.command_errors.labels(code=error.code).inc()
+    event = {"type": "error", "ts": plane.clock.now_ms(), "command": None, "code": error.code,
+             "detail": error.detail}
+    if error.limit:
+        event |= {"limit": error.limit, "limit_value": error.limit_value}
     subprotocol = ws.ws_protocol or protocol.JSON
-    payload = protocol.encode_events(subprotocol, [error])
+    payload = protocol.encode_events(subprotocol, [event])
     if subprotocol == protocol.MSGPACK:
         await ws.send_bytes(payload)
     else:
         await ws.send_str(payload.decode())
-    await ws.close(code=close_code, message=code.encode())
-    return ws
 
 
 class NewModerator(BaseModel):

@@ -44,9 +44,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def node_factory(servers: Servers, http: aiohttp.ClientSession) -> AsyncIterator[NodeFactory]:
     started: list[RunningNode] = []
 
-    async def start(clock: Clock | None = None, **overrides: Any) -> RunningNode:
+    async def start(clock: Clock | None = None, on: Servers | None = None, **overrides: Any) -> RunningNode:
+        """A node on the session's servers, or `on` others (a test's own, for faults the session's must not see)."""
         port = free_port()
-        runner = web.AppRunner(build_app(node_settings(servers, port, **overrides), clock), handle_signals=False)
+        settings = node_settings(on or servers, port, **overrides)
+        runner = web.AppRunner(build_app(settings, clock), handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         running = RunningNode(f"http://127.0.0.1:{port}", runner, http)

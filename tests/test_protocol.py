@@ -76,10 +76,11 @@ def test_since_is_parsed_or_refused() -> None:
             protocol.parse_since(bad)
 
 
-def test_bus_messages_carry_seq_and_like_total() -> None:
-    like = unpack_message(pack_message(9, 120, {"type": "like", "count": 3, "ts": 5}))
-    assert like.seq == 9 and like.event == {"type": "like", "count": 3, "ts": 5, "seq": 9, "total": 120}
-    chat = unpack_message(pack_message(10, 120, {"type": "chat", "text": "a|b", "ts": 6}))
+def test_bus_messages_carry_epoch_seq_and_like_total() -> None:
+    like = unpack_message(pack_message("e1f2", 9, 120, {"type": "like", "count": 3, "ts": 5}))
+    assert (like.epoch, like.seq) == ("e1f2", 9)
+    assert like.event == {"type": "like", "count": 3, "ts": 5, "seq": 9, "total": 120}
+    chat = unpack_message(pack_message("e1f2", 10, 120, {"type": "chat", "text": "a|b", "ts": 6}))
     assert chat.event["text"] == "a|b" and chat.event["id"] == 10
 
 

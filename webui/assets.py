@@ -35,7 +35,7 @@ def served_types() -> tuple[str, ...]:
                                                   values=(ASSET_CACHE_CONTROL, ICON_CACHE_CONTROL)),
                           "X-Content-Type-Options": Header("no type guessing by the browser", values=("nosniff",))},
            responses={304: "Not modified: the ETag sent in If-None-Match is still the file's"},
-           problems={404: ["not-found"]})
+           problems={404: ["not-found"]}, storage=False)
 async def static_asset(request: web.Request) -> web.FileResponse:
     relative = request.match_info["path"]
     path = (STATIC_DIR / relative).resolve()

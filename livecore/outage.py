@@ -1,0 +1,54 @@
+"""Telling an outage from a bug: which exceptions mean PostgreSQL or Redis cannot be reached right now.
+
+One place decides it, so an HTTP request answers 503 `livecore:unavailable` (http.py) and a room command an `error`
+event (`database-unavailable`, `bus-unavailable`) for the same failures, and every other exception stays a bug.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Literal
+
+import asyncpg
+import redis.exceptions
+
+Part = Literal["database", "bus"]
+
+# What asyncpg raises when the server went away or refuses connections for now (not a query's own error).
+_DATABASE_GONE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.ConnectionDoesNotExistError,  # the connection closed under a query
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.AdminShutdownError,  # 57P01: `pg_ctl stop` terminating the session
+    asyncpg.CrashShutdownError,  # 57P02
+)
+_BUS_GONE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,  # refused, reset, loading, or no pool connection free in time
+    redis.exceptions.TimeoutError,
+)
+# A plain socket error or timeout means the part whose client raised it (asyncpg connects with bare sockets).
+_SOCKET_TROUBLE: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+
+def unreachable_part(exc: BaseException) -> Part | None:
+    """The part (`database` or `bus`) that `exc` says is unreachable, or None if it is not an outage."""
+    if isinstance(exc, _DATABASE_GONE):
+        return "database"
+    if isinstance(exc, _BUS_GONE):
+        return "bus"
+    if isinstance(exc, _SOCKET_TROUBLE):
+        return _raised_in(exc.__traceback__)
+    return None
+
+
+def _raised_in(tb: TracebackType | None) -> Part | None:
+    """The client library among the frames that raised, innermost first."""
+    found: Part | None = None
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("asyncpg"):
+            found = "database"
+        elif module.startswith("redis"):
+            found = "bus"
+        tb = tb.tb_next
+    return found
