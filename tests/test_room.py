@@ -52,7 +52,9 @@ async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
     await asyncio.gather(*(node.plane.publish(stream["id"], {"type": "moderation", "action": "slow_mode",
                                                              "seconds": 0}) for _ in range(10)))
     frame = await receive_events(socket)
-    assert len(frame) == 10
+    while not _of(frame, "moderation"):  # a presence count may go out on its own between join and publish
+        frame = await receive_events(socket)
+    assert len(_of(frame, "moderation")) == 10
 
 
 async def test_likes_are_aggregated_with_a_total(node: RunningNode) -> None:
