@@ -34,7 +34,7 @@ class AuctionChange(Answer):
     min_next_cents: int
     buy_now_available: bool
     winner: Person | None
-    closed_by: Literal["time", "buy_now"] | None
+    closed_by: Literal["time", "buy_now", "stream_end"] | None
 
 
 class AuctionChanged(AuctionChange):
