@@ -7,8 +7,9 @@ import { ApiError, api, currentUser } from "./api.js";
 import { AddressForm } from "./address.js";
 import { $, cents, showBanner } from "./money.js";
 
-// How often the orders still moving are asked for again. The provider's callbacks move them on the server;
-// there is no per-user event stream to hear them from, so the page polls, only while it is visible.
+// How often the orders are asked for again: the newest page (a won lot's order appears there after the close) and
+// any older order still moving. The provider's callbacks move them on the server; there is no per-user event
+// stream to hear them from, so the page polls, only while it is visible.
 const ORDER_POLL_MS = 3000;
 const STEPS = [
   ["pending", "Ordered"], ["paid", "Paid"], ["in_production", "In production"], ["shipped", "Shipped"],
@@ -140,12 +141,22 @@ function orderItem(order) {
   return li;
 }
 
+/** The order's element, made again only when the order changed (so focus and a half-clicked button survive). */
 function render(order) {
+  const old = document.getElementById(`order-${order.id}`);
+  if (old && JSON.stringify(shown.get(order.id)) === JSON.stringify(order)) return old;
   shown.set(order.id, order);
   const fresh = orderItem(order);
-  const old = document.getElementById(fresh.id);
-  if (old) old.replaceWith(fresh);
+  if (old) {
+    fresh.classList.toggle("pointed", old.classList.contains("pointed"));
+    old.replaceWith(fresh);
+  }
   return fresh;
+}
+
+function showCount() {
+  const count = $("orders").children.length;
+  $("orders-status").textContent = count ? `${count} order${count === 1 ? "" : "s"}` : "No orders yet.";
 }
 
 async function loadPage() {
@@ -154,20 +165,25 @@ async function loadPage() {
   $("orders").append(...page.orders.map((order) => render(order)));
   nextBefore = page.next_before;
   $("orders-more").hidden = nextBefore === null || page.orders.length === 0;
-  const count = $("orders").children.length;
-  $("orders-status").textContent = count ? `${count} order${count === 1 ? "" : "s"}` : "No orders yet.";
+  showCount();
 }
 
-async function refreshMoving() {
+async function refresh() {
   if (document.hidden) return;
-  const moving = [...shown.values()].filter((order) => !SETTLED.has(order.state));
+  const newest = await api("/api/orders");
+  const arrived = newest.orders.filter((order) => !shown.has(order.id));
+  for (const order of newest.orders) if (shown.has(order.id)) render(order);
+  $("orders").prepend(...arrived.map(render));
+  const onNewest = new Set(newest.orders.map((order) => order.id));
+  const moving = [...shown.values()].filter((order) => !SETTLED.has(order.state) && !onNewest.has(order.id));
   for (const order of moving) render(await api(`/api/orders/${order.id}`));
+  if (arrived.length) showCount();
 }
 
 function pollMoving() {
   setTimeout(async () => {
     try {
-      await refreshMoving();
+      await refresh();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         showBanner("You were logged out; log in again to follow your orders.");
