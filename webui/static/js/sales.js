@@ -48,9 +48,8 @@ async function loadPage() {
   $("margin-held").textContent = cents(page.margin_held_cents);
   $("margin-released").textContent = cents(page.margin_released_cents);
   $("sales-rows").append(...await Promise.all(page.sales.map(saleRow)));
-  // The answer carries no cursor: the next page is the one before the last order shown, until one comes back empty.
-  if (page.sales.length) before = page.sales[page.sales.length - 1].order_id;
-  $("sales-more").hidden = page.sales.length === 0;
+  before = page.next_before;
+  $("sales-more").hidden = before === null;
   const count = $("sales-rows").children.length;
   $("sales").hidden = count === 0;
   $("sales-status").textContent = count ? `${count} sale${count === 1 ? "" : "s"}` : "No sales yet.";
