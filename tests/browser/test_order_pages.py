@@ -2,7 +2,8 @@
 address whose refusal (a postcode that does not fit the state) shows beside its field, gets the provider's shipping
 quote, orders, pays on the local provider's card page and lands on the order, whose tracking timeline follows the
 print-on-demand simulator (on its own sped-up clock) to delivered; the creator's sales page shows the sale and its
-margin released. The watch page's pinned card opens the same checkout."""
+margin released. The watch page's pinned card opens the same checkout, and an order not paid yet can be cancelled
+from the orders page."""
 
 from __future__ import annotations
 
@@ -152,6 +153,19 @@ async def test_the_pinned_card_opens_the_checkout_and_a_guest_is_asked_to_log_in
         "Shipping $11.99 (Standard (international), 7–14 days) · Total $36.99")
     await checkout.get_by_role("button", name="Place order and pay").click()
     await fan.wait_for_url(re.compile(r"/pay\.html\?order=\d+$"))
+    order_id = int(fan.url.rsplit("=", 1)[1])
+
+    # Not paid yet: the orders page offers to pay it or cancel it; cancelled, the timeline ends there.
+    orders = await open_page(f"{node.url}/orders.html", token=buyer["token"])
+    order = orders.locator(f"#order-{order_id}")
+    await expect(order.locator(".order-state")).to_have_text("Waiting for payment")
+    await expect(order.get_by_role("link", name="Pay now")).to_have_attribute("href", f"/pay.html?order={order_id}")
+    await order.get_by_role("button", name="Cancel order").click()
+    await expect(order).to_have_attribute("data-state", "cancelled")
+    await expect(order.locator(".timeline .off-path")).to_have_text(re.compile(r"^Cancelled.*cancelled by the buyer$"))
+    await expect(order.locator(".timeline .step[data-done='true']")).to_have_count(2)  # ordered, then cancelled
+    await expect(order.get_by_role("button", name="Cancel order")).to_have_count(0)
+    await expect(order.get_by_role("link", name="Pay now")).to_have_count(0)
 
     guest = await open_watch(stream["id"])
     await guest.locator("#pinned-product").get_by_role("button", name="Buy").click()
