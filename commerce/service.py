@@ -18,7 +18,7 @@ import stripe
 from prometheus_client import Counter
 
 from commerce import catalogue, gifts, payouts
-from commerce.auctions import Auctions, latest_in_room, place_bid
+from commerce.auctions import Auctions, close_due, latest_in_room, place_bid
 from commerce.catalogue import Catalogue
 from commerce.combos import Combos
 from commerce.gift_batches import GiftBatcher
@@ -174,6 +174,9 @@ class Commerce:
         if bidder is None:
             raise Problem(401, "bad-token", "the bidder's account no longer exists")
         return await place_bid(self.auctions, bidder, auction_id, amount_cents, max_cents, idempotency_key, room_id)
+
+    async def close_ended_rooms(self) -> None:
+        await close_due(self.auctions)
 
     async def _every(self, period_s: float, job: Callable[[Commerce], Awaitable[object]], what: str) -> None:
         while True:

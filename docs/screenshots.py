@@ -1,7 +1,8 @@
 """Take the README's screenshots of the main pages on a running demo node: `make screenshots`.
 
 With no `--url` it starts its own `livecore serve --demo` on a free port and a throw-away data dir, waits until the
-demo is live (video, chat and a gift on the watch page), photographs the pages with Debian's Chromium through
+demo is live (video, chat and a gift on the watch page), has the demo creator make a product and the demo viewer
+order and pay for it (for the orders and sales pages), photographs the pages with Debian's Chromium through
 Playwright, and stops the node. The pictures land in docs/ as PNG.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -20,7 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+from PIL import Image, ImageDraw
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from commerce.providers import SUCCEEDING_CARD
 from livecore.embedded import free_port
@@ -34,6 +38,10 @@ READY_S_MAX = 120.0
 DEMO_LIVE_S_MAX = 60.0
 PAGE_WAIT_MS_MAX = 30_000
 THUMBNAIL_S_MAX = 30.0
+# The embedded simulator ships an order about 50 s after it is paid; the orders page is shown as it is after this.
+ORDER_SHIPPED_WAIT_MS = 120_000
+SHIP_TO = {"name": "Demo Viewer", "line1": "1 Main St", "city": "Beverly Hills", "subdivision": "CA",
+           "postcode": "90210", "country": "US"}
 OUT_DIR = Path(__file__).resolve().parent
 
 
@@ -106,6 +114,40 @@ async def buy_coins(http: aiohttp.ClientSession, base: str, token: str) -> None:
             step(f"the test card was refused ({response.status}); the wallet is shown as it is")
 
 
+def design_png() -> bytes:
+    image = Image.new("RGBA", (480, 480), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([60, 60, 420, 420], fill=(255, 59, 92, 255))
+    draw.rectangle([180, 180, 300, 300], fill=(255, 204, 77, 255))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def order_merch(http: aiohttp.ClientSession, base: str, creator: str, viewer: str) -> bool:
+    """The demo creator makes a t-shirt of a design; the demo viewer orders one and pays with the test card."""
+    as_creator, as_viewer = {"Authorization": f"Bearer {creator}"}, {"Authorization": f"Bearer {viewer}"}
+    form = aiohttp.FormData()
+    form.add_field("file", design_png(), filename="demo.png", content_type="image/png")
+    async with http.post(f"{base}/api/designs", data=form, headers=as_creator) as response:
+        design = await response.json()
+    body = {"design_id": design["id"], "base_item_id": "tshirt", "title": "Demo Tee", "price_cents": 2500,
+            "variant_ids": ["tshirt-m-black"], "idempotency_key": "screenshots-product"}
+    async with http.post(f"{base}/api/products", json=body, headers=as_creator) as response:
+        product = await response.json()
+    body = {"items": [{"product_id": product["id"], "variant_id": "tshirt-m-black", "quantity": 1}],
+            "shipping_address": SHIP_TO, "idempotency_key": f"screenshots-{time.time_ns()}"}
+    async with http.post(f"{base}/api/orders", json=body, headers=as_viewer) as response:
+        if response.status != 201:
+            step(f"could not order the demo product ({response.status}); the orders page is shown as it is")
+            return False
+        order = await response.json()
+    await http.put(f"{base}/api/shipping-address", json=SHIP_TO, headers=as_viewer)
+    async with http.post(f"{base}/api/payments/local/orders/{order['id']}/confirm", headers=as_viewer,
+                         json={"card_number": SUCCEEDING_CARD}) as response:
+        return response.status == 200
+
+
 async def open_as(browser: Browser, url: str, token: str | None) -> Page:
     context = await browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(PAGE_WAIT_MS_MAX)
@@ -143,6 +185,7 @@ async def take(base: str, out_dir: Path) -> None:
         viewer = await log_in(http, base, DEMO_VIEWER.username, DEMO_VIEWER.password)
         creator = await log_in(http, base, DEMO_CREATOR.username, DEMO_CREATOR.password)
         await buy_coins(http, base, viewer)
+        ordered = await order_merch(http, base, creator, viewer)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         page = await open_as(browser, f"{base}/", viewer)
@@ -165,13 +208,25 @@ async def take(base: str, out_dir: Path) -> None:
         page = await open_as(browser, f"{base}/wallet.html", viewer)
         await page.wait_for_load_state("networkidle")
         await shoot(page, "wallet", out_dir)
+
+        page = await open_as(browser, f"{base}/orders.html", viewer)
+        if ordered:
+            step("orders page: waiting for the simulator to ship the order")
+            with contextlib.suppress(PlaywrightTimeout):
+                await page.locator(".order[data-state='shipped']").wait_for(timeout=ORDER_SHIPPED_WAIT_MS)
+        await shoot(page, "orders", out_dir)
+
+        page = await open_as(browser, f"{base}/sales.html", creator)
+        await page.wait_for_load_state("networkidle")
+        await shoot(page, "sales", out_dir)
         await browser.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="Screenshot the live directory, a watch page (video, chat, a gift), the studio and the wallet "
-        "on a demo node, as PNG files for the README. Needs Chromium at /usr/bin/chromium.")
+        description="Screenshot the live directory, a watch page (video, chat, a gift), the studio, the wallet, an "
+        "order's tracking and the creator's sales on a demo node, as PNG files for the README. Needs Chromium at "
+        "/usr/bin/chromium.")
     parser.add_argument("--url", help="photograph this running node (with the demo on) instead of starting one")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the PNG files go (default: docs/)")
     args = parser.parse_args()

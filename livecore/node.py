@@ -64,6 +64,10 @@ class RoomShop(Protocol):
         idempotency_key: str,
     ) -> dict[str, Any]: ...
 
+    async def close_ended_rooms(self) -> None:
+        """Close the open auctions of rooms whose stream has ended (the leader wins, as at the end)."""
+        ...
+
 
 class MediaControl(Protocol):
     """What other contexts may ask of the media plane (livecore/media), without importing it."""

@@ -42,8 +42,10 @@ PAGES = (
     Page("studio.html", "Go live from the browser camera; chat, gifts, products, pins and live auctions"),
     Page("shop.html", "A creator's shop (?user=<id>): their products with mockups"),
     Page("wallet.html", "Buy coins; the balance and recent transactions"),
-    Page("pay.html", "The local test provider's card page for a coin purchase (?purchase=<id>)"),
+    Page("pay.html", "The local test provider's card page: a coin purchase (?purchase=<id>) or an order (?order=<id>)"),
     Page("earnings.html", "Creator earnings, the payout account and cash-out"),
+    Page("orders.html", "Your orders (?order=<id> points at one) with their tracking, and your shipping address"),
+    Page("sales.html", "A creator's sales: paid orders of their products, margins held and released"),
 )
 
 
@@ -57,7 +59,8 @@ async def signed_in_account(request: web.Request) -> Account | None:
 
 async def render_page(request: web.Request, page: Page) -> web.Response:
     account = await signed_in_account(request)
-    context = {"account": account, "login_url": "/login.html?" + urlencode({"next": request.path_qs})}
+    context = {"account": account, "login_url": "/login.html?" + urlencode({"next": request.path_qs}),
+               "path": request.path}
     response = aiohttp_jinja2.render_template(page.template, request, context)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Cache-Control"] = PAGE_CACHE_CONTROL

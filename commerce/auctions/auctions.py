@@ -33,18 +33,22 @@ _REFUSED = {  # refusal outcome -> (status, detail)
     rules.MAX_BELOW_AMOUNT: (400, "max_cents must be at least amount_cents"),
 }
 
+# Closes the auctions whose end has passed, and those whose stream has ended (its room is gone: the leader wins now,
+# as at the end; `end_stream` asks for its room's at once, and this sweep catches one a node died before closing).
 _CLOSE_DUE = """
 WITH due AS (
-    SELECT id FROM auctions WHERE state = 'open' AND ends_at_ms <= $1 ORDER BY ends_at_ms LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    SELECT a.id, CASE WHEN a.ends_at_ms <= $1 THEN 'time' ELSE 'stream_end' END AS how
+    FROM auctions a JOIN streams s ON s.id = a.stream_id
+    WHERE a.state = 'open' AND (a.ends_at_ms <= $1 OR s.state = 'ended') ORDER BY a.ends_at_ms LIMIT $2
+    FOR UPDATE OF a SKIP LOCKED
 ), closed AS (
-    UPDATE auctions a SET state = 'closed', winner_id = a.leader_id, closed_ms = $1, closed_by = 'time',
-        version = a.version + 1
-    FROM due WHERE a.id = due.id AND a.state = 'open' AND a.ends_at_ms <= $1
+    UPDATE auctions a SET state = 'closed', winner_id = a.leader_id, closed_ms = $1, closed_by = due.how,
+        ends_at_ms = least(a.ends_at_ms, $1), version = a.version + 1
+    FROM due WHERE a.id = due.id AND a.state = 'open'
     RETURNING a.*
 ), won AS (
     INSERT INTO auction_wins (auction_id, winner_id, product_id, variant_id, amount_cents, won_ms, how)
-    SELECT id, winner_id, product_id, variant_id, price_cents, $1, 'time' FROM closed WHERE winner_id IS NOT NULL
+    SELECT id, winner_id, product_id, variant_id, price_cents, $1, closed_by FROM closed WHERE winner_id IS NOT NULL
 )
 SELECT c.*, w.display_name AS winner_name FROM closed c LEFT JOIN accounts w ON w.id = c.winner_id
 """
@@ -78,8 +82,10 @@ async def open_auction(ctx: Auctions, seller: Account, stream_id: int, spec: dic
             "INSERT INTO auctions (stream_id, seller_id, product_id, variant_id, start_cents, increments_name,"
             " increments, sudden_death, buy_now_cents, snipe_window_ms, extension_ms, opened_ms, duration_ms,"
             " idempotency_key, state, price_cents, leader_max_cents, ends_at_ms, bids_count, version)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, 'open', $5, 0, $15, 0, 1)"
-            " RETURNING id",
+            " SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, 'open', $5, 0, $15, 0, 1"
+            # Only into a live room, and holding the stream's row until this commits: a stream ending meanwhile
+            # (end_stream closes its room's auction) waits for it, so no auction stays open in an ended room.
+            " FROM streams WHERE id = $1 AND state = 'live' FOR SHARE RETURNING id",
             stream_id, seller.id, variant.product_id, variant.variant_id, spec["start_cents"], table.name,
             orjson.dumps(table.public()["steps"]).decode(), spec.get("sudden_death", False),
             spec.get("buy_now_cents"), spec.get("snipe_window_ms", s.auction_snipe_window_ms),
@@ -92,6 +98,8 @@ async def open_auction(ctx: Auctions, seller: Account, stream_id: int, spec: dic
         open_id = await pool.fetchval("SELECT id FROM auctions WHERE stream_id = $1 AND state = 'open'", stream_id)
         raise Problem(409, "auction-already-open", f"auction {open_id} is still open in this room; one at a time",
                       auction_id=open_id) from exc
+    if auction_id is None:
+        raise Problem(409, "stream-not-live", "auctions run in a live room; this stream has ended")
     lot = await ctx.bidding.lot(auction_id)
     lot.names[seller.id] = seller.display_name
     view = await auction_view(ctx, auction_id)
@@ -244,8 +252,8 @@ async def latest_in_room(ctx: Auctions, stream_id: int) -> dict[str, Any] | None
 
 
 async def close_due(ctx: Auctions) -> list[int]:
-    """Close every auction whose end has passed by the node's clock, once across all nodes, and announce each;
-    the ids of those this call closed."""
+    """Close every auction whose end has passed by the node's clock or whose stream has ended, once across all
+    nodes, and announce each; the ids of those this call closed."""
     now_ms = ctx.clock.now_ms()
     rows = await ctx.pool.fetch(_CLOSE_DUE, now_ms, ctx.settings.auction_sweep_batch_max)
     announced: list[events.RoomEvent] = []

@@ -60,7 +60,7 @@ class State:
     version: int  # one more for every accepted offer and for the close
     winner_id: int | None = None
     closed_ms: int | None = None
-    closed_by: str | None = None  # "time" or "buy_now"
+    closed_by: str | None = None  # "time", "buy_now" or "stream_end"
 
 
 @dataclass(frozen=True)

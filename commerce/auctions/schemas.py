@@ -34,7 +34,7 @@ class AuctionChange(Answer):
     min_next_cents: int
     buy_now_available: bool
     winner: Person | None
-    closed_by: Literal["time", "buy_now"] | None
+    closed_by: Literal["time", "buy_now", "stream_end"] | None
 
 
 class AuctionChanged(AuctionChange):
@@ -76,7 +76,8 @@ class AuctionView(AuctionChange):
     opened_at: int
     duration_ms: int
     bids: list[BidEntry] = Field(description="the latest, oldest first (auction_bids_listed_max)")
-    order_id: None = Field(description="the winner's order, once orders exist")
+    order_id: int | None = Field(description="the order of the latest payment attempt of a won lot (GET "
+                                 "/api/auctions/{id}/payments); null before one")
     server_now: int = Field(description="the server's clock in milliseconds, to count down ends_at")
 
 

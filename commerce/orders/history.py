@@ -73,10 +73,12 @@ async def get_order(pool: asyncpg.Pool, buyer_id: int, order_id: int) -> asyncpg
     return row
 
 
-async def list_orders(pool: asyncpg.Pool, buyer_id: int, before_id: int | None, limit: int) -> list[dict]:
+async def list_orders(pool: asyncpg.Pool, buyer_id: int, before_id: int | None,
+                      limit: int) -> tuple[list[dict], bool]:
+    """A page of the buyer's orders, newest first, and whether older ones follow."""
     rows = await pool.fetch("SELECT * FROM orders WHERE buyer_id = $1 AND ($2::bigint IS NULL OR id < $2)"
-                            " ORDER BY id DESC LIMIT $3", buyer_id, before_id, limit)
-    return [await order_view(pool, r) for r in rows]
+                            " ORDER BY id DESC LIMIT $3", buyer_id, before_id, limit + 1)
+    return [await order_view(pool, r) for r in rows[:limit]], len(rows) > limit
 
 
 async def sales(pool: asyncpg.Pool, creator_id: int, before_id: int | None, limit: int) -> dict[str, Any]:
@@ -86,7 +88,8 @@ async def sales(pool: asyncpg.Pool, creator_id: int, before_id: int | None, limi
         "SELECT o.*, (SELECT json_agg(json_build_object('product_id', i.product_id, 'variant_id', i.variant_id,"
         " 'quantity', i.quantity, 'unit_price_cents', i.unit_price_cents) ORDER BY i.line) FROM order_items i"
         " WHERE i.order_id = o.id) AS items FROM orders o WHERE o.creator_id = $1 AND o.paid_ms IS NOT NULL"
-        " AND ($2::bigint IS NULL OR o.id < $2) ORDER BY o.id DESC LIMIT $3", creator_id, before_id, limit)
+        " AND ($2::bigint IS NULL OR o.id < $2) ORDER BY o.id DESC LIMIT $3", creator_id, before_id, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
     held = await pool.fetchval(
         "SELECT coalesce(-sum(balance), 0)::bigint FROM ledger_accounts WHERE owner_id = $1"
         " AND kind = 'merch_margin_held'", creator_id)
@@ -100,4 +103,5 @@ async def sales(pool: asyncpg.Pool, creator_id: int, before_id: int | None, limi
                    "items_cents": r["items_cents"], "margin_cents": r["margin_cents"],
                    "margin_released": r["margin_released_ms"] is not None, "refunded_cents": r["reversed_cents"],
                    "paid_at": r["paid_ms"]} for r in rows],
+        "next_before": rows[-1]["id"] if more else None,
     }

@@ -109,8 +109,8 @@ async def list_orders(request: web.Request) -> web.Response:
     account = await require_account(request)
     ctx = _orders(request)
     before = parse_query(request, Page).before
-    found = await history.list_orders(ctx.pool, account.id, before, ctx.settings.orders_listed_max)
-    return json_response({"orders": found, "next_before": found[-1]["id"] if found else None})
+    found, more = await history.list_orders(ctx.pool, account.id, before, ctx.settings.orders_listed_max)
+    return json_response({"orders": found, "next_before": found[-1]["id"] if more else None})
 
 
 @operation("Cancel your order: unpaid at once; paid until production starts (the money goes back)", auth=True,

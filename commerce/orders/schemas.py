@@ -118,6 +118,7 @@ class Sales(Answer):
     margin_held_cents: int
     margin_released_cents: int
     sales: list[Sale]
+    next_before: int | None = Field(description="?before= for the next page; null on the last")
 
 
 class FulfilmentReceipt(Answer):

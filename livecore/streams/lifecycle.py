@@ -27,9 +27,21 @@ async def end_stream(node: Node, stream_id: int, reason: str, overdue_at_ms: int
     log.info("stream %s ended: %s", stream_id, reason)
     if node.rooms:
         await node.rooms.publish(stream_id, {"type": "stream", "state": "ended"})
+    if node.shop:
+        await _close_auction(node, stream_id)
     if node.media:
         await node.media.stop_publishing(stream_id, reason)
     return True
+
+
+async def _close_auction(node: Node, stream_id: int) -> None:
+    """The room's open auction closes with its stream: the leader wins and is charged as after a close by time, and
+    with no bids the lot is unsold. When that fails here, every node's auction sweep closes it instead."""
+    assert node.shop is not None
+    try:
+        await node.shop.close_ended_rooms()
+    except Exception:
+        log.exception("stream %s ended but its auction was not closed now; the auction sweep will", stream_id)
 
 
 async def go_live(node: Node, stream_id: int) -> bool:

@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from podsim import PodSim
 from programs import require_program
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,9 +39,28 @@ SESSION_COOKIE = "livecore_session"
 ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
+# The print-on-demand simulator's pace for pages that watch orders move: its six simulated days from payment to
+# delivery pass in about five seconds, so a page sees each step without the test moving any clock.
+FULFILMENT_TIME_ACCELERATION = 100_000
+# How long a page may take to show an order reaching a state that the simulator's own clock brings.
+ORDER_STEP_TIMEOUT_MS = 60_000
+
 OpenPage = Callable[..., Awaitable[Page]]
 OpenWatch = Callable[..., Awaitable[Page]]
 OpenMediaPage = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+def podsim(tmp_path: Path, http: aiohttp.ClientSession) -> Iterator[PodSim]:
+    """The print-on-demand simulator as a child process, on its own clock sped up FULFILMENT_TIME_ACCELERATION
+    times; a node gets it with `fulfilment_url=podsim.url, fulfilment_webhook_secret=podsim.secret`."""
+    sim = PodSim(tmp_path / "podsim", http, time_acceleration=FULFILMENT_TIME_ACCELERATION)
+    sim.directory.mkdir()
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
 
 
 def _require_chromium() -> None:

@@ -1,9 +1,10 @@
 """Merch and live auctions in the browser: a creator makes a product from a design and runs an auction from the studio
 (live from a fake camera); two viewers bid from their watch pages, one saving a card when the first bid is refused
 for the lack of one; the loser sees that they were outbid; at the close every page names the winner, and a page that
-joins afterwards shows the same panel. The node runs on a manual clock far from the browser's, so the countdowns
-only read right if the pages correct for the clock offset, and the auction ends exactly when the test moves the clock
-and sweeps."""
+joins afterwards shows the same panel; the winner's saved card is charged off-session and their orders page follows
+the order to shipped. The node runs on a manual clock far from the browser's, so the countdowns only read right if
+the pages correct for the clock offset, and the auction ends exactly when the test moves the clock and sweeps; the
+print-on-demand simulator runs on its own sped-up clock."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import OpenMediaPage, OpenPage, OpenWatch, go_live, unique
+from conftest import ORDER_STEP_TIMEOUT_MS, OpenMediaPage, OpenPage, OpenWatch, go_live, unique
 from PIL import Image, ImageDraw
 from playwright.async_api import Page, WebSocketRoute, expect
+from podsim import PodSim
 
 from commerce import COMMERCE
 from commerce.auctions import auctions
@@ -39,9 +41,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def node(node_factory: Any, clock: ManualClock) -> Any:
-    """The sweep never runs by itself: the auction closes when the test has moved the clock and swept."""
-    return await node_factory(clock=clock, auction_sweep_ms=3_600_000)
+async def node(node_factory: Any, clock: ManualClock, podsim: PodSim) -> Any:
+    """The sweep never runs by itself: the auction closes when the test has moved the clock and swept. Winners
+    are charged by the node's payment sweep as usual, and their orders made by the simulator."""
+    return await node_factory(clock=clock, auction_sweep_ms=3_600_000, fulfilment_url=podsim.url,
+                              fulfilment_webhook_secret=podsim.secret)
 
 
 def design_png() -> bytes:
@@ -115,6 +119,18 @@ async def test_a_studio_auction_with_two_bidders_on_watch_pages(
     async with node.http.post(f"{node.url}/api/payment-methods", json={"card_number": SUCCEEDING_CARD},
                               headers={"Authorization": f"Bearer {alice['token']}"}) as saved:
         assert saved.status == 201, await saved.text()
+    # Alice gives the address her wins ship to on her orders page; a postcode that is not Californian is refused.
+    orders = await open_page(f"{node.url}/orders.html", token=alice["token"])
+    await expect(orders.locator("#orders-status")).to_have_text("No orders yet.")
+    address = orders.locator("#saved-address")
+    for label, value in {"Full name": "Alice Bidder", "Address": "1 Main St", "City": "Beverly Hills",
+                         "State or region": "CA", "Postcode": "10001", "Country": "US"}.items():
+        await address.get_by_label(label, exact=True).fill(value)
+    await orders.get_by_role("button", name="Save address").click()
+    await expect(orders.locator("#saved-postcode-error")).to_contain_text("postcodes look like")
+    await address.get_by_label("Postcode").fill("90210")
+    await orders.get_by_role("button", name="Save address").click()
+    await expect(orders.locator("#saved-address-result")).to_have_text("Address saved.")
 
     studio, stream_id = await go_live(node, open_media_page, "Merch drop", creator=creator)
     await expect(studio.get_by_role("heading", name="Merch")).to_be_visible()
@@ -190,12 +206,31 @@ async def test_a_studio_auction_with_two_bidders_on_watch_pages(
     for fan in (fan_a, fan_b):
         await expect(fan.locator("#bidding")).to_be_hidden()
     await expect(studio.get_by_role("button", name="Start auction")).to_be_enabled()
+    await expect(fan_b.get_by_role("link", name=re.compile("Follow your order"))).to_be_hidden()
+
+    # The winner is charged off-session on her saved card by the node's payment sweep; the orders page she already
+    # has open shows the order arrive and follows it through the simulator to shipped.
+    await fan_a.get_by_role("link", name=re.compile("Follow your order")).click()
+    await fan_a.wait_for_url("**/orders.html")
+    order = orders.locator(".order").first
+    await expect(order).to_have_attribute("data-state", re.compile("^(shipped|delivered)$"),
+                                          timeout=ORDER_STEP_TIMEOUT_MS)
+    await expect(order.locator(".order-where")).to_contain_text("Won at auction")
+    await expect(order.locator(".order-items")).to_have_text("Night Owl Tee (tshirt-s-black) × 1")
+    await expect(order.locator(".order-money")).to_have_text("$24.00 + shipping $4.75 = $28.75")
+    await expect(order.locator(".timeline .step[data-step='shipped'] .tracking a")).to_have_attribute(
+        "href", re.compile(r"^https://tracking\.example/"))
+    charged = await node.node.pool.fetchrow(
+        "SELECT a.state, o.buyer_id, o.total_cents FROM auction_payment_attempts a JOIN orders o ON o.id = a.order_id"
+        " JOIN auctions u ON u.id = a.auction_id WHERE u.stream_id = $1", int(stream_id))
+    assert tuple(charged) == ("paid", alice["id"], 2875)
+    await expect(fan_a.locator(".order")).to_have_count(1)
 
     # A page joining now folds the snapshot alone and shows what the pages that folded every event show.
     late = await open_watch(stream_id)
     await expect(late.locator("#auction-panel")).to_have_attribute("data-state", "closed")
     for part in ("#auction-title", "#auction-variant", "#auction-price", "#auction-leader", "#auction-bids li"):
-        await expect(late.locator(part)).to_have_text(await fan_a.locator(part).all_inner_texts())
+        await expect(late.locator(part)).to_have_text(await fan_b.locator(part).all_inner_texts())
     await expect(late.locator("#auction-standing")).to_have_text("Sold to Alice Bidder for $24.00.")
 
 

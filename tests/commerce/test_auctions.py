@@ -11,6 +11,7 @@ from roomclient import events_until, send
 from commerce.auctions import auctions as auction_domain
 from commerce.providers import DECLINED_CARD, SUCCEEDING_CARD
 from livecore.clock import ManualClock
+from livecore.streams import streams
 
 NO_SWEEP = {"auction_sweep_ms": 3_600_000}  # these tests close auctions themselves, by the clock they drive
 
@@ -285,3 +286,62 @@ async def test_buy_it_now_ends_the_auction_at_once(node_factory) -> None:  # typ
     status, problem = await bid(node, ann["token"], auction["id"], 5000)
     assert status == 409 and problem["type"] == "livecore:auction-closed"
     assert auction["id"] not in await auction_domain.close_due(commerce_of(node).auctions)
+
+
+async def test_ending_the_stream_closes_its_auction_now(node_factory) -> None:  # type: ignore[no-untyped-def]
+    """The rule: an auction still open when its stream ends closes then; the leader wins at the current price and
+    the win goes to payment like one by time; with no bids the lot is unsold; the room hears closed and won (or
+    unsold), and nothing is accepted or opened after."""
+    clock = ManualClock()
+    node = await node_factory(clock=clock, **NO_SWEEP)
+    room = await room_with_product(node)
+    ann, bob = await bidder(node), await bidder(node)
+    watcher = await node.ws(room.stream["id"])
+    await events_until(watcher, lambda evs: any(e["type"] == "snapshot" for e in evs))
+    auction = await open_auction(node, room)
+    aid = auction["id"]
+    await bid(node, ann["token"], aid, 2000)
+    await bid(node, bob["token"], aid, 2100, max_cents=3000)
+    clock.advance(10)  # far from the auction's end
+
+    status, _ = await api(node, "POST", f"/api/streams/{room.stream['id']}/end", room.seller["token"])
+    assert status in (200, 204)
+    seen = await events_until(watcher, lambda evs: bool(_auction_events(evs, "won")))
+    assert {"type": "stream", "state": "ended"}.items() <= next(e for e in seen if e["type"] == "stream").items()
+    assert [e["action"] for e in _auction_events(seen)][-2:] == ["closed", "won"]
+    won = _auction_events(seen, "won")[0]
+    assert (won["winner"]["id"], won["amount_cents"], won["closed_by"]) == (bob["id"], 2100, "stream_end")
+    assert won["ends_at"] == clock.now_ms(), "it closed when the stream ended, not at its end"
+    win = await node.node.pool.fetchrow("SELECT * FROM auction_wins WHERE auction_id = $1", aid)
+    assert (win["winner_id"], win["amount_cents"], win["how"], win["state"]) == (
+        bob["id"], 2100, "stream_end", "awaiting_payment")
+    status, problem = await bid(node, ann["token"], aid, 5000)
+    assert status == 409 and problem["type"] == "livecore:auction-closed"
+    status, problem = await api(node, "POST", f"/api/streams/{room.stream['id']}/auctions", room.seller["token"], {
+        "product_id": room.product["id"], "variant_id": VARIANT, "start_cents": START_CENTS, "duration_s": 60})
+    assert status == 409 and problem["type"] == "livecore:stream-not-live"
+    assert aid not in await auction_domain.close_due(commerce_of(node).auctions)  # closed once
+
+    quiet = await room_with_product(node)
+    unsold = await open_auction(node, quiet)
+    status, _ = await api(node, "POST", f"/api/streams/{quiet.stream['id']}/end", quiet.seller["token"])
+    closed = await node.node.pool.fetchrow("SELECT state, closed_by, winner_id FROM auctions WHERE id = $1",
+                                           unsold["id"])
+    assert tuple(closed) == ("closed", "stream_end", None)
+    assert not await node.node.pool.fetchval("SELECT 1 FROM auction_wins WHERE auction_id = $1", unsold["id"])
+
+
+async def test_the_sweep_closes_an_auction_whose_stream_ended_without_closing_it(node_factory) -> None:  # type: ignore[no-untyped-def]
+    """A node that died between ending the stream and closing its auction leaves it open: any node's sweep closes
+    it as if the stream had ended then."""
+    clock = ManualClock()
+    node = await node_factory(clock=clock, **NO_SWEEP)
+    room = await room_with_product(node)
+    ann = await bidder(node)
+    auction = await open_auction(node, room)
+    await bid(node, ann["token"], auction["id"], 2000)
+    assert await streams.mark_ended(node.node.pool, room.stream["id"])  # the record only, as a dying node left it
+    assert await auction_domain.close_due(commerce_of(node).auctions) == [auction["id"]]
+    status, view = await api(node, "GET", f"/api/auctions/{auction['id']}")
+    assert status == 200 and (view["state"], view["closed_by"], view["winner"]["id"]) == (
+        "closed", "stream_end", ann["id"])

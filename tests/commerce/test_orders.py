@@ -231,6 +231,21 @@ async def test_a_retried_order_is_the_same_order(node_factory, podsim: PodSim) -
     assert status == 200 and again["id"] == first["id"] and again["payment"] == first["payment"]
 
 
+async def test_orders_and_sales_come_a_page_at_a_time_and_the_last_page_says_so(
+        node_factory, podsim: PodSim) -> None:  # type: ignore[no-untyped-def]
+    node, creator, buyer, made = await _shop(node_factory, podsim, orders_listed_max=2)
+    placed = [await order(node, buyer["token"], made["id"]) for _ in range(3)]
+    for one in placed:
+        await pay(node, buyer["token"], one["id"])
+    ids = [one["id"] for one in reversed(placed)]
+    for path, listed, id_of in (("/api/orders", "orders", "id"), ("/api/sales", "sales", "order_id")):
+        token = buyer["token"] if listed == "orders" else creator["token"]
+        status, first = await api(node, "GET", path, token)
+        assert status == 200 and [o[id_of] for o in first[listed]] == ids[:2] and first["next_before"] == ids[1]
+        status, last = await api(node, "GET", f"{path}?before={first['next_before']}", token)
+        assert status == 200 and [o[id_of] for o in last[listed]] == ids[2:] and last["next_before"] is None
+
+
 async def test_addresses_that_fail_their_countrys_checks_get_a_problem_and_change_nothing(
         node_factory, podsim: PodSim) -> None:  # type: ignore[no-untyped-def]
     node, _, buyer, made = await _shop(node_factory, podsim)

@@ -177,6 +177,8 @@ export class AuctionPanel {
     line.dataset.standing = where;
     const text = STANDING_TEXT[where]?.(state) ?? (closed ? result(state) : "");
     if (line.textContent !== text) line.textContent = text;
+    const orderLine = document.getElementById("auction-order"); // the watch page's: the winner's way to the order
+    if (orderLine) orderLine.hidden = where !== "won";
     this.renderBids();
     this.tick();
     this.onRender(this);

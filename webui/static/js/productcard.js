@@ -23,7 +23,7 @@ function uniqueBy(values, key) {
 
 /**
  * The pinned product card (watch.html, #pinned-product). Its `#pinned-actions` holds what a viewer can do with the
- * product: a link to the creator's shop now, a Buy button once orders exist (it reads `selectedVariant()`).
+ * product: buy it (the checkout reads `selectedVariant()`) and a link to the creator's shop.
  */
 export class PinnedCard {
   constructor(root = document.getElementById("pinned-product")) {

@@ -1,16 +1,30 @@
-// A creator's shop (/shop.html?user=<id>): their products, newest first, each with its mockups, a page at a time.
+// A creator's shop (/shop.html?user=<id>): their products, newest first, each with its mockups and a Buy button
+// that opens the checkout on the colour shown, a page at a time.
 
 import { ApiError, api } from "./api.js";
 import { $, showBanner } from "./money.js";
+import { wireBuy } from "./checkout.js";
 import { productTile } from "./productcard.js";
 
 const userId = new URLSearchParams(location.search).get("user");
 let nextBefore = null;
 
+function buyableTile(product) {
+  const tile = productTile(product);
+  const buy = document.createElement("button");
+  buy.type = "button";
+  buy.className = "primary";
+  buy.textContent = "Buy";
+  buy.setAttribute("aria-label", `Buy ${product.title}`);
+  wireBuy(buy, () => [product, tile.querySelector(".swatch[aria-pressed='true']")?.value]);
+  tile.append(buy);
+  return tile;
+}
+
 async function loadPage() {
   const query = nextBefore === null ? "" : `?before=${encodeURIComponent(nextBefore)}`;
   const page = await api(`/api/users/${encodeURIComponent(userId)}/products${query}`);
-  $("shop-products").append(...page.products.map(productTile));
+  $("shop-products").append(...page.products.map(buyableTile));
   nextBefore = page.next_before;
   $("shop-more").hidden = nextBefore === null;
   const count = $("shop-products").children.length;

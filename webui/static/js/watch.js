@@ -3,6 +3,7 @@
 
 import { ApiError, api, currentUser } from "./api.js";
 import { chatLineElement } from "./chatline.js";
+import { wireBuy } from "./checkout.js";
 import { GiftFeed } from "./giftfeed.js";
 import { applyWalletEvent, installGiftTray } from "./gifts.js";
 import { startPlayer } from "./player.js";
@@ -23,6 +24,7 @@ const numbers = new Intl.NumberFormat();
 const giftFeed = new GiftFeed({ feed: $("gift-feed"), leaders: $("top-gifters"), emptyNote: $("leaders-empty") });
 const pinnedCard = new PinnedCard();
 const shop = new RoomShop({ onPin: (product) => pinnedCard.show(product) });
+wireBuy($("pinned-buy"), () => [pinnedCard.product, pinnedCard.selectedVariant()?.id]);
 let player = null; // the video player, once the stream is known
 
 const view = {

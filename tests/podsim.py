@@ -1,5 +1,6 @@
 """The print-on-demand simulator (fulfilment_sim) for tests: a real child process on a free port with its own store,
-on a manual clock that tests move through its API, and helpers to reach it."""
+on a manual clock that tests move through its API (or, for pages that watch orders move by themselves, on its own
+clock sped up `time_acceleration` times), and helpers to reach it."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ START_S_MAX = 30.0
 
 
 class PodSim:
-    def __init__(self, directory: Path, http: aiohttp.ClientSession, failure_percent: int = 0) -> None:
+    def __init__(self, directory: Path, http: aiohttp.ClientSession, failure_percent: int = 0,
+                 time_acceleration: int | None = None) -> None:
         self.directory = directory
         self.http = http
         self.port = free_port()
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.failure_percent = failure_percent
+        self.time_acceleration = time_acceleration
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,9 +39,11 @@ class PodSim:
 
     def start(self) -> None:
         log = (self.directory / "sim.log").open("ab")
+        clock = (["--manual-clock"] if self.time_acceleration is None
+                 else ["--time-acceleration", str(self.time_acceleration)])
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fulfilment_sim", "--port", str(self.port), "--data-dir", str(self.directory),
-             "--manual-clock", "--failure-percent", str(self.failure_percent), "--random-seed", "7",
+             *clock, "--failure-percent", str(self.failure_percent), "--random-seed", "7",
              "--tick-ms", "50", "--exit-with-parent"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "FULFILMENT_SIM_WEBHOOK_SECRET": self.secret})
