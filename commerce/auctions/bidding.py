@@ -27,6 +27,7 @@ from commerce.auctions.rules import Decision, Entry, State
 from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.http import Problem
+from livecore.outage import unreachable_part
 from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.commerce.bidding")
@@ -180,6 +181,10 @@ class Bidding:
                     _fail(batch, _stopping())
                     raise
                 except Exception as exc:
+                    if unreachable_part(exc):  # the bidders' own paths answer it as any outage: 503 unavailable
+                        log.warning("a batch of %d bids on auction %d failed: %r", len(batch), lot.auction_id, exc)
+                        _fail(batch, exc)
+                        continue
                     log.exception("a batch of %d bids on auction %d failed", len(batch), lot.auction_id)
                     _fail(batch, exc if isinstance(exc, Problem) else
                           Problem(503, "auction-unavailable", "the bid could not be committed; bid again"))

@@ -2,9 +2,8 @@
 a stream of bids over HTTP and the room WebSocket, then started again.
 
 Checks: no bid is acknowledged that is not in the database (every `200` answer's entry is there, with its key);
-while the database is down bids are answered with a problem+json 5xx (the outage answers become `503
-livecore:unavailable` with the bus-recovery work; this test holds for either), never with a 2xx, and the room
-socket answers a bid with an `error`, never a `bid`; once PostgreSQL is back, retries with the same keys and new
+while the database is down bids are answered `503 livecore:unavailable` naming the database, never with a 2xx,
+and the room socket answers a bid with a `database-unavailable` error, never a `bid`; once PostgreSQL is back, retries with the same keys and new
 bids are decided again, and the accepted bids replayed through the reference rules give the database's history and
 state, so the rules held across the outage; the auction then closes once with the leader as winner."""
 
@@ -111,13 +110,15 @@ async def test_bids_while_postgresql_is_stopped_are_never_acknowledged_and_the_r
     answered = await events_until(socket, lambda evs: any(e["type"] in ("bid", "error") for e in evs))
     ws_answer = next(e for e in answered if e["type"] in ("bid", "error"))
     assert ws_answer["type"] == "error" and ws_answer["command"] == "bid", ws_answer
+    assert ws_answer["code"] == "database-unavailable", ws_answer
 
     for one in sent:
         for status, content_type, body in one.answers:
             if status < 300:
                 continue
             # The only refusal a live database gives an escalating bid is losing a race to the other bidder.
-            assert (status >= 500 or body["type"] == "livecore:bid-too-low"), (status, body)
+            assert (status == 503 and body["type"] == "livecore:unavailable" and body["unavailable"] == "database"
+                    or body["type"] == "livecore:bid-too-low"), (status, body)
             assert content_type == PROBLEM and body["type"].startswith("livecore:"), (status, content_type, body)
     failed = [one for one in sent if one.answers[-1][0] >= 500]
     assert len(failed) >= 2 * FAILURES_PER_BIDDER
