@@ -3,9 +3,10 @@ a stream of bids over HTTP and the room WebSocket, then started again.
 
 Checks: no bid is acknowledged that is not in the database (every `200` answer's entry is there, with its key);
 while the database is down bids are answered `503 livecore:unavailable` naming the database, never with a 2xx,
-and the room socket answers a bid with a `database-unavailable` error, never a `bid`; once PostgreSQL is back, retries with the same keys and new
-bids are decided again, and the accepted bids replayed through the reference rules give the database's history and
-state, so the rules held across the outage; the auction then closes once with the leader as winner."""
+and the room socket answers a bid with a `database-unavailable` error, never a `bid`; once PostgreSQL is back,
+retries with the same keys and new bids are decided again, and the accepted bids replayed through the reference
+rules give the database's history and state, so the rules held across the outage; the auction then closes once
+with the leader as winner."""
 
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ async def test_bids_while_postgresql_is_stopped_are_never_acknowledged_and_the_r
             if status < 300:
                 continue
             # The only refusal a live database gives an escalating bid is losing a race to the other bidder.
-            assert (status == 503 and body["type"] == "livecore:unavailable" and body["unavailable"] == "database"
+            assert ((status == 503 and body["type"] == "livecore:unavailable" and body["unavailable"] == "database")
                     or body["type"] == "livecore:bid-too-low"), (status, body)
             assert content_type == PROBLEM and body["type"].startswith("livecore:"), (status, content_type, body)
     failed = [one for one in sent if one.answers[-1][0] >= 500]
