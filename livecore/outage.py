@@ -21,6 +21,10 @@ _DATABASE_GONE: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
     asyncpg.AdminShutdownError,  # 57P01: `pg_ctl stop` terminating the session
     asyncpg.CrashShutdownError,  # 57P02
+    # A session the server ends in the middle of an operation sometimes surfaces as "cannot switch to state N;
+    # another operation (M) is in progress" instead of ConnectionDoesNotExistError (asyncpg issue #1069); the pool
+    # terminates such a connection on release, so it is the outage seen from one more side, not a bug of ours.
+    asyncpg.InternalClientError,
 )
 _BUS_GONE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,  # refused, reset, loading, or no pool connection free in time

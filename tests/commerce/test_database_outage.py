@@ -26,6 +26,7 @@ WAIT_S_MAX = 60.0  # generous: other test runs share the machine
 OUTAGE_ANSWERS_MIN = 5  # how many refused gifts make the outage seen
 OUTAGE_S = 3.0  # how long PostgreSQL stays stopped (the fault's length, not a deadline of the node's)
 ROSE_COINS = 1
+REFUSED_PAUSE_S = 0.2  # between a sender's refused gift and its next one (500 coins outlast minutes of outage)
 
 
 @pytest.fixture
@@ -68,7 +69,10 @@ class Gifts:
 
     async def run(self) -> None:
         while not self.stopping:
-            self.answers.append(await self.send(key()))
+            answer = await self.send(key())
+            self.answers.append(answer)
+            if answer.status != 200:  # a client backs off after a refusal; the retries must fit in the wallet
+                await asyncio.sleep(REFUSED_PAUSE_S)
 
     def count(self, status: int, phase: str) -> int:
         return sum(a.status == status and a.phase == phase for a in self.answers)
