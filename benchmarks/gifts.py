@@ -137,8 +137,8 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
             cpu_s = meter.between(started_monotonic, time.monotonic())
             async with http.get(f"{url}/metrics") as r:
                 metrics = await r.text()
-            lost = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                       if line.startswith("livecore_gift_events_lost_total"))
+            waiting = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                          if line.startswith("livecore_event_outbox_depth "))
             batched = {line.split()[0]: float(line.split()[-1]) for line in metrics.splitlines()
                        if line.startswith(("livecore_gift_batch_gifts_count", "livecore_gift_batch_gifts_sum"))}
             per_batch = batched.get("livecore_gift_batch_gifts_sum", 0) / max(1, batched.get(
@@ -165,7 +165,7 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
     print(f"machine busy {cpu_s.get(MACHINE, 0) / elapsed:.2f} of {os.cpu_count()} cores "
           f"(more than node + postgres + valkey + client means other work shared the machine)")
     print(f"gift transactions in the journal: {journal}; {per_batch:.1f} gifts per batch; "
-          f"gifts whose room event was lost: {lost:.0f}")
+          f"room events still in the outbox: {waiting:.0f}")
     print("invariants: " + ("all hold" if not broken else f"BROKEN {broken}"))
 
 

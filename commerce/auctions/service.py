@@ -1,4 +1,4 @@
-"""The auction context of one node: its copies of the lots it takes bids for, the room announcer, the sweep that
+"""The auction context of one node: its copies of the lots it takes bids for, the sweep that
 closes auctions when their time is up, and the metrics."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from commerce.auctions import auctions, events
-from commerce.auctions.bidding import Bidding, Decided, Lot
+from commerce.auctions.bidding import Bidding
 from commerce.merch import Merch
 from commerce.payment_methods import PaymentMethods
 from livecore.node import Node, RoomEvents
@@ -29,9 +29,6 @@ class AuctionMetrics:
                                  "Bid batches decided again because the lot changed elsewhere", registry=registry)
         self.closed = Counter("livecore_auctions_closed", "Auctions closed by this node, by outcome", ["outcome"],
                               registry=registry)
-        self.events_lost = Counter("livecore_auction_events_lost",
-                                   "Committed auction changes whose room events could not be published",
-                                   registry=registry)
 
 
 class Auctions:
@@ -44,9 +41,7 @@ class Auctions:
         self.fees = merch.fees
         self.payment_methods = payment_methods
         self.metrics = AuctionMetrics(node.registry)
-        self.announcer = events.Announcer(lambda: node.rooms, self.settings.auction_announce_queue_max,
-                                          self.metrics.events_lost.inc)
-        self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, self._committed,
+        self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, events.after_bids,
                                self._batched)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -55,19 +50,14 @@ class Auctions:
         return self.node.rooms
 
     def start(self) -> None:
-        self.announcer.start()
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
         await stop_tasks(self._sweeper)
         await self.bidding.stop()
-        await self.announcer.stop()
 
     async def _moderators(self, room_id: int) -> frozenset[int]:
         return await self.node.rooms.moderators(room_id) if self.node.rooms is not None else frozenset()
-
-    def _committed(self, lot: Lot, decided: list[Decided]) -> None:
-        self.announcer.offer(events.after_bids(lot, decided))
 
     def _batched(self, bids: int, attempts: int) -> None:
         self.metrics.batch.observe(bids)

@@ -1,0 +1,181 @@
+"""Committed means announced: the room events of money, written in the money's own transaction and relayed to
+the bus until it takes them.
+
+A gift, a batch of bids or an auction's close writes its room events into `room_event_outbox` in the transaction
+that moves the money (migrations/0010). One `EventRelay` per node publishes them: woken by the commit's NOTIFY
+(or a poll tick, if a notification was missed), it claims the oldest rows with FOR UPDATE SKIP LOCKED, publishes
+them through the room plane with the row id as the event id, and deletes them in the same transaction. If the bus
+refuses, nothing is deleted and the round is tried again with backoff until the bus is back: at least once. The bus
+publishes an event id at most once per room, so a round whose publish went through but whose answer (or delete)
+was lost publishes nothing twice when it is tried again: exactly once at the viewer.
+
+Several nodes run relays at once. A room's events leave in id order: a relay publishes a row only when no older
+row of its room is still waiting outside its own claim (held by another relay, or committed just now), and
+leaves it for a later round otherwise.
+
+Not the chat outbox (signaling/outbox.py), the node's in-memory queue of lossy chat on its way to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from livecore.node import Node
+from livecore.tasks import stop_tasks
+
+log = logging.getLogger("livecore.commerce.event_outbox")
+
+CHANNEL = "room_event_outbox"  # the NOTIFY channel of migrations/0010's trigger
+LISTEN_CONNECT_S_MAX = 5.0
+
+_WRITE = (
+    "INSERT INTO room_event_outbox (room_id, event, created_ms)"
+    " SELECT e.room_id, e.event::jsonb, $3 FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY"
+    " AS e (room_id, event, n) ORDER BY e.n"
+)
+
+# `behind`: an older row of the same room is waiting outside this claim, so this one must wait for it.
+_CLAIM = """
+WITH claimed AS MATERIALIZED (
+    SELECT id, room_id, event, created_ms FROM room_event_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+SELECT c.id, c.room_id, c.event, c.created_ms, (SELECT count(*) FROM room_event_outbox) AS depth,
+       EXISTS (SELECT 1 FROM room_event_outbox o WHERE o.room_id = c.room_id AND o.id < c.id
+               AND o.id NOT IN (SELECT id FROM claimed)) AS behind
+FROM claimed c ORDER BY c.id
+"""
+
+RoomEvent = tuple[int, dict[str, Any]]
+Outgoing = tuple[int, str, dict[str, Any]]  # (room id, event id, event) as the bus takes them
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    id: int
+    room_id: int
+    event: dict[str, Any]
+    created_ms: int
+
+
+# Turns claimed rows into what is published: gifts get their combo count here (commerce/gifts.py).
+Complete = Callable[[list[OutboxEvent]], Awaitable[list[Outgoing]]]
+
+
+async def write(db: asyncpg.Connection | asyncpg.Pool, events: list[RoomEvent], now_ms: int) -> None:
+    """Add room events to the outbox, in order; call it inside the transaction that commits what they announce."""
+    if events:
+        await db.execute(_WRITE, [room_id for room_id, _ in events],
+                         [orjson.dumps(event).decode() for _, event in events], now_ms)
+
+
+def as_published(rows: list[OutboxEvent]) -> list[Outgoing]:
+    """Rows as they are published: the event id is the row's, the time is the commit's."""
+    return [(row.room_id, str(row.id), {"ts": row.created_ms, **row.event}) for row in rows]
+
+
+class RelayMetrics:
+    def __init__(self, registry: Any) -> None:
+        self.depth = Gauge("livecore_event_outbox_depth",
+                           "Committed room events waiting in the outbox for the bus (all nodes' relays)",
+                           registry=registry)
+        self.publish_age = Histogram(
+            "livecore_event_outbox_publish_age_seconds", "From an event's commit to the bus taking it",
+            registry=registry, buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.published = Counter("livecore_event_outbox_published", "Outbox events this node's relay published",
+                                 registry=registry)
+        self.failures = Counter("livecore_event_outbox_relay_failures",
+                                "Relay rounds refused by the bus or the database (each is tried again)",
+                                registry=registry)
+
+
+class EventRelay:
+    """This node's relay from the outbox to the room bus."""
+
+    def __init__(self, node: Node, complete: Complete) -> None:
+        s = node.settings
+        self._node = node
+        self._complete = complete
+        self._batch_max = s.event_relay_batch_max
+        self._poll_s = s.event_relay_poll_ms / 1000
+        self._wait = wait_exponential_jitter(initial=s.event_relay_retry_ms_min / 1000,
+                                             max=s.event_relay_retry_ms_max / 1000)
+        self.metrics = RelayMetrics(node.registry)
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._listen_failed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-relay")
+
+    async def stop(self) -> None:
+        await stop_tasks(self._task)
+        if self._listener is not None:
+            self._listener.terminate()
+            self._listener = None
+
+    async def relay_once(self) -> int:
+        """One round: claim, publish and delete the oldest waiting events; how many were claimed."""
+        rooms = self._node.rooms
+        assert rooms is not None, "the relay runs only on a node with a room plane"
+        async with self._node.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self._batch_max)
+            self.metrics.depth.set(rows[0]["depth"] if rows else 0)
+            ready = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"])
+                     for r in rows if not r["behind"]]
+            if ready:
+                published = await rooms.publish_once(await self._complete(ready))
+                await conn.execute("DELETE FROM room_event_outbox WHERE id = ANY($1::bigint[])",
+                                   [row.id for row in ready])
+                now_ms = self._node.clock.now_ms()
+                for row in ready:
+                    self.metrics.publish_age.observe(max(0, now_ms - row.created_ms) / 1000)
+                self.metrics.published.inc(published)
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            await self._listen()
+            self._wake.clear()  # before the claim: a commit during the round wakes the next one
+            claimed = 0
+            async for attempt in AsyncRetrying(wait=self._wait, retry=retry_if_exception_type(Exception),
+                                               before_sleep=self._refused):
+                with attempt:
+                    claimed = await self.relay_once()
+            if claimed < self._batch_max:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+
+    def _refused(self, state: RetryCallState) -> None:
+        self.metrics.failures.inc()
+        error = state.outcome.exception() if state.outcome else None
+        level = logging.WARNING if state.attempt_number == 1 else logging.DEBUG
+        log.log(level, "committed room events wait for the bus (try %d): %r", state.attempt_number, error)
+
+    async def _listen(self) -> None:
+        """Hold a connection that LISTENs for commits that wrote events; without one, the relay polls."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            conn = await asyncpg.connect(self._node.settings.database_url, timeout=LISTEN_CONNECT_S_MAX)
+            await conn.add_listener(CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            if self._listener is not None or not self._listen_failed:
+                log.warning("the event relay cannot listen for commits (%r); polling meanwhile", exc)
+            self._listener, self._listen_failed = None, True
+            return
+        self._listener, self._listen_failed = conn, False
+        self._wake.set()  # whatever was committed while nobody listened
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
