@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
 from livecore.node import Node
 from livecore.tasks import stop_tasks
@@ -107,8 +107,9 @@ class EventRelay:
         self._complete = complete
         self._batch_max = s.event_relay_batch_max
         self._poll_s = s.event_relay_poll_ms / 1000
-        self._wait = wait_exponential_jitter(initial=s.event_relay_retry_ms_min / 1000,
-                                             max=s.event_relay_retry_ms_max / 1000)
+        first_s = s.event_relay_retry_ms_min / 1000
+        self._wait = wait_exponential(multiplier=first_s, max=s.event_relay_retry_ms_max / 1000) + wait_random(
+            0, first_s)  # jittered, so the relays of many nodes do not all come back at once
         self.metrics = RelayMetrics(node.registry)
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
