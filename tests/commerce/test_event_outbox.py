@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from livenode import RunningNode, Servers, node_settings
 from lots import START_CENTS, bid, bidder, open_auction, room_with_product
 from money import api, assert_invariants, buy_coins, commerce_of, key
 from prometheus_client import CollectorRegistry
@@ -26,7 +27,6 @@ from commerce import gifts
 from commerce.event_outbox import EventRelay
 from livecore.app import build_app
 from livecore.embedded import EmbeddedValkey, free_port
-from livenode import RunningNode, Servers, node_settings
 
 ROUNDS = 6  # gifts and bids committed while the bus is down, each
 DELIVERY_S_MAX = 30.0  # how long the viewer may wait for the events once the bus is back (a bound, not a figure)
@@ -182,3 +182,56 @@ async def test_a_relay_killed_after_its_publish_sends_nothing_twice(node) -> Non
     assert money.relay.metrics.published._value.get() == 1, "the retried round published nothing new"
     assert await outbox_depth(node) == 0
     await assert_invariants(node)
+
+
+class HeldPublish:
+    """The room plane as a relay sees it, except that a publish waits until the test lets it go: a relay caught
+    in the middle of its round, holding its claim."""
+
+    def __init__(self, plane: Any) -> None:
+        self.plane = plane
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return await self.plane.publish_once(events)
+
+
+def relay_of(node: RunningNode, plane: Any) -> EventRelay:
+    """Another relay on the node's database and bus (as another node would run), publishing through `plane`."""
+    return EventRelay(dataclasses.replace(node.node, rooms=plane, registry=CollectorRegistry()),
+                      lambda rows: gifts.complete(commerce_of(node), rows))
+
+
+async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -> None:  # type: ignore[no-untyped-def]
+    money = commerce_of(node)
+    creator, other_creator, sender = await node.signup(), await node.signup(), await node.signup()
+    stream = await node.create_stream(creator["token"])
+    other = await node.create_stream(other_creator["token"])
+    await buy_coins(node, sender["token"])
+    viewer, other_viewer = await node.ws(stream["id"]), await node.ws(other["id"])
+    for socket in (viewer, other_viewer):
+        await events_until(socket, lambda evs: any(e["type"] == "snapshot" for e in evs))
+    await money.relay.stop()
+
+    first = await send_gift(node, sender["token"], stream["id"])
+    held = HeldPublish(node.plane)
+    holding = asyncio.create_task(relay_of(node, held).relay_once())
+    await held.entered.wait()  # it has claimed `first` and not published it yet
+    second = await send_gift(node, sender["token"], stream["id"])
+    elsewhere = await send_gift(node, sender["token"], other["id"])
+
+    other_relay = relay_of(node, node.plane)
+    assert await other_relay.relay_once() == 2, "it claims what the held relay does not hold"
+    seen_elsewhere = await events_until(other_viewer, lambda evs: elsewhere in gift_ids(evs))
+    assert gift_ids(seen_elsewhere) == [elsewhere], "another room's event does not wait"
+    assert await outbox_depth(node) == 2, "`second` waits: an older event of its room is still being published"
+
+    held.release.set()
+    assert await holding == 1
+    assert await other_relay.relay_once() == 1
+    seen = await events_until(viewer, lambda evs: second in gift_ids(evs))
+    assert gift_ids(seen) == [first, second], "the room's events in commit order, once each"
+    assert await outbox_depth(node) == 0
