@@ -51,7 +51,8 @@ async def node_on(servers: Servers, http: aiohttp.ClientSession) -> AsyncIterato
 
     async def start(redis_url: str) -> RunningNode:
         port = free_port()
-        settings = dataclasses.replace(node_settings(servers, port), redis_url=redis_url)
+        settings = dataclasses.replace(node_settings(servers, port), redis_url=redis_url,
+                                       event_relay_retry_ms_max=20)  # back before the node has resubscribed
         runner = web.AppRunner(build_app(settings), handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
