@@ -107,6 +107,7 @@ class EventRelay:
         self._complete = complete
         self._batch_max = s.event_relay_batch_max
         self._poll_s = s.event_relay_poll_ms / 1000
+        self._publish_s_max = s.event_relay_publish_ms_max / 1000
         first_s = s.event_relay_retry_ms_min / 1000
         self._wait = wait_exponential(multiplier=first_s, max=s.event_relay_retry_ms_max / 1000) + wait_random(
             0, first_s)  # jittered, so the relays of many nodes do not all come back at once
@@ -135,7 +136,10 @@ class EventRelay:
             ready = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"])
                      for r in rows if not r["behind"]]
             if ready:
-                published = await rooms.publish_once(await self._complete(ready))
+                # A bus that does not answer at all must not hold the claim for ever; whether or not a publish cut
+                # short went through, the round is tried again and publishes each event once.
+                async with asyncio.timeout(self._publish_s_max):
+                    published = await rooms.publish_once(await self._complete(ready))
                 await conn.execute("DELETE FROM room_event_outbox WHERE id = ANY($1::bigint[])",
                                    [row.id for row in ready])
                 now_ms = self._node.clock.now_ms()
