@@ -4,7 +4,8 @@ the bus until it takes them.
 A gift, a batch of bids or an auction's close writes its room events into `room_event_outbox` in the transaction
 that moves the money (migrations/0010). One `EventRelay` per node publishes them: woken by the commit's NOTIFY
 (or a poll tick, if a notification was missed), it claims the oldest rows with FOR UPDATE SKIP LOCKED, publishes
-them through the room plane with the row id as the event id, and deletes them in the same transaction. If the bus
+them through the room plane with the row id as the event id, and deletes them in the same transaction (the delete
+commits only once the bus took them). If the bus
 refuses, nothing is deleted and the round is tried again with backoff until the bus is back: at least once. The bus
 publishes an event id at most once per room, so a round whose publish went through but whose answer (or delete)
 was lost publishes nothing twice when it is tried again: exactly once at the viewer.
@@ -44,15 +45,22 @@ _WRITE = (
     " AS e (room_id, event, n) ORDER BY e.n"
 )
 
-# `behind`: an older row of the same room is waiting outside this claim, so this one must wait for it.
-_CLAIM = """
+# One round trip: claim the oldest rows, keep those with no older row of their room waiting outside the claim
+# (another relay's, or one committed just now), and delete them; the delete commits only after the bus took them.
+_TAKE = """
 WITH claimed AS MATERIALIZED (
-    SELECT id, room_id, event, created_ms FROM room_event_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+    SELECT id, room_id FROM room_event_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+), ready AS (
+    SELECT c.id FROM claimed c WHERE NOT EXISTS (
+        SELECT 1 FROM room_event_outbox o WHERE o.room_id = c.room_id AND o.id < c.id
+        AND o.id NOT IN (SELECT id FROM claimed))
+), taken AS (
+    DELETE FROM room_event_outbox o USING ready WHERE o.id = ready.id
+    RETURNING o.id, o.room_id, o.event, o.created_ms
 )
-SELECT c.id, c.room_id, c.event, c.created_ms, (SELECT count(*) FROM room_event_outbox) AS depth,
-       EXISTS (SELECT 1 FROM room_event_outbox o WHERE o.room_id = c.room_id AND o.id < c.id
-               AND o.id NOT IN (SELECT id FROM claimed)) AS behind
-FROM claimed c ORDER BY c.id
+SELECT t.id, t.room_id, t.event, t.created_ms, (SELECT count(*) FROM claimed) AS claimed,
+       (SELECT count(*) FROM room_event_outbox) AS depth
+FROM taken t ORDER BY t.id
 """
 
 RoomEvent = tuple[int, dict[str, Any]]
@@ -127,26 +135,25 @@ class EventRelay:
             self._listener = None
 
     async def relay_once(self) -> int:
-        """One round: claim, publish and delete the oldest waiting events; how many were claimed."""
+        """One round: claim, publish and delete the oldest waiting events; how many were claimed (0 also when
+        every claimed row had to wait for an older one of its room)."""
         rooms = self._node.rooms
         assert rooms is not None, "the relay runs only on a node with a room plane"
         async with self._node.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, self._batch_max)
+            rows = await conn.fetch(_TAKE, self._batch_max)
             self.metrics.depth.set(rows[0]["depth"] if rows else 0)
-            ready = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"])
-                     for r in rows if not r["behind"]]
-            if ready:
-                # A bus that does not answer at all must not hold the claim for ever; whether or not a publish cut
-                # short went through, the round is tried again and publishes each event once.
-                async with asyncio.timeout(self._publish_s_max):
-                    published = await rooms.publish_once(await self._complete(ready))
-                await conn.execute("DELETE FROM room_event_outbox WHERE id = ANY($1::bigint[])",
-                                   [row.id for row in ready])
-                now_ms = self._node.clock.now_ms()
-                for row in ready:
-                    self.metrics.publish_age.observe(max(0, now_ms - row.created_ms) / 1000)
-                self.metrics.published.inc(published)
-        return len(rows)
+            if not rows:
+                return 0
+            taken = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"]) for r in rows]
+            # A bus that does not answer at all must not hold the claim for ever; whether or not a publish cut
+            # short went through, the round is tried again and publishes each event once.
+            async with asyncio.timeout(self._publish_s_max):
+                published = await rooms.publish_once(await self._complete(taken))
+        now_ms = self._node.clock.now_ms()
+        for row in taken:
+            self.metrics.publish_age.observe(max(0, now_ms - row.created_ms) / 1000)
+        self.metrics.published.inc(published)
+        return rows[0]["claimed"]
 
     async def _run(self) -> None:
         while True:

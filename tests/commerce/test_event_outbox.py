@@ -225,7 +225,7 @@ async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -
     elsewhere = await send_gift(node, sender["token"], other["id"])
 
     other_relay = relay_of(node, node.plane)
-    assert await other_relay.relay_once() == 2, "it claims what the held relay does not hold"
+    assert await other_relay.relay_once() == 2, "it claims what the held relay does not hold, publishes one"
     seen_elsewhere = await events_until(other_viewer, lambda evs: elsewhere in gift_ids(evs))
     assert gift_ids(seen_elsewhere) == [elsewhere], "another room's event does not wait"
     assert await outbox_depth(node) == 2, "`second` waits: an older event of its room is still being published"
