@@ -137,8 +137,6 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
             cpu_s = meter.between(started_monotonic, time.monotonic())
             async with http.get(f"{url}/metrics") as r:
                 metrics = await r.text()
-            waiting = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                          if line.startswith("livecore_event_outbox_depth "))
             batched = {line.split()[0]: float(line.split()[-1]) for line in metrics.splitlines()
                        if line.startswith(("livecore_gift_batch_gifts_count", "livecore_gift_batch_gifts_sum"))}
             per_batch = batched.get("livecore_gift_batch_gifts_sum", 0) / max(1, batched.get(
@@ -149,6 +147,7 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
     try:
         broken = await invariants.violations(pool)
         journal = await pool.fetchval("SELECT count(*) FROM ledger_transactions WHERE kind = 'gift'")
+        waiting = await pool.fetchval("SELECT count(*) FROM room_event_outbox")
     finally:
         await pool.close()
     print(f"senders: {args.senders} ({args.senders - args.senders // 2} HTTP, {args.senders // 2} WebSocket), "

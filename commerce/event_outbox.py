@@ -149,6 +149,7 @@ class EventRelay:
             # short went through, the round is tried again and publishes each event once.
             async with asyncio.timeout(self._publish_s_max):
                 published = await rooms.publish_once(await self._complete(taken))
+        self.metrics.depth.set(max(0, rows[0]["depth"] - len(taken)))
         now_ms = self._node.clock.now_ms()
         for row in taken:
             self.metrics.publish_age.observe(max(0, now_ms - row.created_ms) / 1000)

@@ -82,6 +82,11 @@ async def send_gift(node: RunningNode, token: str, stream_id: int, gift_id: str 
     return sent["transaction_id"]
 
 
+async def api_text(node: RunningNode, path: str) -> tuple[int, str]:
+    async with node.http.get(node.url + path) as response:
+        return response.status, await response.text()
+
+
 def gift_ids(events: list[dict[str, Any]]) -> list[int]:
     return [e["id"] for e in events if e["type"] == "gift"]
 
@@ -114,6 +119,8 @@ async def test_gifts_and_bids_committed_while_valkey_is_dead_reach_the_viewer_on
             price = placed["auction"]["min_next_cents"]
         final_version = placed["auction"]["version"]
         assert await outbox_depth(node) >= 2 * ROUNDS, "the events wait in PostgreSQL while the bus is away"
+        _, metrics = await api_text(node, "/metrics")
+        assert "livecore_event_outbox_depth 0.0" not in metrics, "the operator sees them waiting"
     finally:
         own_valkey.start()  # also when the test failed: the node stops cleanly only with its bus there
     seen += await events_until(
@@ -236,3 +243,21 @@ async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -
     seen = await events_until(viewer, lambda evs: second in gift_ids(evs))
     assert gift_ids(seen) == [first, second], "the room's events in commit order, once each"
     assert await outbox_depth(node) == 0
+
+
+async def test_the_relay_wakes_on_the_commit_not_on_a_poll_tick(node_factory) -> None:  # type: ignore[no-untyped-def]
+    node = await node_factory(event_relay_poll_ms=3_600_000)  # a poll tick would come in an hour
+    creator, sender = await node.signup(), await node.signup()
+    stream = await node.create_stream(creator["token"])
+    await buy_coins(node, sender["token"])
+    viewer = await node.ws(stream["id"])
+    await events_until(viewer, lambda evs: any(e["type"] == "snapshot" for e in evs))
+    for _ in range(3):  # the relay is idle between them, waiting for the next commit
+        committed = await send_gift(node, sender["token"], stream["id"])
+        seen = await events_until(viewer, lambda evs, tx=committed: tx in gift_ids(evs))
+        gift = next(e for e in seen if e["type"] == "gift")
+        assert gift["id"] == committed and gift["ts"] > 0
+    status, metrics = await api_text(node, "/metrics")
+    assert status == 200
+    assert "livecore_event_outbox_publish_age_seconds_count 3.0" in metrics
+    assert "livecore_event_outbox_published_total 3.0" in metrics
