@@ -3,15 +3,16 @@ the bus until it takes them.
 
 A gift, a batch of bids or an auction's close writes its room events into `room_event_outbox` in the transaction
 that moves the money (migrations/0010). One `EventRelay` per node publishes them: woken by the commit's NOTIFY
-(or a poll tick, if a notification was missed), it claims the oldest rows with FOR UPDATE SKIP LOCKED, publishes
-them through the room plane with the row id as the event id, and deletes them in the same transaction (the delete
-commits only once the bus took them). If the bus
-refuses, nothing is deleted and the round is tried again with backoff until the bus is back: at least once. The bus
-publishes an event id at most once per room, so a round whose publish went through but whose answer (or delete)
-was lost publishes nothing twice when it is tried again: exactly once at the viewer.
+(or a poll tick, if a notification was missed), it leases the oldest rows (FOR UPDATE SKIP LOCKED, then a lease of
+`event_relay_lease_ms` committed at once, so no transaction stays open while the bus is asked), publishes them
+through the room plane with the row id as the event id, and deletes them. If the bus refuses, the lease is given
+back and the round is tried again with backoff until the bus is back: at least once. A relay that dies mid-round
+leaves its lease to run out, and any relay publishes those rows again. The bus publishes an event id at most once
+per room, so a row published again (its first publish went through but the answer or the delete was lost)
+reaches no viewer twice.
 
 Several nodes run relays at once. A room's events leave in id order: a relay publishes a row only when no older
-row of its room is still waiting outside its own claim (held by another relay, or committed just now), and
+row of its room is still waiting outside its own claim (leased by another relay, or committed just now), and
 leaves it for a later round otherwise.
 
 Not the chat outbox (signaling/outbox.py), the node's in-memory queue of lossy chat on its way to Redis.
@@ -45,23 +46,26 @@ _WRITE = (
     " AS e (room_id, event, n) ORDER BY e.n"
 )
 
-# One round trip: claim the oldest rows, keep those with no older row of their room waiting outside the claim
-# (another relay's, or one committed just now), and delete them; the delete commits only after the bus took them.
-_TAKE = """
+# One round trip, its own transaction: lease the oldest rows not leased by a live relay, keeping those with no older
+# row of their room still waiting outside the claim (leased by another relay, or committed just now).
+_LEASE = """
 WITH claimed AS MATERIALIZED (
-    SELECT id, room_id FROM room_event_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+    SELECT id, room_id FROM room_event_outbox WHERE leased_until_ms <= $2 ORDER BY id LIMIT $1
+    FOR UPDATE SKIP LOCKED
 ), ready AS (
     SELECT c.id FROM claimed c WHERE NOT EXISTS (
         SELECT 1 FROM room_event_outbox o WHERE o.room_id = c.room_id AND o.id < c.id
         AND o.id NOT IN (SELECT id FROM claimed))
-), taken AS (
-    DELETE FROM room_event_outbox o USING ready WHERE o.id = ready.id
+), leased AS (
+    UPDATE room_event_outbox o SET leased_until_ms = $3 FROM ready WHERE o.id = ready.id
     RETURNING o.id, o.room_id, o.event, o.created_ms
 )
-SELECT t.id, t.room_id, t.event, t.created_ms, (SELECT count(*) FROM claimed) AS claimed,
+SELECT l.id, l.room_id, l.event, l.created_ms, (SELECT count(*) FROM claimed) AS claimed,
        (SELECT count(*) FROM room_event_outbox) AS depth
-FROM taken t ORDER BY t.id
+FROM leased l ORDER BY l.id
 """
+_RELEASE = "UPDATE room_event_outbox SET leased_until_ms = 0 WHERE id = ANY($1::bigint[])"
+_DELETE = "DELETE FROM room_event_outbox WHERE id = ANY($1::bigint[])"
 
 RoomEvent = tuple[int, dict[str, Any]]
 Outgoing = tuple[int, str, dict[str, Any]]  # (room id, event id, event) as the bus takes them
@@ -116,6 +120,7 @@ class EventRelay:
         self._batch_max = s.event_relay_batch_max
         self._poll_s = s.event_relay_poll_ms / 1000
         self._publish_s_max = s.event_relay_publish_ms_max / 1000
+        self._lease_ms = s.event_relay_lease_ms
         first_s = s.event_relay_retry_ms_min / 1000
         self._wait = wait_exponential(multiplier=first_s, max=s.event_relay_retry_ms_max / 1000) + wait_random(
             0, first_s)  # jittered, so the relays of many nodes do not all come back at once
@@ -135,20 +140,28 @@ class EventRelay:
             self._listener = None
 
     async def relay_once(self) -> int:
-        """One round: claim, publish and delete the oldest waiting events; how many were claimed (0 also when
+        """One round: lease, publish and delete the oldest waiting events; how many were claimed (0 also when
         every claimed row had to wait for an older one of its room)."""
         rooms = self._node.rooms
         assert rooms is not None, "the relay runs only on a node with a room plane"
-        async with self._node.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_TAKE, self._batch_max)
-            self.metrics.depth.set(rows[0]["depth"] if rows else 0)
-            if not rows:
-                return 0
-            taken = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"]) for r in rows]
-            # A bus that does not answer at all must not hold the claim for ever; whether or not a publish cut
+        pool, now_ms = self._node.pool, self._node.clock.now_ms()
+        rows = await pool.fetch(_LEASE, self._batch_max, now_ms, now_ms + self._lease_ms)
+        self.metrics.depth.set(rows[0]["depth"] if rows else 0)
+        if not rows:
+            return 0
+        taken = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"]) for r in rows]
+        ids = [row.id for row in taken]
+        try:
+            # A bus that does not answer at all must not hold the round for ever; whether or not a publish cut
             # short went through, the round is tried again and publishes each event once.
             async with asyncio.timeout(self._publish_s_max):
                 published = await rooms.publish_once(await self._complete(taken))
+        except Exception:
+            with contextlib.suppress(Exception):  # else the lease runs out
+                await pool.execute(_RELEASE, ids)
+            raise
+        # Off the events' path: they are out. If this is lost, the lease runs out and the bus refuses them again.
+        await pool.execute(_DELETE, ids)
         self.metrics.depth.set(max(0, rows[0]["depth"] - len(taken)))
         now_ms = self._node.clock.now_ms()
         for row in taken:

@@ -153,6 +153,8 @@ class Settings:
     event_relay_batch_max: int = _setting(256, "committed room events a node's outbox relay publishes per round")
     event_relay_poll_ms: int = _setting(500, "how often the relay looks for events when no commit woke it")
     event_relay_publish_ms_max: int = _setting(5000, "longest the relay waits for the bus to take a round's events")
+    event_relay_lease_ms: int = _setting(10_000, "how long a relay's claim on events holds; then any relay may "
+                                         "publish them again (it died mid-round)")
     event_relay_retry_ms_min: int = _setting(20, "first wait before the relay tries a refused publish again")
     event_relay_retry_ms_max: int = _setting(1000, "longest wait between the relay's tries while the bus is away")
     gift_combo_window_ms: int = _setting(3000, "repeats of a gift within this window count up one combo")

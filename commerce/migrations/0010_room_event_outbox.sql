@@ -3,14 +3,16 @@
 -- every node (commerce/event_outbox.py) that retries until the bus takes it. Not the chat outbox
 -- (signaling/outbox.py), which is a node's in-memory queue of lossy chat on its way to Redis.
 --
--- Rows are claimed with FOR UPDATE SKIP LOCKED, published with their id as the event id (the bus publishes an
--- event id at most once per room, so a retry after a publish whose answer was lost is no duplicate) and deleted
--- in the claiming transaction. Ids follow insertion, and a room's events go out in id order.
+-- A relay leases the oldest rows (FOR UPDATE SKIP LOCKED, then `leased_until_ms`), publishes them with their id as
+-- the event id and deletes them. The bus publishes an event id at most once per room, so a row published again
+-- (its lease ran out: the relay died, or its answer from the bus was lost) is no duplicate. Ids follow insertion,
+-- and a room's events go out in id order.
 CREATE TABLE room_event_outbox (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     room_id bigint NOT NULL,
     event jsonb NOT NULL CHECK (jsonb_typeof(event) = 'object' AND event ? 'type'),
-    created_ms bigint NOT NULL
+    created_ms bigint NOT NULL,
+    leased_until_ms bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX room_event_outbox_by_room ON room_event_outbox (room_id, id);
 
