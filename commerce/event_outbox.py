@@ -139,6 +139,10 @@ class EventRelay:
             self._listener.terminate()
             self._listener = None
 
+    def wake(self) -> None:
+        """Events were just committed on this node: start a round now, without waiting for the notification."""
+        self._wake.set()
+
     async def relay_once(self) -> int:
         """One round: lease, publish and delete the oldest waiting events; how many were claimed (0 also when
         every claimed row had to wait for an older one of its room)."""

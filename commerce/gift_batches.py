@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import asyncpg
@@ -66,7 +67,7 @@ _Waiting = tuple[GiftOrder, "asyncio.Future[Posted]"]
 class GiftBatcher:
     def __init__(
         self, pool: asyncpg.Pool, accounts: Accounts, clock: Clock, registry: CollectorRegistry, *, batch_max: int,
-        queue_max: int, workers: int, spend_max_coins: int,
+        queue_max: int, workers: int, spend_max_coins: int, on_committed: Callable[[], None],
     ) -> None:
         self._pool = pool
         self._accounts = accounts
@@ -76,6 +77,7 @@ class GiftBatcher:
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue(queue_max)
         self._workers_n = workers
         self._workers: list[asyncio.Task[None]] = []
+        self._on_committed = on_committed  # wakes the outbox relay at once
         self.batch_sizes = Histogram("livecore_gift_batch_gifts", "Gifts per committed batch", registry=registry,
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
@@ -124,6 +126,7 @@ class GiftBatcher:
             _fail(batch, exc)
             return
         self.batch_sizes.observe(len(batch))
+        self._on_committed()
         for (_, waiting), posted in zip(batch, results, strict=True):
             if not waiting.done():
                 waiting.set_result(posted)

@@ -78,10 +78,11 @@ class Commerce:
         self.gift_batches = GiftBatcher(
             node.pool, self.accounts, node.clock, node.registry, batch_max=s.gift_batch_max,
             queue_max=s.gift_queue_max, workers=s.gift_batch_workers, spend_max_coins=s.gift_coins_per_day_max,
+            on_committed=self.relay.wake,
         )
         self.merch = Merch(node)
         self.payment_methods = PaymentMethods(node.pool, self.payments, node.clock, s.payment_methods_per_user_max)
-        self.auctions = Auctions(node, self.merch, self.payment_methods)
+        self.auctions = Auctions(node, self.merch, self.payment_methods, self.relay.wake)
         self.orders = Orders(self)
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []

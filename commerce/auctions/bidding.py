@@ -125,6 +125,7 @@ class Bidding:
     def __init__(
         self, pool: asyncpg.Pool, clock: Clock, settings: Settings, moderators: Moderators,
         events_of: Callable[[Lot, list[Decided]], list[RoomEvent]], on_batch: Callable[[int, int], None],
+        on_committed: Callable[[], None],
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -132,6 +133,7 @@ class Bidding:
         self._moderators = moderators
         self._events_of = events_of  # a batch's room events, committed with it into the outbox
         self._on_batch = on_batch  # (bids decided, commit attempts), for the metrics
+        self._on_committed = on_committed  # wakes the outbox relay at once
         self.lots: OrderedDict[int, Lot] = OrderedDict()
 
     async def lot(self, auction_id: int) -> Lot:
@@ -216,6 +218,8 @@ class Bidding:
             raise Problem(503, "auction-busy", "the auction kept changing while this bid was decided; bid again",
                           rule="auction_commit_attempts_max", limit_value=self._settings.auction_commit_attempts_max)
         self._on_batch(len(batch), attempts)
+        if plan.decided:
+            self._on_committed()
         if plan.state.version >= lot.state.version:  # the sweep may have closed it meanwhile: keep the newer
             lot.state = plan.state
         for request, decision in plan.decided:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -32,7 +33,8 @@ class AuctionMetrics:
 
 
 class Auctions:
-    def __init__(self, node: Node, merch: Merch, payment_methods: PaymentMethods) -> None:
+    def __init__(self, node: Node, merch: Merch, payment_methods: PaymentMethods,
+                 wake_relay: Callable[[], None]) -> None:
         self.node = node
         self.pool = node.pool
         self.clock = node.clock
@@ -42,7 +44,7 @@ class Auctions:
         self.payment_methods = payment_methods
         self.metrics = AuctionMetrics(node.registry)
         self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, events.after_bids,
-                               self._batched)
+                               self._batched, wake_relay)
         self._sweeper: asyncio.Task[None] | None = None
 
     @property

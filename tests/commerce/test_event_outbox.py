@@ -254,19 +254,21 @@ async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -
     assert await outbox_depth(node) == 0
 
 
-async def test_the_relay_wakes_on_the_commit_not_on_a_poll_tick(node_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_another_node_s_relay_wakes_on_the_commit_not_on_a_poll_tick(node_factory) -> None:  # type: ignore[no-untyped-def]
     node = await node_factory(event_relay_poll_ms=3_600_000)  # a poll tick would come in an hour
+    other = await node_factory(event_relay_poll_ms=3_600_000)
+    await commerce_of(node).relay.stop()  # so only the NOTIFY of the commit can wake a relay: the other node's
     creator, sender = await node.signup(), await node.signup()
     stream = await node.create_stream(creator["token"])
     await buy_coins(node, sender["token"])
     viewer = await node.ws(stream["id"])
     await events_until(viewer, lambda evs: any(e["type"] == "snapshot" for e in evs))
-    for _ in range(3):  # the relay is idle between them, waiting for the next commit
+    for _ in range(3):  # the other relay is idle between them, waiting for the next commit
         committed = await send_gift(node, sender["token"], stream["id"])
         seen = await events_until(viewer, lambda evs, tx=committed: tx in gift_ids(evs))
         gift = next(e for e in seen if e["type"] == "gift")
         assert gift["id"] == committed and gift["ts"] > 0
-    status, metrics = await api_text(node, "/metrics")
+    status, metrics = await api_text(other, "/metrics")
     assert status == 200
     assert "livecore_event_outbox_publish_age_seconds_count 3.0" in metrics
     assert "livecore_event_outbox_published_total 3.0" in metrics
