@@ -128,6 +128,7 @@ class EventRelay:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._listen_failed = False
+        self._leased_id_max = 0  # the newest row this relay has leased: a notification of none newer is no news
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -155,6 +156,7 @@ class EventRelay:
             return 0
         taken = [OutboxEvent(r["id"], r["room_id"], orjson.loads(r["event"]), r["created_ms"]) for r in rows]
         ids = [row.id for row in taken]
+        self._leased_id_max = max(self._leased_id_max, ids[-1])
         try:
             # A bus that does not answer at all must not hold the round for ever; whether or not a publish cut
             # short went through, the round is tried again and publishes each event once.
@@ -207,5 +209,6 @@ class EventRelay:
         self._listener, self._listen_failed = conn, False
         self._wake.set()  # whatever was committed while nobody listened
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if not payload.isdigit() or int(payload) > self._leased_id_max:
+            self._wake.set()

@@ -16,14 +16,16 @@ CREATE TABLE room_event_outbox (
 );
 CREATE INDEX room_event_outbox_by_room ON room_event_outbox (room_id, id);
 
--- Every commit that wrote events wakes the relays at once (one notification per transaction: PostgreSQL folds
--- equal ones), so an event does not wait for a poll tick.
+-- Every commit that wrote events wakes the relays of all nodes at once, so an event does not wait for a poll tick.
+-- The payload is the highest id written: a relay that has already leased past it need not look again (a row
+-- committed after a newer one was leased is still found: its own node wakes its relay directly, and every relay
+-- polls).
 CREATE FUNCTION room_event_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('room_event_outbox', '');
+    PERFORM pg_notify('room_event_outbox', (SELECT max(id)::text FROM written));
     RETURN NULL;
 END $$;
-CREATE TRIGGER room_event_outbox_written AFTER INSERT ON room_event_outbox
+CREATE TRIGGER room_event_outbox_written AFTER INSERT ON room_event_outbox REFERENCING NEW TABLE AS written
     FOR EACH STATEMENT EXECUTE FUNCTION room_event_outbox_notify();
 
 -- gift_post_batch (0003) now also writes each accepted gift's room event: `gift_events` holds one JSON object per
