@@ -140,7 +140,6 @@ async def test_gifts_and_bids_committed_while_valkey_is_dead_reach_the_viewer_on
     assert bids_seen == list(range(1, ROUNDS + 1)), "each bid's history entry reached the viewer once"
     room_seqs = [e["seq"] for e in seen if "seq" in e and e["type"] != "snapshot"]
     assert room_seqs == sorted(set(room_seqs)), "the room's events arrived once each, in seq order"
-    assert await outbox_depth(node) == 0
     await assert_invariants(node)
 
 
@@ -197,7 +196,6 @@ async def test_a_relay_killed_after_its_publish_sends_nothing_twice(node_factory
     seen = first_time + again
     assert gift_ids(seen) == [*committed, later], "no gift twice at the viewer"
     assert [e["combo"] for e in seen if e["type"] == "gift"] == [1, 2, 3, 4], "nor counted twice in its combo"
-    assert await outbox_depth(node) == 0
     await assert_invariants(node)
 
 
