@@ -259,7 +259,7 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
         node.server.terminate()
     figures = {line.split()[0]: float(line.split()[-1]) for line in metrics.splitlines()
                if line.startswith(("livecore_auction_bid_batch_bids_count", "livecore_auction_bid_batch_bids_sum",
-                                   "livecore_auction_commit_conflicts_total", "livecore_auction_events_lost_total"))}
+                                   "livecore_auction_commit_conflicts_total"))}
     batches = figures.get("livecore_auction_bid_batch_bids_count", 0)
     per_batch = figures.get("livecore_auction_bid_batch_bids_sum", 0) / max(1, batches)
     problems = await check_rules(node.database_url, auction["id"], tally.accepted)
@@ -278,8 +278,7 @@ async def run(args: argparse.Namespace, node: BenchNode) -> None:
     print(f"machine busy {cpu_s.get(MACHINE, 0) / elapsed:.2f} of {os.cpu_count()} cores "
           f"(more than node + postgres + valkey + client means other work shared the machine)")
     print(f"batches: {batches:.0f}, {per_batch:.1f} bids each; commit conflicts "
-          f"{figures.get('livecore_auction_commit_conflicts_total', 0):.0f}; auction events lost "
-          f"{figures.get('livecore_auction_events_lost_total', 0):.0f}")
+          f"{figures.get('livecore_auction_commit_conflicts_total', 0):.0f}")
     print("rules: " + ("the accepted bids replay to the database's history and state" if not problems
                        else f"BROKEN {problems}"))
 

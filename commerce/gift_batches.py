@@ -2,7 +2,8 @@
 what has gathered (up to `gift_batch_max`) and post it with one call of `gift_post_batch` (migrations/0003).
 
 Nothing waits on purpose: an idle node commits a lone gift at once, and a busy one batches more because gifts
-gather while the previous batch is in flight. Each gift is still its own journal transaction with its own outcome.
+gather while the previous batch is in flight. Each gift is still its own journal transaction with its own outcome,
+and its room event is written to the outbox by the same commit (commerce/event_outbox.py).
 The platform accounts and the creator's held-earnings shard are chosen per batch, so concurrent batches lock
 different rows.
 """
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import asyncpg
 import orjson
@@ -32,7 +33,7 @@ log = logging.getLogger("livecore.commerce.gift_batches")
 _POST_BATCH = (
     "SELECT outcome, tx_id, coins_left FROM gift_post_batch("
     "$1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],"
-    " $9::bigint[], $10, $11, $12, $13, $14, $15)"
+    " $9::bigint[], $10, $11, $12, $13, $14, $15, $16::text[])"
 )
 
 
@@ -60,14 +61,13 @@ class Posted:
     coins_balance: int | None
 
 
-Committed = list[tuple[GiftOrder, Posted]]
 _Waiting = tuple[GiftOrder, "asyncio.Future[Posted]"]
 
 
 class GiftBatcher:
     def __init__(
         self, pool: asyncpg.Pool, accounts: Accounts, clock: Clock, registry: CollectorRegistry, *, batch_max: int,
-        queue_max: int, workers: int, spend_max_coins: int, on_committed: Callable[[int, Committed], None],
+        queue_max: int, workers: int, spend_max_coins: int, on_committed: Callable[[], None],
     ) -> None:
         self._pool = pool
         self._accounts = accounts
@@ -77,7 +77,7 @@ class GiftBatcher:
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue(queue_max)
         self._workers_n = workers
         self._workers: list[asyncio.Task[None]] = []
-        self._on_committed = on_committed
+        self._on_committed = on_committed  # wakes the outbox relay at once
         self.batch_sizes = Histogram("livecore_gift_batch_gifts", "Gifts per committed batch", registry=registry,
                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
@@ -126,11 +126,10 @@ class GiftBatcher:
             _fail(batch, exc)
             return
         self.batch_sizes.observe(len(batch))
+        self._on_committed()
         for (_, waiting), posted in zip(batch, results, strict=True):
             if not waiting.done():
                 waiting.set_result(posted)
-        self._on_committed(now_ms, [(order, posted) for (order, _), posted in zip(batch, results, strict=True)
-                                    if posted.outcome == "ok"])
 
     async def _commit(self, orders: list[GiftOrder], now_ms: int) -> list[Posted]:
         accounts, spread = self._accounts, secrets.token_hex(4)
@@ -144,9 +143,15 @@ class GiftBatcher:
             await accounts.platform(ledger.COIN_ISSUANCE, spread),
             await accounts.platform(ledger.DIAMOND_ISSUANCE, spread),
             await accounts.platform(ledger.PLATFORM_REVENUE, spread),
-            now_ms, utc_day(now_ms), self._spend_max_coins,
+            now_ms, utc_day(now_ms), self._spend_max_coins, [orjson.dumps(room_event(o)).decode() for o in orders],
         )
         return [Posted(r["outcome"], r["tx_id"], r["coins_left"]) for r in rows]
+
+
+def room_event(order: GiftOrder) -> dict[str, object]:
+    """A gift's room event as the outbox keeps it: the commit adds its transaction id, the relay its combo."""
+    return {"type": "gift", "user": {"id": order.sender_id, "name": order.sender_name}, "gift": asdict(order.gift),
+            "count": order.count}
 
 
 def _fail(batch: list[_Waiting], exc: BaseException) -> None:

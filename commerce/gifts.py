@@ -1,21 +1,19 @@
 """Sending a gift: one journal transaction (viewer coins -> creator held diamonds + platform share), committed in a
-batch with others (gift_batches.py), then a room event with its combo count; and the per-stream top-gifter board
-kept beside the journal (derived, rebuildable)."""
+batch with others (gift_batches.py) together with its room event in the outbox, published with its combo count by
+the relay (event_outbox.py); and the per-stream top-gifter board kept beside the journal (derived, rebuildable)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from commerce import ledger, rules
-from commerce.gift_batches import Committed, GiftOrder, Posted
+from commerce import event_outbox, ledger, rules
+from commerce.event_outbox import OutboxEvent, Outgoing
+from commerce.gift_batches import GiftOrder
 from livecore.accounts import Account
 from livecore.http import Problem
-from livecore.tasks import stop_tasks
 
 if TYPE_CHECKING:
     from commerce.service import Commerce
@@ -76,58 +74,24 @@ async def _replayed(commerce: Commerce, sender_id: int, previous: asyncpg.Record
             "coins_balance": balances.get("coins", {}).get("balance", 0), "replayed": True}
 
 
-class GiftAnnouncer:
-    """The room events of committed gifts, in commit order and off the commit path: a batch's combos are counted
-    in one Redis round trip and its events published in another. The money is committed before any of this; if
-    Redis is down the events are logged as lost and counted, never retried into a later, misleading combo."""
-
-    def __init__(self, commerce: Commerce, queue_batches_max: int) -> None:
-        self._commerce = commerce
-        self._queue: asyncio.Queue[tuple[int, Committed]] = asyncio.Queue(queue_batches_max)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        await stop_tasks(self._task)
-
-    def offer(self, now_ms: int, committed: Committed) -> None:
-        if not committed or self._commerce.node.rooms is None:
-            return
-        try:
-            self._queue.put_nowait((now_ms, committed))
-        except asyncio.QueueFull:
-            self._commerce.metrics.gift_events_lost.inc(len(committed))
-            log.error("%d committed gifts get no room event: the announcement queue is full", len(committed))
-
-    async def _run(self) -> None:
-        while True:
-            due = [await self._queue.get()]  # and every batch committed meanwhile: one announcement for them all
-            due.extend(self._queue.get_nowait() for _ in range(self._queue.qsize()))
-            gifts = [(now_ms, order, posted) for now_ms, committed in due for order, posted in committed]
-            try:
-                await self._announce(gifts)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._commerce.metrics.gift_events_lost.inc(len(gifts))
-                log.exception("%d gifts are committed but their room events could not be published", len(gifts))
-
-    async def _announce(self, gifts: list[tuple[int, GiftOrder, Posted]]) -> None:
-        rooms = self._commerce.node.rooms
-        assert rooms is not None
-        hits = [(now_ms, o.stream_id, {"id": o.sender_id, "name": o.sender_name}, asdict(o.gift), o.count)
-                for now_ms, o, _ in gifts]
-        combos = await self._commerce.combos.hit_many(hits)
-        events: list[tuple[int, dict[str, Any]]] = []
-        for (_, stream_id, sender, gift, count), (_, _, posted), (combo, ended) in zip(hits, gifts, combos,
-                                                                                     strict=True):
+async def complete(commerce: Commerce, rows: list[OutboxEvent]) -> list[Outgoing]:
+    """The outbox's events as they are published, gifts with their combo count (and the end of a lapsed combo
+    a gift replaced, just before it): counted in one Redis round trip, by each gift's commit time. A gift's hit is
+    remembered by its event id, so a relay round tried again counts nothing twice."""
+    gifts = [row for row in rows if row.event["type"] == "gift"]
+    combos = await commerce.combos.hit_many([
+        (row.created_ms, row.room_id, row.event["user"], row.event["gift"], row.event["count"], str(row.id))
+        for row in gifts])
+    counted = {row.id: combo for row, combo in zip(gifts, combos, strict=True)}
+    made: list[Outgoing] = []
+    for (room_id, event_id, event), row in zip(event_outbox.as_published(rows), rows, strict=True):
+        if row.id in counted:
+            combo, ended = counted[row.id]
             if ended is not None:
-                events.append((ended.stream_id, ended.event))
-            events.append((stream_id, {"type": "gift", "id": posted.transaction_id, "user": sender, "gift": gift,
-                                       "count": count, "combo": combo}))
-        await rooms.publish_many(events)
+                made.append((ended.stream_id, f"{event_id}:end", {"ts": row.created_ms, **ended.event}))
+            event["combo"] = combo
+        made.append((room_id, event_id, event))
+    return made
 
 
 async def end_due_combos(commerce: Commerce) -> int:

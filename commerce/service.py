@@ -1,5 +1,5 @@
-"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions, orders and
-the background sweeps.
+"""The money context of one node: the catalogue, the account cache, providers, combos, merch, auctions, orders, the
+relay of committed room events (event_outbox.py) and the background sweeps.
 
 Other contexts reach it only through `livecore.node.GiftSender` (the room's `gift` command),
 `livecore.node.RoomShop` (the room's pinned product and auction in join snapshots, its `bid` command) and its
@@ -21,6 +21,7 @@ from commerce import catalogue, gifts, payouts
 from commerce.auctions import Auctions, close_due, latest_in_room, place_bid
 from commerce.catalogue import Catalogue
 from commerce.combos import Combos
+from commerce.event_outbox import EventRelay
 from commerce.gift_batches import GiftBatcher
 from commerce.ledger import Accounts
 from commerce.merch import Merch, pinned
@@ -51,8 +52,6 @@ class CommerceMetrics:
         self.ledger_transactions = Counter(
             "livecore_ledger_transactions", "Journal transactions posted", ["kind"], registry=registry)
         self.gifts = self.ledger_transactions.labels(kind="gift")
-        self.gift_events_lost = Counter(
-            "livecore_gift_events_lost", "Committed gifts whose room event could not be published", registry=registry)
         self.webhooks = Counter(
             "livecore_payment_webhooks", "Verified payment webhooks by outcome", ["outcome"], registry=registry)
 
@@ -62,7 +61,8 @@ class Commerce:
         s = node.settings
         self.node = node
         self.accounts = Accounts(node.pool, s.ledger_platform_shards)
-        self.combos = Combos(node.redis, s.gift_combo_window_ms, s.gift_combo_sweep_batch_max)
+        self.combos = Combos(node.redis, s.gift_combo_window_ms, s.gift_combo_sweep_batch_max,
+                             s.gift_combo_hit_remembered_ms)
         self.metrics = CommerceMetrics(node.registry)
         self.catalogue: Catalogue
         self.payments: PaymentProvider
@@ -74,15 +74,15 @@ class Commerce:
             self.payments, self.payouts = StripePayments(client), StripePayouts(client, node.pool)
         else:
             self.payments, self.payouts = LocalPayments(), LocalPayouts()
-        self.announcer = gifts.GiftAnnouncer(self, s.gift_announce_queue_batches_max)
+        self.relay = EventRelay(node, lambda rows: gifts.complete(self, rows))
         self.gift_batches = GiftBatcher(
             node.pool, self.accounts, node.clock, node.registry, batch_max=s.gift_batch_max,
             queue_max=s.gift_queue_max, workers=s.gift_batch_workers, spend_max_coins=s.gift_coins_per_day_max,
-            on_committed=self.announcer.offer,
+            on_committed=self.relay.wake,
         )
         self.merch = Merch(node)
         self.payment_methods = PaymentMethods(node.pool, self.payments, node.clock, s.payment_methods_per_user_max)
-        self.auctions = Auctions(node, self.merch, self.payment_methods)
+        self.auctions = Auctions(node, self.merch, self.payment_methods, self.relay.wake)
         self.orders = Orders(self)
         self._creators: dict[int, int] = {}
         self._secrets: list[str] = []
@@ -94,7 +94,8 @@ class Commerce:
         self.auctions.start()
         await self.accounts.create_platform_accounts()
         await self.orders.start()
-        self.announcer.start()
+        if self.node.rooms is not None:
+            self.relay.start()
         self.gift_batches.start()
         s = self.node.settings
         self._sweepers = [
@@ -106,7 +107,7 @@ class Commerce:
 
     async def stop(self) -> None:
         await self.gift_batches.stop()
-        await self.announcer.stop()
+        await self.relay.stop()
         await stop_tasks(*self._sweepers)
         await self.orders.stop()
         await self.auctions.stop()

@@ -140,6 +140,7 @@ class Settings:
     chat_display_per_s_max: int = _setting(120, "chat messages per second a room shows; more are sampled")
     publish_queue_events_max: int = _setting(10000, "chat queued on a node for the bus; more is refused as busy")
     replay_events_max: int = _setting(1000, "room events kept for resume; older resumes get a reset")
+    dedup_event_ids_max: int = _setting(10_000, "ids of outbox events a room remembers, so each is published once")
     snapshot_recent_chat_max: int = _setting(30, "chat messages included in a join snapshot")
     backlog_events_max: int = _setting(500, "must-deliver events queued for a slow connection before it is closed")
     write_buffer_bytes_high: int = _setting(256 * 1024, "socket write buffer above which a connection is slow")
@@ -163,8 +164,16 @@ class Settings:
     gift_batch_max: int = _setting(32, "gifts committed together in one database round trip at most")
     gift_batch_workers: int = _setting(4, "gift batches committing at once per node")
     gift_queue_max: int = _setting(4000, "gifts waiting for a batch per node; more are refused with 503")
-    gift_announce_queue_batches_max: int = _setting(1000, "committed gift batches waiting for their room events")
+    event_relay_batch_max: int = _setting(256, "committed room events a node's outbox relay publishes per round")
+    event_relay_poll_ms: int = _setting(500, "how often the relay looks for events when no commit woke it")
+    event_relay_publish_ms_max: int = _setting(5000, "longest the relay waits for the bus to take a round's events")
+    event_relay_lease_ms: int = _setting(10_000, "how long a relay's claim on events holds; then any relay may "
+                                         "publish them again (it died mid-round)")
+    event_relay_retry_ms_min: int = _setting(20, "first wait before the relay tries a refused publish again")
+    event_relay_retry_ms_max: int = _setting(1000, "longest wait between the relay's tries while the bus is away")
     gift_combo_window_ms: int = _setting(3000, "repeats of a gift within this window count up one combo")
+    gift_combo_hit_remembered_ms: int = _setting(60_000, "how long a gift's combo hit is remembered, so a relay "
+                                                 "round tried again within it counts nothing twice")
     gift_combo_sweep_ms: int = _setting(250, "how often a node ends combos whose window has passed")
     gift_combo_sweep_batch_max: int = _setting(500, "combos ended per sweep at most")
     earnings_hold_s: int = _setting(7 * 24 * 3600, "how long gift earnings are held before they can be cashed out",
@@ -204,7 +213,6 @@ class Settings:
     auction_keys_cached_max: int = _setting(20_000, "idempotency keys of recent bids a node keeps per auction")
     auction_snapshot_bids_max: int = _setting(50, "latest bids in a join snapshot and kept per room per node")
     auction_bids_listed_max: int = _setting(500, "latest bids in GET /api/auctions/{id}")
-    auction_announce_queue_max: int = _setting(10_000, "committed bid batches waiting for their room events")
     payment_methods_per_user_max: int = _setting(10, "saved payment methods per user")
     fulfilment_url: str = _setting("", "the fulfilment provider's API (the print-on-demand simulator's URL); empty "
                                        "starts the simulator beside the embedded servers",

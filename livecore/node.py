@@ -28,6 +28,10 @@ class RoomEvents(Protocol):
 
     async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None: ...
 
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
+        """Publish (room_id, event_id, event) in order, each event id at most once per room; how many went out."""
+        ...
+
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...
 
     async def moderators(self, room_id: int) -> frozenset[int]:

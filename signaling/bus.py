@@ -1,7 +1,9 @@
 """The event bus over Redis: ordered publish with replay, one subscription per room per node.
 
 Publishing runs one Lua script that assigns the room's next `seq`, appends to a bounded replay stream and
-PUBLISHes, so every node sees a room's events in `seq` order and a resume can be served from the stream.
+PUBLISHes, so every node sees a room's events in `seq` order and a resume can be served from the stream. An event
+published with an event id (the money outbox's, commerce/event_outbox.py) goes out at most once per id: the room
+remembers its last `dedup_event_ids_max` ids, and a second publish of one is a no-op that returns seq 0.
 All of a room's keys share a hash tag (`{r<id>}`) so the script works on Redis Cluster too.
 
 On the wire between nodes an event is `<epoch>|<seq>|<likes_total>|<msgpack body>`: the script stamps the epoch,
@@ -32,6 +34,9 @@ log = logging.getLogger("livecore.bus")
 RECONNECT_S = 0.2  # between attempts to get the subscription connection back while Redis is unreachable
 
 _PUBLISH = """
+if ARGV[5] ~= '' and redis.call('ZSCORE', KEYS[6], ARGV[5]) then
+  return {redis.call('GET', KEYS[2]) or '', 0}
+end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[2]
@@ -43,6 +48,10 @@ local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
 local msg = epoch .. '|' .. seq .. '|' .. likes .. '|' .. ARGV[1]
 redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', msg)
 redis.call('PUBLISH', KEYS[5], msg)
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[6], seq, ARGV[5])
+  redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -tonumber(ARGV[6]) - 1)
+end
 return {epoch, seq}
 """
 
@@ -107,9 +116,10 @@ class RoomPosition:
 class Bus:
     """Publishes room events and delivers every subscribed room's events to `on_message(room_id, raw)`."""
 
-    def __init__(self, client: redis.Redis, replay_events_max: int) -> None:
+    def __init__(self, client: redis.Redis, replay_events_max: int, dedup_event_ids_max: int) -> None:
         self._redis = client
         self._replay_events_max = replay_events_max
+        self._dedup_event_ids_max = dedup_event_ids_max
         self._publish = client.register_script(_PUBLISH)
         self._renew_epoch = client.register_script(_RENEW_EPOCH)
         self._pubsub = client.pubsub(ignore_subscribe_messages=False)
@@ -136,16 +146,25 @@ class Bus:
         epoch, seq = await self._publish(**self._script_call(room_id, event, like_delta))
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
 
-    async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None:
-        """Publish (room_id, event) pairs in order, all in one round trip."""
-        calls = [self._script_call(room_id, event, 0) for room_id, event in events]
-        await scripts.call_many(self._redis, self._publish, [(call["keys"], call["args"]) for call in calls])
+    async def publish_many(self, events: list[tuple[int, dict[str, Any]]], event_ids: list[str] | None = None
+                           ) -> list[int]:
+        """Publish (room_id, event) pairs in order, all in one round trip; with `event_ids`, each event whose id
+        this room has already published is skipped. The seq of each (0: skipped)."""
+        ids = event_ids or [""] * len(events)
+        calls = [self._script_call(room_id, event, 0, event_id) for (room_id, event), event_id in
+                 zip(events, ids, strict=True)]
+        replies = await scripts.call_many(self._redis, self._publish,
+                                          [(call["keys"], call["args"]) for call in calls])
+        return [int(seq) for _, seq in replies]
 
-    def _script_call(self, room_id: int, event: dict[str, Any], like_delta: int) -> dict[str, list[Any]]:
+    def _script_call(self, room_id: int, event: dict[str, Any], like_delta: int, event_id: str = ""
+                     ) -> dict[str, list[Any]]:
         tag = room_tag(room_id)
-        keys = [f"lc:{tag}:seq", f"lc:{tag}:epoch", f"lc:{tag}:replay", f"lc:{tag}:state", room_channel(room_id)]
+        keys = [f"lc:{tag}:seq", f"lc:{tag}:epoch", f"lc:{tag}:replay", f"lc:{tag}:state", room_channel(room_id),
+                f"lc:{tag}:published"]
         body = msgpack.packb(event, use_bin_type=True)
-        return {"keys": keys, "args": [body, secrets.token_hex(6), self._replay_events_max, like_delta]}
+        return {"keys": keys, "args": [body, secrets.token_hex(6), self._replay_events_max, like_delta, event_id,
+                                       self._dedup_event_ids_max]}
 
     async def subscribe(self, room_id: int) -> None:
         """Subscribe this node to a room; returns once Redis has confirmed, so nothing after is missed."""

@@ -53,7 +53,7 @@ class Plane:
         self.settings = s
         self.clock = node.clock
         self.metrics = SignalingMetrics(node.registry)
-        self.bus = Bus(node.redis, s.replay_events_max)
+        self.bus = Bus(node.redis, s.replay_events_max, s.dedup_event_ids_max)
         self.outbox = Outbox(self.bus, s.publish_queue_events_max)
         self.presence = Presence(node.redis, s.node_id, s.presence_ttl_ms)
         self.hub = Hub(self.bus, s, node.clock, self.metrics, self._on_room_event, self._open_room,
@@ -107,6 +107,19 @@ class Plane:
             event.setdefault("ts", now_ms)
             self.metrics.events_in.labels(type=event["type"]).inc()
         await self.bus.publish_many(events)
+
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
+        """Publish (room_id, event_id, event) triples in order in one round trip, each event id at most once per
+        room (a retry of a publish whose answer was lost is no duplicate); how many went out now."""
+        now_ms = self.clock.now_ms()
+        for _, _, event in events:
+            event.setdefault("ts", now_ms)
+        seqs = await self.bus.publish_many([(room_id, event) for room_id, _, event in events],
+                                           [event_id for _, event_id, _ in events])
+        for (_, _, event), seq in zip(events, seqs, strict=True):
+            if seq:
+                self.metrics.events_in.labels(type=event["type"]).inc()
+        return sum(1 for seq in seqs if seq)
 
     def publish_soon(self, room_id: int, event: dict[str, Any], on_lost: Callable[[], None]) -> bool:
         """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full. `on_lost` is

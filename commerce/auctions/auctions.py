@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from commerce import merch
+from commerce import event_outbox, merch
 from commerce import rules as money_rules
 from commerce.auctions import events, increments, rules
 from commerce.auctions.bidding import BidRequest, BidResult, Lot, state_of, terms_of
@@ -103,8 +103,9 @@ async def open_auction(ctx: Auctions, seller: Account, stream_id: int, spec: dic
     lot = await ctx.bidding.lot(auction_id)
     lot.names[seller.id] = seller.display_name
     view = await auction_view(ctx, auction_id)
-    if ctx.rooms is not None:
-        await ctx.rooms.publish(stream_id, events.opened(lot, terms_only(view)))
+    # After the auction's own commit (its view is read from it), but through the outbox like its later events, so
+    # the room sees `opened` before any bid and even if the bus is away right now.
+    await event_outbox.write(pool, [(stream_id, events.opened(lot, terms_only(view)))], ctx.clock.now_ms())
     return view, True
 
 
@@ -223,7 +224,8 @@ async def announce_payment_step(ctx: Auctions, auction_id: int, action: str, **e
         auction_id)
     names = {row[f"{who}_id"]: row[f"{who}_name"] for who in ("winner", "leader") if row[f"{who}_id"] is not None}
     lot = _view_lot(row, names)
-    ctx.announcer.offer([(row["stream_id"], events.payment_step(action, lot, lot.state, **extra))])
+    await event_outbox.write(ctx.pool, [(row["stream_id"], events.payment_step(action, lot, lot.state, **extra))],
+                             ctx.clock.now_ms())
 
 
 def terms_only(view: dict[str, Any]) -> dict[str, Any]:
@@ -255,14 +257,18 @@ async def close_due(ctx: Auctions) -> list[int]:
     """Close every auction whose end has passed by the node's clock or whose stream has ended, once across all
     nodes, and announce each; the ids of those this call closed."""
     now_ms = ctx.clock.now_ms()
-    rows = await ctx.pool.fetch(_CLOSE_DUE, now_ms, ctx.settings.auction_sweep_batch_max)
     announced: list[events.RoomEvent] = []
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(_CLOSE_DUE, now_ms, ctx.settings.auction_sweep_batch_max)
+        for row in rows:
+            names = {row["winner_id"]: row["winner_name"]} if row["winner_id"] is not None else {}
+            state = state_of(row)
+            lot = ctx.bidding.lots.get(row["id"]) or _view_lot(row, names)
+            lot.names.update(names)
+            announced.extend((row["stream_id"], e) for e in events.after_close(lot, state))
+        await event_outbox.write(conn, announced, now_ms)  # committed with the close
     for row in rows:
-        state = state_of(row)
         names = {row["winner_id"]: row["winner_name"]} if row["winner_id"] is not None else {}
-        ctx.bidding.take_state(row["id"], state, names)
-        lot = ctx.bidding.lots.get(row["id"]) or _view_lot(row, names)
-        announced.extend((row["stream_id"], e) for e in events.after_close(lot, state))
-        ctx.metrics.closed.labels(outcome="won" if state.winner_id else "unsold").inc()
-    ctx.announcer.offer(announced)
+        ctx.bidding.take_state(row["id"], state_of(row), names)
+        ctx.metrics.closed.labels(outcome="won" if row["winner_id"] else "unsold").inc()
     return [row["id"] for row in rows]

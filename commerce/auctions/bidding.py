@@ -5,7 +5,8 @@ room's moderators and the idempotency keys of recent bids. Bids for a lot wait i
 a time takes all that have gathered (up to `auction_bid_batch_max`), decides them in order with the rules at one
 instant of the node's clock, and commits what they changed with one statement that names the version it decided
 from. If anything changed the auction meanwhile (another node's bids, the close), that statement changes nothing:
-the copy is reloaded and the batch decided again. A refusal that no newer state could overturn (below the
+the copy is reloaded and the batch decided again. The batch's room events are written to the outbox by the same
+statement (commerce/event_outbox.py). A refusal that no newer state could overturn (below the
 increment, a closed auction, the seller) needs no round trip; the others are checked against the version first.
 Nothing waits on purpose: an idle lot commits a lone bid at once, a busy one gathers more per batch.
 """
@@ -56,11 +57,15 @@ WITH lot AS (
 ), won AS (
     INSERT INTO auction_wins (auction_id, winner_id, product_id, variant_id, amount_cents, won_ms, how)
     SELECT lot.id, $10, lot.product_id, lot.variant_id, $4, $11, $12 FROM lot WHERE $3 = 'closed'
+), announced AS (
+    INSERT INTO room_event_outbox (room_id, event, created_ms)
+    SELECT $21, e.event::jsonb, $13 FROM lot, unnest($22::text[]) WITH ORDINALITY AS e (event, n) ORDER BY e.n
 )
 SELECT count(*) FROM lot
 """
 
 Moderators = Callable[[int], Awaitable[frozenset[int]]]
+RoomEvent = tuple[int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -120,14 +125,16 @@ def state_of(row: asyncpg.Record) -> State:
 class Bidding:
     def __init__(
         self, pool: asyncpg.Pool, clock: Clock, settings: Settings, moderators: Moderators,
-        on_committed: Callable[[Lot, list[Decided]], None], on_batch: Callable[[int, int], None],
+        events_of: Callable[[Lot, list[Decided]], list[RoomEvent]], on_batch: Callable[[int, int], None],
+        on_committed: Callable[[], None],
     ) -> None:
         self._pool = pool
         self._clock = clock
         self._settings = settings
         self._moderators = moderators
-        self._on_committed = on_committed
+        self._events_of = events_of  # a batch's room events, committed with it into the outbox
         self._on_batch = on_batch  # (bids decided, commit attempts), for the metrics
+        self._on_committed = on_committed  # wakes the outbox relay at once
         self.lots: OrderedDict[int, Lot] = OrderedDict()
 
     async def lot(self, auction_id: int) -> Lot:
@@ -216,6 +223,8 @@ class Bidding:
             raise Problem(503, "auction-busy", "the auction kept changing while this bid was decided; bid again",
                           rule="auction_commit_attempts_max", limit_value=self._settings.auction_commit_attempts_max)
         self._on_batch(len(batch), attempts)
+        if plan.decided:
+            self._on_committed()
         if plan.state.version >= lot.state.version:  # the sweep may have closed it meanwhile: keep the newer
             lot.state = plan.state
         for request, decision in plan.decided:
@@ -225,8 +234,6 @@ class Bidding:
         for (_, waiting), result in zip(batch, plan.results(), strict=True):
             if not waiting.done():
                 waiting.set_result(result)
-        if plan.decided:
-            self._on_committed(lot, plan.decided)
 
     async def _commit(self, lot: Lot, plan: _Plan, read_version: int, now_ms: int) -> bool:
         s, entries, keys = plan.state, plan.entries, plan.entry_keys
@@ -235,6 +242,7 @@ class Bidding:
             s.ends_at_ms, s.bids_count, s.version, s.winner_id, s.closed_ms, s.closed_by, now_ms,
             [e.seq for e in entries], [e.bidder_id for e in entries], [e.kind for e in entries],
             [e.amount_cents for e in entries], [e.max_cents for e in entries], [e.outcome for e in entries], keys,
+            lot.stream_id, [orjson.dumps(event).decode() for _, event in self._events_of(lot, plan.decided)],
         )
         return committed == 1
 

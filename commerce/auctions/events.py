@@ -1,4 +1,5 @@
-"""The room events of auctions, and the announcer that publishes them in commit order off the bid's path.
+"""The room events of auctions: made with the change they announce and committed with it into the outbox
+(commerce/event_outbox.py), whose relay publishes them in commit order.
 
 Every `auction` event carries the lot's whole changing state (`version`, `state`, `price_cents`, `leader`,
 `ends_at` in server ms, `bids_count`, `min_next_cents`, `buy_now_available`, `winner`, `closed_by`), so a client
@@ -15,18 +16,11 @@ it) costs the room plane a fraction of an event per bid. The version still count
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
 from typing import Any
 
 from commerce.auctions import rules
 from commerce.auctions.bidding import Decided, Lot
 from commerce.auctions.rules import Entry, State
-from livecore.node import RoomEvents
-from livecore.tasks import stop_tasks
-
-log = logging.getLogger("livecore.commerce.auctions")
 
 RoomEvent = tuple[int, dict[str, Any]]
 
@@ -86,45 +80,3 @@ def after_close(lot: Lot, state: State) -> list[dict[str, Any]]:
     else:
         events.append(_event("won", lot, state, amount_cents=state.price_cents))
     return events
-
-
-class Announcer:
-    """Publishes committed auction events in the order they were committed on this node, a batch of batches per
-    Redis round trip. The bids are committed before any of this; events that cannot be published are logged and
-    counted, and the next event of the lot (which carries its whole state) repairs every view but the history."""
-
-    def __init__(self, rooms: Callable[[], RoomEvents | None], queue_max: int, on_lost: Callable[[int], None]) -> None:
-        self._rooms = rooms
-        self._queue: asyncio.Queue[list[RoomEvent]] = asyncio.Queue(queue_max)
-        self._on_lost = on_lost
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        await stop_tasks(self._task)
-
-    def offer(self, events: list[RoomEvent]) -> None:
-        if not events or self._rooms() is None:
-            return
-        try:
-            self._queue.put_nowait(events)
-        except asyncio.QueueFull:
-            self._on_lost(len(events))
-            log.error("%d auction events are lost: the announcement queue is full", len(events))
-
-    async def _run(self) -> None:
-        while True:
-            due = [await self._queue.get()]
-            due.extend(self._queue.get_nowait() for _ in range(self._queue.qsize()))
-            events = [event for batch in due for event in batch]
-            rooms = self._rooms()
-            try:
-                assert rooms is not None
-                await rooms.publish_many(events)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._on_lost(len(events))
-                log.exception("%d auction events are committed but could not be published", len(events))

@@ -1,16 +1,17 @@
-"""The auction context of one node: its copies of the lots it takes bids for, the room announcer, the sweep that
+"""The auction context of one node: its copies of the lots it takes bids for, the sweep that
 closes auctions when their time is up, and the metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from commerce.auctions import auctions, events
-from commerce.auctions.bidding import Bidding, Decided, Lot
+from commerce.auctions.bidding import Bidding
 from commerce.merch import Merch
 from commerce.payment_methods import PaymentMethods
 from livecore.node import Node, RoomEvents
@@ -29,13 +30,11 @@ class AuctionMetrics:
                                  "Bid batches decided again because the lot changed elsewhere", registry=registry)
         self.closed = Counter("livecore_auctions_closed", "Auctions closed by this node, by outcome", ["outcome"],
                               registry=registry)
-        self.events_lost = Counter("livecore_auction_events_lost",
-                                   "Committed auction changes whose room events could not be published",
-                                   registry=registry)
 
 
 class Auctions:
-    def __init__(self, node: Node, merch: Merch, payment_methods: PaymentMethods) -> None:
+    def __init__(self, node: Node, merch: Merch, payment_methods: PaymentMethods,
+                 wake_relay: Callable[[], None]) -> None:
         self.node = node
         self.pool = node.pool
         self.clock = node.clock
@@ -44,10 +43,8 @@ class Auctions:
         self.fees = merch.fees
         self.payment_methods = payment_methods
         self.metrics = AuctionMetrics(node.registry)
-        self.announcer = events.Announcer(lambda: node.rooms, self.settings.auction_announce_queue_max,
-                                          self.metrics.events_lost.inc)
-        self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, self._committed,
-                               self._batched)
+        self.bidding = Bidding(node.pool, node.clock, node.settings, self._moderators, events.after_bids,
+                               self._batched, wake_relay)
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
@@ -55,19 +52,14 @@ class Auctions:
         return self.node.rooms
 
     def start(self) -> None:
-        self.announcer.start()
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
         await stop_tasks(self._sweeper)
         await self.bidding.stop()
-        await self.announcer.stop()
 
     async def _moderators(self, room_id: int) -> frozenset[int]:
         return await self.node.rooms.moderators(room_id) if self.node.rooms is not None else frozenset()
-
-    def _committed(self, lot: Lot, decided: list[Decided]) -> None:
-        self.announcer.offer(events.after_bids(lot, decided))
 
     def _batched(self, bids: int, attempts: int) -> None:
         self.metrics.batch.observe(bids)
