@@ -239,7 +239,7 @@ async def test_chat_queued_before_the_node_noticed_the_outage_is_answered_when_t
     """Chat accepted in the moment before the node saw Redis go (its queue was being drained): the publish fails,
     and each sender is told instead of its chat vanishing."""
     client = redis.Redis.from_url(valkey.url)
-    outbox = Outbox(Bus(client, replay_events_max=100), events_max=10)
+    outbox = Outbox(Bus(client, replay_events_max=100, dedup_event_ids_max=100), events_max=10)
     lost: list[str] = []
     _kill(valkey)
     outbox.start()
