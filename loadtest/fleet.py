@@ -10,7 +10,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadtest.worker import WorkerReport, WorkerSpec, run_worker
+from loadtest.worker import WorkerReport, run_worker
 
 REPLY_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
@@ -24,7 +24,7 @@ def split_round_robin(items: list[str], parts: int) -> list[list[str]]:
 class Fleet:
     """Worker processes holding the viewers, and the latest progress each one reported."""
 
-    def __init__(self, specs: list[WorkerSpec]) -> None:
+    def __init__(self, specs: list[Any], entry: Callable[[Connection, Any], None] = run_worker) -> None:
         context = multiprocessing.get_context("spawn")  # no inherited event loop, sockets or threads
         self.specs = specs
         self.pipes: list[Connection] = []
@@ -33,7 +33,7 @@ class Fleet:
         self._replies: dict[int, asyncio.Queue[Any]] = {}
         for spec in specs:
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=run_worker, args=(child_end, spec), daemon=True)
+            process = context.Process(target=entry, args=(child_end, spec), daemon=True)
             process.start()
             child_end.close()
             self.pipes.append(parent_end)
@@ -80,6 +80,15 @@ class Fleet:
     async def reset(self) -> None:
         """Zero every worker's counts, so what they count from now on is the measured window."""
         await self._ask_all("reset")
+
+    def tell(self, command: str) -> None:
+        """Send `command` to every worker without waiting for an answer."""
+        for pipe in self.pipes:
+            pipe.send(command)
+
+    async def ask(self, command: str) -> list[Any]:
+        """Send `command` to every worker and return their answers, in worker order."""
+        return await self._ask_all(command)
 
     async def reports(self) -> list[WorkerReport]:
         replies = await self._ask_all("report")

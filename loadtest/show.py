@@ -1,0 +1,193 @@
+"""One scenario run against one server: start it, fill its rooms, connect the audience, send, drain, account.
+
+The measured window runs from the first send to the last delivery (or the end of the drain). Server CPU is read
+from the process tree when the server runs here (embedded Valkey and PostgreSQL apart), and from `/metrics`
+otherwise; both are kept with a one-second timeline for the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+
+from loadtest import outcome
+from loadtest.cpumeter import CpuMeter, ProcessGroup
+from loadtest.crowd import CrowdSpec, run_crowd
+from loadtest.fleet import Fleet, split_round_robin
+from loadtest.observer import Observer
+from loadtest.progress import Progress
+from loadtest.scenario import Scenario
+from loadtest.scrape import scrape
+from loadtest.traffic import Rates, Traffic
+from loadtest.venue import Venue
+
+QUIET_S = 2.0  # no new delivery for this long ends the drain
+SAMPLE_S = 1.0
+CONNECT_TIMEOUT_PER_VIEWER_S = 0.05
+
+
+class Server(Protocol):
+    name: str
+    managed: bool
+
+    async def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def server_pids(self) -> list[int]: ...
+    async def venue(self, scenario: Scenario) -> Venue: ...
+
+
+async def run(server: Server, scenario: Scenario, say: Callable[[str], None]) -> dict[str, Any]:
+    """Start `server`, measure `scenario` against it, stop it; the run's result as a JSON-ready dict."""
+    say(f"{server.name}: starting" if server.managed else f"{server.name}: checking it is ready")
+    await server.start()
+    try:
+        venue = await server.venue(scenario)
+        result = await _measure(server, venue, scenario, say)
+    finally:
+        server.stop()
+    result["server"]["logged_errors"] = getattr(server, "logged_errors", {})
+    return result
+
+
+def _specs(venue: Venue, scenario: Scenario) -> list[CrowdSpec]:
+    seats = venue.seats(scenario.viewers)
+    workers = max(1, min(scenario.workers, len(seats)))
+    return [
+        CrowdSpec(
+            index=index, wire=venue.wire, seats=chunk, connect_per_s=scenario.ramp_per_s / workers,
+            connect_concurrency_max=max(1, 200 // workers), sample_every_frames=scenario.latency_sample_every(),
+            churn_per_s=scenario.churn_per_s / workers, disconnects_per_s=scenario.disconnects_per_s / workers,
+        )
+        for index, chunk in enumerate(split_round_robin(seats, workers))  # type: ignore[arg-type]
+    ]
+
+
+async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callable[[str], None]) -> dict[str, Any]:
+    observers = [Observer(room, node, url, venue.wire) for room, node, url in venue.observer_urls()]
+    for observer in observers:
+        await observer.connect()
+    fleet = Fleet(_specs(venue, scenario), entry=run_crowd)
+    meter = CpuMeter([ProcessGroup("server", server.server_pids, with_children=True)])
+    rates = Rates(scenario.chat_per_s, scenario.likes_per_s, scenario.gifts_per_s, scenario.must_per_s)
+    traffic = Traffic(venue.sender_lists(), rates, venue.wire)
+    samples: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        sampler = asyncio.create_task(_sample(session, venue, fleet, meter, samples))
+        try:
+            timeout_s = 60 + scenario.viewers * CONNECT_TIMEOUT_PER_VIEWER_S
+            await fleet.wait_connected(scenario.viewers, lambda m: say(f"{server.name}: {m}"), timeout_s)
+            await traffic.connect()
+            with Progress(server.name, fleet, samples) as progress:
+                start_wall, start = time.time(), time.monotonic()
+                fleet.tell("agitate")
+                counts = await traffic.run(scenario.duration_s)
+                await fleet.ask("calm")
+                progress.phase("drain")
+                drained = await _drain(fleet, scenario.drain_s)
+            reports = [reply["report"] for reply in await fleet.ask("report")]
+            window_s = time.monotonic() - start
+            last_sample = await _sample_once(session, venue, fleet, meter)
+        finally:
+            sampler.cancel()
+            traffic.close()
+            for observer in observers:
+                observer.close()
+            await fleet.close()
+    cpu = meter.between(start, start + window_s)
+    result: dict[str, Any] = {
+        "target": server.name, "wire": venue.wire, "nodes": venue.node_urls, "rooms": len(venue.rooms),
+        "scenario": scenario.as_dict(), "window_s": round(window_s, 2), "drain": drained,
+        "senders": outcome.senders(counts, observers),
+        "accounting": outcome.accounting(reports, observers),
+        "latency": outcome.latency(reports),
+        "viewers": outcome.viewers(reports),
+        "timeline": _timeline(outcome.timeline(reports, start_wall), samples, start),
+        "server": _server_figures(cpu, samples, last_sample, start),
+    }
+    delivered = sum(result["accounting"]["delivered"].values())
+    cpu_s = result["server"]["cpu_s"]
+    result["delivered_per_s"] = round(delivered / window_s, 1) if window_s else 0.0
+    result["delivered_per_server_cpu_s"] = round(delivered / cpu_s, 1) if cpu_s else None
+    return result
+
+
+async def _drain(fleet: Fleet, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    last, changed = -1, time.monotonic()
+    while True:
+        await asyncio.sleep(0.1)
+        count, now = fleet.total("delivered"), time.monotonic()
+        if count != last:
+            last, changed = count, now
+        elif now - changed >= QUIET_S:
+            return f"nothing new for {QUIET_S:g} s"
+        if now > deadline:
+            return f"stopped after {timeout_s:g} s"
+
+
+async def _sample_once(session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter) -> dict[str, Any]:
+    scraped = await asyncio.gather(*(scrape(session, url) for url in venue.node_urls))
+    local = meter.sample()
+    return {
+        "at": time.monotonic(), "connected": fleet.total("connected"), "delivered": fleet.total("delivered"),
+        "errors": fleet.total("errors"), "resumes": fleet.total("resumes"),
+        "cpu_s_local": local.get("server", 0.0),
+        "cpu_s_metrics": sum(s.get("cpu_s", 0.0) for s in scraped),
+        "rss_bytes": sum(s.get("rss_bytes", 0.0) for s in scraped),
+        "metrics": scraped,
+    }
+
+
+async def _sample(
+    session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter, samples: list[dict[str, Any]]
+) -> None:
+    while True:
+        samples.append(await _sample_once(session, venue, fleet, meter))
+        await asyncio.sleep(SAMPLE_S)
+
+
+def _cpu_of(sample: dict[str, Any]) -> float:
+    return sample["cpu_s_local"] or sample["cpu_s_metrics"]
+
+
+def _timeline(rows: list[dict[str, Any]], samples: list[dict[str, Any]], start: float) -> list[dict[str, Any]]:
+    """The viewers' per-second figures joined with the server's sampled ones (CPU share, memory, connections)."""
+    by_second: dict[int, dict[str, Any]] = {row["t"]: dict(row) for row in rows}
+    for before, after in itertools.pairwise(samples):
+        second = int(after["at"] - start)
+        span = after["at"] - before["at"]
+        row = by_second.setdefault(second, {"t": second, "delivered": 0, "p50_ms": None, "p99_ms": None})
+        row["cpu_pct"] = round(100 * (_cpu_of(after) - _cpu_of(before)) / span, 1) if span > 0 else None
+        row["rss_mb"] = round(after["rss_bytes"] / 1e6, 1)
+        row["connected"] = after["connected"]
+        row["errors"] = after["errors"]
+    return [by_second[t] for t in sorted(by_second) if t >= -1]
+
+
+def _server_figures(
+    cpu: dict[str, float], samples: list[dict[str, Any]], last: dict[str, Any], start: float
+) -> dict[str, Any]:
+    """Server CPU over the window: the local process tree if there is one, else the nodes' own counters."""
+    inside = [s for s in samples if s["at"] >= start] or [last]
+    metrics_cpu = last["cpu_s_metrics"] - inside[0]["cpu_s_metrics"]
+    local_cpu = cpu.get("server", 0.0)
+    return {
+        "cpu_s": round(local_cpu or metrics_cpu, 3),
+        "cpu_source": "process tree" if local_cpu else "/metrics",
+        "cpu_s_metrics": round(metrics_cpu, 3),
+        "backing_cpu_s": {k: round(v, 3) for k, v in cpu.items() if k in ("valkey", "postgres")},
+        "rss_mb_max": round(max((s["rss_bytes"] for s in samples), default=0.0) / 1e6, 1),
+        "node_metrics_at_end": last["metrics"],
+    }
+
+
+def run_tag() -> str:
+    """A short tag that keeps one run's accounts apart from another's on a reused node."""
+    return secrets.token_hex(3) + str(os.getpid() % 100)
