@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
+import psutil
 
 from loadtest import outcome
-from loadtest.cpumeter import CpuMeter, ProcessGroup
+from loadtest.cpumeter import CpuMeter, ProcessGroup, backing_service
 from loadtest.crowd import CrowdSpec, run_crowd
 from loadtest.fleet import Fleet, split_round_robin
 from loadtest.observer import Observer
@@ -79,7 +80,8 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
     traffic = Traffic(venue.sender_lists(), rates, venue.wire)
     samples: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
-        sampler = asyncio.create_task(_sample(session, venue, fleet, meter, samples))
+        pids = server.server_pids()
+        sampler = asyncio.create_task(_sample(session, venue, fleet, meter, pids, samples))
         try:
             timeout_s = 60 + scenario.viewers * CONNECT_TIMEOUT_PER_VIEWER_S
             await fleet.wait_connected(scenario.viewers, lambda m: say(f"{server.name}: {m}"), timeout_s)
@@ -93,7 +95,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
                 drained = await _drain(fleet, scenario.drain_s)
             reports = [reply["report"] for reply in await fleet.ask("report")]
             window_s = time.monotonic() - start
-            last_sample = await _sample_once(session, venue, fleet, meter)
+            last_sample = await _sample_once(session, venue, fleet, meter, pids)
         finally:
             sampler.cancel()
             traffic.close()
@@ -132,7 +134,22 @@ async def _drain(fleet: Fleet, timeout_s: float) -> str:
             return f"stopped after {timeout_s:g} s"
 
 
-async def _sample_once(session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter) -> dict[str, Any]:
+def local_rss_bytes(pids: list[int]) -> float:
+    """Resident memory of the server's own processes here (not its Valkey or PostgreSQL)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if backing_service(process.name()) is None:
+                total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+async def _sample_once(
+    session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter, pids: list[int]
+) -> dict[str, Any]:
     scraped = await asyncio.gather(*(scrape(session, url) for url in venue.node_urls))
     local = meter.sample()
     return {
@@ -140,16 +157,17 @@ async def _sample_once(session: aiohttp.ClientSession, venue: Venue, fleet: Flee
         "errors": fleet.total("errors"), "resumes": fleet.total("resumes"),
         "cpu_s_local": local.get("server", 0.0),
         "cpu_s_metrics": sum(s.get("cpu_s", 0.0) for s in scraped),
-        "rss_bytes": sum(s.get("rss_bytes", 0.0) for s in scraped),
+        "rss_bytes": sum(s.get("rss_bytes", 0.0) for s in scraped) or local_rss_bytes(pids),
         "metrics": scraped,
     }
 
 
 async def _sample(
-    session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter, samples: list[dict[str, Any]]
+    session: aiohttp.ClientSession, venue: Venue, fleet: Fleet, meter: CpuMeter, pids: list[int],
+    samples: list[dict[str, Any]],
 ) -> None:
     while True:
-        samples.append(await _sample_once(session, venue, fleet, meter))
+        samples.append(await _sample_once(session, venue, fleet, meter, pids))
         await asyncio.sleep(SAMPLE_S)
 
 

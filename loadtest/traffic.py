@@ -24,6 +24,11 @@ MUST_COMMAND = {"type": "slow_mode", "seconds": 0}  # answered by a must-deliver
 GIFT_ID = "rose"
 
 
+def chat_text(index: int) -> str:
+    """A 40-byte chat message, the size the issue's comparison uses."""
+    return f"load test chat message number {index:010d}"
+
+
 @dataclass(frozen=True)
 class Rates:
     """Sends per second per room, by kind."""
@@ -78,7 +83,7 @@ class RoomTraffic:
         pool = self.connections[kind]
         connection = pool[index % len(pool)]
         if kind == "chat":
-            command = {"type": "chat", "text": f"load test message {index:08d}"}
+            command = {"type": "chat", "text": chat_text(index)}
         elif kind == "like":
             command = {"type": "like", "count": 1}
         elif kind == "gift":
