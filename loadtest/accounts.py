@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from typing import Any
 
 import aiohttp
@@ -9,6 +11,9 @@ import aiohttp
 PASSWORD = "loadtest-password-1"
 BIRTH_DATE = "1990-01-01"  # adults: the creator must be 18+ to open a stream
 REGION = "US"
+TEST_CARD = "4242424242424242"  # the local test provider's card that succeeds
+WALLET_POLL_S = 0.2
+WALLET_POLLS_MAX = 100
 
 
 class ApiError(RuntimeError):
@@ -32,11 +37,47 @@ async def account_token(session: aiohttp.ClientSession, base_url: str, username:
 
 async def create_stream(session: aiohttp.ClientSession, base_url: str, token: str, title: str) -> str:
     """Open a stream as the creator; its id is the room the viewers join."""
+    return str((await open_stream(session, base_url, token, title))["id"])
+
+
+async def open_stream(session: aiohttp.ClientSession, base_url: str, token: str, title: str) -> dict[str, Any]:
+    """Open a stream as the creator: its id (the room) and its stream key (to publish with)."""
     headers = {"Authorization": f"Bearer {token}"}
     async with session.post(f"{base_url}/api/streams", json={"title": title}, headers=headers) as response:
         if response.status != 201:
             raise ApiError(f"POST /api/streams: {await _problem(response)}")
-        return str((await response.json())["id"])
+        return dict(await response.json())
+
+
+async def buy_coins(session: aiohttp.ClientSession, base_url: str, token: str, package_id: str) -> None:
+    """Buy a coin package through the node's local test provider and wait until the coins are in the wallet."""
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"package_id": package_id, "idempotency_key": secrets.token_hex(8)}
+    async with session.post(f"{base_url}/api/coins/purchases", json=body, headers=headers) as response:
+        if response.status != 201:
+            raise ApiError(f"POST /api/coins/purchases: {await _problem(response)}")
+        purchase = await response.json()
+    confirm = {"card_number": TEST_CARD}
+    async with session.post(f"{base_url}/api/payments/local/{purchase['id']}/confirm", json=confirm,
+                            headers=headers) as response:
+        if response.status >= 300:
+            raise ApiError(f"confirming purchase {purchase['id']}: {await _problem(response)}")
+    for _ in range(WALLET_POLLS_MAX):
+        async with session.get(f"{base_url}/api/wallet", headers=headers) as response:
+            if (await response.json()).get("coins", 0) > 0:
+                return
+        await asyncio.sleep(WALLET_POLL_S)
+    raise ApiError("the coins bought did not reach the wallet")
+
+
+async def wait_live(session: aiohttp.ClientSession, base_url: str, stream_id: str) -> None:
+    """Until the stream's state is live (the node marks it once the publisher's media flows)."""
+    for _ in range(WALLET_POLLS_MAX):
+        async with session.get(f"{base_url}/api/streams/{stream_id}") as response:
+            if (await response.json()).get("state") == "live":
+                return
+        await asyncio.sleep(WALLET_POLL_S)
+    raise ApiError(f"stream {stream_id} did not go live")
 
 
 async def _problem(response: aiohttp.ClientResponse) -> str:

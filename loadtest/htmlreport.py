@@ -117,7 +117,19 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("error events by code", lambda r: r["viewers"]["error_events"] or "-"),
     ("server CPU-s / max RSS MB", lambda r: f"{r['server']['cpu_s']} / {r['server']['rss_mb_max']}"),
     ("gift commit p50 / p99 ms", lambda r: _lat(r["senders"]["gift_commit_ms"])),
+    ("WHEP viewers: video packets / kbit/s / video loss", lambda r: _whep(r["media"])),
+    ("WHEP time to first keyframe ms", lambda r: r["media"]["first_keyframe_ms"] or "-"),
+    ("HLS pullers: segments / kbit/s / errors", lambda r: _hls(r["media"])),
 )
+
+
+def _whep(found: dict[str, Any]) -> str:
+    return "; ".join(f"{v.get('video_packets', 0)} / {v.get('kbit_s', 0)} / {v['video_loss']}"
+                     + (f" ({v['error']})" if v["error"] else "") for v in found["whep"]) or "-"
+
+
+def _hls(found: dict[str, Any]) -> str:
+    return "; ".join(f"{p['segments']} / {p['kbit_s']} / {p['errors']}" for p in found["hls"]) or "-"
 
 
 def _lat(summary: dict[str, Any]) -> str:

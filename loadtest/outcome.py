@@ -53,6 +53,31 @@ def accounting(reports: Sequence[CrowdReport], observers: Sequence[Observer]) ->
     }
 
 
+KIND_CLASS = {"chat": "chat", "like": "like", "gift": "gift", "must": MUST}
+
+
+def add_unrelayed(
+    counts: dict[str, Any], sent: dict[str, int], observers: Sequence[Observer], viewers_per_room: dict[int, int],
+    rooms: int,
+) -> None:
+    """For a server that samples nothing (the peers), what it was sent but never fanned out is lost to every
+    viewer of the room: added to `counts` as expected and lost, and named `never_relayed`."""
+    never: Counter[str] = Counter()
+    for observer in observers:
+        if observer.node != 0:
+            continue
+        for kind, klass in KIND_CLASS.items():
+            per_room = sent.get(kind, 0) // rooms
+            missing = max(0, per_room - len(observer.seqs[klass]))
+            never[klass] += missing * viewers_per_room.get(observer.room, 0)
+    for klass, lost in never.items():
+        counts["expected"][klass] = counts["expected"].get(klass, 0) + lost
+        counts["lost"][klass] = counts["lost"].get(klass, 0) + lost
+    counts["never_relayed"] = dict(+never)
+    total_expected = sum(counts["expected"].values())
+    counts["loss"] = sum(counts["lost"].values()) / total_expected if total_expected else 0.0
+
+
 def latency(reports: Sequence[CrowdReport]) -> dict[str, Any]:
     per_class = {
         klass: merged(LatencyHistogram(r.tally.latency[klass].counts) for r in reports) for klass in CLASSES

@@ -53,6 +53,9 @@ FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--gift-rate", "gifts_per_s", float, "gifts per room per second (peers: relayed gift events)"),
     ("--must-rate", "must_per_s", float, "must-deliver moderation events per room per second"),
     ("--chatters", "chatters", int, "sending accounts per room"),
+    ("--gifters", "gifters", int, "accounts per room that buy coins and send gifts"),
+    ("--whep-viewers", "whep_viewers", int, "WebRTC viewers over WHEP (packets counted, not decoded)"),
+    ("--hls-pullers", "hls_pullers", int, "HLS players fetching playlist and segments"),
     ("--churn", "churn_per_s", float, "viewers leaving (and new ones joining) per second"),
     ("--disconnects", "disconnects_per_s", float, "induced disconnects per second, each resumed"),
     ("--workers", "workers", int, "viewer processes"),
@@ -143,10 +146,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def summary_text(results: list[dict[str, Any]], verdict: list[dict[str, Any]]) -> str:
-    lines = []
-    for label, value in htmlreport.ROWS:
-        lines.append(f"{label:36}" + "".join(f"{value(r)!s:>28}" for r in results))
-    header = f"{'':36}" + "".join(f"{r['target']:>28}" for r in results)
+    width = max(len(label) for label, _ in htmlreport.ROWS) + 2
+    lines = [f"{label:{width}}" + "".join(f"{value(r)!s:>30}" for r in results) for label, value in htmlreport.ROWS]
+    header = f"{'':{width}}" + "".join(f"{r['target']:>30}" for r in results)
     slo = [f"SLO {'met' if v['met'] else 'MISSED'}: {v['slo']} <= {v['limit']:g} (measured {v['measured']})"
            for v in verdict]
     return "\n".join([header, *lines, *slo])

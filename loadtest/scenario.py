@@ -43,6 +43,9 @@ class Scenario:
     gifts_per_s: float = 0.0
     must_per_s: float = 1.0  # must-deliver moderation events per room per second, from the creator
     chatters: int = 4  # sending accounts per room (chat and likes)
+    gifters: int = 2  # accounts per room that buy coins and send gifts (livecore; the room goes live for them)
+    whep_viewers: int = 0  # WebRTC viewers over WHEP, over all rooms (the rooms go live)
+    hls_pullers: int = 0  # HLS players fetching playlist and segments, over all rooms (the rooms go live)
     churn_per_s: float = 0.0  # viewers leaving (and others joining) per second, over all rooms
     disconnects_per_s: float = 0.0  # induced network losses per second, each followed by a resume
     targets: tuple[str, ...] = ()  # node URLs; empty: start one node
@@ -62,14 +65,21 @@ class Scenario:
                 raise ScenarioError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
         if self.viewers < 1 or self.rooms < 1 or self.rooms > self.viewers:
             raise ScenarioError("viewers and rooms must be at least 1, and rooms at most viewers")
-        if self.duration_s <= 0 or self.ramp_per_s <= 0 or self.workers < 1 or self.chatters < 1:
-            raise ScenarioError("duration_s, ramp_per_s, workers and chatters must be positive")
+        if self.duration_s <= 0 or self.ramp_per_s <= 0 or self.workers < 1 or self.chatters < 1 or self.gifters < 1:
+            raise ScenarioError("duration_s, ramp_per_s, workers, chatters and gifters must be positive")
+        if self.whep_viewers < 0 or self.hls_pullers < 0:
+            raise ScenarioError("whep_viewers and hls_pullers cannot be negative")
         for name in ("chat_per_s", "likes_per_s", "gifts_per_s", "must_per_s", "churn_per_s", "disconnects_per_s"):
             if getattr(self, name) < 0:
                 raise ScenarioError(f"{name} cannot be negative")
         for key in self.slo:
             if key not in SLO_KEYS:
                 raise ScenarioError(f"unknown SLO {key!r}; known: {', '.join(SLO_KEYS)}")
+
+    @property
+    def live(self) -> bool:
+        """Whether the rooms must be live: gifts need a live stream, WHEP and HLS need media."""
+        return self.gifts_per_s > 0 or self.whep_viewers > 0 or self.hls_pullers > 0
 
     @property
     def wire(self) -> str:

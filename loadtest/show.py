@@ -12,16 +12,18 @@ import itertools
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
 import psutil
 
-from loadtest import outcome
+from loadtest import outcome, wire
 from loadtest.cpumeter import CpuMeter, ProcessGroup, backing_service
 from loadtest.crowd import CrowdSpec, run_crowd
 from loadtest.fleet import Fleet, split_round_robin
+from loadtest.media import Spectators
 from loadtest.observer import Observer
 from loadtest.progress import Progress
 from loadtest.scenario import Scenario
@@ -50,7 +52,10 @@ async def run(server: Server, scenario: Scenario, say: Callable[[str], None]) ->
     await server.start()
     try:
         venue = await server.venue(scenario)
-        result = await _measure(server, venue, scenario, say)
+        try:
+            result = await _measure(server, venue, scenario, say)
+        finally:
+            await venue.close()
     finally:
         server.stop()
     result["server"]["logged_errors"] = getattr(server, "logged_errors", {})
@@ -86,6 +91,8 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
             timeout_s = 60 + scenario.viewers * CONNECT_TIMEOUT_PER_VIEWER_S
             await fleet.wait_connected(scenario.viewers, lambda m: say(f"{server.name}: {m}"), timeout_s)
             await traffic.connect()
+            spectators = Spectators(venue.node_urls[0], venue.rooms, scenario.whep_viewers, scenario.hls_pullers)
+            await spectators.start(session)
             with Progress(server.name, fleet, samples) as progress:
                 start_wall, start = time.time(), time.monotonic()
                 fleet.tell("agitate")
@@ -94,6 +101,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
             reports = [reply["report"] for reply in await fleet.ask("report")]
+            media_figures = await spectators.finish()
             window_s = time.monotonic() - start
             last_sample = await _sample_once(session, venue, fleet, meter, pids)
         finally:
@@ -112,7 +120,11 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
         "viewers": outcome.viewers(reports),
         "timeline": _timeline(outcome.timeline(reports, start_wall), samples, start),
         "server": _server_figures(cpu, samples, last_sample, start),
+        "media": media_figures,
     }
+    if venue.wire == wire.SOCKETIO:
+        per_room = Counter(record.room for report in reports for record in report.records)
+        outcome.add_unrelayed(result["accounting"], counts.sent, observers, per_room, len(venue.rooms))
     delivered = sum(result["accounting"]["delivered"].values())
     cpu_s = result["server"]["cpu_s"]
     result["delivered_per_s"] = round(delivered / window_s, 1) if window_s else 0.0

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadtest import accounts, wire
+from loadtest import accounts, media, wire
 from loadtest.crowd import Seat
 from loadtest.scenario import Scenario
 from loadtest.traffic import Senders
 
 VIEWERS_PER_ACCOUNT = 500
+GIFTER_COINS = "coins_10000"  # roses cost a coin each: enough for any run
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class Venue:
     rooms: list[str]  # room ids (livecore) or names (peers)
     viewer_tokens: list[str | None]
     senders: list[dict[str, list[str | None]]]  # per room: kind -> the tokens that send it
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # what ends the broadcasts
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
 
     def ws_url(self, node: int) -> str:
         return self.node_urls[node].replace("http://", "ws://", 1).replace("https://", "wss://", 1)
@@ -59,21 +66,34 @@ class Venue:
 
 
 async def livecore_venue(node_urls: list[str], scenario: Scenario, run_tag: str) -> Venue:
-    """Accounts and one stream per room on the first node (the others share its database)."""
+    """Accounts and one stream per room on the first node (the others share its database); live rooms for gifts
+    and media, with a publisher each and gifters who bought coins."""
     base = node_urls[0]
     viewer_accounts = max(1, math.ceil(scenario.viewers / VIEWERS_PER_ACCOUNT))
-    async with aiohttp.ClientSession() as session:
-        async def token(name: str) -> str:
-            return await accounts.account_token(session, base, f"lt{run_tag}{name}")
+    session = aiohttp.ClientSession()
+    closers: list[Callable[[], Awaitable[None]]] = [session.close]
 
-        viewers = await asyncio.gather(*(token(f"v{n}") for n in range(viewer_accounts)))
-        rooms, senders = [], []
-        for room in range(scenario.rooms):
-            creator = await token(f"c{room}")
-            chatters = await asyncio.gather(*(token(f"r{room}p{n}") for n in range(scenario.chatters)))
-            rooms.append(await accounts.create_stream(session, base, creator, f"load test room {room}"))
-            senders.append({"chat": list(chatters), "like": list(chatters), "must": [creator]})
-    return Venue(scenario.wire, node_urls, rooms, list(viewers), senders)
+    async def token(name: str) -> str:
+        return await accounts.account_token(session, base, f"lt{run_tag}{name}")
+
+    viewers = await asyncio.gather(*(token(f"v{n}") for n in range(viewer_accounts)))
+    rooms, senders = [], []
+    for room in range(scenario.rooms):
+        creator = await token(f"c{room}")
+        chatters = await asyncio.gather(*(token(f"r{room}p{n}") for n in range(scenario.chatters)))
+        stream = await accounts.open_stream(session, base, creator, f"load test room {room}")
+        rooms.append(str(stream["id"]))
+        kinds: dict[str, list[str | None]] = {"chat": list(chatters), "like": list(chatters), "must": [creator]}
+        if scenario.live:
+            broadcast = await media.go_live(session, base, str(stream["id"]), stream["stream_key"])
+            closers.insert(0, lambda b=broadcast: media.end_broadcast(session, base, b))
+            await accounts.wait_live(session, base, str(stream["id"]))
+        if scenario.gifts_per_s > 0:
+            gifters = await asyncio.gather(*(token(f"r{room}g{n}") for n in range(scenario.gifters)))
+            await asyncio.gather(*(accounts.buy_coins(session, base, g, GIFTER_COINS) for g in gifters))
+            kinds["gift"] = list(gifters)
+        senders.append(kinds)
+    return Venue(scenario.wire, node_urls, rooms, list(viewers), senders, closers)
 
 
 def peer_venue(node_urls: list[str], scenario: Scenario) -> Venue:
