@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import uvloop
 
-from loadtest import htmlreport, outcome
+from loadtest import agent, htmlreport, outcome
 from loadtest import scenario as scenarios
 from loadtest.servers import LivecoreServer
 from loadtest.show import run as run_show
@@ -77,6 +78,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--target", dest="targets", action="append", help="a livecore node URL (repeatable)")
     parser.add_argument("--peer", dest="peers", action="append", choices=scenarios.PEERS,
                         help="also run the workload against this peer (repeatable)")
+    parser.add_argument("--agent", dest="agents", action="append", metavar="HOST:PORT",
+                        help="a `livecore-loadtest agent` that holds a share of the viewers (repeatable)")
+    parser.add_argument("--agent-key", help="the agents' shared key (default: $LOADTEST_AGENT_KEY)")
     parser.add_argument("--peers-only", action="store_true", help="skip livecore, run only the peers")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the started node, e.g. tick_ms_max=50 (repeatable)")
@@ -91,6 +95,9 @@ def _scenario(args: argparse.Namespace) -> scenarios.Scenario:
     overrides: dict[str, Any] = {dest: getattr(args, dest) for _, dest, _, _ in FLAGS}
     overrides["targets"] = args.targets
     overrides["peers"] = args.peers
+    overrides["agents"] = args.agents
+    if args.agent_key:
+        os.environ[agent.KEY_ENV] = args.agent_key
     if args.slo is not None:
         overrides["slo"] = scenarios.parse_slo(args.slo)
     loaded = scenarios.load(args.scenario_file, overrides)

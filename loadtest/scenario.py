@@ -51,6 +51,7 @@ class Scenario:
     targets: tuple[str, ...] = ()  # node URLs; empty: start one node
     peers: tuple[str, ...] = ()  # also run the workload against these (see PEERS)
     workers: int = 1
+    agents: tuple[str, ...] = ()  # HOST:PORT of `livecore-loadtest agent`s that hold a share of the viewers
     drain_s: float = 10.0  # longest wait for deliveries after sending stops
     display_per_s: int = 120  # the started node's chat display rate per room
     sample_every_frames: int = 0  # 0: chosen from the audience size
@@ -125,7 +126,7 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Scenario:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ScenarioError(f"unknown scenario keys: {', '.join(unknown)}")
-    for key in ("targets", "peers"):
+    for key in ("targets", "peers", "agents"):
         if key in values:
             values[key] = tuple(values[key])
     values["settings"] = {str(k).lower(): str(v) for k, v in values.get("settings", {}).items()}

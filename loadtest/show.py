@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import aiohttp
 import psutil
 
-from loadtest import outcome, wire
+from loadtest import agent, outcome, wire
 from loadtest.cpumeter import CpuMeter, ProcessGroup, backing_service
-from loadtest.crowd import CrowdSpec, run_crowd
+from loadtest.crowd import CrowdReport, CrowdSpec, run_crowd
 from loadtest.fleet import Fleet, split_round_robin
 from loadtest.media import Spectators
 from loadtest.observer import Observer
@@ -63,23 +63,48 @@ async def run(server: Server, scenario: Scenario, say: Callable[[str], None]) ->
 
 
 def _specs(venue: Venue, scenario: Scenario) -> list[CrowdSpec]:
+    """One spec per local worker, then one per agent, the viewers dealt over all of them."""
     seats = venue.seats(scenario.viewers)
-    workers = max(1, min(scenario.workers, len(seats)))
+    parts = max(1, min(scenario.workers + len(scenario.agents), len(seats)))
     return [
         CrowdSpec(
-            index=index, wire=venue.wire, seats=chunk, connect_per_s=scenario.ramp_per_s / workers,
-            connect_concurrency_max=max(1, 200 // workers), sample_every_frames=scenario.latency_sample_every(),
-            churn_per_s=scenario.churn_per_s / workers, disconnects_per_s=scenario.disconnects_per_s / workers,
+            index=index, wire=venue.wire, seats=chunk, connect_per_s=scenario.ramp_per_s / parts,
+            connect_concurrency_max=max(1, 200 // parts), sample_every_frames=scenario.latency_sample_every(),
+            churn_per_s=scenario.churn_per_s / parts, disconnects_per_s=scenario.disconnects_per_s / parts,
         )
-        for index, chunk in enumerate(split_round_robin(seats, workers))  # type: ignore[arg-type]
+        for index, chunk in enumerate(split_round_robin(seats, parts))  # type: ignore[arg-type]
     ]
+
+
+async def _fleet(venue: Venue, scenario: Scenario) -> tuple[Fleet, dict[int, agent.ClockOffset]]:
+    """Local worker processes and the agents' workers, and each agent's clock offset by worker index."""
+    specs = _specs(venue, scenario)
+    local, remote_specs = specs[: len(specs) - len(scenario.agents)], specs[len(specs) - len(scenario.agents):]
+    key = agent.agent_key(None) if remote_specs else b""
+    remote, offsets = [], {}
+    for address, spec in zip(scenario.agents, remote_specs, strict=False):
+        connection, offset = await asyncio.to_thread(agent.connect, agent.parse_address(address), key, spec)
+        remote.append((connection, spec))
+        offsets[spec.index] = offset
+    return Fleet(local, entry=run_crowd, remote=remote), offsets
+
+
+def _on_our_clock(reports: list[CrowdReport], offsets: dict[int, agent.ClockOffset]) -> None:
+    """Agents measured latency on their own clocks; move their counts onto this machine's."""
+    for report in reports:
+        offset = offsets.get(report.index)
+        if offset is None:
+            continue
+        tally = report.tally
+        for histogram in [*tally.latency.values(), *tally.latency_per_s.values()]:
+            histogram.counts = Counter(agent.shifted(histogram.counts, offset.offset_ms))
 
 
 async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callable[[str], None]) -> dict[str, Any]:
     observers = [Observer(room, node, url, venue.wire) for room, node, url in venue.observer_urls()]
     for observer in observers:
         await observer.connect()
-    fleet = Fleet(_specs(venue, scenario), entry=run_crowd)
+    fleet, offsets = await _fleet(venue, scenario)
     meter = CpuMeter([ProcessGroup("server", server.server_pids, with_children=True)])
     rates = Rates(scenario.chat_per_s, scenario.likes_per_s, scenario.gifts_per_s, scenario.must_per_s)
     traffic = Traffic(venue.sender_lists(), rates, venue.wire)
@@ -101,6 +126,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
             reports = [reply["report"] for reply in await fleet.ask("report")]
+            _on_our_clock(reports, offsets)
             media_figures = await spectators.finish()
             window_s = time.monotonic() - start
             last_sample = await _sample_once(session, venue, fleet, meter, pids)
@@ -121,6 +147,8 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
         "timeline": _timeline(outcome.timeline(reports, start_wall), samples, start),
         "server": _server_figures(cpu, samples, last_sample, start),
         "media": media_figures,
+        "agents": {scenario.agents[n]: {"offset_ms": round(o.offset_ms, 2), "round_trip_ms": round(o.round_trip_ms, 2)}
+                   for n, o in enumerate(offsets.values())},
     }
     if venue.wire == wire.SOCKETIO:
         per_room = Counter(record.room for report in reports for record in report.records)

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from loadtest import htmlreport, outcome, scenario, show, wire
+from livecore.embedded import free_port
+from loadtest import agent, htmlreport, outcome, scenario, show, wire
 from loadtest.audience import AudienceViewer, Tally
 from loadtest.servers import LivecoreServer
 from loadtest.wsframe import OP_TEXT
@@ -176,3 +177,36 @@ def test_slo_verdict_compares_each_limit_with_what_was_measured() -> None:
         result, {"p99_ms": 100, "must_p99_ms": 50, "loss": 0.001, "resume_failed": 0.25, "errors": 3})}
     assert verdict == {"p99_ms": (90, True), "must_p99_ms": (90, False), "loss": (0.002, False),
                        "resume_failed": (0.25, True), "errors": (3, True)}
+
+
+async def test_an_agent_holds_its_share_of_the_viewers_with_its_clock_offset(
+    node_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await node_factory(**NODE_LIMITS)
+    port = free_port()
+    monkeypatch.setenv(agent.KEY_ENV, "test-key")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtest.cli", "agent", "--listen", f"127.0.0.1:{port}",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        assert b"listening" in await asyncio.wait_for(process.stderr.readline(), CLI_TIMEOUT_S)
+        result = await run_against(node.url, viewers=12, workers=1, chat_per_s=10, must_per_s=2, duration_s=2,
+                                   agents=(f"127.0.0.1:{port}",))
+    finally:
+        process.terminate()
+        await process.wait()
+    [(address, clock)] = result["agents"].items()
+    assert address == f"127.0.0.1:{port}"
+    assert abs(clock["offset_ms"]) <= clock["round_trip_ms"]  # the same clock, within the probe's precision
+    assert result["accounting"]["viewers"] == 12  # six here, six on the agent
+    assert_every_event_accounted(result)
+    assert result["accounting"]["expected"]["chat"] == 12 * 20
+
+
+def test_clock_offset_comes_from_the_shortest_round_trip_and_moves_latencies() -> None:
+    samples = [(100.0, 100.6, 101.0), (200.0, 200.252, 200.004), (300.0, 300.9, 301.0)]
+    offset = agent.estimate_offset(samples)
+    assert offset.offset_ms == pytest.approx(250) and offset.round_trip_ms == pytest.approx(4)
+    assert agent.shifted({300: 2, 260: 1, 100: 4}, 250) == {50: 2, 10: 1, 0: 4}
