@@ -156,7 +156,7 @@ def _verdict(verdict: Sequence[dict[str, Any]]) -> str:
         f"&le; {v['limit']:g} (measured {v['measured']}; {html.escape(v['meaning'])})</li>"
         for v in verdict
     )
-    return f"<h2>SLO</h2><ul>{items}</ul>"
+    return f"<h3>SLO</h3><ul>{items}</ul>"
 
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}
@@ -164,12 +164,17 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.met{color:#176a21
 figure{margin:1.5em 0}figcaption{font-weight:600}"""
 
 
-def render(title: str, results: Sequence[dict[str, Any]], verdict: Sequence[dict[str, Any]],
+def render(title: str, sections: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[dict[str, Any]]]],
            extra: str = "") -> str:
-    plots = "".join(
-        f"<figure><figcaption>{html.escape(caption)}</figcaption>{svg(draw(kind, results))}</figure>"
-        for kind, caption in PLOTS
-    )
+    """The page: `extra` first (a side-by-side summary), then per section its SLO verdict, table and plots."""
+    parts = []
+    for heading, results, verdict in sections:
+        plots = "".join(
+            f"<figure><figcaption>{html.escape(caption)}</figcaption>{svg(draw(kind, results))}</figure>"
+            for kind, caption in PLOTS
+        )
+        parts.append(f"<h2>{html.escape(heading)}</h2>{_verdict(verdict)}<h3>Figures</h3>{_table(results)}"
+                     f"<h3>Plots</h3>{plots}")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{_verdict(verdict)}"
-            f"<h2>Figures</h2>{_table(results)}{extra}<h2>Plots</h2>{plots}</body></html>")
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{extra}{''.join(parts)}"
+            "</body></html>")

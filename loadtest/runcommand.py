@@ -14,6 +14,7 @@ from typing import Any
 import uvloop
 
 from loadtest import agent, htmlreport, outcome
+from loadtest import ladder as ladder_steps
 from loadtest import scenario as scenarios
 from loadtest.servers import LivecoreServer
 from loadtest.show import run as run_show
@@ -84,6 +85,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--peers-only", action="store_true", help="skip livecore, run only the peers")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the started node, e.g. tick_ms_max=50 (repeatable)")
+    parser.add_argument("--ladder", metavar="VIEWERSxRATE,...",
+                        help="run each step (viewers x chat/s per room) in turn, e.g. 500x50,2000x100, and say "
+                        "where each server fell over")
     parser.add_argument("--slo", help="e.g. p99_ms=250,loss=0; keys: " + ", ".join(scenarios.SLO_KEYS))
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON ('-': stdout)")
     parser.add_argument("--html", metavar="FILE", type=Path, help="write the HTML report")
@@ -131,25 +135,45 @@ async def _run_all(scenario: scenarios.Scenario, peers_only: bool) -> list[dict[
 def run_command(args: argparse.Namespace) -> int:
     try:
         scenario = _scenario(args)
+        steps = ladder_steps.parse_ladder(args.ladder) if args.ladder else [(scenario.viewers, scenario.chat_per_s)]
     except scenarios.ScenarioError as exc:
         print(f"livecore-loadtest run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    results = uvloop.run(_run_all(scenario, args.peers_only))
-    ran = [r for r in results if "skipped" not in r]
-    verdicts = {r["target"]: outcome.slo_verdict(r, scenario.slo) for r in ran}
-    first = verdicts.get(ran[0]["target"], []) if ran else []
-    document = {"scenario": scenario.as_dict(), "results": results, "slo": verdicts,
-                "slo_met": all(v["met"] for v in first)}
-    print(summary_text(ran, first), file=sys.stderr if args.json == "-" else sys.stdout)
+    ladder = []
+    for viewers, rate in steps:
+        step = scenarios.load(None, {**scenario.as_dict(), "viewers": viewers, "chat_per_s": rate})
+        results = uvloop.run(_run_all(step, args.peers_only))
+        ran = [r for r in results if "skipped" not in r]
+        verdicts = {r["target"]: outcome.slo_verdict(r, scenario.slo) for r in ran}
+        ladder.append({"step": f"{viewers}x{rate:g}", "results": results, "ran": ran, "slo": verdicts,
+                       "fell_over": {r["target"]: ladder_steps.fell_over(r) for r in ran}})
+        verdict = verdicts.get(ran[0]["target"], []) if ran else []
+        print(f"== {viewers:,} viewers x {rate:g} chat/s per room", file=sys.stderr)
+        print(summary_text(ran, verdict), file=sys.stderr if args.json == "-" else sys.stdout)
+    first_fall = ladder_steps.first_falls(ladder)
+    slo_met = all(v["met"] for step in ladder for v in (step["slo"].get(step["ran"][0]["target"], [])
+                                                         if step["ran"] else []))
+    if len(ladder) > 1:
+        print(ladder_steps.ladder_text(ladder, first_fall), file=sys.stderr if args.json == "-" else sys.stdout)
+    _write(args, scenario, ladder, first_fall, slo_met)
+    return 0 if slo_met else EXIT_SLO_MISSED
+
+
+def _write(args: argparse.Namespace, scenario: scenarios.Scenario, ladder: list[dict[str, Any]],
+           first_fall: dict[str, str | None], slo_met: bool) -> None:
+    steps = [{k: v for k, v in step.items() if k != "ran"} for step in ladder]
+    document = {"scenario": scenario.as_dict(), "results": ladder[0]["results"], "slo": ladder[0]["slo"],
+                "slo_met": slo_met, "ladder": steps, "fell_over": first_fall}
     if args.json:
         text = json.dumps(document, indent=1, default=str)
         print(text) if args.json == "-" else Path(args.json).write_text(text + "\n")
     if args.html:
-        title = f"livecore-loadtest: {scenario.name}, {scenario.viewers:,} viewers, {scenario.duration_s:g} s"
-        args.html.write_text(htmlreport.render(title, ran, first))
+        title = f"livecore-loadtest: {scenario.name}, {scenario.duration_s:g} s per run"
+        sections = [(f"{step['step']}: viewers x chat/s per room", step["ran"],
+                     step["slo"].get(step["ran"][0]["target"], []) if step["ran"] else []) for step in ladder]
+        args.html.write_text(htmlreport.render(title, sections, ladder_steps.ladder_html(ladder, first_fall)))
     if args.png_dir:
-        htmlreport.save_png(ran, args.png_dir)
-    return 0 if document["slo_met"] else EXIT_SLO_MISSED
+        htmlreport.save_png(ladder[0]["ran"], args.png_dir)
 
 
 def summary_text(results: list[dict[str, Any]], verdict: list[dict[str, Any]]) -> str:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from livecore.embedded import free_port
-from loadtest import agent, htmlreport, outcome, scenario, show, wire
+from loadtest import agent, htmlreport, ladder, outcome, scenario, show, wire
 from loadtest.audience import AudienceViewer, Tally
 from loadtest.servers import LivecoreServer
 from loadtest.wsframe import OP_TEXT
@@ -210,3 +210,20 @@ def test_clock_offset_comes_from_the_shortest_round_trip_and_moves_latencies() -
     offset = agent.estimate_offset(samples)
     assert offset.offset_ms == pytest.approx(250) and offset.round_trip_ms == pytest.approx(4)
     assert agent.shifted({300: 2, 260: 1, 100: 4}, 250) == {50: 2, 10: 1, 0: 4}
+
+
+def test_ladder_steps_are_parsed_and_a_server_falls_over_on_loss_latency_or_refusals() -> None:
+    assert ladder.parse_ladder("500x50, 2000x100") == [(500, 50.0), (2000, 100.0)]
+    with pytest.raises(scenario.ScenarioError, match="500by50"):
+        ladder.parse_ladder("500by50")
+
+    def result(loss: float, p99: int, failed: int) -> dict[str, Any]:
+        return {"accounting": {"loss": loss}, "latency": {"summary": {"all": {"p99_ms": p99}}},
+                "viewers": {"connect_failed": failed}, "scenario": {"viewers": 1000}}
+
+    assert ladder.fell_over(result(0.0, 40, 0)) == ""
+    assert ladder.fell_over(result(0.3, 40, 0)) == "lost 30.0%"
+    assert ladder.fell_over(result(0.0, 4000, 50)) == "p99 4,000 ms, 50 viewers could not connect"
+    steps = [{"step": "500x50", "fell_over": {"a": "", "b": "lost 2.0%"}},
+             {"step": "2000x100", "fell_over": {"a": "p99 3,000 ms", "b": "lost 90.0%"}}]
+    assert ladder.first_falls(steps) == {"a": "2000x100 (p99 3,000 ms)", "b": "500x50 (lost 2.0%)"}
