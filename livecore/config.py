@@ -131,7 +131,7 @@ class Settings:
     write_buffer_bytes_high: int = _setting(256 * 1024, "socket write buffer above which a connection is slow")
     tick_ms_min: int = _setting(20, "shortest gap between two flushes of a busy room (a quiet room flushes at once)")
     tick_ms_max: int = _setting(100, "longest gap between two flushes of a busy room")
-    tick_flush_cost_multiple: int = _setting(2, "a busy room's flush gap as a multiple of its last flush's cost")
+    tick_flush_cost_multiple: int = _setting(8, "a busy room's flush gap as a multiple of its last flush's cost")
     like_flush_ms: int = _setting(500, "how often a node publishes aggregated likes")
     presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")
     presence_ttl_ms: int = _setting(5000, "a node's viewer counts expire this long after its last report")
