@@ -5,7 +5,8 @@ The tick follows the load, not the room's size: an event in a quiet room (no flu
 with whatever else arrived in the same turn of the loop; in a busy room events collect until a tick after the last
 flush. The tick is `tick_ms_min`, or the last flush's cost times `tick_flush_cost_multiple` when that is longer
 (a big room's flush costs more, so it flushes less often and fuller), up to `tick_ms_max`. A busy room's flushes
-thus take at most about 1 / (1 + multiple) of the loop, and its viewers get fewer, fuller frames. Chat above the room's display rate is sampled here.
+thus take at most about 1 / (1 + multiple) of the loop, and its viewers get fewer, fuller frames. Chat above the
+room's display rate is sampled here.
 """
 
 from __future__ import annotations
