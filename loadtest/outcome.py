@@ -125,6 +125,8 @@ def viewers(reports: Sequence[CrowdReport]) -> dict[str, Any]:
         "resumes": resumes,
         "resumes_replayed": replayed,
         "resumes_reset": sum(r.tally.resets for r in reports),
+        # resumed but nothing came before the run ended, so neither a replay nor a reset was seen
+        "resumes_unanswered": resumes - replayed - sum(r.tally.resets for r in reports),
         "resume_ms": asdict(merged(LatencyHistogram(r.resume_ms) for r in reports).summary()),
         "server_closes": {str(code): count for code, count in closes.items()},
         "slow_consumer_closes": closes.get(SLOW_CONSUMER_CLOSE, 0),
