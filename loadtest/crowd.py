@@ -24,7 +24,7 @@ from loadtest import wire
 from loadtest.audience import AudienceViewer, Tally, ViewerRecord
 from loadtest.connection import ClientConnection, open_connection
 from loadtest.histogram import LatencyHistogram
-from loadtest.worker import FAILURE_REASONS_MAX, _allow_open_files
+from loadtest.worker import FAILURE_REASONS_MAX, allow_open_files
 
 PROGRESS_INTERVAL_S = 0.5
 RESUME_PAUSE_S = 0.05  # a resuming client waits this long first, as real ones back off
@@ -299,7 +299,7 @@ class Crowd:
 def run_crowd(pipe: Connection, spec: CrowdSpec) -> None:
     """Process entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _allow_open_files(2 * len(spec.seats) + 64)
+    allow_open_files(2 * len(spec.seats) + 64)
     try:
         uvloop.run(Crowd(pipe, spec).run())
     finally:
