@@ -24,7 +24,7 @@ from loadtest.cpumeter import CpuMeter, ProcessGroup, backing_service
 from loadtest.crowd import CrowdReport, CrowdSpec, run_crowd
 from loadtest.fleet import Fleet, split_round_robin
 from loadtest.media import Spectators
-from loadtest.observer import Observer
+from loadtest.observer import ObserverProcess
 from loadtest.progress import Progress
 from loadtest.scenario import Scenario
 from loadtest.scrape import scrape
@@ -34,6 +34,7 @@ from loadtest.venue import Venue
 QUIET_S = 2.0  # no new delivery for this long ends the drain
 SAMPLE_S = 1.0
 CONNECT_TIMEOUT_PER_VIEWER_S = 0.05
+GENERATOR_BUSY_SHARE_MAX = 0.85  # a viewer process busier than this may be what limits the figures
 
 
 class Server(Protocol):
@@ -101,11 +102,13 @@ def _on_our_clock(reports: list[CrowdReport], offsets: dict[int, agent.ClockOffs
 
 
 async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callable[[str], None]) -> dict[str, Any]:
-    observers = [Observer(room, node, url, venue.wire) for room, node, url in venue.observer_urls()]
-    for observer in observers:
-        await observer.connect()
+    watchers = ObserverProcess(venue.observer_urls(), venue.wire)
+    await watchers.ready()
     fleet, offsets = await _fleet(venue, scenario)
-    meter = CpuMeter([ProcessGroup("server", server.server_pids, with_children=True)])
+    meter = CpuMeter([
+        ProcessGroup("server", server.server_pids, with_children=True),
+        ProcessGroup("generator", lambda: fleet.pids, with_children=False),
+    ])
     rates = Rates(scenario.chat_per_s, scenario.likes_per_s, scenario.gifts_per_s, scenario.must_per_s)
     traffic = Traffic(venue.sender_lists(), rates, venue.wire)
     samples: list[dict[str, Any]] = []
@@ -126,6 +129,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
             reports = [reply["report"] for reply in await fleet.ask("report")]
+            observers = await watchers.collect()
             _on_our_clock(reports, offsets)
             media_figures = await spectators.finish()
             window_s = time.monotonic() - start
@@ -133,8 +137,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
         finally:
             sampler.cancel()
             traffic.close()
-            for observer in observers:
-                observer.close()
+            watchers.close()
             await fleet.close()
     cpu = meter.between(start, start + window_s)
     result: dict[str, Any] = {
@@ -147,6 +150,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
         "timeline": _timeline(outcome.timeline(reports, start_wall), samples, start),
         "server": _server_figures(cpu, samples, last_sample, start),
         "media": media_figures,
+        "generator": _generator_figures(cpu, window_s, len(fleet.processes) - len(offsets)),
         "agents": {scenario.agents[n]: {"offset_ms": round(o.offset_ms, 2), "round_trip_ms": round(o.round_trip_ms, 2)}
                    for n, o in enumerate(offsets.values())},
     }
@@ -227,6 +231,14 @@ def _timeline(rows: list[dict[str, Any]], samples: list[dict[str, Any]], start: 
         row["connected"] = after["connected"]
         row["errors"] = after["errors"]
     return [by_second[t] for t in sorted(by_second) if t >= -1]
+
+
+def _generator_figures(cpu: dict[str, float], window_s: float, workers: int) -> dict[str, Any]:
+    """How busy this machine's viewer processes were: near a full core each, they, not the server, may be what
+    limited delivery and latency."""
+    busy = cpu.get("generator", 0.0) / (window_s * max(1, workers)) if window_s else 0.0
+    return {"cpu_s": round(cpu.get("generator", 0.0), 3), "busy_share": round(busy, 3),
+            "saturated": busy > GENERATOR_BUSY_SHARE_MAX}
 
 
 def _server_figures(

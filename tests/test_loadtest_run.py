@@ -227,3 +227,20 @@ def test_ladder_steps_are_parsed_and_a_server_falls_over_on_loss_latency_or_refu
     steps = [{"step": "500x50", "fell_over": {"a": "", "b": "lost 2.0%"}},
              {"step": "2000x100", "fell_over": {"a": "p99 3,000 ms", "b": "lost 90.0%"}}]
     assert ladder.first_falls(steps) == {"a": "2000x100 (p99 3,000 ms)", "b": "500x50 (lost 2.0%)"}
+
+
+async def test_gifts_in_a_live_room_with_webrtc_and_hls_watchers(node_factory: Any) -> None:
+    node = await node_factory(**NODE_LIMITS)
+    result = await run_against(node.url, viewers=6, workers=1, chat_per_s=5, must_per_s=0, gifts_per_s=4,
+                               duration_s=4, whep_viewers=1, hls_pullers=1)
+    assert_every_event_accounted(result)
+    sent = result["senders"]["sent"]["gift"]
+    assert sent == 16 and result["senders"]["errors"] == {}
+    assert result["senders"]["gift_commit_ms"]["samples"] == sent  # every gift was booked and answered
+    assert result["accounting"]["expected"]["gift"] >= 6 * sent  # each gift event, and its combo's end
+    assert result["accounting"]["lost"]["gift"] == 0
+    [whep] = result["media"]["whep"]
+    assert whep["connected"] and whep["video_packets"] > 0 and whep["kbit_s"] > 0
+    assert len(result["media"]["first_keyframe_ms"]) == 1  # the video receiver saw a keyframe, not decoded
+    [hls] = result["media"]["hls"]
+    assert hls["playlists"] >= 1 and hls["errors"] == 0
