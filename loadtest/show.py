@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -24,11 +25,11 @@ from loadtest.cpumeter import CpuMeter, ProcessGroup, backing_service
 from loadtest.crowd import CrowdReport, CrowdSpec, run_crowd
 from loadtest.fleet import Fleet, split_round_robin
 from loadtest.media import Spectators
-from loadtest.observer import ObserverProcess
+from loadtest.observer import Observer, ObserverProcess
 from loadtest.progress import Progress
 from loadtest.scenario import Scenario
 from loadtest.scrape import scrape
-from loadtest.traffic import Rates, Traffic
+from loadtest.traffic import Rates, Traffic, TrafficCounts
 from loadtest.venue import Venue
 
 QUIET_S = 2.0  # no new delivery for this long ends the drain
@@ -128,35 +129,61 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
                 await fleet.ask("calm")
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
+            # The window ends with the last delivery: a drain that ended on quiet waited QUIET_S past it.
+            window_s = time.monotonic() - start - (QUIET_S if drained.startswith("nothing new") else 0.0)
             reports = [reply["report"] for reply in await fleet.ask("report")]
             observers = await watchers.collect()
             _on_our_clock(reports, offsets)
             media_figures = await spectators.finish()
-            window_s = time.monotonic() - start
             last_sample = await _sample_once(session, venue, fleet, meter, pids)
         finally:
             sampler.cancel()
             traffic.close()
             watchers.close()
             await fleet.close()
+    run = Run(scenario, venue, reports, observers, counts, offsets, len(fleet.processes) - len(offsets))
     cpu = meter.between(start, start + window_s)
+    result = _result(server.name, run, window_s, drained, start_wall)
+    result["timeline"] = _timeline(result.pop("viewer_timeline"), samples, start)
+    result["server"] = _server_figures(cpu, samples, last_sample, start)
+    result["generator"] = _generator_figures(cpu, window_s, run.local_workers)
+    result["media"] = media_figures
+    return _with_rates(result, window_s)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one measured run collected, for assembling its result."""
+
+    scenario: Scenario
+    venue: Venue
+    reports: list[CrowdReport]
+    observers: list[Observer]
+    counts: TrafficCounts
+    offsets: dict[int, agent.ClockOffset]
+    local_workers: int
+
+
+def _result(name: str, run: Run, window_s: float, drained: str, start_wall: float) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "target": server.name, "wire": venue.wire, "nodes": venue.node_urls, "rooms": len(venue.rooms),
-        "scenario": scenario.as_dict(), "window_s": round(window_s, 2), "drain": drained,
-        "senders": outcome.senders(counts, observers),
-        "accounting": outcome.accounting(reports, observers),
-        "latency": outcome.latency(reports),
-        "viewers": outcome.viewers(reports),
-        "timeline": _timeline(outcome.timeline(reports, start_wall), samples, start),
-        "server": _server_figures(cpu, samples, last_sample, start),
-        "media": media_figures,
-        "generator": _generator_figures(cpu, window_s, len(fleet.processes) - len(offsets)),
-        "agents": {scenario.agents[n]: {"offset_ms": round(o.offset_ms, 2), "round_trip_ms": round(o.round_trip_ms, 2)}
-                   for n, o in enumerate(offsets.values())},
+        "target": name, "wire": run.venue.wire, "nodes": run.venue.node_urls, "rooms": len(run.venue.rooms),
+        "scenario": run.scenario.as_dict(), "window_s": round(window_s, 2), "drain": drained,
+        "senders": outcome.senders(run.counts, run.observers),
+        "accounting": outcome.accounting(run.reports, run.observers),
+        "latency": outcome.latency(run.reports),
+        "viewers": outcome.viewers(run.reports),
+        "viewer_timeline": outcome.timeline(run.reports, start_wall),
+        "agents": {run.scenario.agents[n]: {"offset_ms": round(o.offset_ms, 2),
+                                            "round_trip_ms": round(o.round_trip_ms, 2)}
+                   for n, o in enumerate(run.offsets.values())},
     }
-    if venue.wire == wire.SOCKETIO:
-        per_room = Counter(record.room for report in reports for record in report.records)
-        outcome.add_unrelayed(result["accounting"], counts.sent, observers, per_room, len(venue.rooms))
+    if run.venue.wire == wire.SOCKETIO:
+        per_room = Counter(record.room for report in run.reports for record in report.records)
+        outcome.add_unrelayed(result["accounting"], run.counts.sent, run.observers, per_room, len(run.venue.rooms))
+    return result
+
+
+def _with_rates(result: dict[str, Any], window_s: float) -> dict[str, Any]:
     delivered = sum(result["accounting"]["delivered"].values())
     cpu_s = result["server"]["cpu_s"]
     result["delivered_per_s"] = round(delivered / window_s, 1) if window_s else 0.0
