@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 from typing import Any
 
 import aiohttp
+from PIL import Image
 
 PASSWORD = "loadtest-password-1"
 BIRTH_DATE = "1990-01-01"  # adults: the creator must be 18+ to open a stream
 REGION = "US"
 TEST_CARD = "4242424242424242"  # the local test provider's card that succeeds
+AUCTION_VARIANT = "tshirt-s-black"  # base cost 1295: its floor is below the start
+AUCTION_START_CENTS = 2000
+AUCTION_DURATION_S_MAX = 3600  # the node's default auction_duration_s_max
 WALLET_POLL_S = 0.2
 WALLET_POLLS_MAX = 100
 
@@ -90,3 +95,40 @@ async def _problem(response: aiohttp.ClientResponse) -> str:
         except ValueError:
             pass
     return f"HTTP {response.status} {detail}"
+
+
+async def save_test_card(session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    """Save the local test provider's card: a bidder needs a payment method."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{base_url}/api/payment-methods", json={"card_number": TEST_CARD},
+                            headers=headers) as response:
+        if response.status != 201:
+            raise ApiError(f"POST /api/payment-methods: {await _problem(response)}")
+
+
+async def open_auction(session: aiohttp.ClientSession, base_url: str, token: str, stream_id: str,
+                       duration_s: float) -> int:
+    """A product on a drawn design, auctioned in the creator's live room by the dollar; the auction's id."""
+    headers = {"Authorization": f"Bearer {token}"}
+    image = io.BytesIO()
+    Image.new("RGBA", (400, 300), (230, 40, 90, 255)).save(image, "PNG")
+    form = aiohttp.FormData()
+    form.add_field("file", image.getvalue(), filename="design.png", content_type="image/png")
+    async with session.post(f"{base_url}/api/designs", data=form, headers=headers) as response:
+        if response.status != 201:
+            raise ApiError(f"POST /api/designs: {await _problem(response)}")
+        design = await response.json()
+    product_body = {"design_id": design["id"], "base_item_id": "tshirt", "title": "Load test tee",
+                    "price_cents": 2500, "variant_ids": [AUCTION_VARIANT]}
+    async with session.post(f"{base_url}/api/products", json=product_body, headers=headers) as response:
+        if response.status != 201:
+            raise ApiError(f"POST /api/products: {await _problem(response)}")
+        product = await response.json()
+    terms = {"product_id": product["id"], "variant_id": AUCTION_VARIANT, "start_cents": AUCTION_START_CENTS,
+             "duration_s": int(min(AUCTION_DURATION_S_MAX, duration_s)), "increments": "dollar",
+             "idempotency_key": secrets.token_hex(8)}
+    async with session.post(f"{base_url}/api/streams/{stream_id}/auctions", json=terms,
+                            headers=headers) as response:
+        if response.status != 201:
+            raise ApiError(f"POST /api/streams/{stream_id}/auctions: {await _problem(response)}")
+        return int((await response.json())["id"])

@@ -118,7 +118,9 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("server CPU-s / max RSS MB", lambda r: f"{r['server']['cpu_s']} / {r['server']['rss_mb_max']}"),
     ("viewer processes busy (of a core each)", lambda r: f"{100 * r['generator']['busy_share']:.0f}%"
                                                          + (" SATURATED" if r["generator"]["saturated"] else "")),
-    ("gift commit p50 / p99 ms", lambda r: _lat(r["senders"]["gift_commit_ms"])),
+    ("gift commit p50 / p99 / max ms", lambda r: _lat(r["senders"]["gift_commit_ms"])),
+    ("bid commit p50 / p99 / max ms", lambda r: _lat(r["senders"]["bid_commit_ms"])),
+    ("sender errors (command/code)", lambda r: r["senders"]["errors"] or "-"),
     ("WHEP viewers: video packets / kbit/s / video loss", lambda r: _whep(r["media"])),
     ("WHEP time to first keyframe ms", lambda r: r["media"]["first_keyframe_ms"] or "-"),
     ("HLS pullers: segments / kbit/s / errors", lambda r: _hls(r["media"])),

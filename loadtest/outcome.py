@@ -53,7 +53,7 @@ def accounting(reports: Sequence[CrowdReport], observers: Sequence[Observer]) ->
     }
 
 
-KIND_CLASS = {"chat": "chat", "like": "like", "gift": "gift", "must": MUST}
+KIND_CLASS = {"chat": "chat", "like": "like", "gift": "gift", "bid": "bid", "must": MUST}
 
 
 def add_unrelayed(
@@ -150,6 +150,7 @@ def senders(counts: TrafficCounts, observers: Sequence[Observer]) -> dict[str, A
         "errors": dict(counts.errors),
         "error_details": dict(counts.error_details),
         "gift_commit_ms": asdict(counts.commit_ms.summary()),
+        "bid_commit_ms": asdict(counts.bid_commit_ms.summary()),
         "lag_max_ms": round(1000 * counts.lag_max_s, 1),
     }
 

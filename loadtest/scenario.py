@@ -42,8 +42,10 @@ class Scenario:
     likes_per_s: float = 0.0
     gifts_per_s: float = 0.0
     must_per_s: float = 1.0  # must-deliver moderation events per room per second, from the creator
+    bids_per_s: float = 0.0  # bids per room per second on an auction the tool opens (livecore; the room goes live)
     chatters: int = 4  # sending accounts per room (chat and likes)
     gifters: int = 2  # accounts per room that buy coins and send gifts (livecore; the room goes live for them)
+    bidders: int = 2  # accounts per room with a saved test card that bid in turn
     whep_viewers: int = 0  # WebRTC viewers over WHEP, over all rooms (the rooms go live)
     hls_pullers: int = 0  # HLS players fetching playlist and segments, over all rooms (the rooms go live)
     churn_per_s: float = 0.0  # viewers leaving (and others joining) per second, over all rooms
@@ -66,11 +68,13 @@ class Scenario:
                 raise ScenarioError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
         if self.viewers < 1 or self.rooms < 1 or self.rooms > self.viewers:
             raise ScenarioError("viewers and rooms must be at least 1, and rooms at most viewers")
-        if self.duration_s <= 0 or self.ramp_per_s <= 0 or self.workers < 1 or self.chatters < 1 or self.gifters < 1:
-            raise ScenarioError("duration_s, ramp_per_s, workers, chatters and gifters must be positive")
+        accounts = min(self.workers, self.chatters, self.gifters, self.bidders)
+        if accounts < 1 or min(self.duration_s, self.ramp_per_s) <= 0:
+            raise ScenarioError("duration_s, ramp_per_s, workers, chatters, gifters and bidders must be positive")
         if self.whep_viewers < 0 or self.hls_pullers < 0:
             raise ScenarioError("whep_viewers and hls_pullers cannot be negative")
-        for name in ("chat_per_s", "likes_per_s", "gifts_per_s", "must_per_s", "churn_per_s", "disconnects_per_s"):
+        for name in ("chat_per_s", "likes_per_s", "gifts_per_s", "must_per_s", "bids_per_s", "churn_per_s",
+                     "disconnects_per_s"):
             if getattr(self, name) < 0:
                 raise ScenarioError(f"{name} cannot be negative")
         for key in self.slo:
@@ -79,8 +83,8 @@ class Scenario:
 
     @property
     def live(self) -> bool:
-        """Whether the rooms must be live: gifts need a live stream, WHEP and HLS need media."""
-        return self.gifts_per_s > 0 or self.whep_viewers > 0 or self.hls_pullers > 0
+        """Whether the rooms must be live: gifts and auctions need a live stream, WHEP and HLS need media."""
+        return self.gifts_per_s > 0 or self.bids_per_s > 0 or self.whep_viewers > 0 or self.hls_pullers > 0
 
     @property
     def wire(self) -> str:

@@ -110,7 +110,8 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
         ProcessGroup("server", server.server_pids, with_children=True),
         ProcessGroup("generator", lambda: fleet.pids, with_children=False),
     ])
-    rates = Rates(scenario.chat_per_s, scenario.likes_per_s, scenario.gifts_per_s, scenario.must_per_s)
+    rates = Rates(scenario.chat_per_s, scenario.likes_per_s, scenario.gifts_per_s, scenario.bids_per_s,
+                  scenario.must_per_s)
     traffic = Traffic(venue.sender_lists(), rates, venue.wire)
     samples: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:

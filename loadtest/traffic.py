@@ -18,10 +18,12 @@ from loadtest.connection import ClientConnection, open_connection
 from loadtest.histogram import LatencyHistogram
 from loadtest.publisher import due_count
 
-KINDS = ("chat", "like", "gift", "must")
+KINDS = ("chat", "like", "gift", "bid", "must")
 TICK_S = 0.005
 MUST_COMMAND = {"type": "slow_mode", "seconds": 0}  # answered by a must-deliver `moderation` event to everyone
 GIFT_ID = "rose"
+BID_START_CENTS = 2000  # the auction's start: above the floor of the product the tool makes
+BID_STEP_CENTS = 100  # the "dollar" increments: bid i offers start + (i + 1) steps, always enough if in order
 
 
 def chat_text(index: int) -> str:
@@ -36,6 +38,7 @@ class Rates:
     chat: float = 0.0
     like: float = 0.0
     gift: float = 0.0
+    bid: float = 0.0
     must: float = 0.0
 
     def of(self, kind: str) -> float:
@@ -48,6 +51,7 @@ class TrafficCounts:
     errors: Counter[str] = field(default_factory=Counter)  # "command/code" of the error events sent back
     error_details: dict[str, str] = field(default_factory=dict)
     commit_ms: LatencyHistogram = field(default_factory=LatencyHistogram)  # gifts: send to `wallet`
+    bid_commit_ms: LatencyHistogram = field(default_factory=LatencyHistogram)  # bids: send to the `bid` answer
     lag_max_s: float = 0.0
 
 
@@ -57,6 +61,7 @@ class Senders:
 
     room: int
     urls: dict[str, list[str]]
+    auction_id: int | None = None  # the auction bidders bid in
 
 
 class RoomTraffic:
@@ -65,7 +70,7 @@ class RoomTraffic:
         self.wire = wire_name
         self.counts = counts
         self.connections: dict[str, list[ClientConnection]] = {}
-        self.gifts_in_flight: dict[str, float] = {}
+        self.in_flight: dict[str, tuple[str, float]] = {}  # idempotency key -> (kind, sent at)
 
     async def connect(self) -> None:
         for kind, urls in self.senders.urls.items():
@@ -88,8 +93,15 @@ class RoomTraffic:
             command = {"type": "like", "count": 1}
         elif kind == "gift":
             key = secrets.token_hex(8)
-            self.gifts_in_flight[key] = time.monotonic()
+            self.in_flight[key] = (kind, time.monotonic())
             command = {"type": "gift", "gift_id": GIFT_ID, "idempotency_key": key}
+        elif kind == "bid" and self.wire != wire.SOCKETIO:
+            key = secrets.token_hex(8)
+            self.in_flight[key] = (kind, time.monotonic())
+            command = {"type": "bid", "auction_id": self.senders.auction_id, "idempotency_key": key,
+                       "amount_cents": BID_START_CENTS + BID_STEP_CENTS * (index + 1)}
+        elif kind == "bid":
+            command = {"type": "auction", "action": "bid", "amount_cents": BID_START_CENTS + BID_STEP_CENTS * index}
         elif self.wire == wire.SOCKETIO:
             command = {"type": "moderation", "action": "slow_mode", "seconds": 0}
         else:
@@ -103,7 +115,7 @@ class RoomTraffic:
                 connection.close()
 
     def _on_message(self, opcode: int, payload: bytes, arrived_ns: int, read_ns: int) -> None:
-        if self.wire == wire.SOCKETIO or (b"error" not in payload and b"wallet" not in payload):
+        if self.wire == wire.SOCKETIO or not (b"error" in payload or b"wallet" in payload or b"bid" in payload):
             return  # senders sit in the room too; only their private answers matter here
         for event in wire.decode_events(self.wire, opcode, payload) or []:
             kind = event.get("type")
@@ -111,10 +123,11 @@ class RoomTraffic:
                 key = f"{event.get('command')}/{event.get('code')}"
                 self.counts.errors[key] += 1
                 self.counts.error_details.setdefault(key, str(event.get("detail", ""))[:200])
-            elif kind == "wallet":
-                sent = self.gifts_in_flight.pop(str(event.get("idempotency_key")), None)
+            elif kind in ("wallet", "bid"):
+                sent = self.in_flight.pop(str(event.get("idempotency_key")), None)
                 if sent is not None:
-                    self.counts.commit_ms.add_ms(1000 * (time.monotonic() - sent))
+                    histogram = self.counts.commit_ms if sent[0] == "gift" else self.counts.bid_commit_ms
+                    histogram.add_ms(1000 * (time.monotonic() - sent[1]))
 
 
 class Traffic:

@@ -20,6 +20,7 @@ from loadtest.traffic import Senders
 
 VIEWERS_PER_ACCOUNT = 500
 GIFTER_COINS = "coins_10000"  # roses cost a coin each: enough for any run
+AUCTION_EXTRA_S = 600  # an auction outlasts the sending by this much, so it is open through the drain
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Venue:
     viewer_tokens: list[str | None]
     senders: list[dict[str, list[str | None]]]  # per room: kind -> the tokens that send it
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # what ends the broadcasts
+    auctions: list[int | None] = field(default_factory=list)  # per room, the auction its bidders bid in
 
     async def close(self) -> None:
         for close in self.closers:
@@ -60,7 +62,8 @@ class Venue:
         """Senders connect to the first node; the others get the events over the bus."""
         return [
             Senders(room, {kind: [wire.room_url(self.ws_url(0), self.wire, room_id, token) for token in tokens]
-                           for kind, tokens in self.senders[room].items()})
+                           for kind, tokens in self.senders[room].items()},
+                    self.auctions[room] if self.auctions else None)
             for room, room_id in enumerate(self.rooms)
         ]
 
@@ -77,7 +80,7 @@ async def livecore_venue(node_urls: list[str], scenario: Scenario, run_tag: str)
         return await accounts.account_token(session, base, f"lt{run_tag}{name}")
 
     viewers = await asyncio.gather(*(token(f"v{n}") for n in range(viewer_accounts)))
-    rooms, senders = [], []
+    rooms, senders, auctions = [], [], []
     for room in range(scenario.rooms):
         creator = await token(f"c{room}")
         chatters = await asyncio.gather(*(token(f"r{room}p{n}") for n in range(scenario.chatters)))
@@ -88,15 +91,21 @@ async def livecore_venue(node_urls: list[str], scenario: Scenario, run_tag: str)
             broadcast = await media.go_live(session, base, str(stream["id"]), stream["stream_key"])
             closers.insert(0, lambda b=broadcast: media.end_broadcast(session, base, b))
             await accounts.wait_live(session, base, str(stream["id"]))
+        if scenario.bids_per_s > 0:
+            bidders = await asyncio.gather(*(token(f"r{room}b{n}") for n in range(scenario.bidders)))
+            await asyncio.gather(*(accounts.save_test_card(session, base, b) for b in bidders))
+            auctions.append(await accounts.open_auction(session, base, creator, str(stream["id"]),
+                                                        scenario.duration_s + AUCTION_EXTRA_S))
+            kinds["bid"] = list(bidders)
         if scenario.gifts_per_s > 0:
             gifters = await asyncio.gather(*(token(f"r{room}g{n}") for n in range(scenario.gifters)))
             await asyncio.gather(*(accounts.buy_coins(session, base, g, GIFTER_COINS) for g in gifters))
             kinds["gift"] = list(gifters)
         senders.append(kinds)
-    return Venue(scenario.wire, node_urls, rooms, list(viewers), senders, closers)
+    return Venue(scenario.wire, node_urls, rooms, list(viewers), senders, closers, auctions)
 
 
 def peer_venue(node_urls: list[str], scenario: Scenario) -> Venue:
-    senders: dict[str, list[str | None]] = {"chat": [None], "like": [None], "gift": [None], "must": [None]}
+    senders: dict[str, list[str | None]] = {kind: [None] for kind in ("chat", "like", "gift", "bid", "must")}
     return Venue(wire.SOCKETIO, node_urls, [f"room{n}" for n in range(scenario.rooms)], [None],
                  [senders for _ in range(scenario.rooms)])

@@ -229,18 +229,21 @@ def test_ladder_steps_are_parsed_and_a_server_falls_over_on_loss_latency_or_refu
     assert ladder.first_falls(steps) == {"a": "2000x100 (p99 3,000 ms)", "b": "500x50 (lost 2.0%)"}
 
 
-async def test_gifts_in_a_live_room_with_webrtc_and_hls_watchers(node_factory: Any) -> None:
+async def test_gifts_and_bids_in_a_live_room_with_webrtc_and_hls_watchers(node_factory: Any) -> None:
     node = await node_factory(**NODE_LIMITS)
     result = await run_against(node.url, viewers=6, workers=1, chat_per_s=5, must_per_s=0, gifts_per_s=4,
-                               duration_s=4, whep_viewers=1, hls_pullers=1)
+                               bids_per_s=2, duration_s=4, whep_viewers=1, hls_pullers=1)
     assert_every_event_accounted(result)
     sent = result["senders"]["sent"]["gift"]
-    assert sent == 16 and result["senders"]["errors"] == {}
+    assert sent == 16 and result["senders"]["errors"] == {}  # no gift and no bid refused
     assert result["senders"]["gift_commit_ms"]["samples"] == sent  # every gift was booked and answered
     assert result["accounting"]["expected"]["gift"] >= 6 * sent  # each gift event, and its combo's end
     assert result["accounting"]["lost"]["gift"] == 0
+    bids = result["senders"]["sent"]["bid"]
+    assert bids == 8 and result["senders"]["bid_commit_ms"]["samples"] == bids  # each bid booked in order
+    assert result["accounting"]["expected"]["bid"] >= 6 * bids and result["accounting"]["lost"]["bid"] == 0
     [whep] = result["media"]["whep"]
-    assert whep["connected"] and whep["video_packets"] > 0 and whep["kbit_s"] > 0
-    assert len(result["media"]["first_keyframe_ms"]) == 1  # the video receiver saw a keyframe, not decoded
+    assert whep["connected"] and whep["video_packets"] > 0 and whep["kbit_s"] > 0, result["media"]
+    assert len(result["media"]["first_keyframe_ms"]) == 1, result["media"]  # a keyframe seen, none decoded
     [hls] = result["media"]["hls"]
-    assert hls["playlists"] >= 1 and hls["errors"] == 0
+    assert hls["playlists"] >= 1 and hls["errors"] == 0, result["media"]

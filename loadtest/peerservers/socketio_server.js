@@ -6,7 +6,7 @@ const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
-const RELAYED = ["chat", "like", "gift", "moderation"];
+const RELAYED = ["chat", "like", "gift", "auction", "moderation"];
 const PING_INTERVAL_MS = 300000; // the load tester's senders do not answer pings; a run is shorter than this
 
 async function main() {

@@ -14,7 +14,7 @@ import socketio
 import uvloop
 from aiohttp import web
 
-RELAYED = ("chat", "like", "gift", "moderation")
+RELAYED = ("chat", "like", "gift", "auction", "moderation")
 PING_INTERVAL_S = 300  # the load tester's senders do not answer pings; a run is shorter than this
 
 
