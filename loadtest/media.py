@@ -1,20 +1,21 @@
 """The media side of a run: a creator publishing over WHIP (which makes the room live, so gifts can be sent), WebRTC
 viewers over WHEP that count packets without decoding them, and HLS pullers that fetch the playlist and segments.
 
-aiortc decodes whatever a receiver gets in a thread of its own; a load tester must not pay for that, so the WHEP
-viewers replace aiortc's decoder (the `get_decoder` its receiver module imported) with one that only notes when
-the first keyframe came. Packets, bytes and losses come from the peer connection's RTP statistics.
+aiortc decodes whatever a receiver gets in a thread of its own; a load tester must not pay for that, so each WHEP
+viewer's receivers are tapped as the node taps its publishers' (livecore/media/peers.py): the frames the jitter
+buffer reassembles are looked at for the first keyframe and then dropped, and the decoder thread is stopped.
+Packets, bytes and losses come from the peer connection's RTP statistics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
-import aiortc.rtcrtpreceiver
 import m3u8
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -38,32 +39,33 @@ def is_h264_keyframe(data: bytes) -> bool:
     return False
 
 
-class CountingDecoder:
-    """Stands in for aiortc's decoder (one per receiver): decodes nothing, notes when the first keyframe came."""
+def count_without_decoding(receiver: Any, on_keyframe: Callable[[], None]) -> None:
+    """Tap an aiortc receiver: `on_keyframe` at each H.264 keyframe it reassembles, no frame to its decoder, and
+    its decoder thread stopped once it started."""
+    jitter_buffer = receiver._RTCRtpReceiver__jitter_buffer
+    add = jitter_buffer.add
 
-    keyframes_at_s: list[float] = []  # monotonic time of each video receiver's first keyframe, in this process
+    def add_and_drop(packet: Any) -> tuple[bool, None]:
+        pli_flag, frame = add(packet)
+        if frame is not None and is_h264_keyframe(bytes(frame.data)):
+            on_keyframe()
+        return pli_flag, None
 
-    def __init__(self, codec_name: str) -> None:
-        self.codec_name = codec_name
-        self.seen_keyframe = codec_name != "H264"
+    receive = receiver.receive
 
-    def decode(self, encoded_frame: Any) -> list[Any]:
-        if not self.seen_keyframe and is_h264_keyframe(bytes(encoded_frame.data)):
-            self.seen_keyframe = True
-            CountingDecoder.keyframes_at_s.append(time.monotonic())
-        return []
+    async def receive_without_decoding(parameters: Any) -> None:
+        await receive(parameters)
+        receiver._RTCRtpReceiver__stop_decoder()
 
-
-def _counting_decoder(codec: Any) -> CountingDecoder:
-    return CountingDecoder(codec.name)
-
-
-aiortc.rtcrtpreceiver.get_decoder = _counting_decoder  # type: ignore[attr-defined]
+    jitter_buffer.add = add_and_drop
+    receiver.receive = receive_without_decoding
 
 
 @dataclass
 class WhepViewer:
     connected: bool = False
+    asked_s: float = 0.0
+    first_keyframe_ms: int | None = None
     error: str = ""
     pc: RTCPeerConnection | None = None
 
@@ -76,8 +78,10 @@ class WhepViewer:
             if pc.connectionState == "connected":
                 connected.set()
 
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
+        self.asked_s = time.monotonic()
+        for kind in ("video", "audio"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            count_without_decoding(transceiver.receiver, self._on_keyframe)
         try:
             await self.pc.setLocalDescription(await self.pc.createOffer())
             answer, _ = await client.offer_sdp(f"/whep/{room_id}", "", self.pc.localDescription.sdp)
@@ -87,8 +91,13 @@ class WhepViewer:
         except Exception as exc:  # any failure is this viewer's figure, not the run's end
             self.error = f"{type(exc).__name__}: {exc}"[:200]
 
+    def _on_keyframe(self) -> None:
+        if self.first_keyframe_ms is None:
+            self.first_keyframe_ms = round(1000 * (time.monotonic() - self.asked_s))
+
     async def figures(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"connected": self.connected, "error": self.error}
+        found: dict[str, Any] = {"connected": self.connected, "error": self.error,
+                                 "first_keyframe_ms": self.first_keyframe_ms}
         if self.pc is None:
             return found
         for stats in (await self.pc.getStats()).values():
@@ -165,8 +174,6 @@ class Spectators:
         self.pulls: list[asyncio.Task[None]] = []
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        self.asked_s = time.monotonic()
-        CountingDecoder.keyframes_at_s.clear()
         client = NodeClient(self.base_url, http)
         await asyncio.gather(*(viewer.watch(client, self.rooms[n % len(self.rooms)])
                                for n, viewer in enumerate(self.whep)))
@@ -189,7 +196,5 @@ class Spectators:
         hls = [puller.figures() for puller in self.hls]
         for figures in hls:
             figures["kbit_s"] = round(8 * figures["bytes"] / seconds / 1000, 1)
-        # Receivers are made inside aiortc, so a keyframe cannot be told to its viewer: the times are per receiver,
-        # from when the viewers asked to watch.
-        keyframe_ms = sorted(round(1000 * (at - self.asked_s)) for at in CountingDecoder.keyframes_at_s)
+        keyframe_ms = sorted(v["first_keyframe_ms"] for v in whep if v["first_keyframe_ms"] is not None)
         return {"whep": whep, "hls": hls, "seconds": round(seconds, 1), "first_keyframe_ms": keyframe_ms}
