@@ -51,8 +51,8 @@ class Server(Protocol):
 async def run(server: Server, scenario: Scenario, say: Callable[[str], None]) -> dict[str, Any]:
     """Start `server`, measure `scenario` against it, stop it; the run's result as a JSON-ready dict."""
     say(f"{server.name}: starting" if server.managed else f"{server.name}: checking it is ready")
-    await server.start()
     try:
+        await server.start()
         venue = await server.venue(scenario)
         try:
             result = await _measure(server, venue, scenario, say)
