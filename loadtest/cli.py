@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from loadtest import fanout
+from loadtest import agent, fanout, runcommand
 from loadtest.report import (
     RunResult,
     Workload,
@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livecore-loadtest", description="Load generator for livecore.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fanout_parser(commands)
+    runcommand.add_parser(commands)
+    agent.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadtest.worker import WorkerReport, WorkerSpec, run_worker
+from loadtest.worker import WorkerReport, run_worker
 
 REPLY_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 10.0
@@ -21,24 +21,49 @@ def split_round_robin(items: list[str], parts: int) -> list[list[str]]:
     return [items[index::parts] for index in range(parts)]
 
 
+class RemoteWorker:
+    """Stands for an agent's worker in the fleet's list of processes: it is watched through its connection."""
+
+    pid = None
+    exitcode = None
+
+    def is_alive(self) -> bool:
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def kill(self) -> None:
+        return None
+
+
 class Fleet:
     """Worker processes holding the viewers, and the latest progress each one reported."""
 
-    def __init__(self, specs: list[WorkerSpec]) -> None:
+    def __init__(
+        self, specs: list[Any], entry: Callable[[Connection, Any], None] = run_worker,
+        remote: list[tuple[Connection, Any]] | None = None,
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # no inherited event loop, sockets or threads
         self.specs = specs
         self.pipes: list[Connection] = []
-        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.processes: list[multiprocessing.process.BaseProcess | RemoteWorker] = []
         self.progress: dict[int, dict[str, Any]] = {}
         self._replies: dict[int, asyncio.Queue[Any]] = {}
         for spec in specs:
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=run_worker, args=(child_end, spec), daemon=True)
+            process = context.Process(target=entry, args=(child_end, spec), daemon=True)
             process.start()
             child_end.close()
             self.pipes.append(parent_end)
             self.processes.append(process)
             self._replies[spec.index] = asyncio.Queue()
+        for connection, spec in remote or []:  # an agent on another machine, already holding its spec
+            self.specs = [*self.specs, spec]
+            self.pipes.append(connection)
+            self.processes.append(RemoteWorker())
+            self._replies[spec.index] = asyncio.Queue()
+        specs = self.specs
         loop = asyncio.get_running_loop()
         # Threads rather than loop.add_reader: uvloop makes a watched fd non-blocking, and a multiprocessing
         # Connection then fails with BlockingIOError halfway through a large message (a worker's report).
@@ -80,6 +105,15 @@ class Fleet:
     async def reset(self) -> None:
         """Zero every worker's counts, so what they count from now on is the measured window."""
         await self._ask_all("reset")
+
+    def tell(self, command: str) -> None:
+        """Send `command` to every worker without waiting for an answer."""
+        for pipe in self.pipes:
+            pipe.send(command)
+
+    async def ask(self, command: str) -> list[Any]:
+        """Send `command` to every worker and return their answers, in worker order."""
+        return await self._ask_all(command)
 
     async def reports(self) -> list[WorkerReport]:
         replies = await self._ask_all("report")

@@ -239,7 +239,10 @@ class LivecoreTarget(Target):
         if self.process is None:
             return
         leftovers = [psutil.Process(pid) for pid in self.postmaster_pids if psutil.pid_exists(pid)]
-        leftovers += [p for p in psutil.Process(self.process.pid).children(recursive=True)]
+        try:
+            leftovers += psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:  # it exited already (it failed to start)
+            pass
         stop_process(self.process)
         # The node stops its embedded servers on the way out; one that outlived it is ours to stop.
         alive = [p for p in leftovers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -220,7 +220,7 @@ class ViewerPool:
         )
 
 
-def _allow_open_files(count: int) -> None:
+def allow_open_files(count: int) -> None:
     """Raise the soft open-file limit to `count` (it is often 1,024) as far as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
@@ -234,7 +234,7 @@ def run_worker(pipe: Connection, spec: WorkerSpec) -> None:
     # its report.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints where a stuck worker is
-    _allow_open_files(len(spec.urls) + 64)
+    allow_open_files(len(spec.urls) + 64)
     try:
         uvloop.run(ViewerPool(pipe, spec).run())
     finally:

@@ -1,8 +1,12 @@
 """The local fan-out: a node's connections grouped by room, fed by one bus subscription per room.
 
-Events for a room collect for one tick, then go out as one batch: encoded and framed once per subprotocol and
-written to every connection. The tick grows with the room (`tick_ms_min` + viewers / `tick_viewers_per_ms`, up
-to `tick_ms_max`), so a big room gets fewer, fuller frames. Chat above the room's display rate is sampled here.
+Events for a room go out in batches: encoded and framed once per subprotocol and written to every connection.
+The tick follows the load, not the room's size: an event in a quiet room (no flush for a tick) is flushed at once,
+with whatever else arrived in the same turn of the loop; in a busy room events collect until a tick after the last
+flush. The tick is `tick_ms_min`, or the last flush's cost times `tick_flush_cost_multiple` when that is longer
+(a big room's flush costs more, so it flushes less often and fuller), up to `tick_ms_max`. A busy room's flushes
+thus take at most about 1 / (1 + multiple) of the loop, and its viewers get fewer, fuller frames. Chat above the
+room's display rate is sampled here.
 
 A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
 writes). A node learns of it from a bus message in another epoch, from checking the room's position when its
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,14 +63,17 @@ class RoomHub:
         self.filling = False
         self.checking: asyncio.Task[None] | None = None  # a check of the room's position against Redis
         self.generation = 0  # counts restarts in a new epoch, so a join in flight across one starts over
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_flush_s = -math.inf  # loop time of the last flush
+        self._flush_cost_s = 0.0  # the CPU time the last flush with events took
         self._chat_tokens = float(hub.settings.chat_display_per_s_max)
         self._chat_refill_ms = hub.clock.now_ms()
 
     def tick_s(self) -> float:
+        """The gap a busy room keeps between flushes: longer when its flushes cost more."""
         s = self.hub.settings
-        tick_ms = min(s.tick_ms_max, s.tick_ms_min + len(self.connections) // max(1, s.tick_viewers_per_ms))
-        return tick_ms / 1000
+        tick_ms = max(s.tick_ms_min, 1000 * self._flush_cost_s * s.tick_flush_cost_multiple)
+        return min(s.tick_ms_max, tick_ms) / 1000
 
     def receive(self, message: BusMessage) -> None:
         """A bus event, in seq order; a gap is filled from the replay stream before anything after it."""
@@ -145,10 +154,16 @@ class RoomHub:
     def add(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(self.tick_s(), self.flush)
+            loop = asyncio.get_running_loop()
+            due_s = self._last_flush_s + self.tick_s()
+            if due_s <= loop.time():  # a quiet room: at once, with the rest of this turn of the loop
+                self._flush_handle = loop.call_soon(self.flush)
+            else:
+                self._flush_handle = loop.call_at(due_s, self.flush)
 
     def flush(self) -> None:
         self._flush_handle = None
+        started = time.thread_time()  # CPU time: a flush preempted by other processes did not cost more
         batch = Batch(self.pending)
         self.pending = []
         written = 0
@@ -159,6 +174,9 @@ class RoomHub:
             if batch.events:
                 written += conn.deliver(batch)
             any_slow = any_slow or bool(conn.backlog)
+        if batch.events:
+            self._flush_cost_s = time.thread_time() - started
+        self._last_flush_s = asyncio.get_running_loop().time()
         self.hub.metrics.events_out.inc(written)
         self.hub.metrics.frames_built.inc(batch.frames_built)
         if any_slow and self._flush_handle is None:

@@ -44,17 +44,41 @@ async def test_join_snapshot_then_chat_in_order(node: RunningNode, subprotocol: 
     assert all(c["seq"] > snapshot["seq"] and c["user"] == {"id": viewer["id"], "name": "Val"} for c in chats)
 
 
+SLOW_MODE_OFF = {"type": "moderation", "action": "slow_mode", "seconds": 0}
+
+
 async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
     node = await node_factory(tick_ms_min=1000, tick_ms_max=1000)  # one tick outlasts ten publishes on a busy machine
     creator, stream = await _room(node)
     socket = await node.ws(stream["id"], creator["token"])
     await receive_events(socket)
-    await asyncio.gather(*(node.plane.publish(stream["id"], {"type": "moderation", "action": "slow_mode",
-                                                             "seconds": 0}) for _ in range(10)))
+    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
+    assert len(_of(await _frame_with_moderation(socket), "moderation")) == 1  # the room was quiet: at once
+    # Now the room is busy: what comes within a tick of that flush waits for the tick and goes out together.
+    await asyncio.gather(*(node.plane.publish(stream["id"], SLOW_MODE_OFF) for _ in range(10)))
+    assert len(_of(await _frame_with_moderation(socket), "moderation")) == 10
+
+
+async def _frame_with_moderation(socket: aiohttp.ClientWebSocketResponse) -> list[dict]:
+    """The next frame that carries moderation events (a presence count may go out in a frame of its own)."""
     frame = await receive_events(socket)
-    while not _of(frame, "moderation"):  # a presence count may go out on its own between join and publish
+    while not _of(frame, "moderation"):
         frame = await receive_events(socket)
-    assert len(_of(frame, "moderation")) == 10
+    return frame
+
+
+async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory) -> None:
+    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000)  # a tick longer than any test
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    await receive_events(socket)
+    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
+    [event] = await receive_events(socket)
+    assert event["action"] == "slow_mode"
+    room = node.plane.hub.rooms[stream["id"]]
+    room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush: this one waits for the tick
+    assert isinstance(room._flush_handle, asyncio.TimerHandle)
+    assert room._flush_handle.when() >= asyncio.get_running_loop().time() + 500
 
 
 async def test_likes_are_aggregated_with_a_total(node: RunningNode) -> None:
