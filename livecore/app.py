@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 import commerce
+import feeds
 import signaling
 import webui
 from livecore import db, media, openapi, operations, seed
@@ -46,6 +47,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     stream_routes.add_routes(app)
     signaling.add_routes(app)
     commerce.add_routes(app)
+    feeds.add_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -93,6 +95,9 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.shop = money
             await money.start()
             parts.push_async_callback(money.stop)
+            app[feeds.FEEDS] = videos = feeds.Feeds(node)
+            parts.push_async_callback(videos.stop)
+            await videos.start()
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
