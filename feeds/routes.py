@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
 
-from feeds import schemas, videos
+from feeds import engagements, schemas, videos
 from feeds.cursors import decode_before, encode_before
 from feeds.service import Feeds
 from livecore.accounts.session import optional_account, require_account
@@ -19,6 +19,7 @@ from livecore.http import (
     Parameters,
     Problem,
     json_response,
+    max_items_setting,
     maximum_setting,
     operation,
     parse_body,
@@ -33,6 +34,8 @@ UPLOAD_CHUNK_BYTES = 256 * 1024
 CAPTION_CHARS_MAX = 2200
 FORM_FIELD_BYTES_MAX = 16 * 1024
 CURSOR = r"^[A-Za-z0-9_-]{1,512}$"
+EVENT_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
+WATCH_MS_MAX = 24 * 3600 * 1000
 _VIDEO_UPLOAD = Content.of("multipart/form-data", schema={
     "type": "object", "required": ["file"],
     "properties": {
@@ -64,6 +67,21 @@ class Page(Parameters):
 
 class RecordingChoice(BaseModel):
     post_recording: bool = Field(description="false: the stream's recording is not posted as a video when it ends")
+
+
+class EngagementEvent(BaseModel):
+    id: str = Field(pattern=EVENT_ID, description="the client's id for this event: a retry with the same id counts "
+                                                  "once")
+    video_id: Id
+    kind: engagements.Kind
+    watch_ms: int | None = Field(default=None, ge=0, le=WATCH_MS_MAX,
+                                 description="how long it was watched (kind watch); completion is this over its "
+                                             "duration")
+
+
+class EngagementBatch(BaseModel):
+    events: list[EngagementEvent] = Field(min_length=1, json_schema_extra=max_items_setting(
+        "engagement_events_per_batch_max"))
 
 
 class VideoFile(BaseModel):
@@ -215,6 +233,22 @@ async def choose_recording(request: web.Request) -> web.Response:
     return json_response({"stream_id": stream.id, "post_recording": body.post_recording})
 
 
+@operation("Engagement from the feed page, a batch at a time: seen, watch (watch_ms), like, unlike, share, "
+           "comment, follow, not_interested, report; each event id counts once", auth=True, tag="feeds",
+           body=EngagementBatch, reply=schemas.EngagementAnswer)
+async def record_engagements(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    batch = await parse_body(request, EngagementBatch)
+    limit = node.settings.engagement_events_per_batch_max
+    if len(batch.events) > limit:
+        raise Problem(400, "invalid-field", f"events: at most {limit} in one batch "
+                      "(engagement_events_per_batch_max)", field="events")
+    events = [engagements.Event(e.id, e.video_id, e.kind, e.watch_ms) for e in batch.events]
+    result = await _feeds(request).record_engagements(account.id, events)
+    return json_response(result.public())
+
+
 def _check_limit(limit_max: int, limit: int) -> None:
     if limit > limit_max:
         raise Problem(400, "invalid-field", f"limit: at most {limit_max} (feed_page_items_max)", field="limit")
@@ -231,3 +265,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/users/{id}/videos", user_videos)
     app.router.add_get("/videos/{id}/{name}", video_file)
     app.router.add_put("/api/streams/{id}/recording", choose_recording)
+    app.router.add_post("/api/engagements", record_engagements)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from feeds import recordings
+from feeds import engagements, recordings
 from feeds.processing import VideoFiles, VideoProcessor
 from feeds.transcoding import VideoLimits
 from livecore.node import Node
@@ -42,6 +42,12 @@ class Feeds:
     async def post_recordings(self) -> list[int]:
         """Make videos of the streams that ended with a recording on this node."""
         return await recordings.post_recordings(self.node, self.processor)
+
+    async def record_engagements(self, user_id: int, events: list[engagements.Event]) -> engagements.BatchResult:
+        """Store a viewer's batch of events (each id once) and stream the new ones to the learners."""
+        node = self.node
+        return await engagements.record_batch(node.pool, node.redis, user_id, events, node.clock.now_ms(),
+                                              node.settings.engagement_stream_entries_max)
 
     async def video_ready(self, video_id: int) -> None:
         """A video became playable: it reaches its author's followers' timelines."""
