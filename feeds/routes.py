@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from feeds import engagements, schemas, videos
 from feeds.cursors import decode_before, encode_before
 from feeds.service import Feeds
+from feeds.viewers import load_viewer
 from livecore.accounts.session import optional_account, require_account
 from livecore.http import (
     NO_NUL,
@@ -249,6 +250,17 @@ async def record_engagements(request: web.Request) -> web.Response:
     return json_response(result.public())
 
 
+@operation("The Following feed: followed creators live now first, then their videos, newest first",
+           auth=True, tag="feeds", reply=schemas.FeedPage, query=Page, problems={400: ["bad-cursor"]})
+async def following_feed(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    page = parse_query(request, Page)
+    _check_limit(node.settings.feed_page_items_max, page.limit)
+    viewer = await load_viewer(node, account)
+    return json_response(await _feeds(request).following_feed(viewer, page.cursor, page.limit))
+
+
 def _check_limit(limit_max: int, limit: int) -> None:
     if limit > limit_max:
         raise Problem(400, "invalid-field", f"limit: at most {limit_max} (feed_page_items_max)", field="limit")
@@ -266,3 +278,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/videos/{id}/{name}", video_file)
     app.router.add_put("/api/streams/{id}/recording", choose_recording)
     app.router.add_post("/api/engagements", record_engagements)
+    app.router.add_get("/api/feed/following", following_feed)

@@ -78,6 +78,7 @@ class VideoCard(Answer):
     video: VideoView
     source: str = Field(description="why it is in the feed: followed, trending, neighbours, hashtag, sound, "
                                     "challenge, interests, fresh")
+    liked: bool = Field(description="whether the viewer likes it")
 
 
 class FeedPage(Answer):

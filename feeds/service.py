@@ -1,8 +1,8 @@
 """The feeds context of one node: video processing, engagement, the Following timelines, the For You pipeline and
 the background work that keeps them current.
 
-Other contexts reach it only through its routes; it reads accounts, follows and streams through their public
-functions and tables' owners (livecore.accounts, livecore.streams).
+Other contexts reach it only through its routes; it reads accounts, follows and streams through livecore's public
+functions (livecore.accounts, livecore.streams).
 """
 
 from __future__ import annotations
@@ -10,14 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from feeds import engagements, recordings
+from feeds import cards, cursors, engagements, recordings
+from feeds.catalogue import Catalogue
+from feeds.following import following_video_ids
 from feeds.processing import VideoFiles, VideoProcessor
+from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
+from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
 from livecore.node import Node
 from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.feeds")
+
+FOLLOWING_LIVE_CARDS_MAX = 10
 
 
 class Feeds:
@@ -28,16 +35,28 @@ class Feeds:
         self.processor = VideoProcessor(node.pool, self.files, VideoLimits(s.video_duration_ms_max,
                                                                            s.video_edge_px_max),
                                         s.video_workers, s.video_queue_max, self.video_ready)
+        self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
+                                   s.fanout_batch_max)
+        self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
+        self.big_authors: frozenset[int] = frozenset()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         s = self.node.settings
+        await self.refresh()
         self._tasks.append(asyncio.create_task(
             _every(s.recording_video_sweep_ms, self.post_recordings), name="feeds-recordings"))
+        self._tasks.append(asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh), name="feeds-refresh"))
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
         await self.processor.stop()
+
+    async def refresh(self) -> None:
+        """Bring what this node keeps in memory up to date: the catalogue, trending, the large followings."""
+        s = self.node.settings
+        await self.catalogue.refresh(self.node.clock.now_ms(), s.foryou_trending_hours)
+        self.big_authors = await authors_followed_by_more_than(self.node.pool, s.fanout_followers_max)
 
     async def post_recordings(self) -> list[int]:
         """Make videos of the streams that ended with a recording on this node."""
@@ -50,7 +69,32 @@ class Feeds:
                                               node.settings.engagement_stream_entries_max)
 
     async def video_ready(self, video_id: int) -> None:
-        """A video became playable: it reaches its author's followers' timelines."""
+        """A video became playable: it joins the catalogue and its author's followers' timelines."""
+        await self.catalogue.load_ready(self.node.today(), [video_id])
+        video = self.catalogue.videos.get(video_id)
+        if video is not None:
+            await self.fan_out(video_id, video.author_id)
+
+    async def fan_out(self, video_id: int, author_id: int) -> int:
+        """Write a video into its author's followers' timelines, unless the author has more followers than
+        `fanout_followers_max` (then readers merge it in); how many timelines were written."""
+        followers = await followers_of(self.node.pool, author_id)
+        if len(followers) > self.node.settings.fanout_followers_max:
+            return 0
+        return await self.timelines.fan_out(video_id, followers)
+
+    async def following_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of the Following feed: followed creators live now first (on the first page), then videos."""
+        node = self.node
+        before = cursors.decode_before(cursor, "following") if cursor else None
+        page = await following_video_ids(node.pool, self.timelines, self.big_authors, viewer, before, limit)
+        items = [] if before else await cards.live_cards(node.pool, node.rooms, viewer, followed_only=True,
+                                                         count=FOLLOWING_LIVE_CARDS_MAX)
+        items += await cards.video_cards(node.pool, self.catalogue, viewer,
+                                         [(video_id, "followed") for video_id in page.video_ids], node.today(),
+                                         following=True)
+        return {"items": items,
+                "next_cursor": cursors.encode_before("following", page.next_before) if page.next_before else None}
 
 
 async def _every(interval_ms: int, work: Callable[[], Awaitable[object]]) -> None:

@@ -48,3 +48,28 @@ async def video(node: RunningNode, video_id: int) -> dict[str, Any]:
 async def get_json(node: RunningNode, path: str, token: str | None = None) -> tuple[int, Any]:
     async with node.http.get(node.url + path, headers=auth(token) if token else {}) as response:
         return response.status, await response.json(content_type=None)
+
+
+async def follow(node: RunningNode, token: str, user_id: int) -> None:
+    async with node.http.post(f"{node.url}/api/users/{user_id}/follow", headers=auth(token)) as response:
+        assert response.status == 204, await response.text()
+
+
+async def feed_page(node: RunningNode, feed: str, token: str, cursor: str | None = None,
+                    limit: int = 20) -> dict[str, Any]:
+    query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+    status, page = await get_json(node, f"/api/feed/{feed}{query}", token)
+    assert status == 200, page
+    return page
+
+
+async def all_video_ids(node: RunningNode, feed: str, token: str, limit: int) -> list[int]:
+    """Every video of a feed, page by page."""
+    ids: list[int] = []
+    cursor = None
+    while True:
+        page = await feed_page(node, feed, token, cursor, limit)
+        ids += [item["video"]["id"] for item in page["items"] if item["kind"] == "video"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
