@@ -37,6 +37,7 @@ class Recorded:
     """An event as stored and streamed: who did what to which video of which author, and when."""
 
     user_id: int
+    region: str
     video_id: int
     author_id: int
     kind: str
@@ -44,14 +45,15 @@ class Recorded:
     at_ms: int
 
     def fields(self) -> dict[str, str]:
-        return {"u": str(self.user_id), "v": str(self.video_id), "a": str(self.author_id), "k": self.kind,
+        return {"u": str(self.user_id), "g": self.region, "v": str(self.video_id), "a": str(self.author_id),
+                "k": self.kind,
                 "r": "" if self.watch_ratio is None else f"{self.watch_ratio:.4f}", "t": str(self.at_ms)}
 
     @classmethod
     def from_fields(cls, fields: dict[bytes, bytes]) -> Recorded:
         ratio = fields[b"r"].decode()
-        return cls(int(fields[b"u"]), int(fields[b"v"]), int(fields[b"a"]), fields[b"k"].decode(),
-                   float(ratio) if ratio else None, int(fields[b"t"]))
+        return cls(int(fields[b"u"]), fields[b"g"].decode(), int(fields[b"v"]), int(fields[b"a"]),
+                   fields[b"k"].decode(), float(ratio) if ratio else None, int(fields[b"t"]))
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ class BatchResult:
         return {"accepted": len(self.recorded), "duplicates": self.duplicates, "unknown_videos": self.unknown_videos}
 
 
-async def record_batch(pool: asyncpg.Pool, client: redis.Redis, user_id: int, events: list[Event], now_ms: int,
-                       stream_entries_max: int) -> BatchResult:
+async def record_batch(pool: asyncpg.Pool, client: redis.Redis, user_id: int, region: str, events: list[Event],
+                       now_ms: int, stream_entries_max: int) -> BatchResult:
     """Store the events that are new (by id) for videos that exist, apply their counts, stream them."""
     video_ids = sorted({e.video_id for e in events})
     async with pool.acquire() as conn, conn.transaction():
@@ -85,7 +87,7 @@ async def record_batch(pool: asyncpg.Pool, client: redis.Redis, user_id: int, ev
             [e.watch_ms for e in usable], ratios, at,
         )
         new_ids = {r["event_id"] for r in inserted}
-        recorded = [Recorded(user_id, e.video_id, known[e.video_id][0], e.kind, ratio, now_ms)
+        recorded = [Recorded(user_id, region, e.video_id, known[e.video_id][0], e.kind, ratio, now_ms)
                     for e, ratio in zip(usable, ratios, strict=True) if e.id in new_ids]
         for event in recorded:
             await _apply(conn, event)

@@ -246,7 +246,7 @@ async def record_engagements(request: web.Request) -> web.Response:
         raise Problem(400, "invalid-field", f"events: at most {limit} in one batch "
                       "(engagement_events_per_batch_max)", field="events")
     events = [engagements.Event(e.id, e.video_id, e.kind, e.watch_ms) for e in batch.events]
-    result = await _feeds(request).record_engagements(account.id, events)
+    result = await _feeds(request).record_engagements(account, events)
     return json_response(result.public())
 
 
@@ -259,6 +259,18 @@ async def following_feed(request: web.Request) -> web.Response:
     _check_limit(node.settings.feed_page_items_max, page.limit)
     viewer = await load_viewer(node, account)
     return json_response(await _feeds(request).following_feed(viewer, page.cursor, page.limit))
+
+
+@operation("The For You feed: videos picked for you (and creators live now), learning from every swipe; no video "
+           "twice in the session the cursor carries", auth=True, tag="feeds", reply=schemas.FeedPage, query=Page,
+           problems={400: ["bad-cursor"]})
+async def for_you_feed(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    account = await require_account(request)
+    page = parse_query(request, Page)
+    _check_limit(node.settings.feed_page_items_max, page.limit)
+    viewer = await load_viewer(node, account)
+    return json_response(await _feeds(request).for_you_feed(viewer, page.cursor, page.limit))
 
 
 def _check_limit(limit_max: int, limit: int) -> None:
@@ -279,3 +291,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put("/api/streams/{id}/recording", choose_recording)
     app.router.add_post("/api/engagements", record_engagements)
     app.router.add_get("/api/feed/following", following_feed)
+    app.router.add_get("/api/feed/for-you", for_you_feed)

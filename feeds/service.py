@@ -14,11 +14,16 @@ from typing import Any
 
 from feeds import cards, cursors, engagements, recordings
 from feeds.catalogue import Catalogue
+from feeds.coengagement import CoEngagement
 from feeds.following import following_video_ids
+from feeds.foryou import ForYou, ForYouLimits
+from feeds.learner import Learner
 from feeds.processing import VideoFiles, VideoProcessor
+from feeds.ranker import OnlineRanker
 from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
 from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
+from livecore.accounts import Account
 from livecore.node import Node
 from livecore.tasks import stop_tasks
 
@@ -39,14 +44,25 @@ class Feeds:
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
         self.big_authors: frozenset[int] = frozenset()
+        self.ranker = OnlineRanker(s.learner_feature_buckets)
+        self.learner = Learner(node.redis, self.catalogue, self.ranker)
+        self.coengagement = CoEngagement(node.pool, s.coengagement_events_max)
+        self.for_you = ForYou(node, self.catalogue, self.coengagement, self.ranker, ForYouLimits(
+            s.foryou_candidates_max, s.foryou_exploration_percent, s.foryou_author_items_per_page_max,
+            s.foryou_fresh_hours, s.feed_session_seen_max, s.feed_session_ttl_s))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         s = self.node.settings
         await self.refresh()
-        self._tasks.append(asyncio.create_task(
-            _every(s.recording_video_sweep_ms, self.post_recordings), name="feeds-recordings"))
-        self._tasks.append(asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh), name="feeds-refresh"))
+        await self.coengagement.retrain()
+        self._tasks += [
+            asyncio.create_task(_every(s.recording_video_sweep_ms, self.post_recordings), name="feeds-recordings"),
+            asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh), name="feeds-refresh"),
+            asyncio.create_task(_every(s.coengagement_train_interval_s * 1000, self.coengagement.retrain),
+                                name="feeds-coengagement"),
+            asyncio.create_task(self.learner.run(), name="feeds-learner"),
+        ]
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
@@ -58,14 +74,19 @@ class Feeds:
         await self.catalogue.refresh(self.node.clock.now_ms(), s.foryou_trending_hours)
         self.big_authors = await authors_followed_by_more_than(self.node.pool, s.fanout_followers_max)
 
+    async def for_you_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of the For You feed; the cursor carries the session whose videos are not shown again."""
+        return await self.for_you.page(viewer, cursor, limit)
+
     async def post_recordings(self) -> list[int]:
         """Make videos of the streams that ended with a recording on this node."""
         return await recordings.post_recordings(self.node, self.processor)
 
-    async def record_engagements(self, user_id: int, events: list[engagements.Event]) -> engagements.BatchResult:
+    async def record_engagements(self, account: Account, events: list[engagements.Event]) -> engagements.BatchResult:
         """Store a viewer's batch of events (each id once) and stream the new ones to the learners."""
         node = self.node
-        return await engagements.record_batch(node.pool, node.redis, user_id, events, node.clock.now_ms(),
+        return await engagements.record_batch(node.pool, node.redis, account.id, account.region, events,
+                                              node.clock.now_ms(),
                                               node.settings.engagement_stream_entries_max)
 
     async def video_ready(self, video_id: int) -> None:
