@@ -15,6 +15,7 @@ import asyncpg
 from livecore.accounts.accounts import ADULT_AGE_YEARS
 
 TRENDING_PER_REGION_MAX = 500
+TRENDING_PER_HASHTAG_MAX = 100
 OVERLAP_S = 5  # videos whose ready time is this close to the last refresh are read again (commit order)
 # How much each event says about a video's appeal, for trending (the ranker learns its own weights).
 TREND_WEIGHTS_SQL = ("CASE e.kind WHEN 'like' THEN 3 WHEN 'share' THEN 5 WHEN 'comment' THEN 2 WHEN 'follow' THEN 4"
@@ -35,7 +36,7 @@ class CatalogueVideo:
 
 
 class Catalogue:
-    def __init__(self, pool: asyncpg.Pool, videos_max: int) -> None:
+    def __init__(self, pool: asyncpg.Pool | None, videos_max: int) -> None:
         self.pool = pool
         self.videos_max = videos_max
         self.videos: dict[int, CatalogueVideo] = {}
@@ -46,6 +47,7 @@ class Catalogue:
         self.by_challenge: dict[int, list[int]] = defaultdict(list)
         self.trending: dict[str, list[int]] = {}  # region -> video ids, most engaging first
         self.trending_everywhere: list[int] = []
+        self.trending_by_hashtag: dict[str, list[int]] = {}
         self._ready_since: dt.datetime | None = None
 
     async def refresh(self, now_ms: int, trending_hours: int) -> None:
@@ -57,6 +59,7 @@ class Catalogue:
         query = ("SELECT v.id, v.author_id, v.hashtags, v.sound_id, v.challenge_id, v.mature, v.created_at,"
                  " v.ready_at, a.birth_date FROM videos v JOIN accounts a ON a.id = v.author_id"
                  " WHERE v.state = 'ready'")
+        assert self.pool is not None, "a catalogue without a database is filled with add()"
         if video_ids is not None:
             rows = await self.pool.fetch(query + " AND v.id = ANY($1)", video_ids)
         elif self._ready_since is None:
@@ -64,7 +67,7 @@ class Catalogue:
         else:
             rows = await self.pool.fetch(query + " AND v.ready_at >= $1", self._ready_since)
         for row in sorted(rows, key=lambda r: r["id"]):
-            self._add(CatalogueVideo(
+            self.add(CatalogueVideo(
                 row["id"], row["author_id"], tuple(row["hashtags"]), row["sound_id"], row["challenge_id"],
                 row["mature"], _minor(row["birth_date"], today), int(row["created_at"].timestamp() * 1000)))
         if video_ids is None and rows:
@@ -74,7 +77,7 @@ class Catalogue:
             self._ready_since = dt.datetime.fromtimestamp(0, tz=dt.UTC)
         self._evict()
 
-    def _add(self, video: CatalogueVideo) -> None:
+    def add(self, video: CatalogueVideo) -> None:
         if video.id in self.videos:
             return
         self.videos[video.id] = video
@@ -103,21 +106,36 @@ class Catalogue:
 
     async def load_trending(self, now_ms: int, hours: int) -> None:
         """The most engaging videos of the last `hours` among each region's viewers."""
+        assert self.pool is not None, "a catalogue without a database is given its trending lists"
         since = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC) - dt.timedelta(hours=hours)
         rows = await self.pool.fetch(
-            "SELECT region, video_id FROM (SELECT region, video_id, row_number() OVER"
+            "SELECT region, video_id, score FROM (SELECT region, video_id, score, row_number() OVER"
             " (PARTITION BY region ORDER BY score DESC, video_id DESC) AS rank FROM"
             f" (SELECT a.region, e.video_id, sum({TREND_WEIGHTS_SQL}) AS score FROM engagements e"
             "  JOIN accounts a ON a.id = e.user_id WHERE e.at >= $1 GROUP BY a.region, e.video_id) scored"
             " WHERE score > 0) ranked WHERE rank <= $2 ORDER BY region, rank", since, TRENDING_PER_REGION_MAX)
-        trending: dict[str, list[int]] = defaultdict(list)
-        everywhere: dict[int, int] = {}
+        scored: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for row in rows:
-            trending[row["region"]].append(row["video_id"])
-            everywhere[row["video_id"]] = min(everywhere.get(row["video_id"], TRENDING_PER_REGION_MAX),
-                                              len(trending[row["region"]]))
-        self.trending = dict(trending)
-        self.trending_everywhere = sorted(everywhere, key=lambda v: everywhere[v])[:TRENDING_PER_REGION_MAX]
+            scored[row["region"]].append((row["video_id"], row["score"]))
+        self.set_trending(scored)
+
+    def set_trending(self, scored: dict[str, list[tuple[int, float]]]) -> None:
+        """What trends: per region (video, score) most engaging first; from them the lists everywhere and per
+        hashtag."""
+        self.trending = {region: [v for v, _ in pairs[:TRENDING_PER_REGION_MAX]] for region, pairs in scored.items()}
+        total: dict[int, float] = defaultdict(float)
+        for pairs in scored.values():
+            for video_id, score in pairs:
+                total[video_id] += score
+        ordered = sorted(total, key=lambda v: -total[v])
+        self.trending_everywhere = ordered[:TRENDING_PER_REGION_MAX]
+        by_hashtag: dict[str, list[int]] = defaultdict(list)
+        for video_id in ordered:
+            video = self.videos.get(video_id)
+            for tag in video.hashtags if video else ():
+                if len(by_hashtag[tag]) < TRENDING_PER_HASHTAG_MAX:
+                    by_hashtag[tag].append(video_id)
+        self.trending_by_hashtag = dict(by_hashtag)
 
     def newest(self, count: int, fresh_since_ms: int) -> list[int]:
         """Up to `count` of the newest videos made at or after `fresh_since_ms`."""

@@ -36,7 +36,7 @@ RECENT_EVENTS_MAX = 30
 COLD_START_EVENTS = 5  # with this many events of the viewer's, the ranker and the priors weigh the same
 INTEREST_PRIOR = 0.4
 TREND_PRIOR = 0.1
-HASHTAG_REPEAT_PENALTY = 0.03  # topic diversity: what each hashtag already on the page costs a video
+HASHTAG_REPEAT_PENALTY = 0.01  # topic diversity: what each hashtag already on the page costs a video
 LIVE_SLOT = 1  # the live card's place on a session's first page
 
 AdStage = Callable[[Viewer, int], Awaitable[dict[str, Any] | None]]  # (viewer, slot) -> an ad item or None
@@ -76,7 +76,7 @@ class ForYou:
         context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000)
         found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max)
         eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
-        scores = self._scores(viewer, eligible, history)
+        scores = blend_scores(self.ranker, self.catalogue, viewer, eligible, history)
         room = min(limit, self.limits.seen_max - len(seen))
         picked = select(eligible, scores, found, room, context.fresh_since_ms, self.limits,
                         random.Random(f"{session}:{page_number}"))
@@ -96,21 +96,6 @@ class ForYou:
         return (video is not None and video_id not in seen and video.author_id != viewer.id
                 and rules.may_see(viewer, video, following=False))
 
-    def _scores(self, viewer: Viewer, eligible: list[CatalogueVideo], history: int) -> dict[int, float]:
-        """The ranker's probability blended with a prior from onboarding interests and regional trend; the prior
-        weighs all for a viewer with no events yet (cold start) and less with each event of theirs."""
-        learned = self.ranker.scores(viewer.id, viewer.region, eligible)
-        trend = {v: i for i, v in enumerate(self.catalogue.trending.get(viewer.region, []))}
-        interests = set(viewer.interests)
-        prior_weight = COLD_START_EVENTS / (COLD_START_EVENTS + history)
-        scores = {}
-        for video in eligible:
-            prior = 0.5 + (INTEREST_PRIOR if interests.intersection(video.hashtags) else 0.0)
-            if video.id in trend:
-                prior += TREND_PRIOR / (1 + trend[video.id])
-            scores[video.id] = prior_weight * prior + (1 - prior_weight) * learned[video.id]
-        return scores
-
     async def _mix(self, viewer: Viewer, items: list[dict[str, Any]], first_page: bool) -> list[dict[str, Any]]:
         if first_page:
             live = await cards.live_cards(self.node.pool, self.node.rooms, viewer, followed_only=False, count=1)
@@ -123,6 +108,23 @@ class ForYou:
                 mixed.append(item)
             items = mixed
         return items
+
+
+def blend_scores(ranker: OnlineRanker, catalogue: Catalogue, viewer: Viewer, eligible: list[CatalogueVideo],
+                 history: int) -> dict[int, float]:
+    """The ranker's probability blended with a prior from onboarding interests and regional trend; the prior
+    weighs all for a viewer with no events yet (cold start) and less with each event of theirs."""
+    learned = ranker.scores(viewer.id, viewer.region, eligible)
+    trend = {v: i for i, v in enumerate(catalogue.trending.get(viewer.region, []))}
+    interests = set(viewer.interests)
+    prior_weight = COLD_START_EVENTS / (COLD_START_EVENTS + history)
+    scores = {}
+    for video in eligible:
+        prior = 0.5 + (INTEREST_PRIOR if interests.intersection(video.hashtags) else 0.0)
+        if video.id in trend:
+            prior += TREND_PRIOR / (1 + trend[video.id])
+        scores[video.id] = prior_weight * prior + (1 - prior_weight) * learned[video.id]
+    return scores
 
 
 def select(eligible: list[CatalogueVideo], scores: dict[int, float], sources: dict[int, str], count: int,

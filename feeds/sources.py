@@ -47,8 +47,12 @@ def neighbours(_: Catalogue, coengagement: CoEngagement, context: Context) -> li
 
 
 def hashtag(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
+    """The most engaging and the newest videos of the hashtags the viewer engaged with lately."""
     tags = _recent(catalogue, context, lambda v: v.hashtags)
-    return _newest_each(catalogue.by_hashtag, tags)
+    found: list[int] = []
+    for tag in tags:
+        found += catalogue.trending_by_hashtag.get(tag, [])[:PER_TAG]
+    return found + _newest_each(catalogue.by_hashtag, tags)
 
 
 def sound(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
@@ -62,8 +66,11 @@ def challenge(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[i
 
 
 def interests(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
-    """Cold start: the hashtags named as interests at sign-up."""
-    return _newest_each(catalogue.by_hashtag, list(context.viewer.interests))
+    """Cold start: the hashtags named as interests at sign-up, their most engaging videos and their newest."""
+    found: list[int] = []
+    for tag in context.viewer.interests:
+        found += catalogue.trending_by_hashtag.get(tag, [])[:PER_TAG]
+    return found + _newest_each(catalogue.by_hashtag, list(context.viewer.interests))
 
 
 def fresh(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
