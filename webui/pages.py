@@ -44,6 +44,7 @@ PAGES = (
     Page("wallet.html", "Buy coins; the balance and recent transactions"),
     Page("pay.html", "The local test provider's card page for a coin purchase (?purchase=<id>)"),
     Page("earnings.html", "Creator earnings, the payout account and cash-out"),
+    Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards"),
 )
 
 
