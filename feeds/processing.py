@@ -70,9 +70,9 @@ class VideoProcessor:
         loop = asyncio.get_running_loop()
         try:
             prepared = await loop.run_in_executor(self._executor, self._prepare, video_id, source, remove_source)
-        except Problem as problem:
-            log.info("video %s refused: %s", video_id, problem.detail)
-            await videos.mark_failed(self.pool, video_id, problem.detail)
+        except transcoding.VideoRejected as refusal:
+            log.info("video %s refused: %s", video_id, refusal)
+            await videos.mark_failed(self.pool, video_id, str(refusal))
             return
         except Exception as exc:
             log.exception("video %s could not be processed", video_id)

@@ -216,7 +216,7 @@ async def video_file(request: web.Request) -> web.StreamResponse:
 
 
 @operation("Whether your stream's recording is posted as a video when it ends (it is unless you say no)",
-           auth=True, tag="feeds", body=RecordingChoice, reply=schemas.RecordingChoice,
+           auth=True, tag="feeds", body=RecordingChoice, reply=schemas.RecordingChoiceView,
            problems={403: ["not-your-stream"], 404: ["stream-not-found"]})
 async def choose_recording(request: web.Request) -> web.Response:
     node = request.app[NODE]

@@ -52,7 +52,7 @@ class VideoPage(Answer):
     next_cursor: str | None = Field(description="?cursor= for the next page; null on the last")
 
 
-class RecordingChoice(Answer):
+class RecordingChoiceView(Answer):
     stream_id: Id
     post_recording: bool
 

@@ -14,8 +14,6 @@ from typing import Any
 import av
 from PIL import Image
 
-from livecore.http import Problem
-
 MP4_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}  # FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2" demuxer
 PLAYABLE_VIDEO = "h264"
 PLAYABLE_AUDIO = "aac"
@@ -25,6 +23,10 @@ ENCODE_PRESET = "veryfast"
 ENCODE_CRF = "23"
 AUDIO_RATE_HZ = 44100
 AUDIO_BIT_RATE = 128_000
+
+
+class VideoRejected(ValueError):
+    """The file is not a video this node takes; the message says why (it becomes the video's `failure`)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def prepare_video(source: Path, video_path: Path, thumbnail_path: Path, limits: 
                                or max(video.width, video.height) > limits.edge_px_max)
             width, height = video.width, video.height
     except av.error.FFmpegError as exc:
-        raise Problem(422, "corrupt-video", f"the file could not be read as a video: {exc}") from exc
+        raise VideoRejected(f"the file could not be read as a video: {exc}") from exc
     video_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = video_path.with_suffix(".tmp")
     try:
@@ -63,7 +65,7 @@ def prepare_video(source: Path, video_path: Path, thumbnail_path: Path, limits: 
         _write_thumbnail(temporary, thumbnail_path)
     except av.error.FFmpegError as exc:
         temporary.unlink(missing_ok=True)
-        raise Problem(422, "corrupt-video", f"the video could not be decoded: {exc}") from exc
+        raise VideoRejected(f"the video could not be decoded: {exc}") from exc
     temporary.replace(video_path)
     return PreparedVideo(duration_ms, width, height, needs_transcode)
 
@@ -71,18 +73,17 @@ def prepare_video(source: Path, video_path: Path, thumbnail_path: Path, limits: 
 def _inspect(container: Any, limits: VideoLimits) -> tuple[Any, Any, int]:
     names = set(container.format.name.split(","))
     if not names & MP4_FORMATS:
-        raise Problem(415, "unsupported-video", f"send an MP4 (this is {container.format.long_name})")
+        raise VideoRejected(f"send an MP4 (this is {container.format.long_name})")
     if not container.streams.video:
-        raise Problem(422, "no-video-track", "the file has no video track")
+        raise VideoRejected("the file has no video track")
     video = container.streams.video[0]
     audio = container.streams.audio[0] if container.streams.audio else None
     duration_ms = _duration_ms(container, video)
     if duration_ms <= 0:
-        raise Problem(422, "corrupt-video", "the video has no duration")
+        raise VideoRejected("the video has no duration")
     if duration_ms > limits.duration_ms_max:
-        raise Problem(413, "video-too-long", f"the video lasts {duration_ms / 1000:.1f} s; at most "
-                      f"{limits.duration_ms_max / 1000:g} s (video_duration_ms_max)",
-                      duration_ms_max=limits.duration_ms_max)
+        raise VideoRejected(f"the video lasts {duration_ms / 1000:.1f} s; at most "
+                            f"{limits.duration_ms_max / 1000:g} s (video_duration_ms_max)")
     return video, audio, duration_ms
 
 
