@@ -153,8 +153,3 @@ async def read_stream(client: redis.Redis, after: str, count: int, block_ms: int
             found.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, Recorded.from_fields(fields)))
     return found
 
-
-async def liked_by(pool: asyncpg.Pool, user_id: int, video_ids: list[int]) -> set[int]:
-    rows = await pool.fetch("SELECT video_id FROM video_likes WHERE user_id = $1 AND video_id = ANY($2)",
-                            user_id, video_ids)
-    return {r["video_id"] for r in rows}

@@ -57,9 +57,10 @@ def seen_key(user_id: int, session: str) -> str:
 
 
 class ForYou:
-    def __init__(self, node: Node, catalogue: Catalogue, coengagement: CoEngagement, ranker: OnlineRanker,
-                 limits: ForYouLimits) -> None:
+    def __init__(self, node: Node, live_now: cards.LiveNow, catalogue: Catalogue, coengagement: CoEngagement,
+                 ranker: OnlineRanker, limits: ForYouLimits) -> None:
         self.node = node
+        self.live_now = live_now
         self.catalogue = catalogue
         self.coengagement = coengagement
         self.ranker = ranker
@@ -98,7 +99,7 @@ class ForYou:
 
     async def _mix(self, viewer: Viewer, items: list[dict[str, Any]], first_page: bool) -> list[dict[str, Any]]:
         if first_page:
-            live = await cards.live_cards(self.node.pool, self.node.rooms, viewer, followed_only=False, count=1)
+            live = await cards.live_cards(self.live_now, viewer, followed_only=False, count=1)
             items[LIVE_SLOT:LIVE_SLOT] = live
         if self.ads is not None and self.ad_slot_interval and viewer.adult:
             mixed: list[dict[str, Any]] = []

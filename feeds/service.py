@@ -44,10 +44,11 @@ class Feeds:
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
         self.big_authors: frozenset[int] = frozenset()
+        self.live_now = cards.LiveNow(node.pool, node.rooms, node.clock, s.feed_live_cache_ms)
         self.ranker = OnlineRanker(s.learner_feature_buckets)
         self.learner = Learner(node.redis, self.catalogue, self.ranker)
         self.coengagement = CoEngagement(node.pool, s.coengagement_events_max)
-        self.for_you = ForYou(node, self.catalogue, self.coengagement, self.ranker, ForYouLimits(
+        self.for_you = ForYou(node, self.live_now, self.catalogue, self.coengagement, self.ranker, ForYouLimits(
             s.foryou_candidates_max, s.foryou_exploration_percent, s.foryou_author_items_per_page_max,
             s.foryou_fresh_hours, s.feed_session_seen_max, s.feed_session_ttl_s))
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,7 +110,7 @@ class Feeds:
         node = self.node
         before = cursors.decode_before(cursor, "following") if cursor else None
         page = await following_video_ids(node.pool, self.timelines, self.big_authors, viewer, before, limit)
-        items = [] if before else await cards.live_cards(node.pool, node.rooms, viewer, followed_only=True,
+        items = [] if before else await cards.live_cards(self.live_now, viewer, followed_only=True,
                                                          count=FOLLOWING_LIVE_CARDS_MAX)
         items += await cards.video_cards(node.pool, self.catalogue, viewer,
                                          [(video_id, "followed") for video_id in page.video_ids], node.today(),

@@ -267,6 +267,8 @@ class Settings:
                                                "at read time instead of written into each one")
     fanout_batch_max: int = _setting(1000, "timelines written per Redis round trip when a video fans out")
     feed_page_items_max: int = _setting(50, "items in one feed page (the limit parameter's greatest value)")
+    feed_live_cache_ms: int = _setting(1000, "how long a node reuses the list of live streams its feeds show as "
+                                             "cards", low=0)
     feed_session_seen_max: int = _setting(5000, "videos remembered as seen in one For You session")
     feed_session_ttl_s: int = _setting(6 * 3600, "a For You session (its seen set) lasts this long after its last "
                                                  "page")

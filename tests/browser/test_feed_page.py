@@ -47,7 +47,9 @@ async def test_swipe_like_and_open_a_live_card(node: Any, open_page: Any) -> Non
         "() => { const v = document.querySelector('.feed-card.current video'); "
         "return v && v.muted && !v.paused && v.currentTime > 0; }")
     video_id = int(await first.get_attribute("data-video-id") or 0)
-    await first.locator(".like").click()
+    async with page.expect_response(f"{node.url}/api/videos/{video_id}") as recounted:  # after the like is sent
+        await first.locator(".like").click()
+    assert (await (await recounted.value).json())["likes"] == 1
     await expect(first.locator(".likes")).to_have_text("1")
     await expect(first.locator(".like")).to_have_attribute("aria-pressed", "true")
     likes = await node.node.pool.fetchval("SELECT likes FROM videos WHERE id = $1", video_id)
