@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from feeds import cards, cursors, engagements, recordings
@@ -52,6 +52,7 @@ class Feeds:
             s.foryou_candidates_max, s.foryou_exploration_percent, s.foryou_author_items_per_page_max,
             s.foryou_fresh_hours, s.feed_session_seen_max, s.feed_session_ttl_s))
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         s = self.node.settings
@@ -65,8 +66,23 @@ class Feeds:
             asyncio.create_task(self.learner.run(), name="feeds-learner"),
         ]
 
+    def in_background(self, work: Coroutine[Any, Any, object], name: str) -> None:
+        """Run `work` beside the node; stopped with the feeds context."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", name)
+
+        self._jobs.append(asyncio.create_task(run(), name=name))
+
+    async def jobs_done(self) -> None:
+        """Wait for the work started with `in_background` so far."""
+        await asyncio.gather(*self._jobs)
+
     async def stop(self) -> None:
-        await stop_tasks(*self._tasks)
+        await stop_tasks(*self._tasks, *self._jobs)
         await self.processor.stop()
 
     async def refresh(self) -> None:

@@ -16,6 +16,7 @@ import commerce
 import feeds
 import signaling
 import webui
+from feeds.demo_videos import seed_videos
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
@@ -104,6 +105,8 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             await media_plane.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
+                creator_id = await seed.demo_account_id(node, seed.DEMO_CREATOR.username)
+                videos.in_background(seed_videos(videos, creator_id), "feeds-demo-videos")
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
 

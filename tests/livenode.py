@@ -103,7 +103,7 @@ def node_settings(servers: Servers, port: int, **overrides: Any) -> Settings:
     """Settings for a test node on `port` that uses the session's embedded PostgreSQL and Valkey."""
     return Settings(
         host="127.0.0.1", port=port, node_id=f"test-{port}", database_url=servers.database_url,
-        redis_url=servers.redis_url, seed_demo=False, data_dir=servers.directory / f"node-{port}", **overrides,
+        redis_url=servers.redis_url, data_dir=servers.directory / f"node-{port}", **{"seed_demo": False, **overrides},
     )
 
 
