@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from prometheus_client import Counter
+
 from feeds import cards, cursors, engagements, recordings
 from feeds.catalogue import Catalogue
 from feeds.coengagement import CoEngagement
@@ -32,10 +34,22 @@ log = logging.getLogger("livecore.feeds")
 FOLLOWING_LIVE_CARDS_MAX = 10
 
 
+class FeedsMetrics:
+    def __init__(self, registry: Any) -> None:
+        self.videos_ready = Counter("livecore_feed_videos_ready", "Videos that became playable", registry=registry)
+        self.engagements = Counter("livecore_feed_engagements", "Engagement events received, by result",
+                                   ["result"], registry=registry)
+        self.timeline_writes = Counter("livecore_feed_timeline_writes",
+                                       "Follower timelines a new video was written into (fan-out on write)",
+                                       registry=registry)
+        self.pages = Counter("livecore_feed_pages", "Feed pages served, by feed", ["feed"], registry=registry)
+
+
 class Feeds:
     def __init__(self, node: Node) -> None:
         s = node.settings
         self.node = node
+        self.metrics = FeedsMetrics(node.registry)
         self.files = VideoFiles(s.data_dir / "videos")
         self.processor = VideoProcessor(node.pool, self.files, VideoLimits(s.video_duration_ms_max,
                                                                            s.video_edge_px_max),
@@ -93,7 +107,9 @@ class Feeds:
 
     async def for_you_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
         """A page of the For You feed; the cursor carries the session whose videos are not shown again."""
-        return await self.for_you.page(viewer, cursor, limit)
+        page = await self.for_you.page(viewer, cursor, limit)
+        self.metrics.pages.labels(feed="for-you").inc()
+        return page
 
     async def post_recordings(self) -> list[int]:
         """Make videos of the streams that ended with a recording on this node."""
@@ -102,12 +118,15 @@ class Feeds:
     async def record_engagements(self, account: Account, events: list[engagements.Event]) -> engagements.BatchResult:
         """Store a viewer's batch of events (each id once) and stream the new ones to the learners."""
         node = self.node
-        return await engagements.record_batch(node.pool, node.redis, account.id, account.region, events,
-                                              node.clock.now_ms(),
-                                              node.settings.engagement_stream_entries_max)
+        result = await engagements.record_batch(node.pool, node.redis, account.id, account.region, events,
+                                                node.clock.now_ms(), node.settings.engagement_stream_entries_max)
+        self.metrics.engagements.labels(result="accepted").inc(len(result.recorded))
+        self.metrics.engagements.labels(result="duplicate").inc(result.duplicates)
+        return result
 
     async def video_ready(self, video_id: int) -> None:
         """A video became playable: it joins the catalogue and its author's followers' timelines."""
+        self.metrics.videos_ready.inc()
         await self.catalogue.load_ready(self.node.today(), [video_id])
         video = self.catalogue.videos.get(video_id)
         if video is not None:
@@ -119,7 +138,9 @@ class Feeds:
         followers = await followers_of(self.node.pool, author_id)
         if len(followers) > self.node.settings.fanout_followers_max:
             return 0
-        return await self.timelines.fan_out(video_id, followers)
+        written = await self.timelines.fan_out(video_id, followers)
+        self.metrics.timeline_writes.inc(written)
+        return written
 
     async def following_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
         """A page of the Following feed: followed creators live now first (on the first page), then videos."""
@@ -131,6 +152,7 @@ class Feeds:
         items += await cards.video_cards(node.pool, self.catalogue, viewer,
                                          [(video_id, "followed") for video_id in page.video_ids], node.today(),
                                          following=True)
+        self.metrics.pages.labels(feed="following").inc()
         return {"items": items,
                 "next_cursor": cursors.encode_before("following", page.next_before) if page.next_before else None}
 
