@@ -1,4 +1,4 @@
-"""The feed page in Chromium: swipe through For You with keys and the wheel, like a video and see it counted,
+"""The feed page in Chromium: swipe through For You with keys, the wheel and touch, like a video and see it counted,
 switch to Following, open a live card."""
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ async def _post_video(node: Any, token: str, caption: str) -> int:
         video_id = (await response.json())["id"]
     await node.app[FEEDS].processor.drain()
     return video_id
+
+
+async def _swipe(page: Page, up_px: int) -> None:
+    """A one-finger vertical swipe on the feed, as touch events (the page listens to touchstart and touchend)."""
+    await page.evaluate("""(up) => {
+        const feed = document.getElementById("feed");
+        const touch = (y) => new Touch({identifier: 1, target: feed, clientX: 200, clientY: y});
+        feed.dispatchEvent(new TouchEvent("touchstart", {touches: [touch(400)], bubbles: true}));
+        feed.dispatchEvent(new TouchEvent("touchend", {changedTouches: [touch(400 - up)], bubbles: true}));
+    }""", up_px)
 
 
 def _current(page: Page) -> Any:
@@ -66,6 +76,10 @@ async def test_swipe_like_and_open_a_live_card(node: Any, open_page: Any) -> Non
     await page.mouse.wheel(0, 200)  # one wheel gesture moves one card
     await expect(_current(page)).to_have_attribute("data-video-id", third or "")
     await page.keyboard.press("k")
+    await expect(_current(page)).to_have_attribute("data-stream-id", str(stream["id"]))
+    await _swipe(page, 120)  # a finger moving up 120 px: the next card
+    await expect(_current(page)).to_have_attribute("data-video-id", third or "")
+    await _swipe(page, -120)
     await expect(_current(page)).to_have_attribute("data-stream-id", str(stream["id"]))
     await _current(page).locator(".watch").click()
     await expect(page).to_have_url(f"{node.url}/watch.html?room={stream['id']}")
