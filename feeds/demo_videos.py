@@ -21,6 +21,7 @@ log = logging.getLogger("livecore.feeds.demo")
 
 WIDTH, HEIGHT, FPS, SECONDS = 360, 640, 15, 3
 AUDIO_RATE_HZ = 44100
+_SEED_LOCK = 0x66656564  # one advisory lock id for every node seeding the demo clips
 DEMO_CLIPS = (  # caption, hashtags, background colour
     ("Morning light", ["music", "chill"], (40, 70, 140)),
     ("New drop: the sunset tee", ["fashion", "merch"], (190, 80, 40)),
@@ -32,9 +33,19 @@ DEMO_CLIPS = (  # caption, hashtags, background colour
 
 
 async def seed_videos(feeds: Feeds, author_id: int) -> list[int]:
-    """Post the demo clips as `author_id` unless they have posted videos already; the new video ids."""
-    if await videos.author_videos(feeds.node.pool, author_id, None, 1, include_unready=True):
-        return []
+    """Post the demo clips as `author_id` unless they are posted already; the new video ids. Two nodes starting
+    together take turns (an advisory lock), so the clips are posted once."""
+    async with feeds.node.pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _SEED_LOCK)
+        try:
+            posted = await conn.fetchval("SELECT count(*) FROM videos WHERE author_id = $1 AND caption = ANY($2)",
+                                         author_id, [caption for caption, _, _ in DEMO_CLIPS])
+            return [] if posted else await _post_clips(feeds, author_id)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _SEED_LOCK)
+
+
+async def _post_clips(feeds: Feeds, author_id: int) -> list[int]:
     made = []
     for index, (caption, hashtags, colour) in enumerate(DEMO_CLIPS):
         source = feeds.files.staging(f"demo-{author_id}-{index}.mp4")
