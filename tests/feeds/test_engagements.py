@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from feedclient import auth, get_json, post_video
+from feedclient import auth, feeds_of, get_json, post_video
 from livenode import RunningNode
 
 from feeds.engagements import read_stream
+
+LEARNED_WITHIN_S = 30  # the bound is a minute; the stream is read continuously
 
 
 async def _send(node: RunningNode, token: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -76,3 +79,14 @@ async def test_bad_batches_are_refused_naming_what_was_wrong(node_factory) -> No
     assert status == 400 and problem["field"] == "events.0.id"
     async with node.http.post(f"{node.url}/api/engagements", json={"events": []}) as response:
         assert response.status == 401
+
+
+async def test_the_running_learner_hears_events_without_being_asked(node: RunningNode) -> None:
+    creator, viewer = await node.signup(), await node.signup()
+    video = await post_video(node, creator["token"], hashtags="loops")
+    feeds = feeds_of(node)
+    await feeds.learner.catch_up()
+    read, learned = feeds.learner.read, feeds.ranker.examples
+    await _send(node, viewer["token"], [{"id": "liked", "video_id": video["id"], "kind": "like"}])
+    await asyncio.wait_for(feeds.learner.until_read(read), LEARNED_WITHIN_S)  # the node's own reader, running
+    assert feeds.ranker.examples > learned
