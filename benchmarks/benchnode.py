@@ -35,6 +35,7 @@ class BenchNode:
     database_url: str
     server: subprocess.Popen[bytes]
     meter: CpuMeter
+    redis_url: str = ""
 
     async def wait_ready(self, http: aiohttp.ClientSession) -> None:
         deadline = time.monotonic() + START_S_MAX
@@ -71,7 +72,8 @@ def bench_node(**settings: str) -> Iterator[BenchNode]:
             server = subprocess.Popen([sys.executable, "-m", "livecore", "serve", "--port", str(port),
                                        "--data-dir", str(root / "node")], env=env)
             try:
-                yield BenchNode(f"http://127.0.0.1:{port}", database_url, server, _cpu_meter(server, pg, valkey))
+                yield BenchNode(f"http://127.0.0.1:{port}", database_url, server, _cpu_meter(server, pg, valkey),
+                                redis_url)
             finally:
                 server.terminate()
                 server.wait(timeout=30)

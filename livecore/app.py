@@ -13,8 +13,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 import commerce
+import feeds
 import signaling
 import webui
+from feeds.demo_videos import seed_videos
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
@@ -47,6 +49,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     stream_routes.add_routes(app)
     signaling.add_routes(app)
     commerce.add_routes(app)
+    feeds.add_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -94,12 +97,17 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.shop = money
             await money.start()
             parts.push_async_callback(money.stop)
+            app[feeds.FEEDS] = videos = feeds.Feeds(node)
+            parts.push_async_callback(videos.stop)
+            await videos.start()
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
             await media_plane.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
+                creator_id = await seed.demo_account_id(node, seed.DEMO_CREATOR.username)
+                videos.in_background(seed_videos(videos, creator_id), "feeds-demo-videos")
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
 

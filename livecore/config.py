@@ -285,6 +285,43 @@ class Settings:
     hls_window_segments: int = _setting(6, "HLS segments listed in the playlist and kept on disk per stream")
     recording_enabled: bool = _setting(True, "record each stream to an MP4 in the data dir")
     thumbnail_interval_ms: int = _setting(10000, "how often a live stream's thumbnail JPEG is refreshed")
+    video_bytes_max: int = _setting(200 * 1024 * 1024, "largest video upload, in bytes")
+    video_duration_ms_max: int = _setting(10 * 60 * 1000, "longest video accepted (uploads and recordings)")
+    video_edge_px_max: int = _setting(1920, "a video's longer side; larger ones are scaled down when transcoded")
+    video_workers: int = _setting(1, "videos checked and transcoded at once per node (threads)")
+    video_queue_max: int = _setting(16, "videos waiting for a worker per node; past this an upload is 503")
+    video_hashtags_max: int = _setting(20, "hashtags on one video")
+    recording_video_window_s: int = _setting(86400, "a stream that ended this long ago or less still has its "
+                                                    "recording posted as a video")
+    recording_video_sweep_ms: int = _setting(2000, "how often ended streams' recordings are looked for")
+    engagement_events_per_batch_max: int = _setting(100, "events in one POST /api/engagements")
+    engagement_stream_entries_max: int = _setting(200_000, "engagement events kept in the Redis stream the "
+                                                           "online learner reads (approximate trim)")
+    timeline_entries_max: int = _setting(500, "videos kept in one viewer's Following timeline in Redis")
+    timeline_ttl_s: int = _setting(7 * 86400, "an unread Following timeline is dropped after this (rebuilt from "
+                                              "PostgreSQL when next read)")
+    fanout_followers_max: int = _setting(5000, "authors with more followers than this are merged into timelines "
+                                               "at read time instead of written into each one")
+    fanout_batch_max: int = _setting(1000, "timelines written per Redis round trip when a video fans out")
+    feed_page_items_max: int = _setting(50, "items in one feed page (the limit parameter's greatest value)")
+    feed_live_cache_ms: int = _setting(1000, "how long a node reuses the list of live streams its feeds show as "
+                                             "cards", low=0)
+    feed_session_seen_max: int = _setting(5000, "videos remembered as seen in one For You session")
+    feed_session_ttl_s: int = _setting(6 * 3600, "a For You session (its seen set) lasts this long after its last "
+                                                 "page")
+    foryou_candidates_max: int = _setting(400, "candidates ranked for one For You page")
+    foryou_catalogue_videos_max: int = _setting(100_000, "newest ready videos each node keeps in memory for For You")
+    foryou_exploration_percent: int = _setting(20, "share of each For You page kept for fresh videos", low=0,
+                                               high=100)
+    foryou_fresh_hours: int = _setting(48, "a video this young or younger counts as fresh for exploration")
+    foryou_author_items_per_page_max: int = _setting(1, "videos of one author in one For You page")
+    foryou_trending_hours: int = _setting(72, "engagement this recent makes a video trend in its viewers' region")
+    foryou_refresh_ms: int = _setting(2000, "how often the catalogue, trending lists and co-engagement model are "
+                                            "brought up to date (the learner reads engagement continuously)")
+    coengagement_train_interval_s: int = _setting(300, "how often the co-engagement model is retrained")
+    coengagement_events_max: int = _setting(500_000, "positive engagements the co-engagement model trains on")
+    learner_feature_buckets: int = _setting(1 << 20, "hashed feature slots of the online ranker (bounds its memory)",
+                                            check=_power_of_two_problem)
 
     def __post_init__(self) -> None:
         if not self.node_id:

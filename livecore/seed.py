@@ -62,3 +62,13 @@ async def seed_demo(node: Node) -> None:
             await conn.execute("SELECT pg_advisory_unlock(0x73656564)")
     if missing:
         log.info("seeded the demo accounts %s", ", ".join(a.username for a in missing))
+        creator = await demo_account_id(node, DEMO_CREATOR.username)
+        for account in missing:  # the demo viewers follow the demo creator: their Following feed has someone
+            if account is not DEMO_CREATOR:
+                await accounts.follow(node.pool, await demo_account_id(node, account.username), creator)
+
+
+async def demo_account_id(node: Node, username: str) -> int:
+    account_id = await node.pool.fetchval("SELECT id FROM accounts WHERE username = $1", username)
+    assert account_id is not None, f"the demo account {username} is not seeded"
+    return int(account_id)

@@ -126,9 +126,13 @@ class ThreadedNode:
         return self
 
     @property
-    def node(self) -> Node:
+    def app(self) -> web.Application:
         assert self._runner is not None
-        return self._runner.app[NODE]
+        return self._runner.app
+
+    @property
+    def node(self) -> Node:
+        return self.app[NODE]
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         """Run `coroutine` on the node's loop and wait for its result."""

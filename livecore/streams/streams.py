@@ -158,3 +158,14 @@ async def set_media_urls(pool: asyncpg.Pool, stream_id: int, *, recording_url: s
         "UPDATE streams SET recording_url = coalesce($2, recording_url), thumbnail_url = coalesce($3, thumbnail_url)"
         " WHERE id = $1", stream_id, recording_url, thumbnail_url,
     )
+
+
+async def recorded_streams(pool: asyncpg.Pool, ended_since_ms: int, limit: int) -> list[Stream]:
+    """Ended streams with a recording that ended at or after `ended_since_ms`, oldest first, at most `limit`."""
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM streams s JOIN accounts a ON a.id = s.creator_id"
+        " WHERE s.state = 'ended' AND s.recording_url IS NOT NULL AND s.ended_at >= $1"
+        " ORDER BY s.ended_at LIMIT $2",
+        _at(ended_since_ms), limit,
+    )
+    return [_from_row(r) for r in rows]

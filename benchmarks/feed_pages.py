@@ -1,0 +1,174 @@
+"""Feeds: page latency at a fixed request rate, and how fast a post reaches its author's followers' timelines.
+
+Not a test. Starts embedded PostgreSQL and Valkey and one `livecore serve` node, fills the database directly (authors,
+followers, videos with hashtags, engagement for trending: argon2 sign-ups for ten thousand accounts would take
+minutes), signs up the viewers whose tokens it uses through the API, then:
+
+1. Fan-out: `--followers` accounts follow one author and have built timelines (as after a read); the author uploads
+   a video; it prints how long until every follower's timeline holds it (upload answered -> ready -> all written).
+2. Following and For You: an open-loop client sends `--rate` requests/s for `--seconds` to each feed in turn
+   (viewers and cursors rotate) and prints latency percentiles and errors.
+
+    .venv/bin/python benchmarks/feed_pages.py --followers 10000 --rate 200 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import redis.asyncio as redis
+from benchnode import bench_node, call, sign_up
+
+from feeds.timelines import BUILT, fingerprint, fingerprint_key, timeline_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from clips import make_mp4  # the tests' MP4 maker, found once its folder is on the path
+
+HASHTAGS = [f"topic{i}" for i in range(40)]
+REGIONS = ["US", "DE", "JP", "BR"]
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+async def _accounts(conn: asyncpg.Connection, count: int, prefix: str) -> list[int]:
+    rows = await conn.fetch(
+        "INSERT INTO accounts (username, password_hash, display_name, birth_date, region)"
+        " SELECT $1 || g, 'not-a-hash', $1 || g, '1990-01-01', ($2::text[])[1 + g % 4]"
+        " FROM generate_series(1, $3) g RETURNING id", prefix, REGIONS, count)
+    return [r["id"] for r in rows]
+
+
+async def _fill(database_url: str, viewers: list[int], authors_count: int, videos_count: int,
+                follows_per_viewer: int) -> list[int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        authors = await _accounts(conn, authors_count, f"a{random.randrange(10**6)}_")
+        rng = random.Random(1)
+        await conn.executemany(
+            "INSERT INTO videos (author_id, caption, hashtags, state, duration_ms, width, height, ready_at)"
+            " VALUES ($1, 'a benchmark video', $2, 'ready', 15000, 720, 1280, now())",
+            [(rng.choice(authors), rng.sample(HASHTAGS, 2)) for _ in range(videos_count)])
+        await conn.executemany("INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                               [(v, a) for v in viewers for a in rng.sample(authors, follows_per_viewer)])
+        video_ids = [r["id"] for r in await conn.fetch("SELECT id FROM videos")]
+        await conn.executemany(
+            "INSERT INTO engagements (user_id, event_id, video_id, kind, watch_ms, watch_ratio, at)"
+            " VALUES ($1, $2, $3, 'watch', 15000, 1.0, now())",
+            [(rng.choice(viewers), f"seed{i}", rng.choice(video_ids)) for i in range(videos_count)])
+        return authors
+    finally:
+        await conn.close()
+
+
+async def _fan_out(http: aiohttp.ClientSession, url: str, database_url: str, redis_url: str, followers: int) -> None:
+    author = await sign_up(http, url)
+    conn = await asyncpg.connect(database_url)
+    client = redis.from_url(redis_url)
+    try:
+        ids = await _accounts(conn, followers, f"f{random.randrange(10**6)}_")
+        await conn.executemany("INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)",
+                               [(f, author["id"]) for f in ids])
+        async with client.pipeline(transaction=False) as pipe:  # timelines as a read leaves them
+            for follower in ids:
+                pipe.zadd(timeline_key(follower), {str(BUILT): BUILT})
+                pipe.set(fingerprint_key(follower), fingerprint([author["id"]]))
+            await pipe.execute()
+        form = aiohttp.FormData()
+        form.add_field("file", make_mp4(seconds=2), filename="clip.mp4", content_type="video/mp4")
+        started = time.perf_counter()
+        async with http.post(f"{url}/api/videos", data=form,
+                             headers={"Authorization": f"Bearer {author['token']}"}) as response:
+            video_id = (await response.json())["id"]
+        while True:  # polled over HTTP as a client would; another process does the work
+            if (await call(http, "GET", f"{url}/api/videos/{video_id}"))[1]["state"] != "processing":
+                break
+            await asyncio.sleep(0.01)
+        ready = time.perf_counter()
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                for follower in ids:
+                    pipe.zscore(timeline_key(follower), str(video_id))
+                missing = sum(score is None for score in await pipe.execute())
+            if not missing:
+                break
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+        print(f"fan-out: {followers} followers; upload answered to ready {ready - started:.2f} s, ready to every "
+              f"timeline written {done - ready:.2f} s, upload to all {done - started:.2f} s")
+    finally:
+        await client.aclose()
+        await conn.close()
+
+
+async def _feed_load(http: aiohttp.ClientSession, url: str, feed: str, tokens: list[str], rate: int,
+                     seconds: int) -> None:
+    latencies: list[float] = []
+    errors: list[int] = []
+    cursors: dict[str, str | None] = {}
+
+    async def one(token: str) -> None:
+        query = {"limit": "10"}
+        if cursors.get(token):
+            query["cursor"] = cursors[token]  # type: ignore[assignment]
+        started = time.perf_counter()
+        try:
+            async with http.get(f"{url}/api/feed/{feed}", params=query, timeout=REQUEST_TIMEOUT,
+                                headers={"Authorization": f"Bearer {token}"}) as response:
+                body: Any = await response.json(content_type=None)
+                latencies.append(time.perf_counter() - started)
+                if response.status != 200:
+                    errors.append(response.status)
+                else:
+                    cursors[token] = body["next_cursor"]
+        except (aiohttp.ClientError, TimeoutError):
+            errors.append(0)  # no answer in time: the node is past what it can serve at this rate
+
+    tasks = []
+    begin = time.perf_counter()
+    for n in range(rate * seconds):
+        await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))  # open loop: on schedule, not on answers
+        tasks.append(asyncio.create_task(one(tokens[n % len(tokens)])))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    if not latencies:
+        print(f"{feed}: no answers at {rate}/s; errors {len(errors)}")
+        return
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    print(f"{feed}: {len(latencies)} answers to {rate * seconds} requests at {rate}/s: p50 {pct(0.5):.1f} ms, "
+          f"p90 {pct(0.9):.1f} ms, p99 {pct(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms; errors {len(errors)} "
+          f"{sorted(set(errors))} (0: no answer in 10 s)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--followers", type=int, default=10_000)
+    parser.add_argument("--rate", type=int, default=200, help="feed requests per second")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--viewers", type=int, default=50)
+    parser.add_argument("--authors", type=int, default=500)
+    parser.add_argument("--videos", type=int, default=20_000)
+    args = parser.parse_args()
+    with bench_node(fanout_followers_max=str(args.followers + 1)) as node:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await node.wait_ready(http)
+            await _fan_out(http, node.url, node.database_url, node.redis_url, args.followers)
+            viewers = [await sign_up(http, node.url) for _ in range(args.viewers)]
+            await _fill(node.database_url, [v["id"] for v in viewers], args.authors, args.videos, 20)
+            await asyncio.sleep(5)  # the node's catalogue and trending refresh (foryou_refresh_ms) see the videos
+            tokens = [v["token"] for v in viewers]
+            for feed in ("following", "for-you"):
+                await _feed_load(http, node.url, feed, tokens, args.rate, args.seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

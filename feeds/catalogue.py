@@ -1,0 +1,164 @@
+"""The ready videos each node keeps in memory for ranking: who made them, their hashtags, sound and challenge,
+how fresh they are, and what trends in each region. Bounded (the newest `foryou_catalogue_videos_max`), brought up
+to date from PostgreSQL every `foryou_refresh_ms` and at once when a video becomes ready on this node.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+
+from livecore.accounts.accounts import ADULT_AGE_YEARS
+
+TRENDING_PER_REGION_MAX = 500
+TRENDING_PER_HASHTAG_MAX = 100
+OVERLAP_S = 5  # videos whose ready time is this close to the last refresh are read again (commit order)
+# How much each event says about a video's appeal, for trending (the ranker learns its own weights).
+TREND_WEIGHTS_SQL = ("CASE e.kind WHEN 'like' THEN 3 WHEN 'share' THEN 5 WHEN 'comment' THEN 2 WHEN 'follow' THEN 4"
+                     " WHEN 'watch' THEN least(coalesce(e.watch_ratio, 0), 2) WHEN 'seen' THEN 0.1"
+                     " WHEN 'not_interested' THEN -5 WHEN 'report' THEN -10 ELSE 0 END")
+
+
+@dataclass(frozen=True)
+class CatalogueVideo:
+    id: int
+    author_id: int
+    hashtags: tuple[str, ...]
+    sound_id: int | None
+    challenge_id: int | None
+    mature: bool
+    author_minor: bool
+    created_ms: int
+
+
+class Catalogue:
+    def __init__(self, pool: asyncpg.Pool | None, videos_max: int) -> None:
+        self.pool = pool
+        self.videos_max = videos_max
+        self.videos: dict[int, CatalogueVideo] = {}
+        self.order: list[int] = []  # the ids, ascending
+        self.by_author: dict[int, list[int]] = defaultdict(list)
+        self.by_hashtag: dict[str, list[int]] = defaultdict(list)
+        self.by_sound: dict[int, list[int]] = defaultdict(list)
+        self.by_challenge: dict[int, list[int]] = defaultdict(list)
+        self.trending: dict[str, list[int]] = {}  # region -> video ids, most engaging first
+        self.trending_everywhere: list[int] = []
+        self.trending_by_hashtag: dict[str, list[int]] = {}
+        self._ready_since: dt.datetime | None = None
+
+    async def refresh(self, now_ms: int, trending_hours: int) -> None:
+        await self.load_ready(_date(now_ms))
+        await self.load_trending(now_ms, trending_hours)
+
+    async def load_ready(self, today: dt.date, video_ids: list[int] | None = None) -> None:
+        """Add the videos that became ready since the last load (or exactly `video_ids`)."""
+        query = ("SELECT v.id, v.author_id, v.hashtags, v.sound_id, v.challenge_id, v.mature, v.created_at,"
+                 " v.ready_at, a.birth_date FROM videos v JOIN accounts a ON a.id = v.author_id"
+                 " WHERE v.state = 'ready'")
+        assert self.pool is not None, "a catalogue without a database is filled with add()"
+        if video_ids is not None:
+            rows = await self.pool.fetch(query + " AND v.id = ANY($1)", video_ids)
+        elif self._ready_since is None:
+            rows = await self.pool.fetch(query + " ORDER BY v.id DESC LIMIT $1", self.videos_max)
+        else:
+            rows = await self.pool.fetch(query + " AND v.ready_at >= $1", self._ready_since)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            self.add(CatalogueVideo(
+                row["id"], row["author_id"], tuple(row["hashtags"]), row["sound_id"], row["challenge_id"],
+                row["mature"], _minor(row["birth_date"], today), int(row["created_at"].timestamp() * 1000)))
+        if video_ids is None and rows:
+            latest = max(r["ready_at"] for r in rows)
+            self._ready_since = latest - dt.timedelta(seconds=OVERLAP_S)
+        elif video_ids is None and self._ready_since is None:
+            self._ready_since = dt.datetime.fromtimestamp(0, tz=dt.UTC)
+        self._evict()
+
+    def add(self, video: CatalogueVideo) -> None:
+        if video.id in self.videos:
+            return
+        self.videos[video.id] = video
+        bisect.insort(self.order, video.id)
+        self.by_author[video.author_id].append(video.id)
+        for tag in video.hashtags:
+            self.by_hashtag[tag].append(video.id)
+        if video.sound_id is not None:
+            self.by_sound[video.sound_id].append(video.id)
+        if video.challenge_id is not None:
+            self.by_challenge[video.challenge_id].append(video.id)
+
+    def _evict(self) -> None:
+        if len(self.videos) <= self.videos_max:
+            return
+        evicted, self.order = self.order[:len(self.order) - self.videos_max], self.order[-self.videos_max:]
+        for video_id in evicted:
+            video = self.videos.pop(video_id)
+            _remove(self.by_author, video.author_id, video_id)
+            for tag in video.hashtags:
+                _remove(self.by_hashtag, tag, video_id)
+            if video.sound_id is not None:
+                _remove(self.by_sound, video.sound_id, video_id)
+            if video.challenge_id is not None:
+                _remove(self.by_challenge, video.challenge_id, video_id)
+
+    async def load_trending(self, now_ms: int, hours: int) -> None:
+        """The most engaging videos of the last `hours` among each region's viewers."""
+        assert self.pool is not None, "a catalogue without a database is given its trending lists"
+        since = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC) - dt.timedelta(hours=hours)
+        rows = await self.pool.fetch(
+            "SELECT region, video_id, score FROM (SELECT region, video_id, score, row_number() OVER"
+            " (PARTITION BY region ORDER BY score DESC, video_id DESC) AS rank FROM"
+            f" (SELECT a.region, e.video_id, sum({TREND_WEIGHTS_SQL}) AS score FROM engagements e"
+            "  JOIN accounts a ON a.id = e.user_id WHERE e.at >= $1 GROUP BY a.region, e.video_id) scored"
+            " WHERE score > 0) ranked WHERE rank <= $2 ORDER BY region, rank", since, TRENDING_PER_REGION_MAX)
+        scored: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for row in rows:
+            scored[row["region"]].append((row["video_id"], row["score"]))
+        self.set_trending(scored)
+
+    def set_trending(self, scored: dict[str, list[tuple[int, float]]]) -> None:
+        """What trends: per region (video, score) most engaging first; from them the lists everywhere and per
+        hashtag."""
+        self.trending = {region: [v for v, _ in pairs[:TRENDING_PER_REGION_MAX]] for region, pairs in scored.items()}
+        total: dict[int, float] = defaultdict(float)
+        for pairs in scored.values():
+            for video_id, score in pairs:
+                total[video_id] += score
+        ordered = sorted(total, key=lambda v: -total[v])
+        self.trending_everywhere = ordered[:TRENDING_PER_REGION_MAX]
+        by_hashtag: dict[str, list[int]] = defaultdict(list)
+        for video_id in ordered:
+            video = self.videos.get(video_id)
+            for tag in video.hashtags if video else ():
+                if len(by_hashtag[tag]) < TRENDING_PER_HASHTAG_MAX:
+                    by_hashtag[tag].append(video_id)
+        self.trending_by_hashtag = dict(by_hashtag)
+
+    def newest(self, count: int, fresh_since_ms: int) -> list[int]:
+        """Up to `count` of the newest videos made at or after `fresh_since_ms`."""
+        found = []
+        for video_id in reversed(self.order):
+            if self.videos[video_id].created_ms < fresh_since_ms or len(found) >= count:
+                break
+            found.append(video_id)
+        return found
+
+
+def _remove(index: dict, key: object, video_id: int) -> None:  # type: ignore[type-arg]
+    ids = index.get(key)
+    if ids is not None:
+        ids.remove(video_id)
+        if not ids:
+            del index[key]
+
+
+def _minor(birth_date: dt.date, today: dt.date) -> bool:
+    years = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    return years < ADULT_AGE_YEARS
+
+
+def _date(now_ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).date()

@@ -1,0 +1,86 @@
+"""The shapes the feeds routes answer with, as `GET /api/openapi.json` describes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from livecore.http import Id
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Author(Answer):
+    id: Id
+    username: str
+    display_name: str
+
+
+class VideoView(Answer):
+    id: Id
+    state: Literal["processing", "ready", "failed"]
+    failure: str | None = Field(description="why a failed video was refused")
+    author: Author
+    caption: str
+    hashtags: list[str]
+    sound_id: int | None
+    challenge_id: int | None
+    mature: bool = Field(description="shown to adults only")
+    from_stream_id: int | None = Field(description="the live stream whose recording this is")
+    duration_ms: int | None
+    width: int | None
+    height: int | None
+    likes: int
+    shares: int
+    views: int
+    created_at: dt.datetime
+    video_url: str | None = Field(description="the MP4 (H.264/AAC, range requests), once ready")
+    thumbnail_url: str | None
+
+
+class NewVideoView(Answer):
+    id: Id
+    state: Literal["processing", "ready", "failed"]
+
+
+class VideoPage(Answer):
+    items: list[VideoView] = Field(description="newest first")
+    next_cursor: str | None = Field(description="?cursor= for the next page; null on the last")
+
+
+class RecordingChoiceView(Answer):
+    stream_id: Id
+    post_recording: bool
+
+
+class EngagementAnswer(Answer):
+    accepted: int = Field(description="events recorded now")
+    duplicates: int = Field(description="events whose id was recorded before (counted once)")
+    unknown_videos: list[int] = Field(description="video ids of events refused because no such ready video exists")
+
+
+class LiveCard(Answer):
+    kind: Literal["live"]
+    stream_id: Id
+    title: str
+    creator: Author
+    viewers: int
+    thumbnail_url: str | None
+    watch_url: str
+
+
+class VideoCard(Answer):
+    kind: Literal["video"]
+    video: VideoView
+    source: str = Field(description="why it is in the feed: followed, trending, neighbours, hashtag, sound, "
+                                    "challenge, interests, fresh")
+    liked: bool = Field(description="whether the viewer likes it")
+
+
+class FeedPage(Answer):
+    items: list[VideoCard | LiveCard]
+    next_cursor: str | None = Field(description="?cursor= for the next page (opaque); null on the last")

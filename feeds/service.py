@@ -1,0 +1,166 @@
+"""The feeds context of one node: video processing, engagement, the Following timelines, the For You pipeline and
+the background work that keeps them current.
+
+Other contexts reach it only through its routes; it reads accounts, follows and streams through livecore's public
+functions (livecore.accounts, livecore.streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from prometheus_client import Counter
+
+from feeds import cards, cursors, engagements, recordings
+from feeds.catalogue import Catalogue
+from feeds.coengagement import CoEngagement
+from feeds.following import following_video_ids
+from feeds.foryou import ForYou, ForYouLimits
+from feeds.learner import Learner
+from feeds.processing import VideoFiles, VideoProcessor
+from feeds.ranker import OnlineRanker
+from feeds.timelines import Timelines
+from feeds.transcoding import VideoLimits
+from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
+from livecore.accounts import Account
+from livecore.node import Node
+from livecore.tasks import stop_tasks
+
+log = logging.getLogger("livecore.feeds")
+
+FOLLOWING_LIVE_CARDS_MAX = 10
+
+
+class FeedsMetrics:
+    def __init__(self, registry: Any) -> None:
+        self.videos_ready = Counter("livecore_feed_videos_ready", "Videos that became playable", registry=registry)
+        self.engagements = Counter("livecore_feed_engagements", "Engagement events received, by result",
+                                   ["result"], registry=registry)
+        self.timeline_writes = Counter("livecore_feed_timeline_writes",
+                                       "Follower timelines a new video was written into (fan-out on write)",
+                                       registry=registry)
+        self.pages = Counter("livecore_feed_pages", "Feed pages served, by feed", ["feed"], registry=registry)
+
+
+class Feeds:
+    def __init__(self, node: Node) -> None:
+        s = node.settings
+        self.node = node
+        self.metrics = FeedsMetrics(node.registry)
+        self.files = VideoFiles(s.data_dir / "videos")
+        self.processor = VideoProcessor(node.pool, self.files, VideoLimits(s.video_duration_ms_max,
+                                                                           s.video_edge_px_max),
+                                        s.video_workers, s.video_queue_max, self.video_ready)
+        self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
+                                   s.fanout_batch_max)
+        self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
+        self.big_authors: frozenset[int] = frozenset()
+        self.live_now = cards.LiveNow(node.pool, node.rooms, node.clock, s.feed_live_cache_ms)
+        self.ranker = OnlineRanker(s.learner_feature_buckets)
+        self.learner = Learner(node.redis, self.catalogue, self.ranker)
+        self.coengagement = CoEngagement(node.pool, s.coengagement_events_max)
+        self.for_you = ForYou(node, self.live_now, self.catalogue, self.coengagement, self.ranker, ForYouLimits(
+            s.foryou_candidates_max, s.foryou_exploration_percent, s.foryou_author_items_per_page_max,
+            s.foryou_fresh_hours, s.feed_session_seen_max, s.feed_session_ttl_s))
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.node.settings
+        await self.refresh()
+        await self.coengagement.retrain()
+        self._tasks += [
+            asyncio.create_task(_every(s.recording_video_sweep_ms, self.post_recordings), name="feeds-recordings"),
+            asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh), name="feeds-refresh"),
+            asyncio.create_task(_every(s.coengagement_train_interval_s * 1000, self.coengagement.retrain),
+                                name="feeds-coengagement"),
+            asyncio.create_task(self.learner.run(), name="feeds-learner"),
+        ]
+
+    def in_background(self, work: Coroutine[Any, Any, object], name: str) -> None:
+        """Run `work` beside the node; stopped with the feeds context."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", name)
+
+        self._jobs.append(asyncio.create_task(run(), name=name))
+
+    async def jobs_done(self) -> None:
+        """Wait for the work started with `in_background` so far."""
+        await asyncio.gather(*self._jobs)
+
+    async def stop(self) -> None:
+        await stop_tasks(*self._tasks, *self._jobs)
+        await self.processor.stop()
+
+    async def refresh(self) -> None:
+        """Bring what this node keeps in memory up to date: the catalogue, trending, the large followings."""
+        s = self.node.settings
+        await self.catalogue.refresh(self.node.clock.now_ms(), s.foryou_trending_hours)
+        self.big_authors = await authors_followed_by_more_than(self.node.pool, s.fanout_followers_max)
+
+    async def for_you_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of the For You feed; the cursor carries the session whose videos are not shown again."""
+        page = await self.for_you.page(viewer, cursor, limit)
+        self.metrics.pages.labels(feed="for-you").inc()
+        return page
+
+    async def post_recordings(self) -> list[int]:
+        """Make videos of the streams that ended with a recording on this node."""
+        return await recordings.post_recordings(self.node, self.processor)
+
+    async def record_engagements(self, account: Account, events: list[engagements.Event]) -> engagements.BatchResult:
+        """Store a viewer's batch of events (each id once) and stream the new ones to the learners."""
+        node = self.node
+        result = await engagements.record_batch(node.pool, node.redis, account.id, account.region, events,
+                                                node.clock.now_ms(), node.settings.engagement_stream_entries_max)
+        self.metrics.engagements.labels(result="accepted").inc(len(result.recorded))
+        self.metrics.engagements.labels(result="duplicate").inc(result.duplicates)
+        return result
+
+    async def video_ready(self, video_id: int) -> None:
+        """A video became playable: it joins the catalogue and its author's followers' timelines."""
+        self.metrics.videos_ready.inc()
+        await self.catalogue.load_ready(self.node.today(), [video_id])
+        video = self.catalogue.videos.get(video_id)
+        if video is not None:
+            await self.fan_out(video_id, video.author_id)
+
+    async def fan_out(self, video_id: int, author_id: int) -> int:
+        """Write a video into its author's followers' timelines, unless the author has more followers than
+        `fanout_followers_max` (then readers merge it in); how many timelines were written."""
+        followers = await followers_of(self.node.pool, author_id)
+        if len(followers) > self.node.settings.fanout_followers_max:
+            return 0
+        written = await self.timelines.fan_out(video_id, followers)
+        self.metrics.timeline_writes.inc(written)
+        return written
+
+    async def following_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
+        """A page of the Following feed: followed creators live now first (on the first page), then videos."""
+        node = self.node
+        before = cursors.decode_before(cursor, "following") if cursor else None
+        page = await following_video_ids(node.pool, self.timelines, self.big_authors, viewer, before, limit)
+        items = [] if before else await cards.live_cards(self.live_now, viewer, followed_only=True,
+                                                         count=FOLLOWING_LIVE_CARDS_MAX)
+        items += await cards.video_cards(node.pool, self.catalogue, viewer,
+                                         [(video_id, "followed") for video_id in page.video_ids], node.today(),
+                                         following=True)
+        self.metrics.pages.labels(feed="following").inc()
+        return {"items": items,
+                "next_cursor": cursors.encode_before("following", page.next_before) if page.next_before else None}
+
+
+async def _every(interval_ms: int, work: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        try:
+            await work()
+        except Exception:
+            log.exception("feeds background work failed")

@@ -1,0 +1,222 @@
+// The feed page: For You and Following, one card at a time; swipe, wheel or keys to move; videos autoplay muted.
+// What the viewer does is sent as engagement events, which is how For You learns what to show next.
+
+import { api } from "./api.js";
+import { Engagement } from "./engagement.js";
+
+const PREFETCH_LEFT = 3; // load the next page when this few cards are left
+const PAGE_LIMIT = 10;
+const WHEEL_QUIET_MS = 450; // one wheel gesture moves one card
+const SWIPE_MIN_PX = 40;
+
+const feed = document.getElementById("feed");
+const status = document.getElementById("feed-status");
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+const engagement = new Engagement();
+const state = { name: "for-you", cards: [], index: -1, cursor: null, loading: false, done: false, shownAt: 0,
+  soundOn: false, generation: 0 };
+
+function setStatus(text) {
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+async function loadMore() {
+  if (state.loading || state.done) return;
+  state.loading = true;
+  const generation = state.generation;
+  const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+  if (state.cursor) query.set("cursor", state.cursor);
+  try {
+    const page = await api(`/api/feed/${state.name}?${query}`);
+    if (generation !== state.generation) return;
+    for (const item of page.items) state.cards.push(renderItem(item));
+    state.cursor = page.next_cursor;
+    state.done = !page.next_cursor;
+    if (state.index < 0 && state.cards.length) show(0);
+    if (!state.cards.length) setStatus(state.name === "following" ? "Nothing here yet: follow creators to see their videos." : "Nothing to show yet.");
+  } catch (error) {
+    if (generation === state.generation) setStatus(error.detail);
+  } finally {
+    if (generation === state.generation) state.loading = false;
+  }
+}
+
+function renderItem(item) {
+  const card = item.kind === "live" ? renderLive(item) : renderVideo(item);
+  feed.append(card.element);
+  return card;
+}
+
+function renderVideo(item) {
+  const video = item.video;
+  const element = document.getElementById("video-card").content.firstElementChild.cloneNode(true);
+  element.dataset.videoId = video.id;
+  element.dataset.authorId = video.author.id;
+  const player = element.querySelector("video");
+  player.src = video.video_url;
+  player.poster = video.thumbnail_url || "";
+  player.muted = !state.soundOn;
+  const author = element.querySelector(".author");
+  author.textContent = `@${video.author.username}`;
+  author.href = `/shop.html?user=${video.author.id}`;
+  element.querySelector(".source").textContent = item.source;
+  element.querySelector(".caption").textContent = video.caption;
+  element.querySelector(".hashtags").textContent = video.hashtags.map((t) => `#${t}`).join(" ");
+  const like = element.querySelector(".like");
+  setLiked(like, item.liked, video.likes);
+  like.addEventListener("click", () => toggleLike(card));
+  element.querySelector(".share").addEventListener("click", () => share(card));
+  element.querySelector(".follow").addEventListener("click", () => follow(card));
+  element.querySelector(".not-interested").addEventListener("click", () => notInterested(card));
+  element.querySelector(".sound").addEventListener("click", () => toggleSound());
+  const card = { kind: "video", element, video, player, liked: item.liked, likes: video.likes, watchedMs: 0 };
+  return card;
+}
+
+function renderLive(item) {
+  const element = document.getElementById("live-card").content.firstElementChild.cloneNode(true);
+  element.dataset.streamId = item.stream_id;
+  const thumb = element.querySelector(".thumb");
+  if (item.thumbnail_url) thumb.src = item.thumbnail_url;
+  else thumb.hidden = true;
+  element.querySelector(".title").textContent = item.title;
+  element.querySelector(".creator").textContent = `@${item.creator.username}`;
+  element.querySelector(".viewers").textContent = `${item.viewers} watching`;
+  element.querySelector(".watch").href = item.watch_url;
+  return { kind: "live", element };
+}
+
+function setLiked(button, liked, likes) {
+  button.setAttribute("aria-pressed", String(liked));
+  button.querySelector(".label").textContent = liked ? "Liked" : "Like";
+  button.querySelector(".likes").textContent = String(likes);
+}
+
+function show(index) {
+  if (index < 0 || index >= state.cards.length || index === state.index) return;
+  leave(state.cards[state.index]);
+  state.index = index;
+  const card = state.cards[index];
+  card.element.classList.add("current");
+  setStatus("");
+  state.shownAt = performance.now();
+  if (card.kind === "video") {
+    card.player.muted = !state.soundOn;
+    card.player.play().catch(() => {}); // a browser that refuses autoplay shows the poster and its controls
+    engagement.record(card.video.id, "seen");
+  }
+  if (state.cards.length - index <= PREFETCH_LEFT) loadMore();
+}
+
+function leave(card) {
+  if (!card) return;
+  card.element.classList.remove("current");
+  if (card.kind !== "video") return;
+  card.player.pause();
+  const watchMs = Math.round(performance.now() - state.shownAt);
+  engagement.record(card.video.id, "watch", { watch_ms: watchMs });
+}
+
+async function toggleLike(card) {
+  card.liked = !card.liked;
+  card.likes += card.liked ? 1 : -1;
+  const button = card.element.querySelector(".like");
+  setLiked(button, card.liked, card.likes);
+  await engagement.record(card.video.id, card.liked ? "like" : "unlike", {}, true);
+  try {
+    const fresh = await api(`/api/videos/${card.video.id}`);
+    card.likes = fresh.likes;
+    setLiked(button, card.liked, card.likes);
+  } catch {
+    // The count shown stays the page's own until the next load.
+  }
+}
+
+async function share(card) {
+  const url = new URL(card.video.video_url, location.origin).href;
+  try {
+    await navigator.clipboard.writeText(url);
+    card.element.querySelector(".share").textContent = "Link copied";
+  } catch {
+    card.element.querySelector(".share").textContent = "Shared";
+  }
+  engagement.record(card.video.id, "share", {}, true);
+}
+
+async function follow(card) {
+  const button = card.element.querySelector(".follow");
+  button.disabled = true;
+  try {
+    await api(`/api/users/${card.video.author.id}/follow`, { method: "POST" });
+    button.textContent = "Following";
+    engagement.record(card.video.id, "follow");
+  } catch (error) {
+    button.disabled = false;
+    setStatus(error.detail);
+  }
+}
+
+function notInterested(card) {
+  engagement.record(card.video.id, "not_interested", {}, true);
+  const author = card.video.author.id;
+  const keep = state.cards.filter((c, i) => i <= state.index || c.kind !== "video" || c.video.author.id !== author);
+  for (const c of state.cards) if (!keep.includes(c)) c.element.remove();
+  state.cards = keep;
+  if (state.index + 1 < state.cards.length) show(state.index + 1);
+  else loadMore();
+}
+
+function toggleSound() {
+  state.soundOn = !state.soundOn;
+  for (const card of state.cards) {
+    if (card.kind !== "video") continue;
+    card.player.muted = !state.soundOn;
+    const button = card.element.querySelector(".sound");
+    button.textContent = state.soundOn ? "Sound on" : "Sound off";
+    button.setAttribute("aria-pressed", String(state.soundOn));
+  }
+}
+
+function switchTo(name) {
+  if (name === state.name && state.cards.length) return;
+  leave(state.cards[state.index]);
+  state.generation += 1;
+  for (const card of state.cards) card.element.remove();
+  Object.assign(state, { name, cards: [], index: -1, cursor: null, loading: false, done: false });
+  for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.feed === name));
+  setStatus("Loading…");
+  loadMore();
+}
+
+function next() { show(state.index + 1); }
+function previous() { show(state.index - 1); }
+
+if (feed) {
+  for (const tab of tabs) tab.addEventListener("click", () => switchTo(tab.dataset.feed));
+  let wheelQuietUntil = 0;
+  feed.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const now = performance.now();
+    if (now < wheelQuietUntil || Math.abs(event.deltaY) < 1) return;
+    wheelQuietUntil = now + WHEEL_QUIET_MS;
+    if (event.deltaY > 0) next(); else previous();
+  }, { passive: false });
+  let touchY = null;
+  feed.addEventListener("touchstart", (event) => { touchY = event.touches[0].clientY; }, { passive: true });
+  feed.addEventListener("touchend", (event) => {
+    if (touchY === null) return;
+    const dy = touchY - event.changedTouches[0].clientY;
+    touchY = null;
+    if (Math.abs(dy) >= SWIPE_MIN_PX) { if (dy > 0) next(); else previous(); }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest?.("input, textarea, select")) return;
+    const card = state.cards[state.index];
+    if (["ArrowDown", "j", "PageDown"].includes(event.key)) { event.preventDefault(); next(); }
+    else if (["ArrowUp", "k", "PageUp"].includes(event.key)) { event.preventDefault(); previous(); }
+    else if (event.key === "l" && card?.kind === "video") toggleLike(card);
+    else if (event.key === "m") toggleSound();
+  });
+  loadMore();
+}
