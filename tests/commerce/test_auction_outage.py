@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from lots import ReferenceAuction, bidder, open_auction, room_with_product
 from money import commerce_of, key
 from roomclient import events_until, send
@@ -41,17 +38,6 @@ class Sent:
     amount_cents: int
     idempotency_key: str
     answers: list[tuple[int, str, Any]] = field(default_factory=list)  # (status, content type, body)
-
-
-@pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, so stopping it leaves the session's servers alone."""
-    pg = EmbeddedPostgres(tmp_path / "postgres")
-    await asyncio.to_thread(pg.start)
-    try:
-        yield pg
-    finally:
-        await asyncio.to_thread(pg.stop)
 
 
 async def post_bid(node: Any, token: str, auction_id: int, sent: Sent) -> tuple[int, str, Any]:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from commitcut import CommitCutter
 from livenode import NodeFactory, RunningNode, Servers
 from money import api, assert_invariants, buy_coins, coins, key
@@ -27,16 +24,6 @@ OUTAGE_ANSWERS_MIN = 5  # how many refused gifts make the outage seen
 OUTAGE_S = 3.0  # how long PostgreSQL stays stopped (the fault's length, not a deadline of the node's)
 ROSE_COINS = 1
 REFUSED_PAUSE_S = 0.2  # between a sender's refused gift and its next one (500 coins outlast minutes of outage)
-
-
-@pytest.fixture
-async def postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "postgres")
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @dataclass
@@ -86,9 +73,9 @@ async def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
-    postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers
+    own_postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers
 ) -> None:
-    node = await node_factory(on=Servers(postgres.url, servers.redis_url, servers.directory))
+    node = await node_factory(on=Servers(own_postgres.url, servers.redis_url, servers.directory))
     creator, viewer = await node.signup(), await node.signup()
     stream = await node.create_stream(creator["token"])
     await buy_coins(node, viewer["token"], "coins_500")
@@ -100,7 +87,7 @@ async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
     try:
         await _until(lambda: gifts.count(200, "before") >= 5, "gifts went through before the outage")
         gifts.phase = "during"
-        await asyncio.to_thread(postgres.stop)
+        await asyncio.to_thread(own_postgres.stop)
         stopped_at = time.monotonic()
         await _until(lambda: gifts.count(503, "during") >= OUTAGE_ANSWERS_MIN
                      and time.monotonic() - stopped_at >= OUTAGE_S, "503s during an outage of a few seconds")
@@ -108,7 +95,7 @@ async def test_postgres_stopped_during_gifts_answers_503_and_loses_no_money(
         got = await events_until(room_socket, lambda got: any(e["type"] == "error" for e in got), WAIT_S_MAX)
         error = next(e for e in got if e["type"] == "error")
         assert error["code"] == "database-unavailable" and error["command"] == "gift", error
-        await asyncio.to_thread(postgres.start)
+        await asyncio.to_thread(own_postgres.start)
         started_at = time.monotonic()
         gifts.phase = "after"
         await _until(lambda: gifts.count(200, "after") >= 5, "gifts went through after the outage")

@@ -10,14 +10,12 @@ import asyncio
 import dataclasses
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from livenode import RunningNode, Servers, node_settings
+from livenode import NodeFactory, RunningNode, Servers
 from lots import START_CENTS, bid, bidder, open_auction, room_with_product
 from money import api, assert_invariants, buy_coins, commerce_of, key
 from prometheus_client import CollectorRegistry
@@ -25,9 +23,8 @@ from roomclient import events_until
 
 from commerce import gifts
 from commerce.event_outbox import EventRelay
-from livecore.app import build_app
 from livecore.clock import ManualClock
-from livecore.embedded import EmbeddedValkey, free_port
+from livecore.embedded import EmbeddedValkey
 
 ROUNDS = 6  # gifts and bids committed while the bus is down, each
 DELIVERY_S_MAX = 30.0  # how long the viewer may wait for the events once the bus is back (a bound, not a figure)
@@ -43,27 +40,6 @@ def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
         yield valkey
     finally:
         valkey.stop()
-
-
-@pytest.fixture
-async def node_on(servers: Servers, http: aiohttp.ClientSession) -> AsyncIterator[Any]:
-    """`await node_on(redis_url)`: a node on the session's PostgreSQL and the given Valkey."""
-    started: list[RunningNode] = []
-
-    async def start(redis_url: str) -> RunningNode:
-        port = free_port()
-        settings = dataclasses.replace(node_settings(servers, port), redis_url=redis_url,
-                                       event_relay_retry_ms_max=20)  # back before the node has resubscribed
-        runner = web.AppRunner(build_app(settings), handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        running = RunningNode(f"http://127.0.0.1:{port}", runner, http)
-        started.append(running)
-        return running
-
-    yield start
-    for running in reversed(started):
-        await asyncio.wait_for(running.stop(), 30)
 
 
 def kill(valkey: EmbeddedValkey) -> None:
@@ -97,9 +73,10 @@ def auction_versions(events: list[dict[str, Any]], auction_id: int) -> list[int]
 
 
 async def test_gifts_and_bids_committed_while_valkey_is_dead_reach_the_viewer_once_in_order(
-    own_valkey: EmbeddedValkey, node_on: Any
+    own_valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
 ) -> None:
-    node = await node_on(own_valkey.url)
+    node = await node_factory(on=Servers(servers.database_url, own_valkey.url, servers.directory),
+                              event_relay_retry_ms_max=20)  # back before the node has resubscribed
     room = await room_with_product(node)
     stream_id = room.stream["id"]
     sender, bidders = await node.signup(), [await bidder(node), await bidder(node)]
