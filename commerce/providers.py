@@ -250,12 +250,13 @@ class StripePayments:
     async def confirm_saved(self, provider_ref: str, customer_ref: str, method_ref: str,
                             idempotency_key: str) -> Charge:
         """The order's PaymentIntent, made without a customer, gets the buyer's (a saved card is usable only by its
-        customer's intents) and is then confirmed with the card; both calls keyed, so a retry repeats nothing."""
+        customer's intents) and the card, and is then confirmed; both calls keyed, so a retry repeats nothing."""
         try:
             await self._client.v1.payment_intents.update_async(
-                provider_ref, {"customer": customer_ref}, {"idempotency_key": f"{idempotency_key}-customer"})
+                provider_ref, {"customer": customer_ref, "payment_method": method_ref},
+                {"idempotency_key": f"{idempotency_key}-card"})
             intent = await self._client.v1.payment_intents.confirm_async(
-                provider_ref, {"payment_method": method_ref}, {"idempotency_key": idempotency_key})
+                provider_ref, {}, {"idempotency_key": idempotency_key})
         except stripe.CardError as exc:
             return _refused_charge(exc)
         except stripe.StripeError as exc:
