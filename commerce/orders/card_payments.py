@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import asyncpg
 
 from commerce.orders import history
+from commerce.orders.payments import deliver_local_event
 from commerce.providers import PaymentProviderError
 from livecore.accounts import Account
 from livecore.http import Problem
@@ -46,9 +47,6 @@ async def pay_with_saved_card(commerce: Commerce, buyer: Account, order_id: int,
         "UPDATE order_card_payments SET state = $3, reason = $4 WHERE order_id = $1 AND idempotency_key = $2"
         " RETURNING *", order_id, idempotency_key, charge.status, charge.reason or None)
     if charge.status == "succeeded" and commerce.payments.name == "local":
-        # Imported here: payments routes the webhook back through this package.
-        from commerce.orders.payments import deliver_local_event
-
         await deliver_local_event(commerce, "payment_intent.succeeded", order)
     return await _replay(commerce, buyer, attempt)
 

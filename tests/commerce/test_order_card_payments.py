@@ -11,7 +11,7 @@ from money import api, assert_invariants, key
 from podsim import PodSim
 from shop import get, order, postings, product
 
-from commerce.providers import DECLINED_OFF_SESSION_CARD, SUCCEEDING_CARD
+from commerce.providers import AUTHENTICATION_CARD, DECLINED_OFF_SESSION_CARD, SUCCEEDING_CARD
 
 
 async def _shop(node_factory, podsim: PodSim):  # type: ignore[no-untyped-def]
@@ -67,6 +67,11 @@ async def test_a_declined_saved_card_leaves_the_order_pending_and_payable_again(
     assert found["state"] == "pending" and found["payment"]["pay_url"] and found["failure"] is None
     assert await postings(node, placed["id"]) == {}
     await assert_invariants(node)
+
+    asking = await _save(node, buyer["token"], AUTHENTICATION_CARD)
+    status, problem = await _pay(node, buyer["token"], placed["id"], payment_method=asking["id"])
+    assert status == 402 and problem["type"] == "livecore:payment-requires-action", problem
+    assert (await get(node, buyer["token"], placed["id"]))["state"] == "pending"
 
     good = await _save(node, buyer["token"])
     status, paid = await _pay(node, buyer["token"], placed["id"], payment_method=good["id"])
