@@ -136,6 +136,11 @@ class PaymentProvider(Protocol):
         """Charge a saved card off-session (the payer is not there)."""
         ...
 
+    async def confirm_saved(self, provider_ref: str, customer_ref: str, method_ref: str,
+                            idempotency_key: str) -> Charge:
+        """Confirm an existing PaymentIntent on-session (the payer is there) with their saved card."""
+        ...
+
     async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
         """Give back part or all of a payment; the refund's reference."""
         ...
@@ -237,20 +242,26 @@ class StripePayments:
                  "off_session": True, "confirm": True, "metadata": metadata},
                 {"idempotency_key": idempotency_key})
         except stripe.CardError as exc:
-            found = exc.error.payment_intent if exc.error is not None else None
-            ref = found.get("id") if found else None
-            if exc.code == "authentication_required":
-                return Charge(ref, "requires_action", found.get("client_secret") if found else None,
-                              "the bank asks the payer to confirm this payment")
-            return Charge(ref, "declined", reason=exc.user_message or exc.code or "the card was declined")
+            return _refused_charge(exc)
         except stripe.StripeError as exc:
             raise PaymentProviderError(f"Stripe did not take the charge: {exc.user_message or exc}") from exc
-        if intent.status == "requires_action":
-            return Charge(intent.id, "requires_action", intent.client_secret,
-                          "the bank asks the payer to confirm this payment")
-        if intent.status in ("requires_payment_method", "canceled"):
-            return Charge(intent.id, "declined", reason="the card was declined")
-        return Charge(intent.id, "succeeded")
+        return _charge_of(intent)
+
+    async def confirm_saved(self, provider_ref: str, customer_ref: str, method_ref: str,
+                            idempotency_key: str) -> Charge:
+        """The order's PaymentIntent, made without a customer, gets the buyer's (a saved card is usable only by its
+        customer's intents) and the card, and is then confirmed; both calls keyed, so a retry repeats nothing."""
+        try:
+            await self._client.v1.payment_intents.update_async(
+                provider_ref, {"customer": customer_ref, "payment_method": method_ref},
+                {"idempotency_key": f"{idempotency_key}-card"})
+            intent = await self._client.v1.payment_intents.confirm_async(
+                provider_ref, {}, {"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            return _refused_charge(exc)
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe did not confirm the payment: {exc.user_message or exc}") from exc
+        return _charge_of(intent)
 
     async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
         try:
@@ -259,6 +270,25 @@ class StripePayments:
         except stripe.StripeError as exc:
             raise PaymentProviderError(f"Stripe did not take the refund: {exc.user_message or exc}") from exc
         return made.id
+
+
+def _refused_charge(exc: stripe.CardError) -> Charge:
+    """What a card error of a charge or confirmation says: the bank wants the payer's action, or a decline."""
+    found = exc.error.payment_intent if exc.error is not None else None
+    ref = found.get("id") if found else None
+    if exc.code == "authentication_required":
+        return Charge(ref, "requires_action", found.get("client_secret") if found else None,
+                      "the bank asks the payer to confirm this payment")
+    return Charge(ref, "declined", reason=exc.user_message or exc.code or "the card was declined")
+
+
+def _charge_of(intent: stripe.PaymentIntent) -> Charge:
+    if intent.status == "requires_action":
+        return Charge(intent.id, "requires_action", intent.client_secret,
+                      "the bank asks the payer to confirm this payment")
+    if intent.status in ("requires_payment_method", "canceled"):
+        return Charge(intent.id, "declined", reason="the card was declined")
+    return Charge(intent.id, "succeeded")
 
 
 # Stripe keeps an idempotency key for at least 24 hours. A payout first sent longer ago than this is looked up by
@@ -464,6 +494,17 @@ class LocalPayments:
             return Charge(ref, "requires_action", f"{ref}_secret_{secrets.token_urlsafe(12)}",
                           "the local test provider asks the payer to confirm this payment")
         return Charge(ref, "succeeded")
+
+    async def confirm_saved(self, provider_ref: str, customer_ref: str, method_ref: str,
+                            idempotency_key: str) -> Charge:
+        """The same test cards as an off-session charge, on the order's own payment (the caller delivers the
+        signed event that a success makes)."""
+        if method_ref.startswith(SAVED_TEST_CARDS[DECLINED_OFF_SESSION_CARD]):
+            return Charge(provider_ref, "declined", reason="the local test provider declined the card")
+        if method_ref.startswith(SAVED_TEST_CARDS[AUTHENTICATION_CARD]):
+            return Charge(provider_ref, "requires_action", None,
+                          "the local test provider asks the payer to confirm this payment on its card page")
+        return Charge(provider_ref, "succeeded")
 
     async def refund(self, provider_ref: str, amount_cents: int, idempotency_key: str) -> str:
         return "lre_" + secrets.token_urlsafe(12)

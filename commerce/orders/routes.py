@@ -3,11 +3,13 @@ provider's callbacks, the saved shipping address, and second-chance offers of wo
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from commerce.fulfilment import FulfilmentEvent, WebhookHeaders
-from commerce.orders import checkout, history, payments, provider_orders, schemas, winners
+from commerce.orders import card_payments, checkout, history, payments, provider_orders, schemas, winners
 from commerce.orders.addresses import Address, check_address
 from commerce.orders.service import Orders
 from commerce.requests import COMMERCE, IdempotencyKey, Keyed, LocalCard, OptionallyKeyed, keyed_body
@@ -50,6 +52,11 @@ class NewOrder(Keyed):
     items: list[OrderItem] = Field(min_length=1, json_schema_extra=max_items_setting("order_lines_max"),
                                    description="at most order_lines_max lines, all of one creator's products")
     shipping_address: Address
+
+
+class SavedCardPayment(Keyed):
+    payment_method: Literal["saved"] | Id = Field(
+        default="saved", description="saved: your newest saved card; or the id of one (GET /api/payment-methods)")
 
 
 class Offer(OptionallyKeyed):
@@ -137,6 +144,24 @@ async def confirm_local_payment(request: web.Request) -> web.Response:
     return json_response(await history.order_view(commerce.node.pool, order))
 
 
+@operation("Pay your pending order with your saved card: the order's payment is confirmed with it at the payment "
+           "provider; paid only by the provider's verified webhook (at once with the local test provider); a retry "
+           "with the same idempotency key answers the first outcome", body=SavedCardPayment, headers=IdempotencyKey,
+           auth=True, tag="orders", reply=schemas.OrderView,
+           problems={**_ORDER_NOT_FOUND, 402: ["card-declined", "payment-requires-action"],
+                     409: ["order-not-pending", "payment-not-started", "payment-method-not-found",
+                           "payment-in-progress"],
+                     502: ["payment-provider-unavailable"]})
+async def pay_order(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    body = await keyed_body(request, SavedCardPayment)
+    order_id = path_id(request, "order-not-found", "order")
+    commerce = request.app[COMMERCE]
+    order = await card_payments.pay_with_saved_card(commerce, account, order_id, body.payment_method,
+                                                    body.idempotency_key)
+    return json_response(await history.order_view(commerce.node.pool, order))
+
+
 @operation("Your sales (creators): paid orders of your products with their margins, held until shipped",
            auth=True, tag="orders", query=Page, reply=schemas.Sales)
 async def sales(request: web.Request) -> web.Response:
@@ -217,6 +242,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/orders", list_orders)
     app.router.add_get("/api/orders/{id}", get_order)
     app.router.add_post("/api/orders/{id}/cancel", cancel_order)
+    app.router.add_post("/api/orders/{id}/pay", pay_order)
     app.router.add_post("/api/payments/local/orders/{id}/confirm", confirm_local_payment)
     app.router.add_get("/api/sales", sales)
     app.router.add_post("/api/fulfilment/webhook", fulfilment_webhook)

@@ -3,7 +3,7 @@ address whose refusal (a postcode that does not fit the state) shows beside its 
 quote, orders, pays on the local provider's card page and lands on the order, whose tracking timeline follows the
 print-on-demand simulator (on its own sped-up clock) to delivered; the creator's sales page shows the sale and its
 margin released. The watch page's pinned card opens the same checkout, and an order not paid yet can be cancelled
-from the orders page."""
+from the orders page; a buyer with a saved card pays with it from the pinned card, without the card page."""
 
 from __future__ import annotations
 
@@ -171,3 +171,44 @@ async def test_the_pinned_card_opens_the_checkout_and_a_guest_is_asked_to_log_in
     await guest.locator("#pinned-product").get_by_role("button", name="Buy").click()
     await guest.wait_for_url(re.compile(r"/login\.html\?next="))
     assert f"room%3D{stream['id']}" in guest.url or f"room={stream['id']}" in guest.url
+
+
+async def test_a_buyer_with_a_saved_card_pays_with_it_from_the_pinned_card(
+    node: Any, open_watch: OpenWatch,
+) -> None:
+    creator = await node.signup(unique("maker"), display_name="Sun Maker", roles=["creator"])
+    buyer = await node.signup(unique("buyer"))
+    made = await shop_product(node, creator)
+    stream = await node.create_stream(creator["token"], "Pinned sale")
+    auth = {"Authorization": f"Bearer {buyer['token']}"}
+    async with node.http.post(f"{node.url}/api/streams/{stream['id']}/pin", json={"product_id": made["id"]},
+                              headers={"Authorization": f"Bearer {creator['token']}"}) as response:
+        assert response.status == 200, await response.text()
+    async with node.http.post(f"{node.url}/api/payment-methods", json={"card_number": "4242424242424242"},
+                              headers=auth) as response:
+        assert response.status == 201, await response.text()
+
+    fan = await open_watch(stream["id"], token=buyer["token"])
+    card = fan.locator("#pinned-product")
+    await card.get_by_label("Size and colour").select_option(label="M · black")
+    await card.get_by_role("button", name="Buy").click()
+    checkout = fan.get_by_role("dialog", name="Buy Sunny Tee")
+    await fill_address(fan, "#ship-address", ADDRESS)
+    saved = checkout.get_by_role("radio", name="Pay with saved card ····4242")
+    await expect(saved).to_be_checked()
+    await expect(checkout.get_by_role("radio", name="Another card (card page)")).not_to_be_checked()
+    await checkout.get_by_role("button", name="Get shipping quote").click()
+    await expect(fan.locator("#checkout-quote-line")).to_have_text(
+        "Shipping $4.75 (Standard (domestic), 3–5 days) · Total $29.75")
+    await checkout.get_by_role("button", name="Place order and pay").click()
+
+    await fan.wait_for_url(re.compile(r"/orders\.html\?order=\d+$"))
+    order_id = int(fan.url.rsplit("=", 1)[1])
+    order = fan.locator(f"#order-{order_id}")
+    await expect(order).to_have_attribute("data-state", re.compile(r"^(paid|in_production)$"),
+                                          timeout=ORDER_STEP_TIMEOUT_MS)
+    await expect(order.get_by_role("link", name="Pay now")).to_have_count(0)
+    async with node.http.get(f"{node.url}/api/orders/{order_id}", headers=auth) as response:
+        found = await response.json()
+    assert found["state"] in ("paid", "in_production", "shipped", "delivered"), found
+    assert [h["state"] for h in found["history"]][:2] == ["pending", "paid"]

@@ -167,3 +167,48 @@ async def test_a_won_lot_charged_off_session_through_stripe_and_refunded_when_it
     assert await node.node.pool.fetchval("SELECT refund_sent_cents FROM orders WHERE id = $1",
                                          order_id) == order["total_cents"], "the refund went through Stripe"
     await assert_invariants(node)
+
+
+async def test_an_order_paid_with_a_saved_card_through_stripe(
+        node_factory, localstripe_url, http, podsim) -> None:  # type: ignore[no-untyped-def]
+    """The order's own PaymentIntent (made at checkout) gets the buyer's customer and is confirmed with their saved
+    card; localstripe's signed webhook pays it. A card Stripe declines answers card-declined."""
+    node = await node_factory(stripe_secret_key="sk_test_livecore", stripe_api_base=localstripe_url,
+                              stripe_webhook_secrets=WEBHOOK_SECRET, fulfilment_url=podsim.url,
+                              fulfilment_webhook_secret=podsim.secret)
+    async with http.post(f"{localstripe_url}/_config/webhooks/livecore",
+                         data={"url": f"{node.url}/api/payments/webhook", "secret": WEBHOOK_SECRET}) as r:
+        assert r.status == 200, await r.text()
+    room = await room_with_product(node)
+    product_id = room.product["id"]
+    buyer = await node.signup()
+    await _save_stripe_card(node, localstripe_url, buyer["token"], "4242424242424242")
+    status, placed = await api(node, "POST", "/api/orders", buyer["token"], {
+        "items": [{"product_id": product_id, "variant_id": "tshirt-m-black", "quantity": 1}],
+        "shipping_address": US_ADDRESS, "idempotency_key": key()})
+    assert status == 201 and placed["payment"]["payment_id"].startswith("pi_"), placed
+    paying = {"payment_method": "saved", "idempotency_key": key()}
+    status, paid = await api(node, "POST", f"/api/orders/{placed['id']}/pay", buyer["token"], paying)
+    assert status == 200 and paid["payment"]["payment_id"] == placed["payment"]["payment_id"], paid
+
+    deadline = time.monotonic() + CREDIT_S_MAX  # localstripe delivers its signed event about a second later
+    while (await api(node, "GET", f"/api/orders/{placed['id']}", buyer["token"]))[1]["state"] == "pending":
+        assert time.monotonic() < deadline, "localstripe's webhook never paid the order"
+        await asyncio.sleep(0.2)
+    status, again = await api(node, "POST", f"/api/orders/{placed['id']}/pay", buyer["token"], paying)
+    assert status == 200 and again["state"] != "pending", again
+    rows = await node.node.pool.fetchval(
+        "SELECT count(*) FROM ledger_transactions WHERE kind = 'order_paid' AND details->>'order_id' = $1",
+        str(placed["id"]))
+    assert rows == 1
+    await assert_invariants(node)
+
+    declining = await node.signup()
+    await _save_stripe_card(node, localstripe_url, declining["token"], "4000000000000341")
+    status, other = await api(node, "POST", "/api/orders", declining["token"], {
+        "items": [{"product_id": product_id, "variant_id": "tshirt-m-black", "quantity": 1}],
+        "shipping_address": US_ADDRESS, "idempotency_key": key()})
+    assert status == 201, other
+    status, problem = await api(node, "POST", f"/api/orders/{other['id']}/pay", declining["token"],
+                                {"payment_method": "saved", "idempotency_key": key()})
+    assert status == 402 and problem["type"] == "livecore:card-declined", problem

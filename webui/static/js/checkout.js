@@ -1,8 +1,9 @@
 // Checkout of one product (templates/parts/checkout.html): choose the variant and quantity, give the shipping
 // address (the server checks it per country and its refusal shows beside the field), get the fulfilment provider's
-// shipping quote, then place the order. Its payment is the payment provider's: with the local test provider the
-// buyer goes on to its card page (/pay.html?order=<id>), which ends on the order. Titles come from creators:
-// textContent only.
+// shipping quote, then place the order. Its payment is the payment provider's: a buyer with a saved card pays with
+// it by default (POST /api/orders/{id}/pay; a decline leaves the order pending, and the card page is offered);
+// otherwise, with the local test provider, the buyer goes on to its card page (/pay.html?order=<id>). Both end on
+// the order (/orders.html?order=<id>). Titles come from creators: textContent only.
 
 import { ApiError, api } from "./api.js";
 import { AddressForm } from "./address.js";
@@ -17,6 +18,7 @@ export class Checkout {
     this.quote = null;
     this.orderKey = null; // one key per checkout, so a second click or a retry is the same order
     this.savedAddress = undefined;
+    this.savedCard = undefined; // the newest saved card, or null
     $("checkout-close").addEventListener("click", () => this.dialog.close());
     $("checkout-quote").addEventListener("click", () => this.getQuote());
     $("checkout-order").addEventListener("click", () => this.placeOrder());
@@ -40,7 +42,21 @@ export class Checkout {
     $("checkout-quantity").value = "1";
     if (this.savedAddress === undefined) this.savedAddress = await this.loadSavedAddress();
     if (this.savedAddress && !this.address.value().line1) this.address.fill(this.savedAddress);
+    if (this.savedCard === undefined) this.savedCard = await this.loadSavedCard();
+    this.showPaymentChoice();
     this.dialog.showModal();
+  }
+
+  async loadSavedCard() {
+    const { methods } = await api("/api/payment-methods");
+    return methods.at(-1) ?? null;
+  }
+
+  showPaymentChoice() {
+    $("checkout-pay").hidden = !this.savedCard;
+    if (!this.savedCard) return;
+    $("checkout-pay-saved-label").textContent = `Pay with saved card ····${this.savedCard.last4}`;
+    $("checkout-pay-saved").checked = true;
   }
 
   async loadSavedAddress() {
@@ -111,6 +127,10 @@ export class Checkout {
     try {
       const order = await api("/api/orders", { method: "POST", body: {
         items: this.items(), shipping_address: this.address.value(), idempotency_key: this.orderKey } });
+      if (this.savedCard && $("checkout-pay-saved").checked) {
+        await this.payWithSavedCard(order);
+        return;
+      }
       if (order.payment.pay_url) {
         location.assign(order.payment.pay_url);
         return;
@@ -121,6 +141,21 @@ export class Checkout {
       this.showError(error);
       $("checkout-order").disabled = this.quote === null;
     }
+  }
+
+  /** Pay the order with the saved card; a refusal leaves it pending, and the card page is offered instead. */
+  async payWithSavedCard(order) {
+    try {
+      await api(`/api/orders/${encodeURIComponent(order.id)}/pay`, { method: "POST", body: {
+        payment_method: this.savedCard.id, idempotency_key: newKey() } });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 402)) throw error;
+      $("checkout-pay-card").checked = true;
+      $("checkout-error").textContent = `${error.message} Press “Place order and pay” to pay it on the card page.`;
+      $("checkout-order").disabled = false;
+      return;
+    }
+    location.assign(`/orders.html?order=${encodeURIComponent(order.id)}`);
   }
 }
 
