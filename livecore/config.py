@@ -232,6 +232,8 @@ class Settings:
     order_sweep_s: int = _setting(30, "how often a node places paid orders not yet with the fulfilment provider "
                                       "and sends refunds not yet sent")
     order_sweep_batch_max: int = _setting(100, "orders placed (and refunds sent) per sweep at most")
+    order_card_answer_wait_s: int = _setting(300, "how long a saved-card payment of an order without a recorded "
+                                                  "answer (its node died mid-call) blocks another attempt")
     auction_payment_window_s: int = _setting(120, "how long an auction winner (or the bidder offered the lot next) "
                                                   "has to complete a payment that needs their action or to accept")
     auction_second_chance_max: int = _setting(5, "bidders offered a won lot after its winner, one after another")

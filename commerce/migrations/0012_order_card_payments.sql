@@ -4,7 +4,8 @@ CREATE TABLE order_card_payments (
     order_id bigint NOT NULL REFERENCES orders (id),
     idempotency_key text NOT NULL,
     payment_method_id bigint NOT NULL REFERENCES payment_methods (id),
-    state text NOT NULL CHECK (state IN ('confirming', 'succeeded', 'declined', 'requires_action')),
+    -- `abandoned`: confirming with no answer recorded for `order_card_answer_wait_s` (its node died mid-call)
+    state text NOT NULL CHECK (state IN ('confirming', 'succeeded', 'declined', 'requires_action', 'abandoned')),
     reason text,
     created_ms bigint NOT NULL,
     PRIMARY KEY (order_id, idempotency_key)

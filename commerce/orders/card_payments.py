@@ -3,7 +3,9 @@ is confirmed with the card, never a second one. As with every payment, only the 
 the order paid; a declined card leaves it pending, to be paid again.
 
 Each (order, idempotency key) is kept in `order_card_payments`, so a retry answers the first outcome and the
-provider is asked once; one confirmation at a time per order.
+provider is asked once; one confirmation at a time per order. An attempt whose node died before recording the
+provider's answer is given up after `order_card_answer_wait_s` (the intent is the order's one PaymentIntent, which
+succeeds at most once, so a new attempt cannot pay twice; the webhook says what the lost one did).
 """
 
 from __future__ import annotations
@@ -71,11 +73,16 @@ async def _method(pool: asyncpg.Pool, provider: str, owner_id: int, choice: Save
 
 
 async def _begin(commerce: Commerce, order_id: int, idempotency_key: str, method_id: int) -> asyncpg.Record:
+    now_ms = commerce.node.clock.now_ms()
+    wait_ms = commerce.node.settings.order_card_answer_wait_s * 1000
     try:
-        return await commerce.node.pool.fetchrow(
-            "INSERT INTO order_card_payments (order_id, idempotency_key, payment_method_id, state, created_ms)"
-            " VALUES ($1, $2, $3, 'confirming', $4) RETURNING *",
-            order_id, idempotency_key, method_id, commerce.node.clock.now_ms())
+        async with commerce.node.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE order_card_payments SET state = 'abandoned', reason = 'no answer was recorded'"
+                " WHERE order_id = $1 AND state = 'confirming' AND created_ms <= $2", order_id, now_ms - wait_ms)
+            return await conn.fetchrow(
+                "INSERT INTO order_card_payments (order_id, idempotency_key, payment_method_id, state, created_ms)"
+                " VALUES ($1, $2, $3, 'confirming', $4) RETURNING *", order_id, idempotency_key, method_id, now_ms)
     except asyncpg.UniqueViolationError as exc:
         raise Problem(409, "payment-in-progress", f"order {order_id} is being paid already; look at it again "
                       "in a moment") from exc
@@ -90,6 +97,9 @@ async def _replay(commerce: Commerce, buyer: Account, attempt: asyncpg.Record) -
     if state == "requires_action":
         raise Problem(402, "payment-requires-action", f"{attempt['reason']}; pay it on the card page",
                       reason=attempt["reason"])
+    if state == "abandoned":
+        raise Problem(409, "payment-outcome-unknown", f"this attempt to pay order {attempt['order_id']} got no "
+                      "recorded answer; look at the order, and if it is still pending pay it with a new key")
     if state == "confirming":
         raise Problem(409, "payment-in-progress", f"order {attempt['order_id']} is being paid already; look at "
                       "it again in a moment")

@@ -150,7 +150,7 @@ async def confirm_local_payment(request: web.Request) -> web.Response:
            auth=True, tag="orders", reply=schemas.OrderView,
            problems={**_ORDER_NOT_FOUND, 402: ["card-declined", "payment-requires-action"],
                      409: ["order-not-pending", "payment-not-started", "payment-method-not-found",
-                           "payment-in-progress"],
+                           "payment-in-progress", "payment-outcome-unknown"],
                      502: ["payment-provider-unavailable"]})
 async def pay_order(request: web.Request) -> web.Response:
     account = await require_account(request)

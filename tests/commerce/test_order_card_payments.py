@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from money import api, assert_invariants, key
+from money import api, assert_invariants, commerce_of, key
 from podsim import PodSim
 from shop import get, order, postings, product
 
@@ -103,4 +103,33 @@ async def test_paying_what_is_not_yours_not_pending_or_without_a_saved_card_is_r
     status, problem = await _pay(node, buyer["token"], placed["id"])
     assert status == 409 and problem["type"] == "livecore:order-not-pending" and problem["state"] == "cancelled"
     assert await postings(node, placed["id"]) == {}
+    await assert_invariants(node)
+
+
+async def test_an_attempt_whose_node_died_mid_call_blocks_only_until_the_answer_wait(
+        node_factory, podsim: PodSim) -> None:  # type: ignore[no-untyped-def]
+    """A row left `confirming` (the node died between asking the provider and recording its answer) makes other
+    attempts wait while it may still be answered, and is given up after `order_card_answer_wait_s`: a new key then
+    pays the order once, and the lost attempt's key says its outcome is unknown."""
+    node, buyer, made = await _shop(node_factory, podsim)
+    method = await _save(node, buyer["token"])
+    placed = await order(node, buyer["token"], made["id"])
+    pool, now_ms = commerce_of(node).node.pool, commerce_of(node).node.clock.now_ms()
+    wait_ms = commerce_of(node).node.settings.order_card_answer_wait_s * 1000
+    lost = key()
+    await pool.execute(
+        "INSERT INTO order_card_payments (order_id, idempotency_key, payment_method_id, state, created_ms)"
+        " VALUES ($1, $2, $3, 'confirming', $4)", placed["id"], lost, method["id"], now_ms - wait_ms + 60_000)
+
+    status, problem = await _pay(node, buyer["token"], placed["id"], payment_method="saved")
+    assert status == 409 and problem["type"] == "livecore:payment-in-progress", problem
+
+    await pool.execute("UPDATE order_card_payments SET created_ms = $3 WHERE order_id = $1 AND idempotency_key = $2",
+                       placed["id"], lost, now_ms - wait_ms - 1)
+    status, paid = await _pay(node, buyer["token"], placed["id"], payment_method="saved")
+    assert status == 200 and paid["state"] in ("paid", "in_production"), paid
+    status, problem = await api(node, "POST", f"/api/orders/{placed['id']}/pay", buyer["token"],
+                                {"payment_method": "saved", "idempotency_key": lost})
+    assert status == 409 and problem["type"] == "livecore:payment-outcome-unknown", problem
+    assert (await postings(node, placed["id"]))["order_paid"] == 1
     await assert_invariants(node)
