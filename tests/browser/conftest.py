@@ -7,17 +7,15 @@ stop running.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from browsing import OpenMediaPage, OpenPage, OpenWatch
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from podsim import PodSim
 from programs import require_program
@@ -42,12 +40,7 @@ expect.set_options(timeout=ACTION_TIMEOUT_MS)
 # The print-on-demand simulator's pace for pages that watch orders move: its six simulated days from payment to
 # delivery pass in about five seconds, so a page sees each step without the test moving any clock.
 FULFILMENT_TIME_ACCELERATION = 100_000
-# How long a page may take to show an order reaching a state that the simulator's own clock brings.
-ORDER_STEP_TIMEOUT_MS = 60_000
 
-OpenPage = Callable[..., Awaitable[Page]]
-OpenWatch = Callable[..., Awaitable[Page]]
-OpenMediaPage = Callable[..., Awaitable[Page]]
 
 
 @pytest.fixture
@@ -141,53 +134,3 @@ async def open_watch(node: Any, open_page: OpenPage) -> OpenWatch:
         return page
 
     return open_room
-
-
-async def go_live(node: Any, open_media_page: OpenMediaPage, title: str,
-                  creator: dict[str, Any] | None = None) -> tuple[Page, str]:
-    """Go live from the studio page with the fake camera (as `creator`, else a new creator): the page, connected to
-    its room, and the stream's id."""
-    creator = creator or await node.signup(roles=["creator"])
-    studio = await open_media_page(f"{node.url}/studio.html", token=creator["token"])
-    await studio.locator("#stream-title-input").fill(title)
-    await expect(studio.locator("#go-live")).to_be_enabled()
-    await studio.locator("#go-live").click()
-    await expect(studio.locator("#publish-state")).to_have_attribute("data-state", "live")
-    await expect(studio.locator("#conn-status")).to_have_attribute("data-state", "open")
-    href = await studio.locator("#watch-link").get_attribute("href")
-    assert href and href.startswith("/watch.html?room=")
-    return studio, href.split("=", 1)[1]
-
-
-FRAMES_DECODED = """() => {
-  const pc = window.livecorePlayer && window.livecorePlayer.pc;
-  if (!pc) return 0;
-  return pc.getStats().then((stats) => {
-    let frames = 0;
-    stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded || 0; });
-    return frames;
-  });
-}"""
-
-
-async def frames_decoded(page: Page) -> int:
-    return int(await page.evaluate(FRAMES_DECODED))
-
-
-async def wait_for_frames(page: Page, at_least: int, timeout_s: float = 20) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (frames := await frames_decoded(page)) < at_least:
-        assert time.monotonic() < deadline, f"only {frames} video frames decoded"
-        await asyncio.sleep(0.25)
-    return frames
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-async def say(page: Page, text: str) -> None:
-    """Type a chat message and send it with Enter, as a user would."""
-    await page.locator("#chat-input").fill(text)
-    await page.locator("#chat-input").press("Enter")
-    await expect(page.locator("#chat-input")).to_have_value("")

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
-from conftest import unique
+from browsing import unique
 from PIL import Image
 from playwright.async_api import Browser, Page, Route
 from roomclient import events_until

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ORDER_STEP_TIMEOUT_MS, OpenMediaPage, OpenPage, OpenWatch, go_live, unique
+from browsing import ORDER_STEP_TIMEOUT_MS, OpenMediaPage, OpenPage, OpenWatch, go_live, unique
 from PIL import Image, ImageDraw
 from playwright.async_api import Page, WebSocketRoute, expect
 from podsim import PodSim

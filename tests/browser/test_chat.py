@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import say, unique
+from browsing import say, unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from conftest import OpenPage, wait_for_frames
+from browsing import OpenPage, wait_for_frames
 from livenode import Servers
 from playwright.async_api import expect
 from servenode import Serve, clean_env

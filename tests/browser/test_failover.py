@@ -10,7 +10,7 @@ import time
 
 import pytest
 import redis.asyncio as redis
-from conftest import OpenMediaPage, go_live, wait_for_frames
+from browsing import OpenMediaPage, go_live, wait_for_frames
 from lbcluster import LbCluster, StartCluster
 from livenode import Servers
 from playwright.async_api import Page, expect

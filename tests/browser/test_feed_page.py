@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from browsing import unique
 from clips import make_mp4
-from conftest import unique
 from playwright.async_api import Page, expect
 
 from feeds import FEEDS

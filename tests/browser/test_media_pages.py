@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import OpenMediaPage, go_live, wait_for_frames
+from browsing import OpenMediaPage, go_live, wait_for_frames
 from playwright.async_api import expect
 
 pytestmark = pytest.mark.browser

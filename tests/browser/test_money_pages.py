@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import OpenMediaPage, OpenPage, OpenWatch, go_live, unique
+from browsing import OpenMediaPage, OpenPage, OpenWatch, go_live, unique
 from playwright.async_api import expect
 
 from commerce import COMMERCE, gifts

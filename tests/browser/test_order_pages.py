@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ORDER_STEP_TIMEOUT_MS, OpenPage, OpenWatch, unique
+from browsing import ORDER_STEP_TIMEOUT_MS, OpenPage, OpenWatch, unique
 from PIL import Image, ImageDraw
 from playwright.async_api import Page, expect
 from podsim import PodSim

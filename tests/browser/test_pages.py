@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import unique
+from browsing import unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser

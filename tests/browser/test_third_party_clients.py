@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from conftest import OpenMediaPage
+from browsing import OpenMediaPage
 from playwright.async_api import Page, Response
 
 from livecore.embedded import free_port

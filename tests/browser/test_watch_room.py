@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import say, unique
+from browsing import say, unique
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
