@@ -55,7 +55,7 @@ def acknowledged(answer: tuple[int, str, Any]) -> bool:
 
 
 async def test_bids_while_postgresql_is_stopped_are_never_acknowledged_and_the_rules_hold_after(
-        node_factory, own_postgres: EmbeddedPostgres) -> None:  # type: ignore[no-untyped-def]
+        own_postgres: EmbeddedPostgres, node_factory) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock()
     node = await node_factory(clock=clock, database_url=own_postgres.url, auction_sweep_ms=3_600_000)
     room = await room_with_product(node)

@@ -24,7 +24,7 @@ from roomclient import events_until
 from commerce import gifts
 from commerce.event_outbox import EventRelay
 from livecore.clock import ManualClock
-from livecore.embedded import EmbeddedValkey
+from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
 ROUNDS = 6  # gifts and bids committed while the bus is down, each
 DELIVERY_S_MAX = 30.0  # how long the viewer may wait for the events once the bus is back (a bound, not a figure)
@@ -137,9 +137,19 @@ class CrashAfterPublish:
         raise AssertionError("unreachable: the relay was cancelled")
 
 
-async def test_a_relay_killed_after_its_publish_sends_nothing_twice(node_factory) -> None:  # type: ignore[no-untyped-def]
+def on_own_servers(own_postgres: EmbeddedPostgres, own_valkey: EmbeddedValkey, servers: Servers) -> Servers:
+    """A PostgreSQL and a Valkey of the test's own: the outbox then holds this test's rows only (the shared database
+    may hold rows of other tests' rooms, which any relay would also take), and the bus, which remembers published
+    event ids per room, is as new as the database whose ids it remembers."""
+    return Servers(own_postgres.url, own_valkey.url, servers.directory)
+
+
+async def test_a_relay_killed_after_its_publish_sends_nothing_twice(
+        own_postgres: EmbeddedPostgres, own_valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
+) -> None:  # servers first: they stop after the nodes
     clock = ManualClock()
-    node = await node_factory(clock=clock, event_relay_lease_ms=1000)  # shorter than a combo's window
+    node = await node_factory(clock=clock, on=on_own_servers(own_postgres, own_valkey, servers),
+                              event_relay_lease_ms=1000)  # shorter than a combo's window
     money = commerce_of(node)
     creator, sender = await node.signup(), await node.signup()
     stream = await node.create_stream(creator["token"])
@@ -197,7 +207,10 @@ def relay_of(node: RunningNode, plane: Any) -> EventRelay:
                       lambda rows: gifts.complete(commerce_of(node), rows))
 
 
-async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -> None:  # type: ignore[no-untyped-def]
+async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(
+        own_postgres: EmbeddedPostgres, own_valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
+) -> None:  # servers first: they stop after the nodes
+    node = await node_factory(on=on_own_servers(own_postgres, own_valkey, servers))
     money = commerce_of(node)
     creator, other_creator, sender = await node.signup(), await node.signup(), await node.signup()
     stream = await node.create_stream(creator["token"])
@@ -229,9 +242,12 @@ async def test_a_room_s_events_wait_for_an_older_one_another_relay_holds(node) -
     assert await outbox_depth(node) == 0
 
 
-async def test_another_node_s_relay_wakes_on_the_commit_not_on_a_poll_tick(node_factory) -> None:  # type: ignore[no-untyped-def]
-    node = await node_factory(event_relay_poll_ms=3_600_000)  # a poll tick would come in an hour
-    other = await node_factory(event_relay_poll_ms=3_600_000)
+async def test_another_node_s_relay_wakes_on_the_commit_not_on_a_poll_tick(
+        own_postgres: EmbeddedPostgres, own_valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
+) -> None:  # servers first: they stop after the nodes
+    on = on_own_servers(own_postgres, own_valkey, servers)
+    node = await node_factory(on=on, event_relay_poll_ms=3_600_000)  # a poll tick would come in an hour
+    other = await node_factory(on=on, event_relay_poll_ms=3_600_000)
     await commerce_of(node).relay.stop()  # so only the NOTIFY of the commit can wake a relay: the other node's
     creator, sender = await node.signup(), await node.signup()
     stream = await node.create_stream(creator["token"])
