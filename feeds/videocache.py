@@ -49,7 +49,8 @@ class VideoCache:
         return self._bytes
 
     def load(self) -> None:
-        """Take over the copies a previous run left, oldest served first; drop half-written ones and any excess."""
+        """Take over the copies a previous run left, the oldest videos first (a copy has its holder's modification
+        time); drop half-written ones and any excess."""
         self.root.mkdir(parents=True, exist_ok=True)
         found = []
         for path in self.root.glob("*/*"):

@@ -3,7 +3,9 @@ registry, at its internal URL), and fetching a file from it onto this node's dis
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import aiohttp
@@ -70,6 +72,7 @@ class VideoHolders:
                 if response.status != 200:
                     raise Problem(503, "video-node-failed", f"node {holder} answered {response.status} for {url}",
                                   headers={"Retry-After": "10"})
+                modified = response.headers.get("Last-Modified")
                 with target.open("wb") as out:
                     async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                         size += len(chunk)
@@ -78,6 +81,9 @@ class VideoHolders:
                                           f"of other nodes' videos ({self.cache.bytes_max} bytes, "
                                           "video_cache_bytes_max)")
                         out.write(chunk)
+                if modified:  # the holder's time, so Last-Modified and the ETag made from it match the holder's
+                    stamp = parsedate_to_datetime(modified).timestamp()
+                    os.utime(target, (stamp, stamp))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Problem(503, "video-node-unreachable", f"node {holder}, which holds this video's files, did not "
                           f"answer ({exc or type(exc).__name__})", headers={"Retry-After": "10"}) from exc

@@ -9,15 +9,16 @@ from pathlib import Path
 from clips import make_mp4
 from feedclient import feeds_of, post_video
 from livenode import RunningNode
+from multidict import CIMultiDict
 
 from feeds.videocache import VideoCache
 from livecore.http import Problem
 
 
 async def _get(node: RunningNode, path: str, headers: dict[str, str] | None = None
-               ) -> tuple[int, dict[str, str], bytes]:
+               ) -> tuple[int, CIMultiDict[str], bytes]:
     async with node.http.get(node.url + path, headers=headers or {}) as response:
-        return response.status, dict(response.headers), await response.read()
+        return response.status, response.headers.copy(), await response.read()
 
 
 def _fetches(node: RunningNode) -> float:
@@ -35,8 +36,13 @@ async def test_a_video_processed_on_one_node_plays_from_another(node_factory) ->
     status, headers, body = await _get(other, video["video_url"])
     assert status == 200 and body == data and _fetches(other) == 1
     own = await _get(holder, video["video_url"])
-    for name in ("Content-Type", "Cache-Control", "Accept-Ranges"):
+    for name in ("Content-Type", "Cache-Control", "Accept-Ranges", "Last-Modified", "ETag"):
         assert headers[name] == own[1][name], name
+    # A player resuming a range it began on the holder, now behind the balancer on this node, gets the range.
+    status, _, body = await _get(other, video["video_url"], {"Range": "bytes=10-19", "If-Range": own[1]["ETag"]})
+    assert status == 206 and body == data[10:20]
+    status, _, _ = await _get(other, video["video_url"], {"If-None-Match": own[1]["ETag"]})
+    assert status == 304
 
     status, headers, body = await _get(other, video["video_url"], {"Range": "bytes=100-199"})
     assert status == 206 and body == data[100:200]
