@@ -81,6 +81,11 @@ async def test_a_gone_holder_is_a_clear_503_and_copies_still_play(node_factory) 
     never_fetched = await post_video(holder, creator["token"], make_mp4(seconds=1, width=128, height=96))
     status, _, data = await _get(other, kept["video_url"])
     assert status == 200
+    feeds_of(holder).files.thumbnail(never_fetched["id"]).unlink()  # lost on the holder: not found, not an error
+    async with other.http.get(other.url + never_fetched["thumbnail_url"]) as response:
+        problem = await response.json(content_type=None)
+        assert response.status == 404 and problem["type"] == "livecore:video-not-found"
+        assert holder.node.settings.node_id in problem["detail"]
 
     await holder.stop()
     status, _, body = await _get(other, kept["video_url"])
@@ -92,7 +97,7 @@ async def test_a_gone_holder_is_a_clear_503_and_copies_still_play(node_factory) 
         assert response.status == 503 and response.content_type == "application/problem+json"
         assert problem["type"].endswith("video-node-gone") and "not running" in problem["detail"]
         assert response.headers["Retry-After"] == "30"
-    assert _fetches(other) == 1
+    assert _fetches(other) == 2  # the kept video and the lost thumbnail asked of the holder; nothing once it was gone
 
 
 async def test_the_cache_keeps_its_bound_and_lets_the_least_recently_served_go(tmp_path: Path) -> None:
