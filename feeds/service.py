@@ -62,7 +62,7 @@ class Feeds:
                                                                            s.video_edge_px_max),
                                         s.video_workers, s.video_queue_max, self.video_ready)
         self.holders = VideoHolders(VideoCache(s.data_dir / "video-cache", s.video_cache_bytes_max),
-                                    s.node_request_timeout_ms, self.metrics.video_fetches.inc)
+                                    s.node_request_timeout_ms, s.video_fetches_max, self.metrics.video_fetches.inc)
         self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)

@@ -3,6 +3,7 @@ registry, at its internal URL), and fetching a file from it onto this node's dis
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -30,8 +31,11 @@ async def holder_of(pool: asyncpg.Pool, video_id: int) -> tuple[bool, str | None
 class VideoHolders:
     """Other nodes' video files, fetched once per node into a `VideoCache` and counted."""
 
-    def __init__(self, cache: VideoCache, idle_timeout_ms: int, on_fetch: Callable[[], None]) -> None:
+    def __init__(self, cache: VideoCache, idle_timeout_ms: int, fetches_max: int, on_fetch: Callable[[], None]
+                 ) -> None:
         self.cache = cache
+        # Files being written are not in the cache's count yet: this bounds them too (and the holders' load).
+        self._fetch_slots = asyncio.Semaphore(fetches_max)
         self._idle_timeout_s = idle_timeout_ms / 1000
         self._on_fetch = on_fetch
         self._http: aiohttp.ClientSession | None = None
@@ -57,8 +61,9 @@ class VideoHolders:
                 raise Problem(503, "video-node-gone", f"video {video_id}'s files are on node {holder}, which is not "
                               "running now (no copy on this node); try again when it is back",
                               headers={"Retry-After": "30"})
-            self._on_fetch()
-            return await self._download(link, f"{base.rstrip('/')}/videos/{video_id}/{name}", holder, target)
+            async with self._fetch_slots:
+                self._on_fetch()
+                return await self._download(link, f"{base.rstrip('/')}/videos/{video_id}/{name}", holder, target)
 
         return await self.cache.get(video_id, name, fetch)
 
