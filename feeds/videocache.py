@@ -69,10 +69,12 @@ class VideoCache:
     async def get(self, video_id: int, name: str, fetch: Fetch) -> Path:
         """The local copy of a video's file: kept already, from the fetch under way, or fetched now."""
         path = self.path(video_id, name)
-        if path in self._sizes and path.is_file():
-            self._sizes.move_to_end(path)
-            self.hits += 1
-            return path
+        if path in self._sizes:
+            if path.is_file():
+                self._sizes.move_to_end(path)
+                self.hits += 1
+                return path
+            self._bytes -= self._sizes.pop(path)  # removed behind our back: fetched again
         task = self._fetching.get(path)
         if task is None:
             task = asyncio.create_task(self._fetch(path, fetch))
@@ -95,7 +97,6 @@ class VideoCache:
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
-        self._sizes.pop(path, None)
         self._sizes[path] = size
         self._bytes += size
         return path

@@ -122,6 +122,9 @@ async def test_the_cache_keeps_its_bound_and_lets_the_least_recently_served_go(t
     except Problem as problem:
         assert problem.status == 503 and "video_cache_bytes_max" in problem.detail
     assert cache.stored_bytes == 200 and not list(tmp_path.glob("4/.*"))
+    third.unlink()  # removed behind the cache's back: fetched again, counted once
+    assert await cache.get(3, "video.mp4", writer(100)) == third and third.is_file()
+    assert cache.stored_bytes == 200 and cache.fetches == 5
 
     again = VideoCache(tmp_path, bytes_max=150)  # a restart with a smaller bound keeps the newest copy only
     again.load()
