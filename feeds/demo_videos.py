@@ -50,7 +50,8 @@ async def _post_clips(feeds: Feeds, author_id: int) -> list[int]:
     for index, (caption, hashtags, colour) in enumerate(DEMO_CLIPS):
         source = feeds.files.staging(f"demo-{author_id}-{index}.mp4")
         await asyncio.to_thread(draw_clip, source, caption, hashtags, colour)
-        video_id = await videos.create_video(feeds.node.pool, author_id, caption, hashtags, None, None, False)
+        video_id = await videos.create_video(feeds.node.pool, author_id, caption, hashtags, None, None, False,
+                                             node_id=feeds.node.settings.node_id)
         assert video_id is not None
         feeds.processor.submit(video_id, source, remove_source=True)
         made.append(video_id)

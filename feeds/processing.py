@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,13 @@ class VideoFiles:
         folder = self.root / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
+
+
+def whole_seconds_mtime(path: Path) -> None:
+    """Cut a file's modification time to whole seconds: the precision of Last-Modified, which other nodes give their
+    copies, so the ETag aiohttp derives from it is the same on every node (If-Range works behind a load balancer)."""
+    mtime_s = path.stat().st_mtime_ns // 1_000_000_000
+    os.utime(path, ns=(mtime_s * 1_000_000_000, mtime_s * 1_000_000_000))
 
 
 class VideoProcessor:
@@ -84,8 +92,11 @@ class VideoProcessor:
 
     def _prepare(self, video_id: int, source: Path, remove_source: bool) -> transcoding.PreparedVideo:
         try:
-            return transcoding.prepare_video(source, self.files.video(video_id), self.files.thumbnail(video_id),
-                                             self.limits)
+            prepared = transcoding.prepare_video(source, self.files.video(video_id), self.files.thumbnail(video_id),
+                                                 self.limits)
+            for path in (self.files.video(video_id), self.files.thumbnail(video_id)):
+                whole_seconds_mtime(path)
+            return prepared
         finally:
             if remove_source:
                 source.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ async def post_recordings(node: Node, processor: VideoProcessor) -> list[int]:
     for stream_id in sorted(await videos.streams_without_video(node.pool, list(local))):
         stream = local[stream_id]
         video_id = await videos.create_video(node.pool, stream.creator_id, stream.title, [], None, None, False,
-                                             source_stream_id=stream_id)
+                                             source_stream_id=stream_id, node_id=s.node_id)
         if video_id is None:  # another node made it first
             continue
         log.info("stream %s's recording becomes video %s", stream_id, video_id)

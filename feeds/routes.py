@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from feeds import engagements, schemas, videos
 from feeds.cursors import decode_before, encode_before
 from feeds.service import Feeds
+from feeds.videoholders import holder_of
 from feeds.viewers import load_viewer
 from livecore.accounts.session import optional_account, require_account
 from livecore.http import (
@@ -27,6 +28,7 @@ from livecore.http import (
     parse_query,
     path_id,
 )
+from livecore.media import MEDIA
 from livecore.node import NODE
 from livecore.streams import get_stream
 
@@ -114,7 +116,8 @@ async def upload_video(request: web.Request) -> web.Response:
             raise Problem(400, "invalid-field", f"hashtags: at most {hashtags_max} (video_hashtags_max)",
                           field="hashtags")
         video_id = await videos.create_video(feeds.node.pool, account.id, fields.caption, hashtags,
-                                             fields.sound_id, fields.challenge_id, fields.mature)
+                                             fields.sound_id, fields.challenge_id, fields.mature,
+                                             node_id=feeds.node.settings.node_id)
         assert video_id is not None
         feeds.processor.submit(video_id, staged, remove_source=True)
     except BaseException:
@@ -200,19 +203,35 @@ async def user_videos(request: web.Request) -> web.Response:
 @operation("A video's file: the MP4 (range requests) or its thumbnail", tag="feeds", path=VideoFile,
            reply=Content.of(*_FILES.values(), schema={"type": "string", "format": "binary"}),
            reply_statuses=(206,), responses={206: "the range asked for"},
-           problems={404: ["video-not-found", "not-found"], 416: ["http-error"]})
+           problems={404: ["video-not-found", "not-found"], 416: ["http-error"],
+                     503: ["video-node-gone", "video-node-unreachable", "video-node-failed",
+                           "video-cache-too-small"]})
 async def video_file(request: web.Request) -> web.StreamResponse:
     feeds = _feeds(request)
     video_id = path_id(request, "video-not-found", "video")
     name = request.match_info["name"]
     if name not in _FILES:
         raise Problem(404, "not-found", f"there is no video file {name!r}")
-    path = feeds.files.video(video_id) if name == "video.mp4" else feeds.files.thumbnail(video_id)
-    if not path.is_file():
-        raise Problem(404, "video-not-found", f"video {video_id} has no {name} (yet)")
+    path = await _video_file_path(request, feeds, video_id, name)
     # aiohttp answers Range (206, 416) and conditional requests itself.
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400, immutable",
                                            "Content-Type": _FILES[name]})
+
+
+async def _video_file_path(request: web.Request, feeds: Feeds, video_id: int, name: str) -> Path:
+    """The file on this node: its own, or a copy of the holder's (fetched once, see feeds/videocache.py)."""
+    own = feeds.files.video(video_id) if name == "video.mp4" else feeds.files.thumbnail(video_id)
+    if own.is_file():
+        feeds.metrics.video_files_served.labels(source="own").inc()
+        return own
+    link = request.app[MEDIA].link
+    ready, holder = await holder_of(feeds.node.pool, video_id)
+    # A node's own request is answered from its disk only, so two nodes never send one request back and forth.
+    if not ready or holder is None or holder == feeds.node.settings.node_id or link.sender(request) is not None:
+        raise Problem(404, "video-not-found", f"video {video_id} has no {name} (yet)")
+    path = await feeds.holders.local_copy(link, holder, video_id, name)
+    feeds.metrics.video_files_served.labels(source="copy").inc()
+    return path
 
 
 @operation("Whether your stream's recording is posted as a video when it ends (it is unless you say no)",

@@ -24,6 +24,8 @@ from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
 from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
+from feeds.videocache import VideoCache
+from feeds.videoholders import VideoHolders
 from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
 from livecore.accounts import Account
 from livecore.node import Node
@@ -42,6 +44,11 @@ class FeedsMetrics:
         self.timeline_writes = Counter("livecore_feed_timeline_writes",
                                        "Follower timelines a new video was written into (fan-out on write)",
                                        registry=registry)
+        self.video_fetches = Counter("livecore_feed_video_fetches", "Video files fetched from the node that holds "
+                                     "them into this node's cache", registry=registry)
+        self.video_files_served = Counter("livecore_feed_video_files_served", "Video file requests answered, by "
+                                          "where the file was (own: processed here; copy: this node's cache)",
+                                          ["source"], registry=registry)
         self.pages = Counter("livecore_feed_pages", "Feed pages served, by feed", ["feed"], registry=registry)
 
 
@@ -54,6 +61,8 @@ class Feeds:
         self.processor = VideoProcessor(node.pool, self.files, VideoLimits(s.video_duration_ms_max,
                                                                            s.video_edge_px_max),
                                         s.video_workers, s.video_queue_max, self.video_ready)
+        self.holders = VideoHolders(VideoCache(s.data_dir / "video-cache", s.video_cache_bytes_max),
+                                    s.node_request_timeout_ms, s.video_fetches_max, self.metrics.video_fetches.inc)
         self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
@@ -70,6 +79,7 @@ class Feeds:
 
     async def start(self) -> None:
         s = self.node.settings
+        await self.holders.start()
         await self.refresh()
         await self.coengagement.retrain()
         self._tasks += [
@@ -98,6 +108,7 @@ class Feeds:
     async def stop(self) -> None:
         await stop_tasks(*self._tasks, *self._jobs)
         await self.processor.stop()
+        await self.holders.stop()
 
     async def refresh(self) -> None:
         """Bring what this node keeps in memory up to date: the catalogue, trending, the large followings."""

@@ -86,12 +86,13 @@ def _from_row(row: asyncpg.Record) -> Video:
 
 async def create_video(pool: asyncpg.Pool, author_id: int, caption: str, hashtags: list[str],
                        sound_id: int | None, challenge_id: int | None, mature: bool,
-                       source_stream_id: int | None = None) -> int | None:
-    """A new video in `processing`; None when the stream's recording was already made a video."""
+                       source_stream_id: int | None = None, node_id: str | None = None) -> int | None:
+    """A new video in `processing` whose files node `node_id` writes; None when the stream's recording was already
+    made a video."""
     return await pool.fetchval(
-        "INSERT INTO videos (author_id, caption, hashtags, sound_id, challenge_id, mature, source_stream_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source_stream_id) DO NOTHING RETURNING id",
-        author_id, caption, hashtags, sound_id, challenge_id, mature, source_stream_id,
+        "INSERT INTO videos (author_id, caption, hashtags, sound_id, challenge_id, mature, source_stream_id, node_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (source_stream_id) DO NOTHING RETURNING id",
+        author_id, caption, hashtags, sound_id, challenge_id, mature, source_stream_id, node_id,
     )
 
 

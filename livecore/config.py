@@ -290,6 +290,10 @@ class Settings:
     video_bytes_max: int = _setting(200 * 1024 * 1024, "largest video upload, in bytes")
     video_duration_ms_max: int = _setting(10 * 60 * 1000, "longest video accepted (uploads and recordings)")
     video_edge_px_max: int = _setting(1920, "a video's longer side; larger ones are scaled down when transcoded")
+    video_cache_bytes_max: int = _setting(2 * 1024 * 1024 * 1024, "bytes of other nodes' video files (MP4s, "
+                                                                  "thumbnails) kept on this node's disk, fetched "
+                                                                  "once from the node that holds them", low=0)
+    video_fetches_max: int = _setting(4, "other nodes' video files a node fetches at once (more wait)", low=1)
     video_workers: int = _setting(1, "videos checked and transcoded at once per node (threads)")
     video_queue_max: int = _setting(16, "videos waiting for a worker per node; past this an upload is 503")
     video_hashtags_max: int = _setting(20, "hashtags on one video")
