@@ -25,7 +25,7 @@ from feeds.catalogue import CatalogueVideo
 
 LEARNING_RATE = 0.2
 L2 = 0.0  # must stay 0: with L2 every weight would change on each event, not only the event's features
-LOGIT_CLAMP = 30.0  # river's sigmoid answers exactly 0 or 1 beyond this logit; the vectorised one does the same
+LOGIT_CLAMP = 30.0  # river's sigmoid answers exactly 0 or 1 beyond this logit; _sigmoid does the same
 # (label, weight) of each kind of event; watch is labelled by how much of the video was watched.
 LABELS: dict[str, tuple[bool, float]] = {
     "like": (True, 2.0), "share": (True, 3.0), "comment": (True, 1.5), "follow": (True, 3.0),
@@ -146,16 +146,13 @@ class OnlineRanker:
                 key_slot = known[key] = slot((region_prefix if regional else user_prefix) + suffix)
             found.append(key_slot)
         key_slots = np.array(found, dtype=np.intp)
-        weights = self._weights
-        logits = (np.bincount(rows, weights=weights[np.concatenate([a.slots for a in arrays])]
-                              * np.concatenate([a.values for a in arrays]), minlength=len(videos))
-                  + np.bincount(key_rows, weights=weights[key_slots[where]]
-                                * np.concatenate([a.key_values for a in arrays]), minlength=len(videos))
-                  + self.model.intercept)
-        probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -LOGIT_CLAMP, LOGIT_CLAMP)))
-        probabilities[logits < -LOGIT_CLAMP] = 0.0
-        probabilities[logits > LOGIT_CLAMP] = 1.0
-        return dict(zip([v.id for v in videos], probabilities.tolist(), strict=True))
+        # One bincount adds each video's terms in river's order (its own features, then the per-viewer ones), so
+        # the sums are river's to the last bit.
+        slots = np.concatenate([*(a.slots for a in arrays), key_slots[where]])
+        values = np.concatenate([*(a.values for a in arrays), *(a.key_values for a in arrays)])
+        logits = np.bincount(np.concatenate((rows, key_rows)), weights=self._weights[slots] * values,
+                             minlength=len(videos)) + self.model.intercept
+        return {video.id: _sigmoid(logit) for video, logit in zip(videos, logits.tolist(), strict=True)}
 
     def _video_array(self, video: CatalogueVideo) -> _VideoArrays:
         """The video's own features, and the names of its per-viewer ones (interned), as arrays."""
@@ -195,6 +192,15 @@ class _VideoArrays:
     values: np.ndarray
     keys: np.ndarray  # its per-viewer features: ids of (per region?, name suffix) in OnlineRanker._key_names
     key_values: np.ndarray
+
+
+def _sigmoid(logit: float) -> float:
+    """river's sigmoid (math.exp: numpy's can differ in the last bit, and so tip ties between videos)."""
+    if logit < -LOGIT_CLAMP:
+        return 0.0
+    if logit > LOGIT_CLAMP:
+        return 1.0
+    return 1 / (1 + math.exp(-logit))
 
 
 def tag_weight(video: CatalogueVideo) -> float:
