@@ -58,7 +58,7 @@ class ForYouLimits:
 
 
 def seen_key(user_id: int, session: str) -> str:
-    return f"feeds:seen:{{{user_id}}}:{session}"
+    return f"feeds:seen2:{{{user_id}}}:{session}"  # "2": packed ids; a session's older set is not read as a string
 
 
 class ForYou:
