@@ -60,6 +60,7 @@ class Catalogue:
                  " v.ready_at, a.birth_date FROM videos v JOIN accounts a ON a.id = v.author_id"
                  " WHERE v.state = 'ready'")
         assert self.pool is not None, "a catalogue without a database is filled with add()"
+        read_at = None if video_ids is not None else await self.pool.fetchval("SELECT now()")
         if video_ids is not None:
             rows = await self.pool.fetch(query + " AND v.id = ANY($1)", video_ids)
         elif self._ready_since is None:
@@ -67,14 +68,15 @@ class Catalogue:
         else:
             rows = await self.pool.fetch(query + " AND v.ready_at >= $1", self._ready_since)
         for row in sorted(rows, key=lambda r: r["id"]):
-            self.add(CatalogueVideo(
-                row["id"], row["author_id"], tuple(row["hashtags"]), row["sound_id"], row["challenge_id"],
-                row["mature"], _minor(row["birth_date"], today), int(row["created_at"].timestamp() * 1000)))
-        if video_ids is None and rows:
-            latest = max(r["ready_at"] for r in rows)
-            self._ready_since = latest - dt.timedelta(seconds=OVERLAP_S)
-        elif video_ids is None and self._ready_since is None:
-            self._ready_since = dt.datetime.fromtimestamp(0, tz=dt.UTC)
+            if row["id"] not in self.videos:  # the overlap reads some again
+                self.add(CatalogueVideo(
+                    row["id"], row["author_id"], tuple(row["hashtags"]), row["sound_id"], row["challenge_id"],
+                    row["mature"], _minor(row["birth_date"], today), int(row["created_at"].timestamp() * 1000)))
+        if read_at is not None:
+            # Everything made ready more than OVERLAP_S before this read was committed by then and is read now:
+            # the next read starts there (not at the newest ready_at, which would read the same videos on every
+            # refresh while nothing new becomes ready).
+            self._ready_since = read_at - dt.timedelta(seconds=OVERLAP_S)
         self._evict()
 
     def add(self, video: CatalogueVideo) -> None:

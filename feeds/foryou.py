@@ -1,6 +1,6 @@
 """The For You feed, as a pipeline of named stages, in this order:
 
-1. session: the cursor names a session; its seen set (Redis) keeps any video from coming twice in it
+1. session: the cursor names a session; its seen list (Redis) keeps any video from coming twice in it
 2. sources (sources.py): followed creators, co-engagement neighbours, same hashtag, sound or challenge, onboarding
    interests (cold start), trending in the viewer's region, fresh videos
 3. filters: the rules (rules.py: blocked and not-interested authors, mature videos and minors), seen, own videos
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import secrets
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import numpy as np
 
 from feeds import cards, cursors, rules
 from feeds.catalogue import Catalogue, CatalogueVideo
@@ -38,6 +40,9 @@ INTEREST_PRIOR = 0.4
 TREND_PRIOR = 0.1
 HASHTAG_REPEAT_PENALTY = 0.01  # topic diversity: what each hashtag already on the page costs a video
 LIVE_SLOT = 1  # the live card's place on a session's first page
+# A session's seen videos are one Redis string of their ids packed like this (appended per page): read with one GET
+# and unpacked at once, where a set's members were each parsed and converted in Python on every page.
+SEEN_ID_DTYPE = "<i8"
 
 AdStage = Callable[[Viewer, int], Awaitable[dict[str, Any] | None]]  # (viewer, slot) -> an ad item or None
 
@@ -53,7 +58,7 @@ class ForYouLimits:
 
 
 def seen_key(user_id: int, session: str) -> str:
-    return f"feeds:seen:{{{user_id}}}:{session}"
+    return f"feeds:seen2:{{{user_id}}}:{session}"  # "2": packed ids; a session's older set is not read as a string
 
 
 class ForYou:
@@ -71,9 +76,9 @@ class ForYou:
     async def page(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
         session, page_number = _session(cursor, viewer.id) if cursor else (secrets.token_hex(8), 0)
         node, key = self.node, seen_key(viewer.id, session)
-        seen = {int(v) for v in await node.redis.smembers(key)}
+        shown, (positive, history) = await asyncio.gather(node.redis.get(key), recent_history(node.pool, viewer.id))
+        seen = set(np.frombuffer(shown, dtype=SEEN_ID_DTYPE).tolist()) if shown else set()
         now_ms = node.clock.now_ms()
-        positive, history = await recent_history(node.pool, viewer.id)
         context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000)
         found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max)
         eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
@@ -83,7 +88,7 @@ class ForYou:
                         random.Random(f"{session}:{page_number}"))
         if picked:
             async with node.redis.pipeline(transaction=False) as pipe:
-                pipe.sadd(key, *[video_id for video_id, _ in picked])
+                pipe.append(key, np.array([video_id for video_id, _ in picked], dtype=SEEN_ID_DTYPE).tobytes())
                 pipe.expire(key, self.limits.session_ttl_s)
                 await pipe.execute()
         items = await cards.video_cards(node.pool, self.catalogue, viewer, picked, node.today(), following=False)

@@ -64,18 +64,18 @@ class Timelines:
         missing or built for other authors); and whether older videos may have been trimmed off it."""
         key = timeline_key(user_id)
         wanted = fingerprint(author_ids)
+        high = f"({before_id}" if before_id is not None else "+inf"
+        # One round trip when the timeline is there and current (nearly always); read again after a rebuild.
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(fingerprint_key(user_id))
             pipe.zcard(key)
-            stored, size = await pipe.execute()
-        if stored is None or stored.decode() != wanted or size == 0:
-            size = await self.rebuild(user_id, author_ids)
-        high = f"({before_id}" if before_id is not None else "+inf"
-        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrevrangebyscore(key, high, f"({BUILT}", start=0, num=count)
             pipe.expire(key, self.ttl_s)
             pipe.expire(fingerprint_key(user_id), self.ttl_s)
-            ids, _, _ = await pipe.execute()
+            stored, size, ids, _, _ = await pipe.execute()
+        if stored is None or stored.decode() != wanted or size == 0:
+            size = await self.rebuild(user_id, author_ids)
+            ids = await self.redis.zrevrangebyscore(key, high, f"({BUILT}", start=0, num=count)
         return [int(i) for i in ids], size > self.entries_max
 
     async def rebuild(self, user_id: int, author_ids: list[int]) -> int:
