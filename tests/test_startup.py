@@ -148,7 +148,10 @@ def conditions(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> It
     valkeys = {
         "renamed": EmbeddedValkey(directory / "vk-renamed", ("--rename-command", "EVALSHA", "")),
         "cluster": EmbeddedValkey(directory / "vk-cluster", (
-            "--cluster-enabled", "yes", "--cluster-config-file", str(directory / "vk-cluster" / "nodes.conf"))),
+            "--cluster-enabled", "yes", "--cluster-config-file", str(directory / "vk-cluster" / "nodes.conf"),
+            # Its bus on a free port of its own, not port + 10,000, which another program may hold (CI: "bind:
+            # Address already in use ... (cluster)").
+            "--cluster-port", str(free_port()))),
         "password": EmbeddedValkey(directory / "vk-password", ("--requirepass", RIGHT_PASSWORD)),
     }
     hba = servers.directory / "postgres" / "pgdata" / "pg_hba.conf"

@@ -15,6 +15,10 @@ from feeds import FEEDS
 
 pytestmark = pytest.mark.browser
 
+# For You never repeats a video in a session, so the test's new video comes within as many swipes as the
+# shared database has eligible videos (other tests' too: a few hundred in a full run).
+SWIPES_MAX = 400
+
 
 async def _post_video(node: Any, token: str, caption: str) -> int:
     form = aiohttp.FormData()
@@ -99,7 +103,7 @@ async def test_following_tab_and_follow_button(node: Any, open_page: Any) -> Non
     await expect(page.locator("#feed-status")).to_contain_text("follow creators")
     await page.locator("#tab-for-you").click()
     card = page.locator(f'.feed-card[data-video-id="{video_id}"]')
-    for _ in range(30):  # swipe until the creator's video comes (the shared database holds other tests' videos)
+    for _ in range(SWIPES_MAX):  # swipe until the creator's video comes (the shared database holds other tests' videos)
         if await card.count() and "current" in (await card.get_attribute("class") or ""):
             break
         await page.keyboard.press("ArrowDown")
