@@ -104,9 +104,12 @@ async def test_following_tab_and_follow_button(node: Any, open_page: Any) -> Non
     await page.locator("#tab-for-you").click()
     card = page.locator(f'.feed-card[data-video-id="{video_id}"]')
     for _ in range(SWIPES_MAX):  # swipe until the creator's video comes (the shared database holds other tests' videos)
-        if await card.count() and "current" in (await card.get_attribute("class") or ""):
+        showing = await _current(page).get_attribute("data-video-id")
+        if showing == str(video_id):
             break
         await page.keyboard.press("ArrowDown")
+        # One card at a time: a key pressed before the page moved on could swipe past the video for good.
+        await expect(_current(page)).not_to_have_attribute("data-video-id", showing or "")
     await expect(card).to_have_class("feed-card video-card current")
     await card.locator(".follow").click()
     await expect(card.locator(".follow")).to_have_text("Following")
