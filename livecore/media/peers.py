@@ -12,6 +12,7 @@ reach the forwarder and receiver reports are not turned into stats nothing reads
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +48,16 @@ from livecore.http import Problem
 from livecore.media.forwarder import Forwarder
 from livecore.media.outlet import Outlet
 
+log = logging.getLogger(__name__)
+
 # Publishers are asked for H.264 first so HLS and recordings are a remux; VP8 is accepted and transcoded once.
 VIDEO_PREFERENCE = ("video/H264", "video/VP8")
 AUDIO_PREFERENCE = ("audio/opus",)
 SDP_BYTES_MAX = 64 * 1024
+# Closing a peer deletes its TURN allocations; aioice retransmits that Refresh for about a minute when the TURN server
+# is gone, which would hold a viewer's DELETE or a node's shutdown. Past this the allocation is left to expire
+# (RFC 8656 section 6) and the sockets are closed anyway.
+PEER_CLOSE_S_MAX = 3.0
 _pending: set[asyncio.Future[None]] = set()
 
 
@@ -82,6 +89,15 @@ def new_peer_connection(ice: IceSettings | None = None) -> RTCPeerConnection:
         return RTCPeerConnection(RTCConfiguration(iceServers=[]))
     policy = RTCIceTransportPolicy.RELAY if ice.relay_only else RTCIceTransportPolicy.ALL
     return RTCPeerConnection(RTCConfiguration(iceServers=list(ice.servers), iceTransportPolicy=policy))
+
+
+async def close_peer(pc: RTCPeerConnection) -> None:
+    """Close `pc`, waiting at most PEER_CLOSE_S_MAX for its TURN server to free its allocations."""
+    try:
+        await asyncio.wait_for(pc.close(), PEER_CLOSE_S_MAX)
+    except TimeoutError:
+        log.warning("a peer connection's TURN server did not answer within %.0f s; its allocation will expire",
+                    PEER_CLOSE_S_MAX)
 
 
 def check_offer(text: str) -> RTCSessionDescription:

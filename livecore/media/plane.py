@@ -102,7 +102,7 @@ class MediaPlane:
         except BaseException:
             self.rooms.pop(stream_id, None)
             await self.registry.release(stream_id)
-            await pc.close()
+            await peers.close_peer(pc)
             raise
         self._watch_upstream(room)
         self._start_outputs(room)

@@ -43,7 +43,7 @@ async def pull_from_owner(link: NodeLink, stream_id: int, owner: str, url: str, 
             raise _relay_failed(stream_id, owner, f"its answer was refused: {exc}") from exc
         room.tap_upstream(limits)
     except BaseException:
-        await pc.close()
+        await peers.close_peer(pc)
         if session_url:
             await _end_owner_session(link, session_url)
         raise

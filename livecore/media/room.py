@@ -110,7 +110,7 @@ class MediaRoom:
                        for t in pc.getTransceivers() if t.kind in self.forwarders and peers.media_codec(t)]
             sdp = await peers.answer(pc)
         except BaseException:
-            await pc.close()
+            await peers.close_peer(pc)
             raise
         viewer = Viewer(pc, outlets, SessionIce(ice_ufrag(offer_sdp)), relay_to=relay_to)
         self.viewers[session] = viewer
@@ -139,7 +139,7 @@ class MediaRoom:
                 await self.on_slot_freed(self.stream_id)
             except Exception:
                 log.exception("stream %s: could not free a viewer slot (the next refresh will)", self.stream_id)
-        await viewer.pc.close()
+        await peers.close_peer(viewer.pc)
         return True
 
     def last_packet_age_s(self) -> float:
@@ -160,5 +160,5 @@ class MediaRoom:
                 await callback()
             except Exception:
                 log.exception("closing room %s", self.stream_id)
-        await self.upstream.close()
+        await peers.close_peer(self.upstream)
         await asyncio.sleep(0)

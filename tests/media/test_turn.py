@@ -13,8 +13,10 @@ from mediapeers import Viewer, _consume, publish, wait_for, watch
 from turnserver import Coturn
 
 from livecore.media import MEDIA
+from livecore.media.peers import PEER_CLOSE_S_MAX
 
 
+# Tests take `coturn` before `node_factory`, so the node stops (deleting its allocations) before the relay does.
 @pytest.fixture
 def coturn(tmp_path):  # type: ignore[no-untyped-def]
     server = Coturn(tmp_path / "coturn").start()
@@ -61,7 +63,7 @@ def _nominated(pc: RTCPeerConnection):  # type: ignore[no-untyped-def]
 
 
 async def test_a_viewer_behind_nat_watches_through_turn_and_direct_viewers_keep_the_fast_path(
-        node_factory, http, coturn):  # type: ignore[no-untyped-def]
+        coturn, node_factory, http):  # type: ignore[no-untyped-def]
     node = await node_factory(media_ice_servers=coturn.url, media_ice_username=coturn.username,
                               media_ice_credential=coturn.password)
     account = await node.signup(roles=["creator"])
@@ -97,7 +99,7 @@ async def test_a_viewer_behind_nat_watches_through_turn_and_direct_viewers_keep_
         await publisher.pc.close()
 
 
-async def test_a_node_that_only_relays_sends_through_its_turn_allocation(node_factory, http, coturn):  # type: ignore[no-untyped-def]
+async def test_a_node_that_only_relays_sends_through_its_turn_allocation(coturn, node_factory, http):  # type: ignore[no-untyped-def]
     node = await node_factory(media_ice_servers=coturn.url, media_ice_username=coturn.username,
                               media_ice_credential=coturn.password, media_ice_transport_policy="relay")
     account = await node.signup(roles=["creator"])
@@ -115,6 +117,29 @@ async def test_a_node_that_only_relays_sends_through_its_turn_allocation(node_fa
         assert outlet.sock is None and not outlet.gso  # packet by packet through aioice's TURN transport
         assert forwarder.packets_forwarded > 0 and forwarder.send_errors == 0
         assert _nominated(viewer.pc).remote_candidate.type == "relay"
+    finally:
+        await viewer.close()
+        await publisher.pc.close()
+
+
+async def test_a_viewer_leaves_promptly_when_the_turn_server_has_died(coturn, node_factory, http):  # type: ignore[no-untyped-def]
+    """Ending a session deletes the node's TURN allocation; aioice retries that for about a minute against a dead
+    relay. The node gives up after PEER_CLOSE_S_MAX (the allocation expires) so the DELETE still answers."""
+    node = await node_factory(media_ice_servers=coturn.url, media_ice_username=coturn.username,
+                              media_ice_credential=coturn.password, media_ice_transport_policy="relay")
+    account = await node.signup(roles=["creator"])
+    stream = await node.create_stream(account["token"], live=False)
+    publisher = await publish(http, node.url, stream)
+    viewer = await watch(http, node.url, stream["id"], kinds=("video",))
+    try:
+        assert viewer.status == 201, viewer.body
+        await wait_for(lambda: len(viewer.video_pts) >= 5, 30)
+        coturn.stop()
+        session_url = f"{node.url}{viewer.location}"
+        async with asyncio.timeout(PEER_CLOSE_S_MAX + 10):  # aioice alone would retry for about 63 s
+            async with http.delete(session_url) as response:
+                assert response.status == 200, await response.text()
+        assert viewer.location.rsplit("/", 1)[-1] not in node.app[MEDIA].rooms[stream["id"]].viewers
     finally:
         await viewer.close()
         await publisher.pc.close()
