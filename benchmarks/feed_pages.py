@@ -7,7 +7,9 @@ minutes), signs up the viewers whose tokens it uses through the API, then:
 1. Fan-out: `--followers` accounts follow one author and have built timelines (as after a read); the author uploads
    a video; it prints how long until every follower's timeline holds it (upload answered -> ready -> all written).
 2. Following and For You: an open-loop client sends `--rate` requests/s for `--seconds` to each feed in turn
-   (viewers and cursors rotate) and prints latency percentiles and errors.
+   (viewers and cursors rotate) and prints latency percentiles and errors as this client saw them (it is its own
+   process; the node is another), then the node's own view from its /metrics over the same window: the share of
+   requests its handler answered within 10 ms, and its garbage collector's full collections (count and total).
 
     .venv/bin/python benchmarks/feed_pages.py --followers 10000 --rate 200 --seconds 20
 """
@@ -26,6 +28,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio as redis
 from benchnode import bench_node, call, sign_up
+from prometheus_client.parser import text_string_to_metric_families
 
 from feeds.timelines import BUILT, fingerprint, fingerprint_key, timeline_key
 
@@ -130,12 +133,14 @@ async def _feed_load(http: aiohttp.ClientSession, url: str, feed: str, tokens: l
         except (aiohttp.ClientError, TimeoutError):
             errors.append(0)  # no answer in time: the node is past what it can serve at this rate
 
+    before = await _server_figures(http, url, feed)
     tasks = []
     begin = time.perf_counter()
     for n in range(rate * seconds):
         await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))  # open loop: on schedule, not on answers
         tasks.append(asyncio.create_task(one(tokens[n % len(tokens)])))
     await asyncio.gather(*tasks)
+    after = await _server_figures(http, url, feed)
     latencies.sort()
     if not latencies:
         print(f"{feed}: no answers at {rate}/s; errors {len(errors)}")
@@ -147,6 +152,32 @@ async def _feed_load(http: aiohttp.ClientSession, url: str, feed: str, tokens: l
     print(f"{feed}: {len(latencies)} answers to {rate * seconds} requests at {rate}/s: p50 {pct(0.5):.1f} ms, "
           f"p90 {pct(0.9):.1f} ms, p99 {pct(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms; errors {len(errors)} "
           f"{sorted(set(errors))} (0: no answer in 10 s)")
+    answered, within = (after[k] - before[k] for k in ("answered", "within_10ms"))
+    print(f"{feed}, as the node measured it: {within / max(answered, 1):.1%} of {answered:.0f} within 10 ms; full "
+          f"garbage collections {after['gc_full'] - before['gc_full']:.0f}, "
+          f"{(after['gc_full_s'] - before['gc_full_s']) * 1000:.0f} ms in all")
+
+
+async def _server_figures(http: aiohttp.ClientSession, url: str, feed: str) -> dict[str, float]:
+    """The node's count of `feed` requests answered, those within 10 ms, and its full collections so far."""
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    figures = dict.fromkeys(("answered", "within_10ms", "gc_full", "gc_full_s"), 0.0)
+    route = f"/api/feed/{feed}"
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "livecore_http_request_seconds_bucket" and labels.get("route") == route:
+                if labels["le"] == "+Inf":
+                    figures["answered"] = sample.value
+                elif float(labels["le"]) == 0.01:
+                    figures["within_10ms"] = sample.value
+            elif sample.name.startswith("livecore_gc_pause_seconds") and labels.get("generation") == "2":
+                if sample.name.endswith("_count"):
+                    figures["gc_full"] = sample.value
+                elif sample.name.endswith("_sum"):
+                    figures["gc_full_s"] = sample.value
+    return figures
 
 
 async def main() -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from livecore import check, logs, preflight, supervisor
+from livecore import check, heap, logs, preflight, supervisor
 from livecore.config import Settings, settings_from_env
 from livecore.embedded import EmbeddedServers
 from livecore.startup import EXIT_CODES_HELP, StartupError, env_name, flag_name
@@ -196,6 +196,7 @@ async def _run(settings: Settings, listeners: list[socket.socket]) -> None:
 
         runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
         await runner.setup()
+        heap.freeze_startup_heap()  # before serving: see livecore/heap.py
         for sock in listeners:
             await web.SockSite(runner, sock).start()
         _print_urls(settings)

@@ -25,7 +25,7 @@ import orjson
 import yarl
 from aiohttp import web
 
-from livecore import logs, preflight
+from livecore import heap, logs, preflight
 from livecore.config import Settings, settings_from_env
 from livecore.startup import StartupError
 
@@ -121,6 +121,7 @@ async def _serve(settings: Settings, ready_fd: int) -> None:
 
         runner = web.AppRunner(build_app(settings), access_log=None, handle_signals=False)
         await runner.setup()
+        heap.freeze_startup_heap()  # before serving: see livecore/heap.py
         await web.SockSite(runner, private).start()
         await web.TCPSite(runner, settings.host or None, settings.port, reuse_port=True,
                           backlog=LISTEN_BACKLOG).start()
