@@ -188,6 +188,7 @@ async def main() -> None:
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--authors", type=int, default=500)
     parser.add_argument("--videos", type=int, default=20_000)
+    parser.add_argument("--feeds", default="following,for-you", help="which feeds to load, in order")
     args = parser.parse_args()
     with bench_node(fanout_followers_max=str(args.followers + 1)) as node:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -197,7 +198,7 @@ async def main() -> None:
             await _fill(node.database_url, [v["id"] for v in viewers], args.authors, args.videos, 20)
             await asyncio.sleep(5)  # the node's catalogue and trending refresh (foryou_refresh_ms) see the videos
             tokens = [v["token"] for v in viewers]
-            for feed in ("following", "for-you"):
+            for feed in args.feeds.split(","):
                 await _feed_load(http, node.url, feed, tokens, args.rate, args.seconds)
 
 
