@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +12,7 @@ import asyncpg
 
 from feeds import transcoding, videos
 from livecore.http import Problem
+from livecore.media.ownercopies import whole_seconds_mtime
 
 log = logging.getLogger("livecore.feeds.processing")
 
@@ -35,13 +35,6 @@ class VideoFiles:
         folder = self.root / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
-
-
-def whole_seconds_mtime(path: Path) -> None:
-    """Cut a file's modification time to whole seconds: the precision of Last-Modified, which other nodes give their
-    copies, so the ETag aiohttp derives from it is the same on every node (If-Range works behind a load balancer)."""
-    mtime_s = path.stat().st_mtime_ns // 1_000_000_000
-    os.utime(path, ns=(mtime_s * 1_000_000_000, mtime_s * 1_000_000_000))
 
 
 class VideoProcessor:

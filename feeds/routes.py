@@ -219,7 +219,7 @@ async def video_file(request: web.Request) -> web.StreamResponse:
 
 
 async def _video_file_path(request: web.Request, feeds: Feeds, video_id: int, name: str) -> Path:
-    """The file on this node: its own, or a copy of the holder's (fetched once, see feeds/videocache.py)."""
+    """The file on this node: its own, or a copy of the holder's (fetched once, see livecore/media/ownercopies.py)."""
     own = feeds.files.video(video_id) if name == "video.mp4" else feeds.files.thumbnail(video_id)
     if own.is_file():
         feeds.metrics.video_files_served.labels(source="own").inc()
@@ -229,7 +229,7 @@ async def _video_file_path(request: web.Request, feeds: Feeds, video_id: int, na
     # A node's own request is answered from its disk only, so two nodes never send one request back and forth.
     if not ready or holder is None or holder == feeds.node.settings.node_id or link.sender(request) is not None:
         raise Problem(404, "video-not-found", f"video {video_id} has no {name} (yet)")
-    path = await feeds.holders.local_copy(link, holder, video_id, name)
+    path = await feeds.holders.local_copy(link, holder, f"{video_id}/{name}", f"/videos/{video_id}/{name}")
     feeds.metrics.video_files_served.labels(source="copy").inc()
     return path
 

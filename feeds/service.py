@@ -24,10 +24,10 @@ from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
 from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
-from feeds.videocache import VideoCache
-from feeds.videoholders import VideoHolders
+from feeds.videoholders import VIDEO_COPIES
 from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
 from livecore.accounts import Account
+from livecore.media.ownercopies import FileCopies, OwnerCopies
 from livecore.node import Node
 from livecore.tasks import stop_tasks
 
@@ -61,8 +61,8 @@ class Feeds:
         self.processor = VideoProcessor(node.pool, self.files, VideoLimits(s.video_duration_ms_max,
                                                                            s.video_edge_px_max),
                                         s.video_workers, s.video_queue_max, self.video_ready)
-        self.holders = VideoHolders(VideoCache(s.data_dir / "video-cache", s.video_cache_bytes_max),
-                                    s.node_request_timeout_ms, s.video_fetches_max, self.metrics.video_fetches.inc)
+        self.holders = OwnerCopies(FileCopies(s.data_dir / "video-cache", s.video_cache_bytes_max, VIDEO_COPIES),
+                                   s.node_request_timeout_ms, s.video_fetches_max, self.metrics.video_fetches.inc)
         self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)

@@ -294,6 +294,12 @@ class Settings:
                                                                   "thumbnails) kept on this node's disk, fetched "
                                                                   "once from the node that holds them", low=0)
     video_fetches_max: int = _setting(4, "other nodes' video files a node fetches at once (more wait)", low=1)
+    media_cache_bytes_max: int = _setting(2 * 1024 * 1024 * 1024, "bytes of other nodes' ended streams' files "
+                                                                  "(recordings, thumbnails, HLS) kept on this "
+                                                                  "node's disk, fetched once from the node that "
+                                                                  "made them", low=0)
+    media_fetches_max: int = _setting(4, "other nodes' ended streams' files a node fetches at once (more wait)",
+                                      low=1)
     video_workers: int = _setting(1, "videos checked and transcoded at once per node (threads)")
     video_queue_max: int = _setting(16, "videos waiting for a worker per node; past this an upload is 503")
     video_hashtags_max: int = _setting(20, "hashtags on one video")

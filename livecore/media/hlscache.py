@@ -3,19 +3,20 @@
 Any node answers a room's playlist and segments. The owner makes them; another node fetches each file from the owner
 at its internal URL once, keeps the answer (body, Content-Type, Cache-Control) for the `max-age` the owner gave it,
 and serves it from memory until then, with an `Age` header as an HTTP cache does. Requests that come while a fetch is
-under way wait for that fetch instead of starting their own, so a crowd asking one node for a new segment costs the
-owner one request. Only 200 answers are kept, in a store bounded by `hls_cache_bytes_max` that lets the least
-recently used go first; a file is keyed by its owner too, since a new owner makes new files under the same names.
+under way wait for that fetch instead of starting their own (livecore/fetchonce.py), so a crowd asking one node for
+a new segment costs the owner one request. Only 200 answers are kept, in a store bounded by `hls_cache_bytes_max`
+that lets the least recently used go first; a file is keyed by its owner too, since a new owner makes new files under
+the same names.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from livecore.clock import Clock
+from livecore.fetchonce import FetchOnce
 from livecore.media.cluster import NodeAnswer
 
 KEPT_HEADERS = ("Content-Type", "Cache-Control")
@@ -53,13 +54,22 @@ class HlsCache:
         self.bytes_max = bytes_max
         self._files: OrderedDict[str, CachedFile] = OrderedDict()
         self._bytes = 0
-        self._fetching: dict[str, asyncio.Task[CachedFile]] = {}
-        self.fetches = 0  # requests sent to owner nodes
-        self.hits = 0  # requests answered from the cache or by a fetch another request started
+        self._once: FetchOnce[str, CachedFile] = FetchOnce()
+        self._fresh_hits = 0
 
     @property
     def stored_bytes(self) -> int:
         return self._bytes
+
+    @property
+    def fetches(self) -> int:
+        """Requests sent to owner nodes."""
+        return self._once.fetches
+
+    @property
+    def hits(self) -> int:
+        """Requests answered from the cache or by a fetch another request started."""
+        return self._fresh_hits + self._once.joined
 
     async def get(self, key: str, fetch: Callable[[], Awaitable[NodeAnswer]]) -> CachedFile:
         """The file under `key`: from the cache while fresh, else from the fetch under way or a new one."""
@@ -68,20 +78,12 @@ class HlsCache:
         if cached is not None:
             if now_ms - cached.fetched_ms < cached.fresh_ms:
                 self._files.move_to_end(key)
-                self.hits += 1
+                self._fresh_hits += 1
                 return cached
             self._drop(key)
-        task = self._fetching.get(key)
-        if task is None:
-            task = asyncio.create_task(self._fetch(key, fetch))
-            self._fetching[key] = task
-            task.add_done_callback(lambda done: self._fetched(key, done))
-        else:
-            self.hits += 1
-        return await asyncio.shield(task)  # one waiter giving up does not cancel the others' fetch
+        return await self._once.get(key, lambda: self._fetch(key, fetch))
 
     async def _fetch(self, key: str, fetch: Callable[[], Awaitable[NodeAnswer]]) -> CachedFile:
-        self.fetches += 1
         answer = await fetch()
         headers = tuple((name, answer.headers[name]) for name in KEPT_HEADERS if name in answer.headers)
         fresh_s = max_age_s(answer.headers.get("Cache-Control", "")) if answer.status == 200 else 0
@@ -89,11 +91,6 @@ class HlsCache:
         if file.fresh_ms > 0 and len(file.body) <= self.bytes_max:
             self._store(key, file)
         return file
-
-    def _fetched(self, key: str, task: asyncio.Task[CachedFile]) -> None:
-        self._fetching.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter has had it raised already
 
     def _store(self, key: str, file: CachedFile) -> None:
         if key in self._files:

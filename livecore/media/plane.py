@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from livecore.media.cluster import NodeLink, new_session_id, session_node
 from livecore.media.hls import MediaFiles, PlaylistWaits, StreamOutputs
 from livecore.media.hlscache import HlsCache
 from livecore.media.orphans import end_orphaned_streams
+from livecore.media.ownercopies import CopiesOf, FileCopies, OwnerCopies, whole_seconds_mtimes
 from livecore.media.registry import MediaRegistry
 from livecore.media.relay import drop_relays_to_gone_nodes, pull_from_owner
 from livecore.media.room import MediaRoom, SessionAnswer, TrackLimits, Viewer
@@ -28,6 +30,7 @@ from livecore.streams import streams as stream_records
 from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.media")
+MEDIA_COPIES = CopiesOf(kind="media", not_found="not-found", setting="media_cache_bytes_max")
 
 
 class MediaPlane:
@@ -42,6 +45,8 @@ class MediaPlane:
         self.outputs: dict[int, StreamOutputs] = {}
         self.playlists = PlaylistWaits()
         self.hls_cache = HlsCache(node.clock, s.hls_cache_bytes_max)
+        self.copies = OwnerCopies(FileCopies(s.data_dir / "media-cache", s.media_cache_bytes_max, MEDIA_COPIES),
+                                  s.node_request_timeout_ms, s.media_fetches_max)
         self.ice = peers.IceSettings.from_settings(s)
         self.viewer_slots = ViewerSlots(node.redis, s.node_id, s.media_owner_ttl_ms, node.clock)
         self._upkeep: asyncio.Task[None] | None = None
@@ -52,6 +57,7 @@ class MediaPlane:
 
     async def start(self) -> None:
         await self.link.start()
+        await self.copies.start()
         await self.registry.refresh([], self.settings.internal_url)
         await end_orphaned_streams(self.node, self.registry)
         self._upkeep = asyncio.create_task(self._run_upkeep())
@@ -64,6 +70,7 @@ class MediaPlane:
             await self.viewer_slots.release_all()
         with contextlib.suppress(Exception):
             await self.registry.leave([])
+        await self.copies.stop()
         await self.link.stop()
 
     def viewers_on_node(self) -> int:
@@ -106,6 +113,7 @@ class MediaPlane:
             raise
         self._watch_upstream(room)
         self._start_outputs(room)
+        await stream_records.set_media_node(self.node.pool, stream_id, self.settings.node_id)
         log.info("stream %s: publisher answered with %s", stream_id,
                  ", ".join(f.codec.mimeType for f in room.forwarders.values()))
         return SessionAnswer(room.upstream_session, answer, room.upstream_ice.etag)
@@ -223,6 +231,18 @@ class MediaPlane:
         return web.Response(status=file.status, body=file.body,
                             headers=file.response_headers(self.node.clock.now_ms()))
 
+    async def ended_copy(self, request: web.Request, stream_id: int, relative: str) -> Path | None:
+        """For a media file of an ended stream that another node made: this node's copy of it (fetched once from that
+        node, see ownercopies.py); None when the stream has not ended, this node made its files or the request
+        comes from another node (which is answered from this node's disk only, so two nodes never send one request
+        back and forth)."""
+        if self.link.sender(request) is not None:
+            return None
+        found = await stream_records.media_node(self.node.pool, stream_id)
+        if found is None or found[0] != "ended" or found[1] in (None, self.settings.node_id):
+            return None
+        return await self.copies.local_copy(self.link, found[1], f"{stream_id}/{relative}", request.path)
+
     def viewer(self, stream_id: int, session: str) -> Viewer:
         """A WHEP session on this node, or 404."""
         room = self.rooms.get(stream_id)
@@ -310,6 +330,8 @@ class MediaPlane:
 
         async def finish() -> None:
             await asyncio.to_thread(outputs.close)
+            # Final now: other nodes' copies of these files get the same ETag (see ownercopies.py).
+            await asyncio.to_thread(whole_seconds_mtimes, self.files(room.stream_id).directory)
             del self.outputs[room.stream_id]
             if outputs.recorded:
                 await stream_records.set_media_urls(self.node.pool, room.stream_id,
@@ -442,3 +464,11 @@ class _MediaCollector:
         cached = GaugeMetricFamily("livecore_media_hls_cache_bytes", "bytes of other nodes' HLS files kept here")
         cached.add_metric([], plane.hls_cache.stored_bytes)
         yield cached
+        copied = CounterMetricFamily("livecore_media_file_copies", "files of ended streams (recordings, thumbnails, "
+                                     "HLS) this node fetched from the node that made them")
+        copied.add_metric([], plane.copies.copies.fetches)
+        yield copied
+        kept = GaugeMetricFamily("livecore_media_file_copies_bytes", "bytes of other nodes' ended streams' files "
+                                 "kept on this node's disk")
+        kept.add_metric([], plane.copies.copies.stored_bytes)
+        yield kept

@@ -40,6 +40,8 @@ _SESSION_NOT_FOUND = {404: ["stream-not-found", "session-not-found"]}
 _PATCHED = {**_SESSION_NOT_FOUND, 400: ["malformed-sdp"], 412: ["etag-mismatch"], 415: ["unsupported-media-type"],
             422: ["ice-restart-unsupported"]}
 _PASSED_ON = ["node-unreachable", "node-answer-too-large"]  # another node did not answer, or too much (cluster.py)
+# An ended stream's file copied from the node that made it failed (ownercopies.py).
+_COPY_FAILED = ["media-node-gone", "media-node-unreachable", "media-node-failed", "media-cache-too-small"]
 _ENDPOINT_OPTIONS = {"Accept-Post": "application/sdp: what POST takes", "Allow": "OPTIONS, POST"}
 
 
@@ -249,7 +251,8 @@ _MEDIA_FILES = {"recording.mp4": "video/mp4", "thumbnail.jpg": "image/jpeg"}
            "any node (passed on to the node that makes them)", tag="media",
            path=HlsFile, reply=Content.of(*_HLS_TYPES.values(), schema={"type": "string", "format": "binary"}),
            reply_headers={"Cache-Control": "how long a CDN may keep it"},
-           problems={404: ["stream-not-found", "not-found", "hls-not-ready"], 502: _PASSED_ON})
+           problems={404: ["stream-not-found", "not-found", "hls-not-ready"], 502: _PASSED_ON,
+                     503: _COPY_FAILED})
 async def hls_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -266,6 +269,8 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     if name == "index.m3u8" and not path.is_file():
         await plane.wait_for_playlist(stream_id)
     if not path.is_file():
+        path = await plane.ended_copy(request, stream_id, f"hls/{name}") or path
+    if not path.is_file():
         raise Problem(404, "hls-not-ready", f"stream {stream_id} has no HLS file {name} (yet)")
     live = stream_id in plane.outputs
     if suffix == ".m3u8":
@@ -275,9 +280,10 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": cache, "Content-Type": _HLS_TYPES[suffix]})
 
 
-@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG)", tag="media", path=MediaFile,
+@operation("A stream's recording (MP4, for replay) or its latest thumbnail (JPEG); an ended stream's from any node "
+           "(copied once from the node that made them)", tag="media", path=MediaFile,
            reply=Content.of(*_MEDIA_FILES.values(), schema={"type": "string", "format": "binary"}),
-           problems={404: ["stream-not-found", "not-found"], 409: ["still-recording"]})
+           problems={404: ["stream-not-found", "not-found"], 409: ["still-recording"], 503: _COPY_FAILED})
 async def media_file(request: web.Request) -> web.StreamResponse:
     plane = request.app[MEDIA]
     stream_id = _stream_id(request)
@@ -285,6 +291,8 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     if name not in _MEDIA_FILES:
         raise Problem(404, "not-found", f"there is no media file {name!r}")
     path = plane.files(stream_id).directory / name
+    if not path.is_file():
+        path = await plane.ended_copy(request, stream_id, name) or path
     if not path.is_file():
         raise Problem(404, "not-found", f"stream {stream_id} has no {name}")
     if name == "recording.mp4" and stream_id in plane.outputs:

@@ -169,3 +169,14 @@ async def recorded_streams(pool: asyncpg.Pool, ended_since_ms: int, limit: int) 
         _at(ended_since_ms), limit,
     )
     return [_from_row(r) for r in rows]
+
+
+async def set_media_node(pool: asyncpg.Pool, stream_id: int, node_id: str) -> None:
+    """Record that `node_id` makes the stream's media files from now on (the media plane calls this)."""
+    await pool.execute("UPDATE streams SET media_node = $2 WHERE id = $1", stream_id, node_id)
+
+
+async def media_node(pool: asyncpg.Pool, stream_id: int) -> tuple[str, str | None] | None:
+    """(state, the node that made the stream's media files) of a stream, None when there is no such stream."""
+    row = await pool.fetchrow("SELECT state, media_node FROM streams WHERE id = $1", stream_id)
+    return None if row is None else (row["state"], row["media_node"])

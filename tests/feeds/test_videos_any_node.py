@@ -4,15 +4,11 @@ keeps them on its disk (bounded) and answers from there like the holder; a holde
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from clips import make_mp4
 from feedclient import feeds_of, post_video
 from livenode import RunningNode
 from multidict import CIMultiDict
-
-from feeds.videocache import VideoCache
-from livecore.http import Problem
 
 
 async def _get(node: RunningNode, path: str, headers: dict[str, str] | None = None
@@ -69,7 +65,7 @@ async def test_requests_at_once_for_one_file_cost_the_holder_one_fetch(node_fact
     crowd = await asyncio.gather(*(_get(other, video["video_url"]) for _ in range(8)))
     assert [(status, body == data) for status, _, body in crowd] == [(200, True)] * 8
     assert _fetches(other) == 1
-    cache = feeds_of(other).holders.cache
+    cache = feeds_of(other).holders.copies
     assert cache.fetches == 1 and cache.hits == 7 and cache.stored_bytes == len(data)
 
 
@@ -98,34 +94,3 @@ async def test_a_gone_holder_is_a_clear_503_and_copies_still_play(node_factory) 
         assert problem["type"].endswith("video-node-gone") and "not running" in problem["detail"]
         assert response.headers["Retry-After"] == "30"
     assert _fetches(other) == 2  # the kept video and the lost thumbnail asked of the holder; nothing once it was gone
-
-
-async def test_the_cache_keeps_its_bound_and_lets_the_least_recently_served_go(tmp_path: Path) -> None:
-    cache = VideoCache(tmp_path, bytes_max=250)
-    cache.load()
-
-    def writer(size: int):  # type: ignore[no-untyped-def]
-        async def fetch(target: Path) -> int:
-            target.write_bytes(b"x" * size)
-            return size
-        return fetch
-
-    first = await cache.get(1, "video.mp4", writer(100))
-    second = await cache.get(2, "video.mp4", writer(100))
-    assert await cache.get(1, "video.mp4", writer(100)) == first  # served again: now the most recent
-    third = await cache.get(3, "video.mp4", writer(100))
-    assert first.is_file() and not second.is_file() and third.is_file()
-    assert cache.stored_bytes == 200 and cache.fetches == 3 and cache.hits == 1
-    try:
-        await cache.get(4, "video.mp4", writer(300))
-        raise AssertionError("a file larger than the cache was kept")
-    except Problem as problem:
-        assert problem.status == 503 and "video_cache_bytes_max" in problem.detail
-    assert cache.stored_bytes == 200 and not list(tmp_path.glob("4/.*"))
-    third.unlink()  # removed behind the cache's back: fetched again, counted once
-    assert await cache.get(3, "video.mp4", writer(100)) == third and third.is_file()
-    assert cache.stored_bytes == 200 and cache.fetches == 5
-
-    again = VideoCache(tmp_path, bytes_max=150)  # a restart with a smaller bound keeps the newest copy only
-    again.load()
-    assert again.stored_bytes == 100 and third.is_file() and not first.is_file()
