@@ -1,6 +1,7 @@
 """The ready videos each node keeps in memory for ranking: who made them, their hashtags, sound and challenge,
 how fresh they are, and what trends in each region. Bounded (the newest `foryou_catalogue_videos_max`), brought up
-to date from PostgreSQL every `foryou_refresh_ms` and at once when a video becomes ready on this node.
+to date from PostgreSQL every `foryou_refresh_ms` and at once when a video becomes ready on this node; its trending
+lists come from feeds/trending.py.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from livecore.accounts.accounts import ADULT_AGE_YEARS
 TRENDING_PER_REGION_MAX = 500
 TRENDING_PER_HASHTAG_MAX = 100
 OVERLAP_S = 5  # videos whose ready time is this close to the last refresh are read again (commit order)
-# How much each event says about a video's appeal, for trending (the ranker learns its own weights).
-TREND_WEIGHTS_SQL = ("CASE e.kind WHEN 'like' THEN 3 WHEN 'share' THEN 5 WHEN 'comment' THEN 2 WHEN 'follow' THEN 4"
-                     " WHEN 'watch' THEN least(coalesce(e.watch_ratio, 0), 2) WHEN 'seen' THEN 0.1"
-                     " WHEN 'not_interested' THEN -5 WHEN 'report' THEN -10 ELSE 0 END")
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,6 @@ class Catalogue:
         self.trending_everywhere: list[int] = []
         self.trending_by_hashtag: dict[str, list[int]] = {}
         self._ready_since: dt.datetime | None = None
-
-    async def refresh(self, now_ms: int, trending_hours: int) -> None:
-        await self.load_ready(_date(now_ms))
-        await self.load_trending(now_ms, trending_hours)
 
     async def load_ready(self, today: dt.date, video_ids: list[int] | None = None) -> None:
         """Add the videos that became ready since the last load (or exactly `video_ids`)."""
@@ -106,21 +99,6 @@ class Catalogue:
             if video.challenge_id is not None:
                 _remove(self.by_challenge, video.challenge_id, video_id)
 
-    async def load_trending(self, now_ms: int, hours: int) -> None:
-        """The most engaging videos of the last `hours` among each region's viewers."""
-        assert self.pool is not None, "a catalogue without a database is given its trending lists"
-        since = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC) - dt.timedelta(hours=hours)
-        rows = await self.pool.fetch(
-            "SELECT region, video_id, score FROM (SELECT region, video_id, score, row_number() OVER"
-            " (PARTITION BY region ORDER BY score DESC, video_id DESC) AS rank FROM"
-            f" (SELECT a.region, e.video_id, sum({TREND_WEIGHTS_SQL}) AS score FROM engagements e"
-            "  JOIN accounts a ON a.id = e.user_id WHERE e.at >= $1 GROUP BY a.region, e.video_id) scored"
-            " WHERE score > 0) ranked WHERE rank <= $2 ORDER BY region, rank", since, TRENDING_PER_REGION_MAX)
-        scored: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for row in rows:
-            scored[row["region"]].append((row["video_id"], row["score"]))
-        self.set_trending(scored)
-
     def set_trending(self, scored: dict[str, list[tuple[int, float]]]) -> None:
         """What trends: per region (video, score) most engaging first; from them the lists everywhere and per
         hashtag."""
@@ -161,6 +139,3 @@ def _minor(birth_date: dt.date, today: dt.date) -> bool:
     years = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
     return years < ADULT_AGE_YEARS
 
-
-def _date(now_ms: int) -> dt.date:
-    return dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).date()

@@ -24,6 +24,7 @@ from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
 from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
+from feeds.trending import Scored, SharedTrending
 from feeds.videoholders import VIDEO_COPIES
 from feeds.viewers import Viewer, authors_followed_by_more_than, followers_of
 from livecore.accounts import Account
@@ -66,6 +67,7 @@ class Feeds:
         self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
                                    s.fanout_batch_max)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
+        self.trending = SharedTrending(node.pool, node.redis, s.node_id, s.foryou_refresh_ms)
         self.big_authors: frozenset[int] = frozenset()
         self.live_now = cards.LiveNow(node.pool, node.rooms, node.clock, s.feed_live_cache_ms)
         self.ranker = OnlineRanker(s.learner_feature_buckets)
@@ -84,7 +86,7 @@ class Feeds:
         await self.coengagement.retrain()
         self._tasks += [
             asyncio.create_task(_every(s.recording_video_sweep_ms, self.post_recordings), name="feeds-recordings"),
-            asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh), name="feeds-refresh"),
+            asyncio.create_task(_every(s.foryou_refresh_ms, self.refresh_in_turn), name="feeds-refresh"),
             asyncio.create_task(_every(s.coengagement_train_interval_s * 1000, self.coengagement.retrain),
                                 name="feeds-coengagement"),
             asyncio.create_task(self.learner.run(), name="feeds-learner"),
@@ -111,9 +113,19 @@ class Feeds:
         await self.holders.stop()
 
     async def refresh(self) -> None:
-        """Bring what this node keeps in memory up to date: the catalogue, trending, the large followings."""
+        """Bring what this node keeps in memory up to date now: the catalogue, trending (computed here), the large
+        followings."""
+        await self._refresh(self.trending.compute)
+
+    async def refresh_in_turn(self) -> None:
+        """`refresh`, with trending computed only when it is this node's turn (else the lists another node shared)."""
+        await self._refresh(self.trending.current)
+
+    async def _refresh(self, trending: Callable[[int, int], Awaitable[Scored]]) -> None:
         s = self.node.settings
-        await self.catalogue.refresh(self.node.clock.now_ms(), s.foryou_trending_hours)
+        now_ms = self.node.clock.now_ms()
+        await self.catalogue.load_ready(self.node.today())
+        self.catalogue.set_trending(await trending(now_ms, s.foryou_trending_hours))
         self.big_authors = await authors_followed_by_more_than(self.node.pool, s.fanout_followers_max)
 
     async def for_you_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
