@@ -48,6 +48,8 @@ class LiveNow:
         self._lock = asyncio.Lock()
 
     async def streams(self) -> tuple[list[Stream], dict[int, int]]:
+        if self._read_at_ms is not None and self._lock.locked():
+            return self._streams, self._counts  # being read again: the last list, rather than a queue behind it
         async with self._lock:
             now_ms = self.clock.now_ms()
             if self._read_at_ms is None or now_ms - self._read_at_ms >= self.ttl_ms:

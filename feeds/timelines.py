@@ -65,7 +65,7 @@ class Timelines:
         key = timeline_key(user_id)
         wanted = fingerprint(author_ids)
         high = f"({before_id}" if before_id is not None else "+inf"
-        # One round trip when the timeline is there and current (nearly always); read again after a rebuild.
+        # One round trip when the timeline is there and current (nearly always); a rebuild answers from what it read.
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(fingerprint_key(user_id))
             pipe.zcard(key)
@@ -74,12 +74,13 @@ class Timelines:
             pipe.expire(fingerprint_key(user_id), self.ttl_s)
             stored, size, ids, _, _ = await pipe.execute()
         if stored is None or stored.decode() != wanted or size == 0:
-            size = await self.rebuild(user_id, author_ids)
-            ids = await self.redis.zrevrangebyscore(key, high, f"({BUILT}", start=0, num=count)
+            newest = await self.rebuild(user_id, author_ids)
+            size = len(newest) + 1  # with the marker
+            return [i for i in newest if before_id is None or i < before_id][:count], size > self.entries_max
         return [int(i) for i in ids], size > self.entries_max
 
-    async def rebuild(self, user_id: int, author_ids: list[int]) -> int:
-        """The viewer's timeline from PostgreSQL: the newest ready videos of `author_ids`; its size with the marker."""
+    async def rebuild(self, user_id: int, author_ids: list[int]) -> list[int]:
+        """The viewer's timeline from PostgreSQL: the newest ready videos of `author_ids`, newest first, as written."""
         rows = await self.pool.fetch(
             "SELECT id FROM videos WHERE author_id = ANY($1) AND state = 'ready' ORDER BY id DESC LIMIT $2",
             author_ids, self.entries_max) if author_ids else []
@@ -91,7 +92,7 @@ class Timelines:
             pipe.expire(key, self.ttl_s)
             pipe.set(fingerprint_key(user_id), fingerprint(author_ids), ex=self.ttl_s)
             await pipe.execute()
-        return len(mapping)
+        return [r["id"] for r in rows]
 
     async def drop(self, user_id: int) -> None:
         await self.redis.delete(timeline_key(user_id), fingerprint_key(user_id))
