@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from feedclient import all_video_ids, auth, feed_page, feeds_of, follow, get_json, post_video
 from livenode import RunningNode
 
+from feeds.cards import LiveNow
 from feeds.timelines import timeline_key
+from livecore.clock import ManualClock
 
 
 async def test_a_followed_creators_new_video_appears_at_the_top(node: RunningNode) -> None:
@@ -104,3 +108,17 @@ async def test_bad_cursors_and_oversize_limits_are_problems(node: RunningNode) -
         assert problem["type"] in ("livecore:bad-cursor", "livecore:invalid-field") and problem["field"] == field
     status, _ = await get_json(node, "/api/feed/following")
     assert status == 401
+
+
+async def test_pages_do_not_queue_behind_a_read_of_the_live_streams(node: RunningNode) -> None:
+    clock = ManualClock()
+    live_now = LiveNow(node.node.pool, None, clock, ttl_ms=1000)
+    first, _ = await live_now.streams()
+    clock.advance(1.0)  # stale: the next caller reads again
+    reading = asyncio.ensure_future(live_now.streams())
+    await asyncio.sleep(0)  # it holds the lock and waits for PostgreSQL
+    meanwhile, _ = await live_now.streams()
+    assert meanwhile is first and not reading.done()  # the last list at once, not a wait for the read
+    fresh, _ = await reading
+    assert fresh is not first
+    assert (await live_now.streams())[0] is fresh
