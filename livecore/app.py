@@ -25,7 +25,7 @@ from livecore.accounts.tokens import shared_secret
 from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.cors import CORS_RULES, CorsRule, cors_middleware, parse_origins
-from livecore.heap import GcPauses
+from livecore.heap import GcMetrics
 from livecore.http import RETRY_AFTER_S, problem_middleware
 from livecore.node import NODE, Node
 from livecore.streams import routes as stream_routes
@@ -83,9 +83,9 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             secret = settings.secret or await shared_secret(pool)
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
-            gc_pauses = GcPauses(registry)
-            gc_pauses.start()
-            parts.callback(gc_pauses.stop)
+            gc_metrics = GcMetrics(registry)
+            gc_metrics.start()
+            parts.callback(gc_metrics.stop)
             accounts = AccountCache(pool, clock, settings.account_cache_ms, settings.account_cache_entries_max)
             node = Node(settings, clock, pool, client, Tokens(secret, settings.token_ttl_s, clock), registry, accounts)
             app[NODE] = node

@@ -16,7 +16,7 @@ import gc
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 PAUSE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -29,10 +29,13 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
-class GcPauses:
-    """`livecore_gc_pause_seconds`: how long each collection held the event loop, by generation."""
+class GcMetrics:
+    """`livecore_gc_pause_seconds`: how long each collection held the event loop, by generation; and
+    `livecore_gc_frozen_objects`: how many objects are out of the collector's sight."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        Gauge("livecore_gc_frozen_objects", "Objects frozen out of the garbage collector (what starting the node made)",
+              registry=registry).set_function(gc.get_freeze_count)
         self.pauses = Histogram("livecore_gc_pause_seconds", "How long each garbage collection stopped the node, "
                                 "by generation (2: the full collection)", ["generation"], registry=registry,
                                 buckets=PAUSE_BUCKETS_S)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
+from livenode import Servers
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from servenode import Serve, clean_env
 
-from livecore.heap import GcPauses, freeze_startup_heap
+from livecore.heap import GcMetrics, freeze_startup_heap
 
 
 class Node:
@@ -33,7 +38,7 @@ def test_objects_alive_at_startup_leave_the_collectors_sight(unfrozen: None) -> 
 
 def test_each_collection_pause_is_observed_by_generation() -> None:
     registry = CollectorRegistry()
-    pauses = GcPauses(registry)
+    pauses = GcMetrics(registry)
     pauses.start()
     try:
         gc.collect(2)
@@ -45,3 +50,17 @@ def test_each_collection_pause_is_observed_by_generation() -> None:
     assert count["0"] is not None and count["0"] >= 1
     gc.collect(2)  # stopped: no longer observed
     assert registry.get_sample_value("livecore_gc_pause_seconds_count", {"generation": "2"}) == count["2"]
+
+
+async def test_a_serving_node_has_frozen_what_its_start_made(servers: Servers, http: aiohttp.ClientSession,
+                                                              tmp_path: Path) -> None:
+    node = Serve(tmp_path / "node", env=clean_env(LIVECORE_DATABASE_URL=servers.database_url,
+                                                  LIVECORE_REDIS_URL=servers.redis_url, LIVECORE_SEED_DEMO="no"))
+    try:
+        await node.wait_ready(http)
+        async with http.get(f"{node.url}/metrics") as response:
+            families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        frozen = families["livecore_gc_frozen_objects"].samples[0].value
+        assert frozen > 50_000  # modules, functions, classes, schemas: a started node holds some 160,000
+    finally:
+        node.end()
