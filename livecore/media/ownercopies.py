@@ -62,7 +62,7 @@ def whole_seconds_mtime(path: Path) -> None:
 def whole_seconds_mtimes(directory: Path) -> None:
     """`whole_seconds_mtime` for every file under `directory` (blocking: call it from a thread)."""
     for path in directory.rglob("*"):
-        if path.is_file():
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             whole_seconds_mtime(path)
 
 

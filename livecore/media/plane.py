@@ -106,6 +106,7 @@ class MediaPlane:
             if not room.forwarders:
                 raise Problem(400, "malformed-sdp", "the offer sends no audio or video this server can forward")
             answer = await peers.answer(pc)
+            await stream_records.set_media_node(self.node.pool, stream_id, self.settings.node_id)
         except BaseException:
             self.rooms.pop(stream_id, None)
             await self.registry.release(stream_id)
@@ -113,7 +114,6 @@ class MediaPlane:
             raise
         self._watch_upstream(room)
         self._start_outputs(room)
-        await stream_records.set_media_node(self.node.pool, stream_id, self.settings.node_id)
         log.info("stream %s: publisher answered with %s", stream_id,
                  ", ".join(f.codec.mimeType for f in room.forwarders.values()))
         return SessionAnswer(room.upstream_session, answer, room.upstream_ice.etag)
@@ -330,9 +330,10 @@ class MediaPlane:
 
         async def finish() -> None:
             await asyncio.to_thread(outputs.close)
-            # Final now: other nodes' copies of these files get the same ETag (see ownercopies.py).
-            await asyncio.to_thread(whole_seconds_mtimes, self.files(room.stream_id).directory)
             del self.outputs[room.stream_id]
+            # Final now: other nodes' copies of these files get the same ETag (see ownercopies.py; one copied before
+            # this has this file's Last-Modified, the same whole second). Before the recording is announced.
+            await asyncio.to_thread(whole_seconds_mtimes, self.files(room.stream_id).directory)
             if outputs.recorded:
                 await stream_records.set_media_urls(self.node.pool, room.stream_id,
                                                     recording_url=f"/media/{room.stream_id}/recording.mp4")
