@@ -25,8 +25,9 @@ TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux's value wh
 def limit_unsent(transport: asyncio.Transport, unsent_bytes_max: int) -> None:
     """Let the kernel hold at most about `unsent_bytes_max` bytes this connection has not sent yet (TCP_NOTSENT_LOWAT).
 
-    Without it the kernel takes everything a stalled viewer cannot receive into a send buffer that autotunes to
-    megabytes (4 MB on loopback at once), minutes of a room's chat, before the node's own buffer grows and
+    Without it the kernel takes what a stalled viewer cannot receive into a send buffer that autotunes to
+    megabytes (tcp_wmem's maximum, 4 MB here; 3.7 MB of chat went in before anything was seen in
+    tests/test_slow_consumer.py), minutes of a room's chat, before the node's own buffer grows and
     `write_buffer_bytes_high` sees a slow consumer; every frame meanwhile costs one send of its own. With it, what
     the viewer cannot take waits in the transport's buffer: counted against `write_buffer_bytes_high`, and written
     in one send when the viewer catches up.
