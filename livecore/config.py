@@ -144,6 +144,9 @@ class Settings:
     snapshot_recent_chat_max: int = _setting(30, "chat messages included in a join snapshot")
     backlog_events_max: int = _setting(500, "must-deliver events queued for a slow connection before it is closed")
     write_buffer_bytes_high: int = _setting(256 * 1024, "socket write buffer above which a connection is slow")
+    ws_unsent_bytes_max: int = _setting(16 * 1024, "bytes a room WebSocket may leave unsent in the kernel "
+                                        "(TCP_NOTSENT_LOWAT); more wait in the node's buffer, where a slow "
+                                        "consumer is seen (0: the kernel's default, unbounded)", low=0)
     tick_ms_min: int = _setting(20, "shortest gap between two flushes of a busy room (a quiet room flushes at once)")
     tick_ms_max: int = _setting(100, "longest gap between two flushes of a busy room")
     tick_flush_cost_multiple: int = _setting(8, "a busy room's flush gap as a multiple of its last flush's cost")

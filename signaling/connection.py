@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,22 @@ from signaling.metrics import SignalingMetrics
 log = logging.getLogger("livecore.connection")
 
 SLOW_CLOSE_GRACE_S = 5.0  # how long a closing slow consumer may take to read its close frame
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)  # Linux's value where the module lacks it
+
+
+def limit_unsent(transport: asyncio.Transport, unsent_bytes_max: int) -> None:
+    """Let the kernel hold at most about `unsent_bytes_max` bytes this connection has not sent yet (TCP_NOTSENT_LOWAT).
+
+    Without it the kernel takes what a stalled viewer cannot receive into a send buffer that autotunes to
+    megabytes (tcp_wmem's maximum, 4 MB here; 3.7 MB of chat went in before anything was seen in
+    tests/test_slow_consumer.py), minutes of a room's chat, before the node's own buffer grows and
+    `write_buffer_bytes_high` sees a slow consumer; every frame meanwhile costs one send of its own. With it, what
+    the viewer cannot take waits in the transport's buffer: counted against `write_buffer_bytes_high`, and written
+    in one send when the viewer catches up.
+    """
+    sock = transport.get_extra_info("socket")
+    if unsent_bytes_max and sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, unsent_bytes_max)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,7 @@ class RoomHub:
     def flush(self) -> None:
         self._flush_handle = None
         started = time.thread_time()  # CPU time: a flush preempted by other processes did not cost more
+        started_wall = time.perf_counter()
         batch = Batch(self.pending)
         self.pending = []
         written = 0
@@ -176,6 +177,8 @@ class RoomHub:
             any_slow = any_slow or bool(conn.backlog)
         if batch.events:
             self._flush_cost_s = time.thread_time() - started
+            self.hub.metrics.flush_cpu.observe(self._flush_cost_s)
+            self.hub.metrics.flush_wall.observe(time.perf_counter() - started_wall)
         self._last_flush_s = asyncio.get_running_loop().time()
         self.hub.metrics.events_out.inc(written)
         self.hub.metrics.frames_built.inc(batch.frames_built)

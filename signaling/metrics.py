@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+FLUSH_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class SignalingMetrics:
@@ -20,6 +22,15 @@ class SignalingMetrics:
         )
         self.frames_built = Counter(
             "livecore_room_frames_built", "Frames encoded; each is written to many connections", registry=registry
+        )
+        self.flush_cpu = Histogram(
+            "livecore_room_flush_cpu_seconds", "CPU time (kernel's sends included) of one room flush with events: "
+            "one write per connection; a busy room's tick is tick_flush_cost_multiple times this",
+            buckets=FLUSH_BUCKETS_S, registry=registry,
+        )
+        self.flush_wall = Histogram(
+            "livecore_room_flush_wall_seconds", "Wall time of one room flush with events; far above its CPU time "
+            "when the node waits for a core", buckets=FLUSH_BUCKETS_S, registry=registry,
         )
         self.lossy_dropped = Counter(
             "livecore_lossy_events_dropped", "Lossy events not delivered", ["reason"], registry=registry

@@ -27,7 +27,7 @@ from livecore.outage import unreachable_part
 from livecore.streams import Stream, get_stream
 from signaling import moderation, protocol
 from signaling.commands import CommandError, run_command, send_error, unavailable
-from signaling.connection import Connection, Viewer
+from signaling.connection import Connection, Viewer, limit_unsent
 from signaling.plane import Plane
 
 log = logging.getLogger("livecore.ws")
@@ -120,6 +120,7 @@ async def _serve(
     settings = plane.settings
     room_id = stream.id
     assert request.transport is not None
+    limit_unsent(request.transport, settings.ws_unsent_bytes_max)
     conn = Connection(
         transport=request.transport, subprotocol=subprotocol, viewer=viewer, metrics=plane.metrics,
         write_buffer_bytes_high=settings.write_buffer_bytes_high, backlog_events_max=settings.backlog_events_max,

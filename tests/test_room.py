@@ -57,6 +57,13 @@ async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
     # Now the room is busy: what comes within a tick of that flush waits for the tick and goes out together.
     await asyncio.gather(*(node.plane.publish(stream["id"], SLOW_MODE_OFF) for _ in range(10)))
     assert len(_of(await _frame_with_moderation(socket), "moderation")) == 10
+    # Each flush with events is timed on both clocks, so an operator can see the tick's cost and any CPU wait.
+    registry = node.node.registry
+    flushes = registry.get_sample_value("livecore_room_flush_cpu_seconds_count")
+    frames = registry.get_sample_value("livecore_room_frames_built_total")
+    assert flushes is not None and frames is not None
+    assert flushes >= frames >= 2  # one subprotocol: at most one frame per flush (none if nobody took it)
+    assert registry.get_sample_value("livecore_room_flush_wall_seconds_count") == flushes
 
 
 async def _frame_with_moderation(socket: aiohttp.ClientWebSocketResponse) -> list[dict]:
