@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
+from ads.decisions import Choice, Decider
 from ads.pacing import DAY_MS
+from ads.targeting import Audience
 
 KEY_TTL_S = 2 * 24 * 3600  # yesterday's fields age out with the key
 
@@ -48,3 +50,20 @@ class FrequencyCaps:
             return True
         await self.redis.hincrby(key, name, -1)
         return False
+
+
+async def choose_within_caps(decider: Decider, caps: FrequencyCaps, user_id: int, audience: Audience, now_ms: int,
+                             retries_max: int) -> Choice | None:
+    """The auction's winner among the ad groups this user has not reached the cap of, counted as served; when a
+    concurrent serve took the winner's last showing, the auction runs again without it (at most `retries_max`)."""
+    served = await caps.served_today(user_id, now_ms)
+    capped = {g.id for c in decider.inventory.campaigns.values() for g in c.groups
+              if served.get(g.id, 0) >= g.frequency_per_day_max}
+    for _ in range(retries_max):
+        choice = decider.choose(audience, now_ms, frozenset(capped))
+        if choice is None:
+            return None
+        if await caps.take(user_id, choice.group.id, choice.group.frequency_per_day_max, now_ms):
+            return choice
+        capped.add(choice.group.id)
+    return None

@@ -56,13 +56,13 @@ ORDER BY c.id LIMIT $3
 _GROUPS = """
 SELECT g.id, g.campaign_id, g.bid_kind, g.bid_cents, g.age_bands, g.regions, g.languages, g.interests,
        g.frequency_per_day_max, coalesce(s.impressions, 0) AS impressions, coalesce(s.clicks, 0) AS clicks
-FROM ad_groups g LEFT JOIN (SELECT ad_group_id, sum(impressions) AS impressions, sum(clicks) AS clicks
+FROM ad_groups g LEFT JOIN (SELECT ad_group_id, sum(impressions)::bigint AS impressions, sum(clicks)::bigint AS clicks
                             FROM ad_stats_hourly WHERE campaign_id = ANY($1) GROUP BY 1) s ON s.ad_group_id = g.id
 WHERE g.campaign_id = ANY($1)
 """
 _SPEND_TODAY = """
-SELECT campaign_id, sum(spend_millicents) AS today,
-       sum(spend_millicents) FILTER (WHERE hour_ms >= $3) AS this_hour
+SELECT campaign_id, sum(spend_millicents)::bigint AS today,
+       (sum(spend_millicents) FILTER (WHERE hour_ms >= $3))::bigint AS this_hour
 FROM ad_stats_hourly WHERE campaign_id = ANY($1) AND hour_ms >= $2 GROUP BY 1
 """
 

@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 
 from ads import billing, events
 from ads.decisions import AuctionRule, Choice, Decider
-from ads.frequency import FrequencyCaps
+from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
 from ads.inventory import Inventory
 from ads.pacing import PacingRule
@@ -33,7 +33,7 @@ CAP_RETRIES_MAX = 3  # auctions run again for one slot when a concurrent serve t
 
 class AdsMetrics:
     def __init__(self, registry: Any) -> None:
-        self.decisions = Counter("livecore_ad_decisions", "Ad slots decided, by result (served, none, capped, "
+        self.decisions = Counter("livecore_ad_decisions", "Ad slots decided, by result (served, none, "
                                  "unavailable: Redis could not be reached, the slot left empty)", ["result"],
                                  registry=registry)
         self.decision_seconds = Histogram("livecore_ad_decision_seconds", "Time to decide one ad slot",
@@ -94,22 +94,12 @@ class Ads:
         return item
 
     async def _decide(self, viewer: Viewer) -> dict[str, Any] | None:
-        audience = await self.audience(viewer)
-        now_ms = self.node.clock.now_ms()
         if not self.inventory.campaigns:
             return None
-        served = await self.caps.served_today(viewer.id, now_ms)
-        capped = {g.id for c in self.inventory.campaigns.values() for g in c.groups
-                  if served.get(g.id, 0) >= g.frequency_per_day_max}
-        for _ in range(CAP_RETRIES_MAX):
-            choice = self.decider.choose(audience, now_ms, frozenset(capped))
-            if choice is None:
-                return None
-            if await self.caps.take(viewer.id, choice.group.id, choice.group.frequency_per_day_max, now_ms):
-                return self._item(viewer.id, choice, now_ms)
-            self.metrics.decisions.labels(result="capped").inc()
-            capped.add(choice.group.id)
-        return None
+        audience = await self.audience(viewer)
+        now_ms = self.node.clock.now_ms()
+        choice = await choose_within_caps(self.decider, self.caps, viewer.id, audience, now_ms, CAP_RETRIES_MAX)
+        return self._item(viewer.id, choice, now_ms) if choice else None
 
     def _item(self, user_id: int, choice: Choice, now_ms: int) -> dict[str, Any]:
         group, creative = choice.group, choice.creative
