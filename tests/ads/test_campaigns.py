@@ -138,8 +138,7 @@ async def test_spend_is_posted_in_whole_cents_exactly_once(node: RunningNode) ->
                                                        "kind": "impression"}])
         await ads.post_spend()
     await ads.post_spend()
-    assert (await get_json(node, f"/api/campaigns/{campaign['id']}", advertiser["token"]))[0] == 200
-    _, view = await get_json(node, f"/api/campaigns/{campaign['id']}", advertiser["token"])
-    assert view["billed_cents"] == view["spend_cents"] > 0
+    status, view = await get_json(node, f"/api/campaigns/{campaign['id']}", advertiser["token"])
+    assert status == 200 and view["billed_cents"] == view["spend_cents"] > 0
     assert await invariants.violations(node.node.pool) == []
     assert await ad_invariants.violations(node.node.pool) == []
