@@ -38,8 +38,6 @@ def _new_campaign(body: schemas.CampaignIn, frequency_default: int) -> NewCampai
     if body.budget_daily_cents > body.budget_lifetime_cents:
         raise Problem(400, "invalid-field", "budget_daily_cents: cannot be above budget_lifetime_cents",
                       field="budget_daily_cents")
-    if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
-        raise Problem(400, "invalid-field", "starts_at: give a time zone (e.g. Z)", field="starts_at")
     groups = [NewAdGroup(
         g.name or f"Ad group {n + 1}", g.bid.kind, g.bid.cents,
         Targeting(tuple(g.targeting.age_bands), tuple(r.upper() for r in g.targeting.regions),
@@ -103,7 +101,7 @@ resume_campaign = _state_handler("active", "Resume a paused campaign")
 
 
 @operation("A campaign's report: impressions, viewable, quartiles, clicks, CTR, spend and eCPM, in total and per "
-           "hour or day", auth=True, tag="ads", reply=schemas.Report, query=ReportQuery,
+           "hour or day", auth=True, tag="ads", reply=schemas.CampaignReport, query=ReportQuery,
            problems={403: ["not-an-advertiser"], **_CAMPAIGN_404})
 async def campaign_report(request: web.Request) -> web.Response:
     node = request.app[NODE]
@@ -114,7 +112,7 @@ async def campaign_report(request: web.Request) -> web.Response:
     return json_response(await reports.campaign_report(node.pool, campaign_id, query.period))
 
 
-@operation("Your ad balance: prepaid and held for campaigns", auth=True, tag="ads", reply=schemas.Balance,
+@operation("Your ad balance: prepaid and held for campaigns", auth=True, tag="ads", reply=schemas.AdBalance,
            problems={403: ["not-an-advertiser"]})
 async def ad_balance(request: web.Request) -> web.Response:
     account = await _advertiser(request)
@@ -122,14 +120,14 @@ async def ad_balance(request: web.Request) -> web.Response:
 
 
 @operation("Credit an advertiser's prepaid ad balance for a payment received (admins; once per reference)",
-           auth=True, tag="ads", body=schemas.FundsIn, reply=schemas.Funded,
+           auth=True, tag="ads", body=schemas.AdFundsIn, reply=schemas.AdFunded,
            problems={403: ["not-an-admin"], 404: ["user-not-found"]})
 async def fund_advertiser(request: web.Request) -> web.Response:
     ads = request.app[ADS]
     account = await require_account(request)
     if "admin" not in account.roles:
         raise Problem(403, "not-an-admin", "only admins credit ad balances")
-    body = await parse_body(request, schemas.FundsIn)
+    body = await parse_body(request, schemas.AdFundsIn)
     advertiser = await ads.node.accounts.get(body.advertiser_id)
     if advertiser is None or "advertiser" not in advertiser.roles:
         raise Problem(404, "user-not-found", f"there is no advertiser {body.advertiser_id}", field="advertiser_id")
@@ -140,11 +138,11 @@ async def fund_advertiser(request: web.Request) -> web.Response:
 
 @operation("Ad events from the feed page: impression, viewable (at least 50% of the player for at least 2 s), "
            "quartiles, click; each event id, and each impression's kind, counts once", auth=True, tag="ads",
-           body=schemas.EventBatch, reply=schemas.EventAnswer)
+           body=schemas.AdEventBatch, reply=schemas.AdEventAnswer)
 async def record_events(request: web.Request) -> web.Response:
     ads = request.app[ADS]
     account = await require_account(request)
-    batch = await parse_body(request, schemas.EventBatch)
+    batch = await parse_body(request, schemas.AdEventBatch)
     limit = ads.node.settings.ads_events_per_batch_max
     if len(batch.events) > limit:
         raise Problem(400, "invalid-field", f"events: at most {limit} in one batch (ads_events_per_batch_max)",

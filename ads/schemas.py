@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ads.events import Kind
 from ads.targeting import AGE_BANDS
@@ -24,7 +24,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TargetingIn(Strict):
+class AdTargetingIn(Strict):
     age_bands: list[AgeBand] = Field(default_factory=list, max_length=len(AGE_BANDS),
                                      description="adult bands only; empty: any age (then minors may see it if "
                                                  "nothing else is targeted)")
@@ -34,12 +34,12 @@ class TargetingIn(Strict):
     interests: list[Word] = Field(default_factory=list, max_length=50)
 
 
-class BidIn(Strict):
+class AdBidIn(Strict):
     kind: Literal["cpm", "cpc"] = Field(description="cpm: cents per thousand impressions; cpc: cents per click")
     cents: int = Field(ge=1, le=CENTS_MAX)
 
 
-class CreativeIn(Strict):
+class AdCreativeIn(Strict):
     video_id: Id = Field(description="a video you uploaded (POST /api/videos)")
     headline: str = Field(default="", max_length=100, pattern=NO_NUL)
     landing_url: str | None = Field(default=None, pattern=URL, description="an http(s) URL a click opens")
@@ -47,32 +47,32 @@ class CreativeIn(Strict):
 
 class AdGroupIn(Strict):
     name: str = Field(default="", max_length=100, pattern=NO_NUL)
-    bid: BidIn
-    targeting: TargetingIn = Field(default_factory=TargetingIn)
+    bid: AdBidIn
+    targeting: AdTargetingIn = Field(default_factory=AdTargetingIn)
     frequency_per_day_max: int | None = Field(default=None, ge=1, le=1000,
                                               description="showings per viewer per UTC day; "
                                                           "ads_frequency_per_day_default when absent")
-    creatives: list[CreativeIn] = Field(min_length=1, max_length=10)
+    creatives: list[AdCreativeIn] = Field(min_length=1, max_length=10)
 
 
 class CampaignIn(Strict):
     name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     budget_daily_cents: int = Field(ge=1, le=CENTS_MAX)
     budget_lifetime_cents: int = Field(ge=1, le=CENTS_MAX, description="held from your ad balance at creation")
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    starts_at: AwareDatetime = Field(description="with its time zone (e.g. Z)")
+    ends_at: AwareDatetime = Field(description="after starts_at")
     pacing: Literal["even", "front_loaded", "asap"] = "even"
     ad_groups: list[AdGroupIn] = Field(min_length=1, max_length=20)
 
 
-class FundsIn(Strict):
+class AdFundsIn(Strict):
     advertiser_id: Id
     cents: int = Field(ge=1, le=CENTS_MAX)
     reference: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
                            description="the payment's reference (an invoice number): credited once")
 
 
-class EventIn(Strict):
+class AdEventIn(Strict):
     id: str = Field(pattern=EVENT_ID, description="the client's id for this event: a retry with the same id counts "
                                                   "once")
     impression: str = Field(pattern=TOKEN, description="the ad item's `impression` token")
@@ -80,23 +80,23 @@ class EventIn(Strict):
                                    "q25/q50/q75/complete (quartiles watched), click")
 
 
-class EventBatch(Strict):
-    events: list[EventIn] = Field(min_length=1, json_schema_extra=max_items_setting("ads_events_per_batch_max"))
+class AdEventBatch(Strict):
+    events: list[AdEventIn] = Field(min_length=1, json_schema_extra=max_items_setting("ads_events_per_batch_max"))
 
 
-class BidView(Strict):
+class AdBidView(Strict):
     kind: Literal["cpm", "cpc"]
     cents: int
 
 
-class TargetingView(Strict):
+class AdTargetingView(Strict):
     age_bands: list[str]
     regions: list[str]
     languages: list[str]
     interests: list[str]
 
 
-class CreativeView(Strict):
+class AdCreativeView(Strict):
     id: Id
     video_id: Id
     headline: str
@@ -106,10 +106,10 @@ class CreativeView(Strict):
 class AdGroupView(Strict):
     id: Id
     name: str
-    bid: BidView
-    targeting: TargetingView
+    bid: AdBidView
+    targeting: AdTargetingView
     frequency_per_day_max: int
-    creatives: list[CreativeView]
+    creatives: list[AdCreativeView]
 
 
 class CampaignView(Strict):
@@ -132,7 +132,7 @@ class CampaignList(Strict):
     items: list[CampaignView] = Field(description="newest first")
 
 
-class Figures(Strict):
+class AdFigures(Strict):
     impressions: int
     viewable: int
     q25: int
@@ -145,27 +145,27 @@ class Figures(Strict):
     ecpm_cents: float = Field(description="spend per thousand impressions")
 
 
-class ReportRow(Figures):
+class AdReportRow(AdFigures):
     start: dt.datetime = Field(description="the hour or UTC day this row covers")
 
 
-class Report(Strict):
+class CampaignReport(Strict):
     campaign_id: Id
     period: Literal["hour", "day"]
-    totals: Figures
-    rows: list[ReportRow]
+    totals: AdFigures
+    rows: list[AdReportRow]
 
 
-class Balance(Strict):
+class AdBalance(Strict):
     balance_cents: int = Field(description="prepaid, free to reserve for campaigns")
     held_cents: int = Field(description="reserved for campaigns, not yet spent")
 
 
-class Funded(Balance):
+class AdFunded(AdBalance):
     credited: bool = Field(description="false: this reference was credited before (nothing changed)")
 
 
-class EventAnswer(Strict):
+class AdEventAnswer(Strict):
     accepted: int = Field(description="events counted now")
     duplicates: int = Field(description="events already counted (same id, or the impression's same kind)")
     refused: list[str] = Field(description="ids of events whose impression token is not valid (forged, another "
