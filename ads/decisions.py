@@ -43,9 +43,9 @@ class Decider:
         reached); None when no eligible bid clears the reserve and its campaign's pacer."""
         bids: dict[int, tuple[Bid, LiveCampaign, AdGroup, list[str]]] = {}
         for campaign in self.inventory.campaigns.values():
-            if pacing.day_window(campaign.schedule, now_ms) is None:
+            if not pacing.allows(campaign.schedule, self.inventory.spend.of(campaign.id, now_ms), now_ms,
+                                 self.rule.pacing):
                 continue
-            spend = self.inventory.spend.of(campaign.id, now_ms)
             for group in campaign.groups:
                 if group.id in capped:
                     continue
@@ -54,11 +54,7 @@ class Decider:
                     continue
                 ctr = predicted_ctr(group.clicks, group.impressions, self.rule.ctr_prior,
                                     self.rule.ctr_prior_impressions)
-                bid = Bid(group.id, group.bid_kind, group.bid_cents, ctr)
-                # The pacer is asked with the most the slot can cost this group: its own bid's price.
-                if pacing.allows(campaign.schedule, spend, now_ms, bid.price_millicents(bid.ecpm_cents),
-                                 self.rule.pacing):
-                    bids[group.id] = (bid, campaign, group, reasons)
+                bids[group.id] = (Bid(group.id, group.bid_kind, group.bid_cents, ctr), campaign, group, reasons)
         outcome = run_auction([b for b, _, _, _ in bids.values()], self.rule.reserve_ecpm_cents)
         if outcome is None:
             return None

@@ -6,7 +6,9 @@ pacing curve, looked ahead by `lookahead` so there is always something to spend:
 - even: x (each hour its equal share); an hour may also spend at most `hour_share_max` times its share (the throttle)
 - front_loaded: 1 - (1 - x)^2 (twice the even rate at the start, none at the end); the same hourly throttle
 - asap: everything at once, as fast as traffic allows
-A slot is offered to the campaign only while spending its price keeps it under both limits.
+A slot is offered to the campaign only while it is under both limits, so each overshoots by one price at most
+(a price may be larger than a whole lookahead's worth of budget). The lifetime budget is also a hard cap where events
+are charged (events.py): nothing is ever charged beyond it.
 """
 
 from __future__ import annotations
@@ -64,16 +66,16 @@ def day_budget(schedule: Schedule, spend: Spend) -> int:
     return max(0, min(schedule.budget_daily_millicents, schedule.budget_lifetime_millicents - spent_before_today))
 
 
-def allows(schedule: Schedule, spend: Spend, now_ms: int, price_millicents: int, rule: PacingRule) -> bool:
-    """Whether the campaign may take a slot costing up to `price_millicents` now."""
+def allows(schedule: Schedule, spend: Spend, now_ms: int, rule: PacingRule) -> bool:
+    """Whether the campaign may take a slot now."""
     window = day_window(schedule, now_ms)
-    if window is None or spend.total + price_millicents > schedule.budget_lifetime_millicents:
+    if window is None or spend.total >= schedule.budget_lifetime_millicents:
         return False
     budget = day_budget(schedule, spend)
     start, end = window
     span = end - start
     x = (now_ms - start) / span
-    if spend.today + price_millicents > budget * curve(schedule.pacing, x + rule.lookahead):
+    if spend.today >= budget * curve(schedule.pacing, x + rule.lookahead):
         return False
     if schedule.pacing == "asap":
         return True
@@ -81,4 +83,4 @@ def allows(schedule: Schedule, spend: Spend, now_ms: int, price_millicents: int,
     hour_end = min(end, now_ms - now_ms % HOUR_MS + HOUR_MS)
     share = budget * (curve(schedule.pacing, (hour_end - start) / span)
                       - curve(schedule.pacing, (hour_start - start) / span))
-    return spend.this_hour + price_millicents <= share * rule.hour_share_max
+    return spend.this_hour < share * rule.hour_share_max
