@@ -57,8 +57,8 @@ async def choose_within_caps(decider: Decider, caps: FrequencyCaps, user_id: int
     """The auction's winner among the ad groups this user has not reached the cap of, counted as served; when a
     concurrent serve took the winner's last showing, the auction runs again without it (at most `retries_max`)."""
     served = await caps.served_today(user_id, now_ms)
-    capped = {g.id for c in decider.inventory.campaigns.values() for g in c.groups
-              if served.get(g.id, 0) >= g.frequency_per_day_max}
+    groups = decider.inventory.groups
+    capped = {g for g, count in served.items() if g in groups and count >= groups[g].frequency_per_day_max}
     for _ in range(retries_max):
         choice = decider.choose(audience, now_ms, frozenset(capped))
         if choice is None:

@@ -72,7 +72,14 @@ class Inventory:
         self.pool = pool
         self.campaigns_max = campaigns_max
         self.campaigns: dict[int, LiveCampaign] = {}
+        self.groups: dict[int, AdGroup] = {}
+        self.version = 0  # counts the times `campaigns` was replaced, so what is built from it knows when to rebuild
         self.spend = SpendView()
+
+    def replace(self, campaigns: dict[int, LiveCampaign]) -> None:
+        self.campaigns = campaigns
+        self.groups = {g.id: g for c in campaigns.values() for g in c.groups}
+        self.version += 1
 
     async def refresh(self, now_ms: int) -> None:
         """Read the campaigns that run now (or within a day) with their groups, creatives and today's spend."""
@@ -98,13 +105,13 @@ class Inventory:
                     Targeting(tuple(g["age_bands"]), tuple(g["regions"]), tuple(g["languages"]),
                               tuple(g["interests"])),
                     g["frequency_per_day_max"], tuple(by_group[g["id"]]), g["impressions"], g["clicks"]))
-        self.campaigns = {
+        self.replace({
             r["id"]: LiveCampaign(
                 r["id"], r["advertiser_id"], {"id": r["advertiser_id"], "name": r["display_name"]},
                 Schedule(r["starts_ms"], r["ends_ms"], r["budget_daily_cents"] * 1000,
                          r["budget_lifetime_cents"] * 1000, r["pacing"]),
                 tuple(by_campaign[r["id"]]))
-            for r in rows if r["id"] in by_campaign}
+            for r in rows if r["id"] in by_campaign})
         self.spend.replace(now_ms, {r["id"]: r["charged_millicents"] for r in rows},
                            {s["campaign_id"]: s["today"] for s in spent},
                            {s["campaign_id"]: s["this_hour"] or 0 for s in spent})

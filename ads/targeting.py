@@ -57,6 +57,17 @@ def age_band(birth_date: dt.date | None, today: dt.date) -> str | None:
     return MINOR_BAND
 
 
+def matches(targeting: Targeting, audience: Audience) -> bool:
+    """Whether the ad group may be shown to this audience (`reasons_for` is not None), without the words."""
+    if not targeting.profiling:
+        return True
+    return (audience.may_be_profiled
+            and (not targeting.interests or not audience.interests.isdisjoint(targeting.interests))
+            and (not targeting.age_bands or audience.age_band in targeting.age_bands)
+            and (not targeting.regions or audience.region in targeting.regions)
+            and (not targeting.languages or audience.language in targeting.languages))
+
+
 def reasons_for(targeting: Targeting, audience: Audience) -> list[str] | None:
     """The main reasons this audience matches, or None when the ad group may not be shown to it."""
     if not targeting.profiling:

@@ -27,5 +27,5 @@ def campaign(campaign_id: int, groups: list[AdGroup], *, daily_cents: int = 10**
 
 def inventory_of(campaigns: list[LiveCampaign]) -> Inventory:
     inventory = Inventory(pool=None, campaigns_max=len(campaigns))  # type: ignore[arg-type]  # never refreshed
-    inventory.campaigns = {c.id: c for c in campaigns}
+    inventory.replace({c.id: c for c in campaigns})
     return inventory
