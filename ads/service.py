@@ -29,6 +29,7 @@ from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.ads")
 CAP_RETRIES_MAX = 3  # auctions run again for one slot when a concurrent serve took the winner's last cap
+SPEND_CAMPAIGNS_PER_ROUND_MAX = 1000  # campaigns whose charges one round posts; the rest wait for the next round
 
 
 class AdsMetrics:
@@ -120,7 +121,8 @@ class Ads:
     async def post_spend(self) -> int:
         """Post every campaign's unposted charges to the ledger (a batch each); the cents posted."""
         s, total = self.node.settings, 0
-        for campaign_id, advertiser_id in await billing.campaigns_with_unposted_spend(self.node.pool, 1000):
+        for campaign_id, advertiser_id in await billing.campaigns_with_unposted_spend(self.node.pool,
+                                                                                 SPEND_CAMPAIGNS_PER_ROUND_MAX):
             total += await billing.post_spend(self.node.pool, self.accounts, campaign_id, advertiser_id,
                                               s.ads_spend_batch_max, self.node.clock.now_ms())
         self.metrics.spend_posted_cents.inc(total)
