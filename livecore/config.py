@@ -333,7 +333,8 @@ class Settings:
                                              "on a page and never two in a row; 0 shows no ads", low=0)
     ads_reserve_ecpm_cents: int = _setting(50, "the auction's reserve price: least expected value per thousand "
                                                "impressions, in cents", low=0)
-    ads_ctr_prior_permille: int = _setting(10, "predicted click rate of an ad group with no history, per mille")
+    ads_ctr_prior_permille: int = _setting(10, "predicted click rate of an ad group with no history, per mille",
+                                           high=1000)
     ads_ctr_prior_impressions: int = _setting(200, "impressions the prior click rate weighs as, against measured ones")
     ads_pacing_lookahead_permille: int = _setting(10, "how far (per mille of a day's schedule) the pacing target "
                                                       "runs ahead of the clock", low=0, high=1000)
