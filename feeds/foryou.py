@@ -106,14 +106,23 @@ class ForYou:
         if first_page:
             live = await cards.live_cards(self.live_now, viewer, followed_only=False, count=1)
             items[LIVE_SLOT:LIVE_SLOT] = live
-        if self.ads is not None and self.ad_slot_interval and viewer.adult:
-            mixed: list[dict[str, Any]] = []
-            for index, item in enumerate(items):
-                if index and index % self.ad_slot_interval == 0 and (ad := await self.ads(viewer, index)):
-                    mixed.append(ad)
-                mixed.append(item)
-            items = mixed
+        ads = self.ads
+        if ads is not None and self.ad_slot_interval:
+            items = await insert_ads(items, self.ad_slot_interval, lambda slot: ads(viewer, slot))
         return items
+
+
+async def insert_ads(items: list[dict[str, Any]], interval: int,
+                     ad_for_slot: Callable[[int], Awaitable[dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    """The ad-load rule: an ad may go before every `interval`-th item, so at most one per `interval` items, never
+    first and never two in a row; the ads stage decides whether each slot gets one (who may see which ad is its
+    rule, minors included)."""
+    mixed: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if index and index % interval == 0 and (ad := await ad_for_slot(index)):
+            mixed.append(ad)
+        mixed.append(item)
+    return mixed
 
 
 def blend_scores(ranker: OnlineRanker, catalogue: Catalogue, viewer: Viewer, eligible: list[CatalogueVideo],

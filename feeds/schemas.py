@@ -81,6 +81,23 @@ class VideoCard(Answer):
     liked: bool = Field(description="whether the viewer likes it")
 
 
+class Sponsor(Answer):
+    id: Id
+    name: str
+
+
+class AdCard(Answer):
+    kind: Literal["ad"]
+    impression_id: str = Field(description="this showing of the ad")
+    impression: str = Field(description="the signed impression token its events quote (POST /api/ads/events)")
+    campaign_id: Id
+    sponsor: Sponsor = Field(description="who paid for it (shown as Sponsored by ...)")
+    reasons: list[str] = Field(description="the main reasons it was shown (\"Why this ad\")")
+    headline: str
+    landing_url: str | None = Field(description="where a click leads")
+    video: VideoView
+
+
 class FeedPage(Answer):
-    items: list[VideoCard | LiveCard]
+    items: list[VideoCard | LiveCard | AdCard]
     next_cursor: str | None = Field(description="?cursor= for the next page (opaque); null on the last")

@@ -18,7 +18,7 @@ from feeds import cards, cursors, engagements, recordings
 from feeds.catalogue import Catalogue
 from feeds.coengagement import CoEngagement
 from feeds.following import following_video_ids
-from feeds.foryou import ForYou, ForYouLimits
+from feeds.foryou import AdStage, ForYou, ForYouLimits
 from feeds.learner import Learner
 from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
@@ -133,6 +133,11 @@ class Feeds:
         page = await self.for_you.page(viewer, cursor, limit)
         self.metrics.pages.labels(feed="for-you").inc()
         return page
+
+    def set_ad_stage(self, stage: AdStage | None, items_per_ad: int) -> None:
+        """Let an ads context fill For You ad slots: at most one ad per `items_per_ad` items (0: none)."""
+        self.for_you.ads = stage
+        self.for_you.ad_slot_interval = items_per_ad
 
     async def post_recordings(self) -> list[int]:
         """Make videos of the streams that ended with a recording on this node."""

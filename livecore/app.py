@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+import ads
 import commerce
 import feeds
 import signaling
@@ -51,6 +52,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     signaling.add_routes(app)
     commerce.add_routes(app)
     feeds.add_routes(app)
+    ads.add_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -104,6 +106,10 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             app[feeds.FEEDS] = videos = feeds.Feeds(node)
             parts.push_async_callback(videos.stop)
             await videos.start()
+            app[ads.ADS] = adverts = ads.Ads(node)
+            parts.push_async_callback(adverts.stop)
+            await adverts.start()
+            videos.set_ad_stage(adverts.ad_for_slot, settings.ads_feed_items_per_ad)
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to

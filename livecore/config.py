@@ -338,6 +338,28 @@ class Settings:
     learner_feature_buckets: int = _setting(1 << 20, "hashed feature slots of the online ranker (bounds its memory)",
                                             check=_power_of_two_problem)
 
+    ads_feed_items_per_ad: int = _setting(5, "the For You ad load: at most one ad per this many items, never first "
+                                             "on a page and never two in a row; 0 shows no ads", low=0)
+    ads_reserve_ecpm_cents: int = _setting(50, "the auction's reserve price: least expected value per thousand "
+                                               "impressions, in cents", low=0)
+    ads_ctr_prior_permille: int = _setting(10, "predicted click rate of an ad group with no history, per mille",
+                                           high=1000)
+    ads_ctr_prior_impressions: int = _setting(200, "impressions the prior click rate weighs as, against measured ones")
+    ads_pacing_lookahead_permille: int = _setting(10, "how far (per mille of a day's schedule) the pacing target "
+                                                      "runs ahead of the clock", low=0, high=1000)
+    ads_pacing_hour_share_max_percent: int = _setting(130, "even and front-loaded pacing: an hour spends at most "
+                                                           "this share of its part of the day budget", low=100)
+    ads_frequency_per_day_default: int = _setting(3, "times one ad group is shown to one viewer per UTC day, "
+                                                     "unless the ad group says otherwise")
+    ads_refresh_ms: int = _setting(1000, "how often a node reads the running campaigns and their spend into memory")
+    ads_campaigns_in_memory_max: int = _setting(10_000, "running campaigns each node holds for ad decisions")
+    ads_impression_ttl_s: int = _setting(24 * 3600, "events of an impression are counted for this long after it "
+                                                    "was served")
+    ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")
+    ads_spend_post_ms: int = _setting(2000, "how often a node posts campaigns' unposted charges to the ledger")
+    ads_spend_batch_max: int = _setting(5000, "charges posted to the ledger in one transaction at most")
+    ads_campaigns_listed_max: int = _setting(100, "campaigns listed in GET /api/campaigns")
+
     def __post_init__(self) -> None:
         if not self.node_id:
             object.__setattr__(self, "node_id", f"{self.host}-{self.port}")

@@ -47,6 +47,7 @@ PAGES = (
     Page("orders.html", "Your orders (?order=<id> points at one) with their tracking, and your shipping address"),
     Page("sales.html", "A creator's sales: paid orders of their products, margins held and released"),
     Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards"),
+    Page("ads.html", "The advertiser dashboard: the ad balance, campaigns, a campaign's report with charts"),
 )
 
 

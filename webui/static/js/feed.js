@@ -2,6 +2,7 @@
 // What the viewer does is sent as engagement events, which is how For You learns what to show next.
 
 import { api } from "./api.js";
+import { AdEvents } from "./adevents.js";
 import { Engagement } from "./engagement.js";
 
 const PREFETCH_LEFT = 3; // load the next page when this few cards are left
@@ -13,6 +14,7 @@ const feed = document.getElementById("feed");
 const status = document.getElementById("feed-status");
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 const engagement = new Engagement();
+const adEvents = new AdEvents();
 const state = { name: "for-you", cards: [], index: -1, cursor: null, loading: false, done: false, shownAt: 0,
   soundOn: false, generation: 0 };
 
@@ -43,7 +45,8 @@ async function loadMore() {
 }
 
 function renderItem(item) {
-  const card = item.kind === "live" ? renderLive(item) : renderVideo(item);
+  const render = { live: renderLive, ad: renderAd }[item.kind] || renderVideo;
+  const card = render(item);
   feed.append(card.element);
   return card;
 }
@@ -72,6 +75,32 @@ function renderVideo(item) {
   element.querySelector(".sound").addEventListener("click", () => toggleSound());
   const card = { kind: "video", element, video, player, liked: item.liked, likes: video.likes, watchedMs: 0 };
   return card;
+}
+
+function renderAd(item) {
+  const element = document.getElementById("ad-card").content.firstElementChild.cloneNode(true);
+  element.dataset.campaignId = item.campaign_id;
+  const player = element.querySelector("video");
+  player.src = item.video.video_url;
+  player.poster = item.video.thumbnail_url || "";
+  player.muted = !state.soundOn;
+  element.querySelector(".sponsor").textContent = `Paid for by ${item.sponsor.name}`;
+  element.querySelector(".headline").textContent = item.headline;
+  const reasons = element.querySelector(".reasons");
+  for (const reason of item.reasons) {
+    const li = document.createElement("li");
+    li.textContent = reason;
+    reasons.append(li);
+  }
+  const link = element.querySelector(".ad-link");
+  if (item.landing_url) {
+    link.href = item.landing_url;
+    link.addEventListener("click", () => adEvents.record(item, "click"));
+  } else {
+    link.hidden = true;
+  }
+  element.querySelector(".sound").addEventListener("click", () => toggleSound());
+  return { kind: "ad", element, item, player, stopWatching: null };
 }
 
 function renderLive(item) {
@@ -105,6 +134,11 @@ function show(index) {
     card.player.muted = !state.soundOn;
     card.player.play().catch(() => {}); // a browser that refuses autoplay shows the poster and its controls
     engagement.record(card.video.id, "seen");
+  } else if (card.kind === "ad") {
+    card.player.muted = !state.soundOn;
+    card.player.play().catch(() => {});
+    adEvents.record(card.item, "impression");
+    card.stopWatching = adEvents.watch(card.item, card.player);
   }
   if (state.cards.length - index <= PREFETCH_LEFT) loadMore();
 }
@@ -112,6 +146,11 @@ function show(index) {
 function leave(card) {
   if (!card) return;
   card.element.classList.remove("current");
+  if (card.kind === "ad") {
+    card.player.pause();
+    card.stopWatching?.();
+    card.stopWatching = null;
+  }
   if (card.kind !== "video") return;
   card.player.pause();
   const watchMs = Math.round(performance.now() - state.shownAt);
@@ -170,7 +209,7 @@ function notInterested(card) {
 function toggleSound() {
   state.soundOn = !state.soundOn;
   for (const card of state.cards) {
-    if (card.kind !== "video") continue;
+    if (!card.player) continue;
     card.player.muted = !state.soundOn;
     const button = card.element.querySelector(".sound");
     button.textContent = state.soundOn ? "Sound on" : "Sound off";

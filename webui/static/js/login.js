@@ -71,6 +71,7 @@ wireForm(document.getElementById("login-form"), document.getElementById("login-e
   (body) => api("/api/sessions", { method: "POST", body }));
 wireForm(document.getElementById("signup-form"), document.getElementById("signup-error"), (body) => {
   if (body.region) body.region = body.region.toUpperCase();
+  if (document.getElementById("signup-advertiser").checked) body.roles = ["viewer", "creator", "advertiser"];
   return api("/api/accounts", { method: "POST", body });
 });
 guessLocale();

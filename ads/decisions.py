@@ -1,0 +1,95 @@
+"""The ad decision for one feed slot: eligible ad groups by targeting, the pacer, the frequency caps, the auction.
+
+`Decider.choose` is the decision over what this node holds in memory (no I/O); `frequency.py` adds the per-user caps
+kept in Redis around it. A group's eCPM only changes when the inventory is read again (its predicted click rate comes
+from the figures read then), so the groups are ranked by eCPM once per refresh, and a decision walks that ranking
+from the top until it has the two best eligible bids: the winner and the price setter. Viewers who may not be
+profiled (minors, unknown age) walk a ranking of the untargeted groups only.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ads import pacing
+from ads.auction import Bid, Outcome, predicted_ctr, run_auction
+from ads.inventory import AdGroup, Creative, Inventory, LiveCampaign
+from ads.targeting import Audience, matches, reasons_for
+
+PRICE_SETTERS = 2  # the auction needs the best eligible bid and the one after it
+
+
+@dataclass(frozen=True)
+class AuctionRule:
+    reserve_ecpm_cents: float
+    ctr_prior: float
+    ctr_prior_impressions: int
+    pacing: pacing.PacingRule
+
+
+@dataclass(frozen=True)
+class Choice:
+    campaign: LiveCampaign
+    group: AdGroup
+    creative: Creative
+    reasons: list[str]
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class _Entry:
+    bid: Bid
+    campaign: LiveCampaign
+    group: AdGroup
+
+
+class Decider:
+    def __init__(self, inventory: Inventory, rule: AuctionRule, rng: random.Random | None = None) -> None:
+        self.inventory = inventory
+        self.rule = rule
+        self.rng = rng or random.Random()
+        self._version = -1
+        self._ranked: list[_Entry] = []  # every group at or above the reserve, best eCPM first
+        self._untargeted: list[_Entry] = []
+
+    def _rank(self) -> None:
+        entries = []
+        for campaign in self.inventory.campaigns.values():
+            for group in campaign.groups:
+                ctr = predicted_ctr(group.clicks, group.impressions, self.rule.ctr_prior,
+                                    self.rule.ctr_prior_impressions)
+                bid = Bid(group.id, group.bid_kind, group.bid_cents, ctr)
+                if bid.ecpm_cents >= self.rule.reserve_ecpm_cents:
+                    entries.append(_Entry(bid, campaign, group))
+        entries.sort(key=lambda e: (-e.bid.ecpm_cents, e.bid.ad_group_id))
+        self._ranked = entries
+        self._untargeted = [e for e in entries if not e.group.targeting.profiling]
+        self._version = self.inventory.version
+
+    def choose(self, audience: Audience, now_ms: int, capped: frozenset[int]) -> Choice | None:
+        """The winning ad group for this audience now, leaving out groups in `capped` (their frequency cap is
+        reached); None when no eligible bid clears the reserve and its campaign's pacer."""
+        if self._version != self.inventory.version:
+            self._rank()
+        paced: dict[int, bool] = {}
+        found: list[_Entry] = []
+        for entry in self._ranked if audience.may_be_profiled else self._untargeted:
+            campaign_id = entry.campaign.id
+            if entry.group.id in capped or not matches(entry.group.targeting, audience):
+                continue
+            allowed = paced.get(campaign_id)
+            if allowed is None:
+                allowed = paced[campaign_id] = pacing.allows(
+                    entry.campaign.schedule, self.inventory.spend.of(campaign_id, now_ms), now_ms, self.rule.pacing)
+            if allowed:
+                found.append(entry)
+                if len(found) == PRICE_SETTERS:
+                    break
+        outcome = run_auction([e.bid for e in found], self.rule.reserve_ecpm_cents)
+        if outcome is None:
+            return None
+        winner = found[0]
+        reasons = reasons_for(winner.group.targeting, audience)
+        assert reasons is not None  # it matched
+        return Choice(winner.campaign, winner.group, self.rng.choice(winner.group.creatives), reasons, outcome)

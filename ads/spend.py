@@ -1,0 +1,47 @@
+"""What each campaign has spent, as the pacer reads it: read from PostgreSQL's hourly roll-ups at each refresh, plus
+what this node charged since (so its own decisions see their spend at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ads.pacing import DAY_MS, HOUR_MS, Spend
+
+
+@dataclass
+class _Tally:
+    total: int = 0
+    day_start_ms: int = 0
+    today: int = 0
+    hour_start_ms: int = 0
+    this_hour: int = 0
+
+
+class SpendView:
+    def __init__(self) -> None:
+        self._tallies: dict[int, _Tally] = {}
+
+    def replace(self, now_ms: int, totals: dict[int, int], today: dict[int, int], this_hour: dict[int, int]) -> None:
+        """Start again from figures read at `now_ms` (millicents per campaign)."""
+        day_start, hour_start = now_ms - now_ms % DAY_MS, now_ms - now_ms % HOUR_MS
+        self._tallies = {c: _Tally(total, day_start, today.get(c, 0), hour_start, this_hour.get(c, 0))
+                         for c, total in totals.items()}
+
+    def add(self, campaign_id: int, at_ms: int, millicents: int) -> None:
+        tally = self._tallies.setdefault(campaign_id, _Tally())
+        self._roll(tally, at_ms)
+        tally.total += millicents
+        tally.today += millicents
+        tally.this_hour += millicents
+
+    def of(self, campaign_id: int, now_ms: int) -> Spend:
+        tally = self._tallies.setdefault(campaign_id, _Tally())
+        self._roll(tally, now_ms)
+        return Spend(tally.total, tally.today, tally.this_hour)
+
+    @staticmethod
+    def _roll(tally: _Tally, now_ms: int) -> None:
+        if now_ms - now_ms % DAY_MS != tally.day_start_ms:
+            tally.day_start_ms, tally.today = now_ms - now_ms % DAY_MS, 0
+        if now_ms - now_ms % HOUR_MS != tally.hour_start_ms:
+            tally.hour_start_ms, tally.this_hour = now_ms - now_ms % HOUR_MS, 0
