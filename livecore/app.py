@@ -16,6 +16,7 @@ import commerce
 import feeds
 import signaling
 import webui
+from ads import marketplace
 from feeds.demo_videos import seed_videos
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
@@ -50,6 +51,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     signaling.add_routes(app)
     commerce.add_routes(app)
     feeds.add_routes(app)
+    marketplace.add_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -100,6 +102,9 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             app[feeds.FEEDS] = videos = feeds.Feeds(node)
             parts.push_async_callback(videos.stop)
             await videos.start()
+            app[marketplace.MARKETPLACE] = market = marketplace.Marketplace(node, money, videos)
+            parts.push_async_callback(market.stop)
+            await market.start()
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
