@@ -73,15 +73,15 @@ class LiveCard(Answer):
     watch_url: str
 
 
-class Sponsor(Answer):
+class PartnershipSponsor(Answer):
     id: Id
     display_name: str
 
 
-class CardLabel(Answer):
+class VideoCardLabel(Answer):
     kind: Literal["paid-partnership"]
     text: str = Field(description="what the card shows, e.g. \"Paid partnership with Brand\"")
-    sponsor: Sponsor = Field(description="who paid")
+    sponsor: PartnershipSponsor = Field(description="who paid")
 
 
 class VideoCard(Answer):
@@ -90,7 +90,7 @@ class VideoCard(Answer):
     source: str = Field(description="why it is in the feed: followed, trending, neighbours, hashtag, sound, "
                                     "challenge, interests, fresh")
     liked: bool = Field(description="whether the viewer likes it")
-    labels: list[CardLabel] = Field(description="labels other parts put on the video (a paid partnership)")
+    labels: list[VideoCardLabel] = Field(description="labels other parts put on the video (a paid partnership)")
 
 
 class FeedPage(Answer):

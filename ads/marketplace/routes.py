@@ -34,7 +34,7 @@ INTEREST = r"^[a-z0-9_-]{1,40}$"
 _ADVERTISERS = {403: ["not-an-advertiser", "rule-adults-only"]}
 
 
-class Listing(BaseModel):
+class MarketplaceListing(BaseModel):
     listed: bool = Field(description="true: list me (18+, above the thresholds); false: take me out of search")
 
 
@@ -62,7 +62,7 @@ class NewOfferBody(Keyed):
     due_date: dt.date
 
 
-class Delivery(BaseModel):
+class OfferDelivery(BaseModel):
     video_id: Id = Field(description="the creator's own ready video made for the offer")
 
 
@@ -85,11 +85,11 @@ def _check_limit(market: Marketplace, limit: int) -> None:
 
 @operation("List yourself in the creator marketplace (18+, above marketplace_followers_min and "
            "marketplace_recent_videos_min) or take yourself out; your card as computed now", auth=True,
-           tag="marketplace", body=Listing, reply=schemas.CreatorCard,
+           tag="marketplace", body=MarketplaceListing, reply=schemas.CreatorCard,
            problems={403: ["not-a-creator", "rule-adults-only"], 409: ["below-thresholds"]})
 async def put_listing(request: web.Request) -> web.Response:
     account = await require_account(request)
-    body = await parse_body(request, Listing)
+    body = await parse_body(request, MarketplaceListing)
     market = _market(request)
     if body.listed:
         return json_response(await listing.opt_in(market, account))
@@ -171,11 +171,11 @@ def _step_handler(action: offers.Action, summary: str, problems: dict[int, list[
     merged = {code: [*_STEP_PROBLEMS.get(code, []), *problems.get(code, [])] for code in {*_STEP_PROBLEMS, *problems}}
 
     @operation(summary, auth=True, tag="marketplace", reply=schemas.OfferView, problems=merged,
-               body=Delivery if action == "deliver" else None)
+               body=OfferDelivery if action == "deliver" else None)
     async def step(request: web.Request) -> web.Response:
         account = await require_account(request)
         offer_id = path_id(request, "offer-not-found", "offer")
-        video_id = (await parse_body(request, Delivery)).video_id if action == "deliver" else None
+        video_id = (await parse_body(request, OfferDelivery)).video_id if action == "deliver" else None
         return json_response(await offers.take_step(_market(request), account, offer_id, action, video_id))
 
     return step

@@ -14,18 +14,18 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Person(Answer):
+class OfferParty(Answer):
     id: Id
     username: str
     display_name: str
 
 
-class Growth(Answer):
+class CreatorGrowth(Answer):
     followers_gained: int = Field(description="follows made in the last marketplace_growth_days days, still standing")
     rate: float = Field(description="followers_gained over the followers before that window")
 
 
-class Audience(Answer):
+class CreatorAudience(Answer):
     age_bands: dict[str, float] = Field(description="share of followers per age band (13-17 ... 55+); bands of "
                                                     "fewer than marketplace_group_size_min followers are merged into "
                                                     "\"other\", itself left out when that is still too small")
@@ -35,15 +35,15 @@ class Audience(Answer):
 
 
 class CreatorCard(Answer):
-    creator: Person
+    creator: OfferParty
     listed: bool = Field(description="shown in search (opted in and above the thresholds)")
     followers: int
     recent_videos: int = Field(description="ready videos from the last marketplace_recent_days days (at most "
                                            "marketplace_recent_videos_max taken)")
     median_views: int = Field(description="median views of those videos")
     engagement_rate: float = Field(description="(likes + shares) / views of those videos")
-    growth: Growth
-    audience: Audience
+    growth: CreatorGrowth
+    audience: CreatorAudience
     computed_at_ms: int = Field(description="when the card was computed (refreshed every "
                                             "marketplace_card_refresh_s)")
 
@@ -53,7 +53,7 @@ class CreatorPage(Answer):
     next_cursor: str | None = Field(description="?cursor= for the next page (opaque); null on the last")
 
 
-class Escrow(Answer):
+class OfferEscrow(Answer):
     coins: int = Field(description="taken from the advertiser's wallet when the offer was accepted")
     diamonds: int = Field(description="held for the creator")
     fee_percent: int = Field(description="the platform's share when it is paid")
@@ -61,13 +61,13 @@ class Escrow(Answer):
 
 class OfferView(Answer):
     id: Id
-    advertiser: Person
-    creator: Person
+    advertiser: OfferParty
+    creator: OfferParty
     brief: str
     price_cents: int
     due_date: dt.date
     state: Literal["offered", "accepted", "declined", "cancelled", "delivered"]
-    escrow: Escrow | None = Field(description="what is (or was) held; null before acceptance")
+    escrow: OfferEscrow | None = Field(description="what is (or was) held; null before acceptance")
     creator_diamonds: int | None = Field(description="what the creator was paid on delivery")
     video_id: int | None = Field(description="the delivered video, labelled as a paid partnership")
     created_ms: int
