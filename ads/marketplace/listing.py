@@ -37,10 +37,12 @@ async def opt_in(market: Marketplace, creator: Account) -> dict[str, Any]:
     return await card_of(market, creator.id, creator.id)
 
 
-async def opt_out(market: Marketplace, creator: Account) -> None:
-    """Take the creator out of search; offers already made stay as they are."""
+async def opt_out(market: Marketplace, creator: Account) -> dict[str, Any] | None:
+    """Take the creator out of search (offers already made stay as they are); their card, None if never listed."""
     await market.node.pool.execute("UPDATE marketplace_creators SET listed = false WHERE creator_id = $1",
                                    creator.id)
+    row = await _stored(market, creator.id)
+    return card_view(row) if row is not None else None
 
 
 async def card_of(market: Marketplace, creator_id: int, viewer_id: int) -> dict[str, Any]:

@@ -85,16 +85,15 @@ def _check_limit(market: Marketplace, limit: int) -> None:
 
 @operation("List yourself in the creator marketplace (18+, above marketplace_followers_min and "
            "marketplace_recent_videos_min) or take yourself out; your card as computed now", auth=True,
-           tag="marketplace", body=MarketplaceListing, reply=schemas.CreatorCard,
+           tag="marketplace", body=MarketplaceListing, reply=schemas.ListingView,
            problems={403: ["not-a-creator", "rule-adults-only"], 409: ["below-thresholds"]})
 async def put_listing(request: web.Request) -> web.Response:
     account = await require_account(request)
     body = await parse_body(request, MarketplaceListing)
     market = _market(request)
     if body.listed:
-        return json_response(await listing.opt_in(market, account))
-    await listing.opt_out(market, account)
-    return json_response(await listing.card_of(market, account.id, account.id))
+        return json_response({"listed": True, "card": await listing.opt_in(market, account)})
+    return json_response({"listed": False, "card": await listing.opt_out(market, account)})
 
 
 @operation("Search listed creators by their cards (filters on followers, engagement, views and audience shares; "

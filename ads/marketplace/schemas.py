@@ -48,6 +48,11 @@ class CreatorCard(Answer):
                                             "marketplace_card_refresh_s)")
 
 
+class ListingView(Answer):
+    listed: bool = Field(description="whether you are listed now")
+    card: CreatorCard | None = Field(description="your card; null if you were never listed")
+
+
 class CreatorPage(Answer):
     items: list[CreatorCard]
     next_cursor: str | None = Field(description="?cursor= for the next page (opaque); null on the last")

@@ -76,8 +76,9 @@ async def test_cards_of_random_audiences_suppress_small_groups(market: RunningNo
     await follow(pool, await make_people(pool, people), creator["id"])
     views = [(rng.randint(0, 5000), rng.randint(0, 300), rng.randint(0, 50)) for _ in range(rng.randint(2, 8))]
     await ready_videos(pool, creator["id"], views)
-    status, card = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": True})
-    assert status == 200 and card["listed"], card
+    status, listed = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": True})
+    assert status == 200 and listed["listed"] and listed["card"]["listed"], listed
+    card = listed["card"]
     status, seen = await api(market, "GET", f"/api/marketplace/creators/{creator['id']}", brand["token"])
     assert status == 200 and seen == card, seen
 
@@ -129,8 +130,8 @@ async def test_stale_cards_are_computed_again(market: RunningNode) -> None:
     crowd = await make_people(pool, [Person(dt.date(1990, 1, 1), "GB", ("food",))] * 12)
     await follow(pool, crowd[:6], creator["id"])
     await ready_videos(pool, creator["id"], [(10, 1, 0)] * 2)
-    status, card = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": True})
-    assert status == 200 and card["followers"] == 6
+    status, listed = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": True})
+    assert status == 200 and listed["card"]["followers"] == 6
     await follow(pool, crowd[6:], creator["id"])
     world: Marketplace = market.app[MARKETPLACE]
     await world.refresh_cards()  # not stale yet: left as it is
@@ -141,6 +142,15 @@ async def test_stale_cards_are_computed_again(market: RunningNode) -> None:
     row = await pool.fetchrow("SELECT followers, computed_ms FROM marketplace_creators WHERE creator_id = $1",
                               creator["id"])
     assert row["followers"] == 12 and row["computed_ms"] == clock.now_ms()
+
+    status, unlisted = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": False})
+    assert status == 200 and not unlisted["listed"] and not unlisted["card"]["listed"], unlisted
+    brand = await advertiser(market)
+    status, hidden = await api(market, "GET", f"/api/marketplace/creators/{creator['id']}", brand["token"])
+    assert status == 404, hidden
+    never = await market.signup()
+    status, nothing = await api(market, "PUT", "/api/marketplace/listing", never["token"], {"listed": False})
+    assert status == 200 and nothing == {"listed": False, "card": None}, nothing
 
 
 def _synthetic_card(rng: random.Random, tag: str) -> dict[str, Any]:
