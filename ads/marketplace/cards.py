@@ -87,16 +87,33 @@ async def compute_card(pool: asyncpg.Pool, creator_id: int, rules: CardRules, no
 
 
 async def store_card(pool: asyncpg.Pool, card: Card, now_ms: int) -> None:
-    """Keep a computed card (for a creator still listed)."""
-    await pool.execute(
-        "UPDATE marketplace_creators SET eligible = $2, followers = $3, recent_videos = $4, median_views = $5,"
-        " engagement_rate = $6, followers_gained = $7, growth_rate = $8, age_shares = $9::jsonb,"
-        " region_shares = $10::jsonb, interest_shares = $11::jsonb, regions = $12, interests = $13,"
-        " computed_ms = $14 WHERE creator_id = $1",
-        card.creator_id, card.eligible, card.followers, card.recent_videos, card.median_views, card.engagement_rate,
-        card.followers_gained, card.growth_rate, _json(card.age_shares), _json(card.region_shares),
-        _json(card.interest_shares), [r for r in card.region_shares if r != "other"], list(card.interest_shares),
-        now_ms)
+    """Keep a computed card (for a creator still listed), with its audience groups indexed for search."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE marketplace_creators SET eligible = $2, followers = $3, recent_videos = $4, median_views = $5,"
+            " engagement_rate = $6, followers_gained = $7, growth_rate = $8, age_shares = $9::jsonb,"
+            " region_shares = $10::jsonb, interest_shares = $11::jsonb, computed_ms = $12 WHERE creator_id = $1",
+            card.creator_id, card.eligible, card.followers, card.recent_videos, card.median_views,
+            card.engagement_rate, card.followers_gained, card.growth_rate, _json(card.age_shares),
+            _json(card.region_shares), _json(card.interest_shares), now_ms)
+        await index_audience(conn, [card.creator_id])
+
+
+async def index_audience(conn: asyncpg.Connection | asyncpg.Pool, creator_ids: list[int]) -> None:
+    """Make the audience rows of cards again from their stored shares ("other" is no group to ask for)."""
+    await conn.execute("DELETE FROM marketplace_audience WHERE creator_id = ANY($1::bigint[])", creator_ids)
+    await conn.execute(_INDEX_AUDIENCE, creator_ids)
+
+
+_INDEX_AUDIENCE = """
+INSERT INTO marketplace_audience (creator_id, dimension, grp, share)
+SELECT m.creator_id, d.dimension, s.key, s.value::float8
+FROM marketplace_creators m
+CROSS JOIN LATERAL (VALUES ('age', m.age_shares), ('region', m.region_shares), ('interest', m.interest_shares))
+    AS d (dimension, shares)
+CROSS JOIN LATERAL jsonb_each_text(d.shares) AS s
+WHERE m.creator_id = ANY($1::bigint[]) AND s.key <> 'other'
+"""
 
 
 CARD_COLUMNS = ("m.creator_id, m.eligible, m.listed, m.followers, m.recent_videos, m.median_views,"

@@ -47,14 +47,12 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
         args.append(value)
         return f"${len(args)}"
 
-    if filters.age_band is not None:
-        where.append(f"(m.age_shares ->> {arg(filters.age_band)})::float8 >= {arg(filters.age_band_share_min)}")
-    if filters.region is not None:
-        region = arg(filters.region)
-        where.append(f"m.regions @> ARRAY[{region}]::text[]")
-        where.append(f"(m.region_shares ->> {region})::float8 >= {arg(filters.region_share_min)}")
-    if filters.interest is not None:
-        where.append(f"m.interests @> ARRAY[{arg(filters.interest)}]::text[]")
+    for dimension, group, share_min in (("age", filters.age_band, filters.age_band_share_min),
+                                        ("region", filters.region, filters.region_share_min),
+                                        ("interest", filters.interest, 0.0)):
+        if group is not None:
+            where.append(f"m.creator_id IN (SELECT creator_id FROM marketplace_audience WHERE dimension = "
+                         f"{arg(dimension)} AND grp = {arg(group)} AND share >= {arg(share_min)})")
     if cursor is not None:
         value, after_id = _decode(cursor, filters.sort)
         where.append(f"(m.{column}, m.creator_id) < ({arg(value)}, {arg(after_id)})")

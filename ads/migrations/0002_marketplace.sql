@@ -17,8 +17,6 @@ CREATE TABLE marketplace_creators (
     age_shares jsonb NOT NULL DEFAULT '{}',               -- {"18-24": 0.41, ..., "other": 0.07}: shares of followers
     region_shares jsonb NOT NULL DEFAULT '{}',
     interest_shares jsonb NOT NULL DEFAULT '{}',
-    regions text[] NOT NULL DEFAULT '{}',                 -- the regions shown (for the filter's index)
-    interests text[] NOT NULL DEFAULT '{}',
     computed_ms bigint NOT NULL DEFAULT 0                 -- 0: not computed yet
 );
 CREATE INDEX marketplace_by_followers ON marketplace_creators (followers DESC, creator_id DESC)
@@ -29,9 +27,18 @@ CREATE INDEX marketplace_by_views ON marketplace_creators (median_views DESC, cr
     WHERE listed AND eligible;
 CREATE INDEX marketplace_by_growth ON marketplace_creators (growth_rate DESC, creator_id DESC)
     WHERE listed AND eligible;
-CREATE INDEX marketplace_regions ON marketplace_creators USING gin (regions) WHERE listed AND eligible;
-CREATE INDEX marketplace_interests ON marketplace_creators USING gin (interests) WHERE listed AND eligible;
 CREATE INDEX marketplace_stale ON marketplace_creators (computed_ms) WHERE listed;
+
+-- The shown audience groups of every card again, one row each, for search: a filter on a group's share is an index
+-- range here, however few cards match (a filter into the cards' JSON would read every card when few match).
+CREATE TABLE marketplace_audience (
+    creator_id bigint NOT NULL REFERENCES marketplace_creators(creator_id) ON DELETE CASCADE,
+    dimension text NOT NULL CHECK (dimension IN ('age', 'region', 'interest')),
+    grp text NOT NULL,
+    share double precision NOT NULL,
+    PRIMARY KEY (creator_id, dimension, grp)
+);
+CREATE INDEX marketplace_audience_groups ON marketplace_audience (dimension, grp, share) INCLUDE (creator_id);
 
 -- An advertiser's offer to a creator. The escrow's coins and diamonds are fixed when it is accepted; its money
 -- moves only in the same transaction as its state (ledger kinds escrow_held / escrow_released / escrow_returned,

@@ -21,6 +21,7 @@ from marketplace_people import Person, advertiser, api, follow, make_people, rea
 
 from ads.marketplace import MARKETPLACE, Marketplace
 from ads.marketplace.audience import AGE_BANDS, OTHER, age_band, overlapping_shares, partition_shares
+from ads.marketplace.cards import index_audience
 from livecore.clock import ManualClock
 
 K = 5
@@ -172,12 +173,13 @@ async def _insert_cards(market: RunningNode, cards: list[dict[str, Any]]) -> lis
     ids = await make_people(pool, [Person(dt.date(1990, 1, 1), "US", ())] * len(cards))
     await pool.executemany(
         "INSERT INTO marketplace_creators (creator_id, eligible, followers, recent_videos, median_views,"
-        " engagement_rate, growth_rate, age_shares, region_shares, interest_shares, regions, interests, computed_ms)"
-        " VALUES ($1, true, $2, 3, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11)",
+        " engagement_rate, growth_rate, age_shares, region_shares, interest_shares, computed_ms)"
+        " VALUES ($1, true, $2, 3, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9)",
         [(i, c["followers"], c["median_views"], c["engagement_rate"], c["growth_rate"],
           orjson.dumps(c["age_shares"]).decode(), orjson.dumps(c["region_shares"]).decode(),
-          orjson.dumps(c["interest_shares"]).decode(), list(c["region_shares"]), list(c["interest_shares"]),
-          market.node.clock.now_ms()) for i, c in zip(ids, cards, strict=True)])
+          orjson.dumps(c["interest_shares"]).decode(), market.node.clock.now_ms()) for i, c in zip(ids, cards,
+                                                                                                strict=True)])
+    await index_audience(pool, ids)
     return ids
 
 
