@@ -345,6 +345,8 @@ class Settings:
                                                             "job")
     marketplace_page_items_max: int = _setting(50, "creators in one marketplace search page (the limit "
                                                    "parameter's greatest value)")
+    marketplace_search_candidates_max: int = _setting(5000, "creators matched by an audience filter that a search "
+                                                            "reads by id, rather than walking its sort order")
     marketplace_fee_percent: int = _setting(10, "the platform's share of an offer's price when it is paid to the "
                                                 "creator", low=0, high=100)
     offer_price_cents_max: int = _setting(10_000_000, "the highest price of one marketplace offer, in cents")

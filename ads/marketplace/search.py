@@ -37,7 +37,8 @@ class Filters:
     sort: Sort = "followers"
 
 
-async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit: int) -> dict[str, Any]:
+async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit: int,
+                 candidates_max: int) -> dict[str, Any]:
     """A page of listed creators matching `filters`, best first by `filters.sort`, and the next page's cursor."""
     column = _SORT_COLUMNS[filters.sort]
     where = ["m.listed", "m.eligible", "m.followers >= $1", "m.engagement_rate >= $2", "m.median_views >= $3"]
@@ -47,12 +48,15 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
         args.append(value)
         return f"${len(args)}"
 
-    for dimension, group, share_min in (("age", filters.age_band, filters.age_band_share_min),
-                                        ("region", filters.region, filters.region_share_min),
-                                        ("interest", filters.interest, 0.0)):
-        if group is not None:
-            where.append(f"m.creator_id IN (SELECT creator_id FROM marketplace_audience WHERE dimension = "
-                         f"{arg(dimension)} AND grp = {arg(group)} AND share >= {arg(share_min)})")
+    groups = [(dimension, group, share_min) for dimension, group, share_min in (
+        ("age", filters.age_band, filters.age_band_share_min), ("region", filters.region, filters.region_share_min),
+        ("interest", filters.interest, 0.0)) if group is not None]
+    narrowest = await _narrowest_group(pool, groups, candidates_max)
+    if narrowest is not None:
+        where.append(f"m.creator_id = ANY({arg(narrowest)}::bigint[])")
+    for dimension, group, share_min in groups:
+        where.append(f"m.creator_id IN (SELECT creator_id FROM marketplace_audience WHERE dimension = "
+                     f"{arg(dimension)} AND grp = {arg(group)} AND share >= {arg(share_min)})")
     if cursor is not None:
         value, after_id = _decode(cursor, filters.sort)
         where.append(f"(m.{column}, m.creator_id) < ({arg(value)}, {arg(after_id)})")
@@ -64,6 +68,19 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
     rows = rows[:limit]
     next_cursor = _encode(filters.sort, rows[-1]["sort_value"], rows[-1]["creator_id"]) if more else None
     return {"items": [card_view(r) for r in rows], "next_cursor": next_cursor}
+
+
+async def _narrowest_group(pool: asyncpg.Pool, groups: list[tuple[str, str, float]],
+                           candidates_max: int) -> list[int] | None:
+    """The creators of the audience filter that matches fewest, if it matches at most `candidates_max`: a page
+    then reads those cards by id; walking a sort order in search of a rare group's few cards would read them all."""
+    narrowest: list[int] | None = None
+    for dimension, group, share_min in groups:
+        rows = await pool.fetch("SELECT creator_id FROM marketplace_audience WHERE dimension = $1 AND grp = $2"
+                                " AND share >= $3 LIMIT $4", dimension, group, share_min, candidates_max + 1)
+        if len(rows) <= candidates_max and (narrowest is None or len(rows) < len(narrowest)):
+            narrowest = [r["creator_id"] for r in rows]
+    return narrowest
 
 
 def _encode(sort: str, value: float | int, creator_id: int) -> str:

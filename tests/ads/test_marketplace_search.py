@@ -215,8 +215,10 @@ def _matches(card: dict[str, Any], q: dict[str, Any]) -> bool:
     return not region or card["region_shares"].get(region, -1) >= q["region_share_min"] / 100
 
 
-async def test_search_returns_exactly_the_matching_cards_in_order(market: RunningNode) -> None:
-    rng = random.Random(7)
+@pytest.mark.parametrize("candidates_max", [2, 5000])  # walking the sort order, and reading a rare group's by id
+async def test_search_returns_exactly_the_matching_cards_in_order(node_factory: Any, candidates_max: int) -> None:
+    market = await node_factory(clock=ManualClock(), marketplace_search_candidates_max=candidates_max, **MARKET)
+    rng = random.Random(candidates_max)
     tag = f"t{secrets.token_hex(4)}"  # scopes every query to this test's cards
     cards = [_synthetic_card(rng, tag) for _ in range(80)]
     ids = await _insert_cards(market, cards)
