@@ -47,8 +47,9 @@ WITH made AS (
                '35-44', CASE WHEN random() < .7 THEN round(random()::numeric * .3, 4) END,
                '45-54', CASE WHEN random() < .5 THEN round(random()::numeric * .2, 4) END,
                '55+', CASE WHEN random() < .4 THEN round(random()::numeric * .1, 4) END)) AS ages,
-           ARRAY(SELECT r FROM unnest($2::text[]) r WHERE random() < .3) AS regions,
-           ARRAY(SELECT i FROM unnest($4::text[]) i WHERE random() < .1) AS interests
+           -- (made.id in the subqueries makes them run per creator, not once for all)
+           ARRAY(SELECT r FROM unnest($2::text[]) r WHERE random() < .3 AND made.id > 0) AS regions,
+           ARRAY(SELECT i FROM unnest($4::text[]) i WHERE random() < .1 AND made.id > 0) AS interests
     FROM made
 )
 INSERT INTO marketplace_creators (creator_id, eligible, followers, recent_videos, median_views, engagement_rate,

@@ -37,8 +37,14 @@ class Filters:
     sort: Sort = "followers"
 
 
+@dataclass(frozen=True)
+class SearchLimits:
+    candidates_max: int  # creators matching the audience filters that a page reads by id
+    group_rows_max: int  # creators of one audience group read to find them
+
+
 async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit: int,
-                 candidates_max: int) -> dict[str, Any]:
+                 limits: SearchLimits) -> dict[str, Any]:
     """A page of listed creators matching `filters`, best first by `filters.sort`, and the next page's cursor."""
     column = _SORT_COLUMNS[filters.sort]
     where = ["m.listed", "m.eligible", "m.followers >= $1", "m.engagement_rate >= $2", "m.median_views >= $3"]
@@ -51,12 +57,14 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
     groups = [(dimension, group, share_min) for dimension, group, share_min in (
         ("age", filters.age_band, filters.age_band_share_min), ("region", filters.region, filters.region_share_min),
         ("interest", filters.interest, 0.0)) if group is not None]
-    narrowest = await _narrowest_group(pool, groups, candidates_max)
-    if narrowest is not None:
-        where.append(f"m.creator_id = ANY({arg(narrowest)}::bigint[])")
+    candidates = await _candidates(pool, groups, limits)
+    if candidates is not None:
+        where.append(f"m.creator_id = ANY({arg(candidates)}::bigint[])")
     for dimension, group, share_min in groups:
-        where.append(f"m.creator_id IN (SELECT creator_id FROM marketplace_audience WHERE dimension = "
-                     f"{arg(dimension)} AND grp = {arg(group)} AND share >= {arg(share_min)})")
+        # IS TRUE keeps it a probe of each card met (the planner would otherwise join the whole group first)
+        where.append(f"(EXISTS (SELECT 1 FROM marketplace_audience x WHERE x.creator_id = m.creator_id AND"
+                     f" x.dimension = {arg(dimension)} AND x.grp = {arg(group)} AND x.share >= {arg(share_min)}))"
+                     " IS TRUE")
     if cursor is not None:
         value, after_id = _decode(cursor, filters.sort)
         where.append(f"(m.{column}, m.creator_id) < ({arg(value)}, {arg(after_id)})")
@@ -70,17 +78,20 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
     return {"items": [card_view(r) for r in rows], "next_cursor": next_cursor}
 
 
-async def _narrowest_group(pool: asyncpg.Pool, groups: list[tuple[str, str, float]],
-                           candidates_max: int) -> list[int] | None:
-    """The creators of the audience filter that matches fewest, if it matches at most `candidates_max`: a page
-    then reads those cards by id; walking a sort order in search of a rare group's few cards would read them all."""
-    narrowest: list[int] | None = None
+async def _candidates(pool: asyncpg.Pool, groups: list[tuple[str, str, float]],
+                     limits: SearchLimits) -> list[int] | None:
+    """The creators in every audience group asked for, when they are few (at most `candidates_max`): a page then
+    reads those cards by id. Else None: matches are common enough that walking the sort order meets them soon."""
+    found: set[int] | None = None
     for dimension, group, share_min in groups:
         rows = await pool.fetch("SELECT creator_id FROM marketplace_audience WHERE dimension = $1 AND grp = $2"
-                                " AND share >= $3 LIMIT $4", dimension, group, share_min, candidates_max + 1)
-        if len(rows) <= candidates_max and (narrowest is None or len(rows) < len(narrowest)):
-            narrowest = [r["creator_id"] for r in rows]
-    return narrowest
+                                " AND share >= $3 LIMIT $4", dimension, group, share_min, limits.group_rows_max + 1)
+        if len(rows) <= limits.group_rows_max:
+            ids = {r["creator_id"] for r in rows}
+            found = ids if found is None else found & ids
+    if found is None or len(found) > limits.candidates_max:
+        return None
+    return sorted(found)
 
 
 def _encode(sort: str, value: float | int, creator_id: int) -> str:
