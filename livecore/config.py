@@ -347,8 +347,6 @@ class Settings:
                                                    "parameter's greatest value)")
     marketplace_search_candidates_max: int = _setting(2000, "creators matching a search's audience filters that it "
                                                             "reads by id, rather than walking its sort order")
-    marketplace_search_group_rows_max: int = _setting(20_000, "creators of one audience group a search reads to "
-                                                              "find those matching all its audience filters")
     marketplace_fee_percent: int = _setting(10, "the platform's share of an offer's price when it is paid to the "
                                                 "creator", low=0, high=100)
     offer_price_cents_max: int = _setting(10_000_000, "the highest price of one marketplace offer, in cents")

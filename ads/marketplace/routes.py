@@ -110,9 +110,8 @@ async def search_creators(request: web.Request) -> web.Response:
         median_views_min=q.median_views_min, age_band=q.age_band, age_band_share_min=q.age_band_share_min / 100,
         region=q.region.upper() if q.region else None, region_share_min=q.region_share_min / 100,
         interest=q.interest, sort=q.sort)
-    s = market.node.settings
-    limits = search.SearchLimits(s.marketplace_search_candidates_max, s.marketplace_search_group_rows_max)
-    return json_response(await search.search(market.node.pool, filters, q.cursor, q.limit, limits))
+    return json_response(await search.search(market.node.pool, filters, q.cursor, q.limit,
+                                             market.node.settings.marketplace_search_candidates_max))
 
 
 @operation("A listed creator's card (advertisers; a creator also sees their own)", auth=True, tag="marketplace",

@@ -37,14 +37,8 @@ class Filters:
     sort: Sort = "followers"
 
 
-@dataclass(frozen=True)
-class SearchLimits:
-    candidates_max: int  # creators matching the audience filters that a page reads by id
-    group_rows_max: int  # creators of one audience group read to find them
-
-
 async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit: int,
-                 limits: SearchLimits) -> dict[str, Any]:
+                 candidates_max: int) -> dict[str, Any]:
     """A page of listed creators matching `filters`, best first by `filters.sort`, and the next page's cursor."""
     column = _SORT_COLUMNS[filters.sort]
     where = ["m.listed", "m.eligible", "m.followers >= $1", "m.engagement_rate >= $2", "m.median_views >= $3"]
@@ -57,7 +51,7 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
     groups = [(dimension, group, share_min) for dimension, group, share_min in (
         ("age", filters.age_band, filters.age_band_share_min), ("region", filters.region, filters.region_share_min),
         ("interest", filters.interest, 0.0)) if group is not None]
-    candidates = await _candidates(pool, groups, limits)
+    candidates = await _candidates(pool, groups, candidates_max)
     if candidates is not None:
         where.append(f"m.creator_id = ANY({arg(candidates)}::bigint[])")
     for dimension, group, share_min in groups:
@@ -79,19 +73,23 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
 
 
 async def _candidates(pool: asyncpg.Pool, groups: list[tuple[str, str, float]],
-                     limits: SearchLimits) -> list[int] | None:
+                     candidates_max: int) -> list[int] | None:
     """The creators in every audience group asked for, when they are few (at most `candidates_max`): a page then
     reads those cards by id. Else None: matches are common enough that walking the sort order meets them soon."""
-    found: set[int] | None = None
-    for dimension, group, share_min in groups:
-        rows = await pool.fetch("SELECT creator_id FROM marketplace_audience WHERE dimension = $1 AND grp = $2"
-                                " AND share >= $3 LIMIT $4", dimension, group, share_min, limits.group_rows_max + 1)
-        if len(rows) <= limits.group_rows_max:
-            ids = {r["creator_id"] for r in rows}
-            found = ids if found is None else found & ids
-    if found is None or len(found) > limits.candidates_max:
+    if not groups:
         return None
-    return sorted(found)
+    args: list[Any] = []
+    conditions = []
+    for i, (dimension, group, share_min) in enumerate(groups):
+        args += [dimension, group, share_min]
+        n = len(args)
+        conditions.append(f"g{i}.dimension = ${n - 2} AND g{i}.grp = ${n - 1} AND g{i}.share >= ${n}"
+                          + (f" AND g{i}.creator_id = g0.creator_id" if i else ""))
+    first, *others = conditions
+    query = f"SELECT g0.creator_id FROM marketplace_audience g0 WHERE {first}" + "".join(
+        f" AND EXISTS (SELECT 1 FROM marketplace_audience g{i} WHERE {c})" for i, c in enumerate(others, start=1))
+    rows = await pool.fetch(f"{query} LIMIT ${len(args) + 1}", *args, candidates_max + 1)
+    return [r["creator_id"] for r in rows] if len(rows) <= candidates_max else None
 
 
 def _encode(sort: str, value: float | int, creator_id: int) -> str:
