@@ -55,10 +55,11 @@ async def search(pool: asyncpg.Pool, filters: Filters, cursor: str | None, limit
     if candidates is not None:
         where.append(f"m.creator_id = ANY({arg(candidates)}::bigint[])")
     for dimension, group, share_min in groups:
-        # IS TRUE keeps it a probe of each card met (the planner would otherwise join the whole group first)
-        where.append(f"(EXISTS (SELECT 1 FROM marketplace_audience x WHERE x.creator_id = m.creator_id AND"
-                     f" x.dimension = {arg(dimension)} AND x.grp = {arg(group)} AND x.share >= {arg(share_min)}))"
-                     " IS TRUE")
+        # OFFSET 0 keeps it one index probe per card met: the planner would otherwise read the whole group into a
+        # hash (or join it) first, however few cards the page needs
+        where.append(f"EXISTS (SELECT 1 FROM marketplace_audience x WHERE x.creator_id = m.creator_id AND"
+                     f" x.dimension = {arg(dimension)} AND x.grp = {arg(group)} AND x.share >= {arg(share_min)}"
+                     " OFFSET 0)")
     if cursor is not None:
         value, after_id = _decode(cursor, filters.sort)
         where.append(f"(m.{column}, m.creator_id) < ({arg(value)}, {arg(after_id)})")
