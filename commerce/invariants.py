@@ -80,6 +80,18 @@ _CHECKS: dict[str, str] = {
         " FROM orders WHERE margin_released_ms IS NOT NULL) o WHERE r.released <> o.released",
     "the payment provider was asked to refund no more than orders gave back":
         "SELECT id FROM orders WHERE refund_sent_cents > reversed_cents",
+    "an escrowed deal is held once, then released or given back at most once (never both)":
+        "SELECT details->>'ref' AS ref FROM ledger_transactions"
+        " WHERE kind IN ('escrow_held', 'escrow_released', 'escrow_returned') GROUP BY 1"
+        " HAVING count(*) FILTER (WHERE kind = 'escrow_held') <> 1"
+        " OR count(*) FILTER (WHERE kind <> 'escrow_held') > 1",
+    "each payer's escrow holds exactly the diamonds of their deals held and not yet settled":
+        "SELECT coalesce(a.owner_id, h.payer_id) AS payer_id, a.held, h.held FROM (SELECT owner_id,"
+        " sum(balance) AS held FROM ledger_accounts WHERE kind = 'offer_escrow' GROUP BY 1) a FULL JOIN"
+        " (SELECT t.actor_id AS payer_id, sum((t.details->>'diamonds')::bigint) AS held FROM ledger_transactions t"
+        " WHERE t.kind = 'escrow_held' AND NOT EXISTS (SELECT 1 FROM ledger_transactions s"
+        " WHERE s.kind IN ('escrow_released', 'escrow_returned') AND s.details->>'ref' = t.details->>'ref')"
+        " GROUP BY 1) h ON h.payer_id = a.owner_id WHERE coalesce(a.held, 0) <> coalesce(h.held, 0)",
 }
 
 

@@ -43,6 +43,8 @@ MERCH_MARGIN_RELEASED = ("merch_margin_released", USD)  # minus the margins that
 
 # A creator's account that is not a wallet: minus the margin of their orders not shipped yet (owed, held).
 MERCH_MARGIN_HELD = ("merch_margin_held", USD)
+# A payer's account that is not a wallet: the diamonds of their accepted offers, held until delivery (escrow.py).
+OFFER_ESCROW = ("offer_escrow", DIAMOND)
 
 PLATFORM_KINDS = (COIN_ISSUANCE, DIAMOND_ISSUANCE, PLATFORM_REVENUE, PROVIDER_CLEARING, COIN_SALES,
                   REFUNDS_AND_DISPUTES, PAYOUT_FUNDING, PAID_OUT, MERCH_FEES, FULFILMENT_PAYABLE,

@@ -73,12 +73,24 @@ class LiveCard(Answer):
     watch_url: str
 
 
+class PartnershipSponsor(Answer):
+    id: Id
+    display_name: str
+
+
+class VideoCardLabel(Answer):
+    kind: Literal["paid-partnership"]
+    text: str = Field(description="what the card shows, e.g. \"Paid partnership with Brand\"")
+    sponsor: PartnershipSponsor = Field(description="who paid")
+
+
 class VideoCard(Answer):
     kind: Literal["video"]
     video: VideoView
     source: str = Field(description="why it is in the feed: followed, trending, neighbours, hashtag, sound, "
                                     "challenge, interests, fresh")
     liked: bool = Field(description="whether the viewer likes it")
+    labels: list[VideoCardLabel] = Field(description="labels other parts put on the video (a paid partnership)")
 
 
 class Sponsor(Answer):

@@ -19,6 +19,7 @@ from feeds.catalogue import Catalogue
 from feeds.coengagement import CoEngagement
 from feeds.following import following_video_ids
 from feeds.foryou import AdStage, ForYou, ForYouLimits
+from feeds.labels import CardLabels
 from feeds.learner import Learner
 from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
@@ -76,6 +77,7 @@ class Feeds:
         self.for_you = ForYou(node, self.live_now, self.catalogue, self.coengagement, self.ranker, ForYouLimits(
             s.foryou_candidates_max, s.foryou_exploration_percent, s.foryou_author_items_per_page_max,
             s.foryou_fresh_hours, s.feed_session_seen_max, s.feed_session_ttl_s))
+        self.labels = CardLabels()  # other contexts' labels on video cards (the public hook: labels.add)
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: list[asyncio.Task[None]] = []
 
@@ -131,6 +133,7 @@ class Feeds:
     async def for_you_feed(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
         """A page of the For You feed; the cursor carries the session whose videos are not shown again."""
         page = await self.for_you.page(viewer, cursor, limit)
+        await self.labels.label(page["items"])
         self.metrics.pages.labels(feed="for-you").inc()
         return page
 
@@ -180,6 +183,7 @@ class Feeds:
         items += await cards.video_cards(node.pool, self.catalogue, viewer,
                                          [(video_id, "followed") for video_id in page.video_ids], node.today(),
                                          following=True)
+        await self.labels.label(items)
         self.metrics.pages.labels(feed="following").inc()
         return {"items": items,
                 "next_cursor": cursors.encode_before("following", page.next_before) if page.next_before else None}

@@ -17,6 +17,7 @@ import commerce
 import feeds
 import signaling
 import webui
+from ads import marketplace
 from feeds.demo_videos import seed_videos
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
@@ -53,6 +54,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     commerce.add_routes(app)
     feeds.add_routes(app)
     ads.add_routes(app)
+    marketplace.add_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -110,6 +112,9 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             parts.push_async_callback(adverts.stop)
             await adverts.start()
             videos.set_ad_stage(adverts.ad_for_slot, settings.ads_feed_items_per_ad)
+            app[marketplace.MARKETPLACE] = market = marketplace.Marketplace(node, money, videos)
+            parts.push_async_callback(market.stop)
+            await market.start()
             app[media.MEDIA] = media_plane = media.MediaPlane(node)
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to

@@ -337,6 +337,29 @@ class Settings:
     coengagement_events_max: int = _setting(500_000, "positive engagements the co-engagement model trains on")
     learner_feature_buckets: int = _setting(1 << 20, "hashed feature slots of the online ranker (bounds its memory)",
                                             check=_power_of_two_problem)
+    marketplace_followers_min: int = _setting(1000, "followers a creator needs to be listed in the creator "
+                                                    "marketplace", low=0)
+    marketplace_recent_videos_min: int = _setting(3, "ready videos in the recent window a creator needs to be "
+                                                     "listed in the marketplace", low=0)
+    marketplace_recent_days: int = _setting(90, "videos this young or younger count as recent on a creator card")
+    marketplace_recent_videos_max: int = _setting(30, "newest recent videos a creator card's median views and "
+                                                      "engagement rate are taken over")
+    marketplace_growth_days: int = _setting(30, "the window of a creator card's follower growth")
+    marketplace_group_size_min: int = _setting(50, "followers an audience group (age band, region, interest) needs "
+                                                   "to be shown on a creator card; smaller groups are merged into "
+                                                   "\"other\" or left out (k-anonymity)", low=2)
+    marketplace_card_refresh_s: int = _setting(3600, "a creator card older than this is computed again by the "
+                                                     "background job")
+    marketplace_card_refresh_batch_max: int = _setting(200, "creator cards computed in one round of the background "
+                                                            "job")
+    marketplace_page_items_max: int = _setting(50, "creators in one marketplace search page (the limit "
+                                                   "parameter's greatest value)")
+    marketplace_search_candidates_max: int = _setting(2000, "creators matching a search's audience filters that it "
+                                                            "reads by id, rather than walking its sort order")
+    marketplace_fee_percent: int = _setting(10, "the platform's share of an offer's price when it is paid to the "
+                                                "creator", low=0, high=100)
+    offer_price_cents_max: int = _setting(10_000_000, "the highest price of one marketplace offer, in cents")
+    offer_brief_chars_max: int = _setting(4000, "characters in an offer's brief")
 
     ads_feed_items_per_ad: int = _setting(5, "the For You ad load: at most one ad per this many items, never first "
                                              "on a page and never two in a row; 0 shows no ads", low=0)

@@ -48,6 +48,10 @@ PAGES = (
     Page("sales.html", "A creator's sales: paid orders of their products, margins held and released"),
     Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards"),
     Page("ads.html", "The advertiser dashboard: the ad balance, campaigns, a campaign's report with charts"),
+    Page("marketplace.html", "The creator marketplace: search listed creators by their audience (advertisers)"),
+    Page("creator.html", "A creator's marketplace card (?id=<creator>) and an offer form (advertisers)"),
+    Page("offers.html", "Marketplace offers: a creator's listing and inbox (accept, decline, deliver), an "
+                        "advertiser's sent offers (cancel)"),
 )
 
 

@@ -64,6 +64,9 @@ function renderVideo(item) {
   author.textContent = `@${video.author.username}`;
   author.href = `/shop.html?user=${video.author.id}`;
   element.querySelector(".source").textContent = item.source;
+  const partnership = element.querySelector(".partnership");
+  partnership.textContent = (item.labels ?? []).map((label) => label.text).join(" · ");
+  partnership.hidden = !partnership.textContent;
   element.querySelector(".caption").textContent = video.caption;
   element.querySelector(".hashtags").textContent = video.hashtags.map((t) => `#${t}`).join(" ");
   const like = element.querySelector(".like");
