@@ -319,6 +319,22 @@ class Settings:
     recording_video_window_s: int = _setting(86400, "a stream that ended this long ago or less still has its "
                                                     "recording posted as a video")
     recording_video_sweep_ms: int = _setting(2000, "how often ended streams' recordings are looked for")
+    sound_bytes_max: int = _setting(20 * 1024 * 1024, "largest sound upload, in bytes")
+    sound_duration_ms_min: int = _setting(1000, "shortest sound accepted")
+    sound_duration_ms_max: int = _setting(5 * 60 * 1000, "longest sound accepted (it is cut nowhere: longer is "
+                                                         "refused)")
+    sound_checks_max: int = _setting(2, "sound uploads checked and transcoded at once per node; past this an "
+                                        "upload is 503")
+    sound_uses_sweep_ms: int = _setting(30_000, "how often ready videos whose use of a sound was not counted (their "
+                                                "node stopped, the database was away) are counted")
+    sound_page_videos_max: int = _setting(50, "videos listed on one page of a sound or challenge (the limit "
+                                              "parameter's greatest value)")
+    challenge_trending_hours: int = _setting(24, "engagement this recent makes a challenge trend")
+    challenge_trending_max: int = _setting(10, "trending challenges whose best videos are For You candidates")
+    challenge_trending_videos_max: int = _setting(20, "videos of each trending challenge offered as For You "
+                                                      "candidates")
+    challenge_trending_refresh_ms: int = _setting(10_000, "how often the trending challenges are ranked again")
+    challenge_template_bytes_max: int = _setting(16 * 1024, "largest challenge template (JSON), in bytes")
     engagement_events_per_batch_max: int = _setting(100, "events in one POST /api/engagements")
     engagement_stream_entries_max: int = _setting(200_000, "engagement events kept in the Redis stream the "
                                                            "online learner reads (approximate trim)")
