@@ -172,9 +172,9 @@ class Placement:
     fade_in_ms: int
 
 
-def pieces(edit: EditDecisions) -> list[Span]:
+def pieces(edit: EditDecisions) -> list[Clip | Stitch]:
     """What plays one after the other: the stitch (if any), then the clips."""
-    return ([edit.stitch] if edit.stitch else []) + list(edit.clips)
+    return [*([edit.stitch] if edit.stitch else []), *edit.clips]
 
 
 def timeline(edit: EditDecisions) -> tuple[list[Placement], int]:

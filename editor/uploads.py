@@ -118,8 +118,17 @@ async def record_upload(pool: asyncpg.Pool, owner_id: int, kind: Kind, file_name
         owner_id, kind, file_name, duration_ms, width, height, node_id)
 
 
+async def upload_by_id(pool: asyncpg.Pool, upload_id: int) -> Upload | None:
+    row = await pool.fetchrow("SELECT * FROM edit_uploads WHERE id = $1", upload_id)
+    return _from_row(row) if row else None
+
+
 async def uploads_of(pool: asyncpg.Pool, owner_id: int, upload_ids: list[int]) -> dict[int, Upload]:
     """The owner's uploads among `upload_ids` (others' are not there)."""
     rows = await pool.fetch("SELECT * FROM edit_uploads WHERE owner_id = $1 AND id = ANY($2)", owner_id, upload_ids)
-    return {r["id"]: Upload(r["id"], r["owner_id"], r["kind"], r["file_name"], r["duration_ms"], r["width"],
-                            r["height"], r["node_id"]) for r in rows}
+    return {r["id"]: _from_row(r) for r in rows}
+
+
+def _from_row(r: asyncpg.Record) -> Upload:
+    return Upload(r["id"], r["owner_id"], r["kind"], r["file_name"], r["duration_ms"], r["width"], r["height"],
+                  r["node_id"])
