@@ -53,6 +53,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     commerce.add_routes(app)
     feeds.add_routes(app)
     editor.add_routes(app)
+    editor.add_edit_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -110,6 +111,9 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             app[editor.EDITOR] = studio = editor.Editor(node, videos)
             parts.push_async_callback(studio.stop)
             await studio.start(media_plane.link)
+            app[editor.RENDERS] = renders = editor.Renders(node, videos, studio.sounds, media_plane.link)
+            parts.push_async_callback(renders.stop)
+            await renders.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
                 creator_id = await seed.demo_account_id(node, seed.DEMO_CREATOR.username)
