@@ -105,7 +105,7 @@ class Editor:
         s = self.node.settings
         now = dt.datetime.fromtimestamp(self.node.clock.now_ms() / 1000, tz=dt.UTC)
         self.trending = await challenges.trending(self.node.pool, now - dt.timedelta(hours=s.challenge_trending_hours),
-                                                  s.challenge_trending_max, s.challenge_trending_videos_max)
+                                                  now, s.challenge_trending_max, s.challenge_trending_videos_max)
 
     def trending_candidates(self, _catalogue: Catalogue, _coengagement: object, _context: Context) -> list[int]:
         """For You candidates: the best videos of the trending challenges (from memory, as a source must)."""
