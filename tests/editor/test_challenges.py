@@ -31,7 +31,8 @@ async def _engage(node: RunningNode, token: str, video_id: int, *kinds: str) -> 
         assert response.status == 200, await response.text()
 
 
-async def test_a_challenge_needs_a_free_hashtag_an_existing_sound_and_a_creator(node: RunningNode) -> None:
+async def test_a_challenge_needs_a_free_hashtag_an_existing_sound_and_a_creator(node_factory) -> None:  # type: ignore[no-untyped-def]
+    node = await node_factory(challenge_template_bytes_max=2000)
     creator = await node.signup()
     sound = await new_sound(node, creator["token"])
     tag = _tag("dance")
@@ -50,8 +51,12 @@ async def test_a_challenge_needs_a_free_hashtag_an_existing_sound_and_a_creator(
     assert (await refused({"sound_id": 987654321}, 422, "unknown-sound"))["field"] == "sound_id"
     assert (await refused({"hashtag": "two words"}, 400, "invalid-field"))["field"] == "hashtag"
     assert (await refused({"description": ""}, 400, "invalid-field"))["field"] == "description"
-    assert (await refused({"template": {"texts": "x" * 20_000}}, 413, "template-too-large"))["field"] == "template"
+    big = {"texts": [{"text": "x" * 200, "x": 0, "y": 0}] * 10}
+    assert (await refused({"template": big}, 413, "template-too-large"))["field"] == "template"
     assert (await refused({"template": [1, 2]}, 400, "invalid-field"))["field"] == "template"
+    assert (await refused({"template": {"clips": [{"speed": 3}]}}, 400, "invalid-field"))["field"] == \
+        "template.clips.0.speed"
+    assert (await refused({"template": {"stickers": []}}, 400, "invalid-field"))["field"] == "template.stickers"
     viewer = await node.signup(roles=["viewer"])
     await refused({}, 403, "not-a-creator", viewer["token"])
     status, problem = await get_json(node, "/api/challenges/987654321")
