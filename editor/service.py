@@ -29,6 +29,7 @@ log = logging.getLogger("livecore.editor")
 
 TRENDING_SOURCE = "trending_challenge"
 USES_SWEEP_BATCH_MAX = 1000
+ORPHAN_AGE_S = 600  # a file this old is past any upload still being checked: without a record, it is an orphan
 
 
 class EditorMetrics:
@@ -65,7 +66,7 @@ class Editor:
         self.feeds.add_candidate_source(TRENDING_SOURCE, self.trending_candidates)
         await self.refresh_trending()
         self._tasks += [
-            asyncio.create_task(_every(s.sound_uses_sweep_ms, self.count_missed_uses), name="editor-sound-uses"),
+            asyncio.create_task(_every(s.sound_sweep_ms, self.sweep), name="editor-sound-sweep"),
             asyncio.create_task(_every(s.challenge_trending_refresh_ms, self.refresh_trending),
                                 name="editor-trending"),
         ]
@@ -86,6 +87,11 @@ class Editor:
         """A video became ready: count its use of a sound (once, however often this is said)."""
         counted = await sounds.count_uses(self.node.pool, [video_id])
         self.metrics.sound_uses.labels(when="ready").inc(counted)
+
+    async def sweep(self) -> None:
+        """Catch up what an outage or a stop left: uses not counted, audio files without a record."""
+        await self.count_missed_uses()
+        await self.sounds.remove_orphans(ORPHAN_AGE_S)
 
     async def count_missed_uses(self) -> int:
         """Count the uses no node counted when their video became ready; how many were counted now."""
