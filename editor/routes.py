@@ -67,12 +67,12 @@ class SoundQuery(Parameters):
     limit: int = Field(default=20, ge=1, json_schema_extra=maximum_setting("sound_page_videos_max"))
 
 
-class Page(Parameters):
+class ListPage(Parameters):
     offset: int = Field(default=0, ge=0, le=10_000)
     limit: int = Field(default=20, ge=1, json_schema_extra=maximum_setting("sound_page_videos_max"))
 
 
-class ChallengeQuery(Page):
+class ChallengeQuery(ListPage):
     q: str | None = Field(default=None, max_length=SEARCH_CHARS_MAX, pattern=NO_NUL,
                           description="words the hashtag or the description holds")
 
@@ -175,9 +175,9 @@ async def _write_part(part: BodyPartReader, staged: Path, bytes_max: int) -> Non
 
 
 @operation("A sound: its title, artist and licence, and the ready videos that use it, newest first", tag="editor",
-           query=Page, reply=schemas.SoundPage, problems={404: ["sound-not-found"]})
+           query=ListPage, reply=schemas.SoundPage, problems={404: ["sound-not-found"]})
 async def get_sound(request: web.Request) -> web.Response:
-    query = parse_query(request, Page)
+    query = parse_query(request, ListPage)
     _check_limit(request, query.limit)
     pool = request.app[NODE].pool
     sound_id = path_id(request, "sound-not-found", "sound")
@@ -253,10 +253,10 @@ async def create_challenge(request: web.Request) -> web.Response:
                          status=201, headers={"Location": f"/api/challenges/{challenge.id}"})
 
 
-@operation("A challenge with its videos ranked by the engagement they drew", tag="editor", query=Page,
+@operation("A challenge with its videos ranked by the engagement they drew", tag="editor", query=ListPage,
            reply=schemas.ChallengeView, problems={404: ["challenge-not-found"]})
 async def get_challenge(request: web.Request) -> web.Response:
-    query = parse_query(request, Page)
+    query = parse_query(request, ListPage)
     _check_limit(request, query.limit)
     pool = request.app[NODE].pool
     challenge_id = path_id(request, "challenge-not-found", "challenge")
