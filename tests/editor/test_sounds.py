@@ -11,7 +11,7 @@ from livenode import RunningNode
 from PIL import Image
 from soundclient import auth, get_json, make_audio, new_sound, post_video, ready_video, upload_sound
 
-from editor import EDITOR
+from editor import EDITOR, SoundNotFound, sound_audio_path
 from feeds import FEEDS
 
 
@@ -146,3 +146,31 @@ async def test_a_use_missed_while_the_database_was_away_is_counted_by_the_sweep(
     assert await node.app[EDITOR].count_missed_uses() >= 1
     assert (await get_json(node, f"/api/sounds/{sound['id']}"))[1]["uses"] == 1
     assert await node.app[EDITOR].count_missed_uses() == 0
+
+
+async def test_a_sound_added_on_one_node_plays_from_another_and_the_renderer_gets_it(node_factory) -> None:  # type: ignore[no-untyped-def]
+    holder, other = await node_factory(), await node_factory()
+    creator = await holder.signup()
+    sound = await new_sound(holder, creator["token"])
+    async with holder.http.get(holder.url + sound["audio_url"]) as response:
+        original = await response.read()
+    fetches = await asyncio.gather(*(other.http.get(other.url + sound["audio_url"]) for _ in range(3)))
+    for response in fetches:
+        assert response.status == 200 and await response.read() == original
+        response.release()
+    assert other.node.registry.get_sample_value("livecore_editor_sound_fetches_total") == 1  # fetched once
+    path = await sound_audio_path(other.app[EDITOR].sounds, sound["id"])
+    assert path.read_bytes() == original and path.parent.name == "sound-cache"
+    await holder.stop()
+    async with other.http.get(other.url + sound["audio_url"]) as response:
+        assert response.status == 200  # its copy plays on while the holder is gone
+    late = await node_factory()
+    async with late.http.get(late.url + sound["audio_url"]) as response:
+        problem = await response.json()
+        assert response.status == 503 and problem["type"] == "livecore:sound-node-gone", problem
+    try:
+        await sound_audio_path(late.app[EDITOR].sounds, 987654321)
+    except SoundNotFound as missing:
+        assert missing.status == 404
+    else:
+        raise AssertionError("an unknown sound has no audio path")
