@@ -112,15 +112,15 @@ async def video_count(pool: asyncpg.Pool, challenge: Challenge) -> int:
         challenge.id, challenge.hashtag)
 
 
-async def ranked_videos(pool: asyncpg.Pool, challenge: Challenge, offset: int, limit: int
+async def ranked_videos(pool: asyncpg.Pool, challenge: Challenge, adult: bool, offset: int, limit: int
                         ) -> list[tuple[int, float]]:
     """The challenge's ready videos with their engagement score (every event they drew, weighed as For You's
-    trending weighs them), best first; ties go to the newer video."""
+    trending weighs them), best first; ties go to the newer video; mature ones only for an `adult`."""
     rows = await pool.fetch(
         "SELECT v.id, coalesce((SELECT sum(" + ENGAGEMENT_WEIGHTS_SQL + ") FROM engagements e"
         "  WHERE e.video_id = v.id), 0)::float8 AS score"
-        f" FROM videos v, (SELECT $1::bigint AS id, $2::text AS hashtag) c WHERE {_JOINED}"
-        " ORDER BY score DESC, v.id DESC OFFSET $3 LIMIT $4", challenge.id, challenge.hashtag, offset, limit)
+        f" FROM videos v, (SELECT $1::bigint AS id, $2::text AS hashtag) c WHERE {_JOINED} AND (NOT v.mature OR $5)"
+        " ORDER BY score DESC, v.id DESC OFFSET $3 LIMIT $4", challenge.id, challenge.hashtag, offset, limit, adult)
     return [(r["id"], r["score"]) for r in rows]
 
 

@@ -15,7 +15,8 @@ from editor.service import Editor
 from editor.sounds import AUDIO_MEDIA_TYPE, NewSound, SoundNotFound
 from editor.templates import ChallengeTemplate
 from feeds import FEEDS
-from livecore.accounts.session import require_account
+from livecore.accounts import is_adult
+from livecore.accounts.session import optional_account, require_account
 from livecore.http import (
     NO_NUL,
     Content,
@@ -184,7 +185,7 @@ async def get_sound(request: web.Request) -> web.Response:
     sound = await sounds.get_sound(pool, sound_id)
     if sound is None:
         raise SoundNotFound(sound_id)
-    video_ids = await sounds.videos_using(pool, sound_id, query.offset, query.limit + 1)
+    video_ids = await sounds.videos_using(pool, sound_id, await _adult(request), query.offset, query.limit + 1)
     views = await request.app[FEEDS].public_videos(video_ids[:query.limit])
     return json_response({**sound.public(), "videos": views,
                           "next_offset": query.offset + query.limit if len(video_ids) > query.limit else None})
@@ -226,6 +227,12 @@ async def list_challenges(request: web.Request) -> web.Response:
                           "next_offset": query.offset + query.limit if len(found) > query.limit else None})
 
 
+async def _adult(request: web.Request) -> bool:
+    """Whether the request comes from an adult (mature videos are listed for adults only)."""
+    account = await optional_account(request)
+    return account is not None and is_adult(account, request.app[NODE].today())
+
+
 def _rank(ids: list[int], challenge_id: int) -> int | None:
     return ids.index(challenge_id) + 1 if challenge_id in ids else None
 
@@ -263,7 +270,7 @@ async def get_challenge(request: web.Request) -> web.Response:
     challenge = await challenges.get_challenge(pool, challenge_id)
     if challenge is None:
         raise ChallengeNotFound(challenge_id)
-    ranked = await challenges.ranked_videos(pool, challenge, query.offset, query.limit + 1)
+    ranked = await challenges.ranked_videos(pool, challenge, await _adult(request), query.offset, query.limit + 1)
     views = await request.app[FEEDS].public_videos([v for v, _ in ranked[:query.limit]])
     scores = dict(ranked)
     count = await challenges.video_count(pool, challenge)

@@ -132,8 +132,12 @@ class SoundLibrary:
     async def add(self, new: NewSound, staged: Path) -> Sound:
         """Check and transcode the staged upload, then record it; the staged file is removed either way, and
         nothing is left on disk when the record cannot be written."""
-        self.check_capacity()
-        self._checks += 1
+        try:
+            self.check_capacity()
+        except Problem:
+            await asyncio.to_thread(staged.unlink, missing_ok=True)
+            raise
+        self._checks += 1  # taken before the first await: two uploads cannot both pass the check above
         name = self.files.new_name()
         target = self.files.own(name)
         try:
@@ -271,9 +275,9 @@ async def uncounted_uses(pool: asyncpg.Pool, batch_max: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def videos_using(pool: asyncpg.Pool, sound_id: int, offset: int, limit: int) -> list[int]:
-    """Ready videos that use the sound, newest first."""
+async def videos_using(pool: asyncpg.Pool, sound_id: int, adult: bool, offset: int, limit: int) -> list[int]:
+    """Ready videos that use the sound, newest first; mature ones only for an `adult`."""
     rows = await pool.fetch(
-        "SELECT id FROM videos WHERE sound_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET $2 LIMIT $3",
-        sound_id, offset, limit)
+        "SELECT id FROM videos WHERE sound_id = $1 AND state = 'ready' AND (NOT mature OR $2)"
+        " ORDER BY id DESC OFFSET $3 LIMIT $4", sound_id, adult, offset, limit)
     return [r["id"] for r in rows]

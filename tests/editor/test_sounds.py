@@ -107,6 +107,13 @@ async def test_videos_name_only_sounds_and_challenges_that_exist(node: RunningNo
     status, page = await get_json(node, f"/api/sounds/{sound['id']}")
     assert [v["id"] for v in page["videos"]] == [video_id] and page["uses"] == 1
     assert page["videos"][0]["sound_id"] == sound["id"]
+    mature = await ready_video(node, creator["token"], sound_id=sound["id"], mature=True)
+    minor = await node.signup(birth_date="2014-01-01", roles=["viewer"])
+    for token in (None, minor["token"]):  # mature videos are listed to adults only
+        _, page = await get_json(node, f"/api/sounds/{sound['id']}", token)
+        assert [v["id"] for v in page["videos"]] == [video_id] and page["uses"] == 2
+    _, page = await get_json(node, f"/api/sounds/{sound['id']}", creator["token"])
+    assert [v["id"] for v in page["videos"]] == [mature, video_id]
 
 
 async def test_uses_count_each_ready_video_once_however_many_nodes_say_so_at_once(node_factory) -> None:  # type: ignore[no-untyped-def]
