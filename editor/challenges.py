@@ -67,7 +67,7 @@ class NewChallenge:
 
 
 async def create_challenge(pool: asyncpg.Pool, new: NewChallenge) -> Challenge:
-    """Record a challenge: 409 when its hashtag is taken, 422 when its sound does not exist."""
+    """Record a challenge: 409 when its hashtag is taken, 404 when its sound does not exist."""
     try:
         challenge_id = await pool.fetchval(
             "INSERT INTO challenges (hashtag, description, sound_id, template, creator_id)"
@@ -78,7 +78,8 @@ async def create_challenge(pool: asyncpg.Pool, new: NewChallenge) -> Challenge:
         raise Problem(409, "hashtag-taken", f"#{new.hashtag} is the hashtag of another challenge already",
                       field="hashtag") from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise Problem(422, "unknown-sound", f"there is no sound {new.sound_id}", field="sound_id") from exc
+        raise Problem(404, "sound-not-found", f"sound_id: there is no sound {new.sound_id}",
+                      field="sound_id") from exc
     challenge = await get_challenge(pool, challenge_id)
     assert challenge is not None
     return challenge

@@ -30,7 +30,6 @@ from livecore.http import (
     parse_query,
     path_id,
 )
-from livecore.media import MEDIA
 from livecore.node import NODE
 
 EDITOR: web.AppKey[Editor] = web.AppKey("editor")
@@ -195,18 +194,14 @@ async def get_sound(request: web.Request) -> web.Response:
            reply=Content.of(AUDIO_MEDIA_TYPE, schema={"type": "string", "format": "binary"}),
            reply_statuses=(206,), responses={206: "the range asked for"},
            problems={404: ["sound-not-found"], 416: ["http-error"],
-                     503: ["sound-audio-missing", "sound-node-gone", "sound-node-failed"]})
+                     503: ["sound-audio-missing"]})
 async def sound_audio(request: web.Request) -> web.StreamResponse:
     library = _editor(request).sounds
     sound_id = path_id(request, "sound-not-found", "sound")
     sound = await sounds.get_sound(library.pool, sound_id)
     if sound is None:
         raise SoundNotFound(sound_id)
-    own = library.files.own(sound.audio_file)
-    if request.app[MEDIA].link.sender(request) is not None and not own.is_file():
-        # Another node asks for its copy: answer from this disk only, so no request goes round between nodes.
-        raise SoundNotFound(sound_id)
-    path = own if own.is_file() else await library.local_file(sound)
+    path = await library.local_file(sound)
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400, immutable",
                                            "Content-Type": AUDIO_MEDIA_TYPE})
 
@@ -239,8 +234,8 @@ def _rank(ids: list[int], challenge_id: int) -> int | None:
 
 @operation("Start a challenge: a hashtag (unique), a description, a sound and an optional template",
            status=201, auth=True, tag="editor", body=ChallengeBody, reply=schemas.ChallengeView,
-           problems={403: ["not-a-creator"], 409: ["hashtag-taken"], 413: ["template-too-large"],
-                     422: ["unknown-sound"]})
+           problems={403: ["not-a-creator"], 404: ["sound-not-found"], 409: ["hashtag-taken"],
+                     413: ["template-too-large"]})
 async def create_challenge(request: web.Request) -> web.Response:
     account = await require_account(request)
     if "creator" not in account.roles:
