@@ -248,7 +248,7 @@ async def create_challenge(request: web.Request) -> web.Response:
                       "(challenge_template_bytes_max)", field="template")
     pool = request.app[NODE].pool
     hashtag = body.hashtag.removeprefix("#").lower()
-    challenge = await challenges.create_challenge(pool, NewChallenge(hashtag, body.description.strip(),
+    challenge = await challenges.create_challenge(pool, NewChallenge(hashtag, body.description,
                                                                      body.sound_id, template, account.id))
     sound = await sounds.get_sound(pool, challenge.sound_id)
     return json_response({**challenge.public(sound, 0), "trending_rank": None, "videos": [], "next_offset": None},
