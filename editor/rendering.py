@@ -75,16 +75,20 @@ class Renders:
         self.processes.stop()
 
     async def submit(self, author_id: int, edit: EditDecisions) -> edits.Edit:
-        """Check the edit and queue it: in PostgreSQL and on the stream together, or not at all."""
+        """Check the edit and queue it: stored, then on the stream; taken back when the stream cannot have it."""
         length_ms = check_limits(edit, self.limits)
         credits = await plans.check_references(self.node.pool, author_id, edit)
         queue_max = self.node.settings.edit_queue_max
-        async with self.node.pool.acquire() as conn, conn.transaction():
-            if await edits.queued_count(conn) >= queue_max:
-                raise Problem(503, "edits-busy", f"{queue_max} edits are waiting to be rendered (edit_queue_max); "
-                              "try again shortly", headers={"Retry-After": "10"})
-            made = await edits.create_edit(conn, author_id, edit.model_dump(mode="json"), length_ms, credits)
-            await self.queue.add(made.id)  # fails the transaction when Redis is down: nothing half-accepted
+        if await edits.queued_count(self.node.pool) >= queue_max:
+            raise Problem(503, "edits-busy", f"{queue_max} edits are waiting to be rendered (edit_queue_max); "
+                          "try again shortly", headers={"Retry-After": "10"})
+        # Committed before it is queued: a node may take the entry at once and must find the edit.
+        made = await edits.create_edit(self.node.pool, author_id, edit.model_dump(mode="json"), length_ms, credits)
+        try:
+            await self.queue.add(made.id)
+        except BaseException:
+            await edits.delete_unqueued(self.node.pool, made.id)  # the client hears 503 and sends it again
+            raise
         return made
 
     async def cancel(self, edit_id: int) -> edits.Edit | None:
