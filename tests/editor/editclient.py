@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import io
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 
 from editor import RENDERS, Renders
 
-WAIT_S_MAX = float(os.environ.get("EDIT_WAIT_S", "240"))  # renders share 2 cores with other test runs: generous, never a deadline the code must meet
+WAIT_S_MAX = 240.0  # renders share 2 cores with other test runs: generous, not a deadline the code must meet
 POLL_S = 0.05
 
 
