@@ -188,9 +188,9 @@ async def get_edit(request: web.Request) -> web.Response:
 async def cancel_edit(request: web.Request) -> web.Response:
     edit = await _own_edit(request)
     cancelled = await _renders(request).cancel(edit.id)
-    if cancelled is None or cancelled.state != "cancelled":
-        raise Problem(409, "edit-finished", f"edit {edit.id} is {cancelled.state if cancelled else 'gone'}; only a "
-                      "queued or rendering edit can be cancelled")
+    if cancelled is None:
+        raise Problem(409, "edit-finished", f"edit {edit.id} is {edit.state}; only a queued or rendering edit can "
+                      "be cancelled")
     return json_response(cancelled.public())
 
 

@@ -91,10 +91,10 @@ async def finish(pool: asyncpg.Pool, edit_id: int, state: State, error: str | No
 
 
 async def cancel(pool: asyncpg.Pool, edit_id: int) -> Edit | None:
-    """Cancel an unfinished edit; the edit as it is after (None when there is none)."""
-    await pool.execute("UPDATE edits SET state = 'cancelled', updated_at = now()"
-                       " WHERE id = $1 AND state IN ('queued', 'rendering')", edit_id)
-    return await get_edit(pool, edit_id)
+    """Cancel an unfinished edit: the edit now cancelled, or None when it was not unfinished."""
+    row = await pool.fetchrow("UPDATE edits SET state = 'cancelled', updated_at = now()"
+                              " WHERE id = $1 AND state IN ('queued', 'rendering') RETURNING *", edit_id)
+    return _from_row(row) if row else None
 
 
 async def attach_video(conn: asyncpg.Connection, edit_id: int) -> tuple[State, int | None]:

@@ -70,6 +70,10 @@ class Renders:
         self._tasks += [asyncio.create_task(self._take_new(), name="editor-renders"),
                         asyncio.create_task(self._take_abandoned(), name="editor-renders-claim")]
 
+    def rendering(self) -> int:
+        """Renders this node has taken and not finished."""
+        return len(self._jobs)
+
     async def stop(self) -> None:
         await stop_tasks(*self._tasks, *self._jobs)
         self.processes.stop()
@@ -92,8 +96,11 @@ class Renders:
         return made
 
     async def cancel(self, edit_id: int) -> edits.Edit | None:
+        """Cancel a queued or rendering edit (None when it was neither) and stop its render if it runs here;
+        another node rendering it stops at its next progress report."""
         cancelled = await edits.cancel(self.node.pool, edit_id)
-        self.processes.cancel(edit_id)  # here; another node sees it at its next progress report
+        if cancelled is not None:
+            self.processes.cancel(edit_id)
         return cancelled
 
     async def _ensure_queue(self) -> None:

@@ -119,3 +119,24 @@ def frames_at(data: bytes, times_ms: list[float]) -> list[np.ndarray]:
     for position, index in enumerate(order):
         result[index] = found[position]
     return result
+
+
+async def feed_video(node: RunningNode, token: str, path: Path) -> int:
+    """Post a video to the feeds (H.264/AAC: kept as it is) and wait until it is ready; its id."""
+    from feeds import FEEDS
+
+    form = aiohttp.FormData()
+    form.add_field("file", path.read_bytes(), filename="video.mp4", content_type="video/mp4")
+    async with node.http.post(f"{node.url}/api/videos", data=form, headers=auth(token)) as response:
+        body = await response.json(content_type=None)
+        assert response.status == 201, body
+    await node.app[FEEDS].processor.drain()
+    return int(body["id"])
+
+
+async def until(condition: Any, what: str) -> None:
+    """Poll a condition on other processes (a bounded wait, not a deadline)."""
+    deadline = time.monotonic() + WAIT_S_MAX
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(POLL_S)
