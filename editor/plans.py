@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from editor import challenges, edits, sounds, uploads
-from editor.decisions import Clip, EditDecisions, pieces, timeline
+from editor.decisions import EditClip, EditDecisions, pieces, timeline
 from editor.overlays import StickerSpec, TextSpec
 from editor.render import PartnerSpec, PieceSpec, RenderPlan
 from feeds import videos
@@ -86,12 +86,12 @@ async def build_plan(edit: EditDecisions, upload_file: UploadFile, video_file: V
     specs: list[PieceSpec] = []
     ordered = pieces(edit)
     for index, (piece, placed) in enumerate(zip(ordered, placements, strict=True)):
-        if isinstance(piece, Clip) and piece.clip_id is not None:
+        if isinstance(piece, EditClip) and piece.clip_id is not None:
             path = await upload_file(piece.clip_id)
         else:
             assert piece.video_id is not None
             path = await video_file(piece.video_id)
-        speed = piece.speed if isinstance(piece, Clip) else 1.0
+        speed = piece.speed if isinstance(piece, EditClip) else 1.0
         fade_out = placements[index + 1].fade_in_ms if index + 1 < len(placements) else 0
         specs.append(PieceSpec(str(path), piece.in_ms, speed, piece.volume, placed.start_ms, placed.length_ms,
                                placed.fade_in_ms, fade_out))
