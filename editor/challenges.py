@@ -143,11 +143,12 @@ class Trending:
         return list(found)
 
 
-async def trending(pool: asyncpg.Pool, since: dt.datetime, challenges_max: int, videos_max: int) -> Trending:
-    """Rank challenges by the engagement their ready videos drew at or after `since`."""
+async def trending(pool: asyncpg.Pool, since: dt.datetime, until: dt.datetime, challenges_max: int,
+                   videos_max: int) -> Trending:
+    """Rank challenges by the engagement their ready videos drew from `since` to `until`."""
     rows = await pool.fetch(
         "WITH recent AS (SELECT e.video_id, sum(" + ENGAGEMENT_WEIGHTS_SQL + ") AS score FROM engagements e"
-        "  WHERE e.at >= $1 GROUP BY e.video_id),"
+        "  WHERE e.at >= $1 AND e.at <= $4 GROUP BY e.video_id),"
         " joined AS (SELECT v.challenge_id AS challenge_id, r.video_id, r.score FROM recent r"
         "   JOIN videos v ON v.id = r.video_id WHERE v.state = 'ready' AND v.challenge_id IS NOT NULL"
         "   AND EXISTS (SELECT 1 FROM challenges c WHERE c.id = v.challenge_id)"
@@ -160,7 +161,7 @@ async def trending(pool: asyncpg.Pool, since: dt.datetime, challenges_max: int, 
         "   ORDER BY total DESC, challenge_id DESC LIMIT $2)"
         " SELECT b.challenge_id, b.total::float8 AS total, r.video_id FROM best b"
         "  JOIN ranked r ON r.challenge_id = b.challenge_id AND r.place <= $3 AND r.score > 0"
-        " ORDER BY b.total DESC, b.challenge_id DESC, r.place", since, challenges_max, videos_max)
+        " ORDER BY b.total DESC, b.challenge_id DESC, r.place", since, challenges_max, videos_max, until)
     result = Trending()
     for row in rows:
         challenge_id = row["challenge_id"]

@@ -10,6 +10,7 @@ import logging
 from editor import challenges
 from editor.audio import write_tone
 from editor.service import Editor
+from editor.templates import ChallengeTemplate
 
 log = logging.getLogger("livecore.editor.demo")
 
@@ -22,6 +23,9 @@ DEMO_SOUNDS = (
     ("Pocket Groove", "Loop Garden", (196.0, 246.9, 293.7, 246.9), 300, 10_000),
 )
 DEMO_CHALLENGE = ("sunrisedance", "Dance to Sunrise Steps: three moves, one take. Join with the sound and the hashtag.")
+DEMO_TEMPLATE = ChallengeTemplate.model_validate({
+    "clips": [{"duration_ms": 4000}] * 3, "texts": [{"text": "#sunrisedance", "x": 40, "y": 1040}],
+    "music": {"volume": 0.7}, "caption": "My three moves"}).model_dump(exclude_defaults=True)
 
 
 async def seed_sounds(editor: Editor, creator_id: int) -> list[int]:
@@ -42,8 +46,7 @@ async def seed_sounds(editor: Editor, creator_id: int) -> list[int]:
             if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM challenges WHERE hashtag = $1)",
                                        DEMO_CHALLENGE[0]):
                 await challenges.create_challenge(pool, challenges.NewChallenge(
-                    DEMO_CHALLENGE[0], DEMO_CHALLENGE[1], first, {"captions": [{"text": "#sunrisedance"}]},
-                    creator_id))
+                    DEMO_CHALLENGE[0], DEMO_CHALLENGE[1], first, DEMO_TEMPLATE, creator_id))
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _SEED_LOCK)
     if made:

@@ -13,6 +13,7 @@ from editor.audio import SoundRejected
 from editor.challenges import ChallengeNotFound, NewChallenge
 from editor.service import Editor
 from editor.sounds import AUDIO_MEDIA_TYPE, NewSound, SoundNotFound
+from editor.templates import ChallengeTemplate
 from feeds import FEEDS
 from livecore.accounts.session import require_account
 from livecore.http import (
@@ -66,12 +67,12 @@ class SoundQuery(Parameters):
     limit: int = Field(default=20, ge=1, json_schema_extra=maximum_setting("sound_page_videos_max"))
 
 
-class Page(Parameters):
+class ListPage(Parameters):
     offset: int = Field(default=0, ge=0, le=10_000)
     limit: int = Field(default=20, ge=1, json_schema_extra=maximum_setting("sound_page_videos_max"))
 
 
-class ChallengeQuery(Page):
+class ChallengeQuery(ListPage):
     q: str | None = Field(default=None, max_length=SEARCH_CHARS_MAX, pattern=NO_NUL,
                           description="words the hashtag or the description holds")
 
@@ -81,7 +82,7 @@ class ChallengeBody(BaseModel):
                          description="one word of letters, digits or _ (at most 50), with or without '#'")
     description: str = Field(min_length=1, max_length=DESCRIPTION_CHARS_MAX, pattern=NO_NUL)
     sound_id: Id
-    template: dict[str, object] | None = Field(default=None, description="an edit decision list's skeleton that "
+    template: ChallengeTemplate | None = Field(default=None, description="an edit decision list's skeleton that "
                                                "joining pre-fills the editor with (challenge_template_bytes_max)")
 
 
@@ -174,9 +175,9 @@ async def _write_part(part: BodyPartReader, staged: Path, bytes_max: int) -> Non
 
 
 @operation("A sound: its title, artist and licence, and the ready videos that use it, newest first", tag="editor",
-           query=Page, reply=schemas.SoundPage, problems={404: ["sound-not-found"]})
+           query=ListPage, reply=schemas.SoundPage, problems={404: ["sound-not-found"]})
 async def get_sound(request: web.Request) -> web.Response:
-    query = parse_query(request, Page)
+    query = parse_query(request, ListPage)
     _check_limit(request, query.limit)
     pool = request.app[NODE].pool
     sound_id = path_id(request, "sound-not-found", "sound")
@@ -239,22 +240,23 @@ async def create_challenge(request: web.Request) -> web.Response:
         raise Problem(403, "not-a-creator", "only creator accounts can start challenges")
     body = await parse_body(request, ChallengeBody)
     template_max = request.app[NODE].settings.challenge_template_bytes_max
-    if body.template is not None and len(orjson.dumps(body.template)) > template_max:
+    template = body.template.model_dump(exclude_defaults=True) if body.template is not None else None
+    if template is not None and len(orjson.dumps(template)) > template_max:
         raise Problem(413, "template-too-large", f"template: at most {template_max} bytes of JSON "
                       "(challenge_template_bytes_max)", field="template")
     pool = request.app[NODE].pool
     hashtag = body.hashtag.removeprefix("#").lower()
     challenge = await challenges.create_challenge(pool, NewChallenge(hashtag, body.description.strip(),
-                                                                     body.sound_id, body.template, account.id))
+                                                                     body.sound_id, template, account.id))
     sound = await sounds.get_sound(pool, challenge.sound_id)
     return json_response({**challenge.public(sound, 0), "trending_rank": None, "videos": [], "next_offset": None},
                          status=201, headers={"Location": f"/api/challenges/{challenge.id}"})
 
 
-@operation("A challenge with its videos ranked by the engagement they drew", tag="editor", query=Page,
+@operation("A challenge with its videos ranked by the engagement they drew", tag="editor", query=ListPage,
            reply=schemas.ChallengeView, problems={404: ["challenge-not-found"]})
 async def get_challenge(request: web.Request) -> web.Response:
-    query = parse_query(request, Page)
+    query = parse_query(request, ListPage)
     _check_limit(request, query.limit)
     pool = request.app[NODE].pool
     challenge_id = path_id(request, "challenge-not-found", "challenge")

@@ -14,7 +14,7 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Person(Answer):
+class Credited(Answer):
     id: Id
     username: str
     display_name: str
@@ -25,7 +25,7 @@ class SoundView(Answer):
     title: str
     artist: str = Field(description="who made it: credit them")
     licence: str
-    uploader: Person | None = Field(description="the creator who added it; null for the platform's")
+    uploader: Credited | None = Field(description="the creator who added it; null for the platform's")
     platform: bool = Field(description="added by the platform")
     duration_ms: int
     uses: int = Field(description="ready videos that use it")
@@ -50,7 +50,7 @@ class ChallengeSummary(Answer):
     description: str
     sound: SoundView | None
     template: dict[str, Any] | None = Field(description="the edit decision list skeleton joining pre-fills")
-    creator: Person
+    creator: Credited
     video_count: int = Field(description="ready videos with its hashtag or its id")
     created_at: dt.datetime
     trending_rank: int | None = Field(description="1 for the most trending now; null when not trending")

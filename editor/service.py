@@ -29,6 +29,7 @@ log = logging.getLogger("livecore.editor")
 
 TRENDING_SOURCE = "trending_challenge"
 USES_SWEEP_BATCH_MAX = 1000
+ORPHAN_AGE_S = 600  # a file this old is past any upload still being checked: without a record, it is an orphan
 
 
 class EditorMetrics:
@@ -65,7 +66,7 @@ class Editor:
         self.feeds.add_candidate_source(TRENDING_SOURCE, self.trending_candidates)
         await self.refresh_trending()
         self._tasks += [
-            asyncio.create_task(_every(s.sound_uses_sweep_ms, self.count_missed_uses), name="editor-sound-uses"),
+            asyncio.create_task(_every(s.sound_sweep_ms, self.sweep), name="editor-sound-sweep"),
             asyncio.create_task(_every(s.challenge_trending_refresh_ms, self.refresh_trending),
                                 name="editor-trending"),
         ]
@@ -87,6 +88,11 @@ class Editor:
         counted = await sounds.count_uses(self.node.pool, [video_id])
         self.metrics.sound_uses.labels(when="ready").inc(counted)
 
+    async def sweep(self) -> None:
+        """Catch up what an outage or a stop left: uses not counted, audio files without a record."""
+        await self.count_missed_uses()
+        await self.sounds.remove_orphans(ORPHAN_AGE_S)
+
     async def count_missed_uses(self) -> int:
         """Count the uses no node counted when their video became ready; how many were counted now."""
         total = 0
@@ -105,7 +111,7 @@ class Editor:
         s = self.node.settings
         now = dt.datetime.fromtimestamp(self.node.clock.now_ms() / 1000, tz=dt.UTC)
         self.trending = await challenges.trending(self.node.pool, now - dt.timedelta(hours=s.challenge_trending_hours),
-                                                  s.challenge_trending_max, s.challenge_trending_videos_max)
+                                                  now, s.challenge_trending_max, s.challenge_trending_videos_max)
 
     def trending_candidates(self, _catalogue: Catalogue, _coengagement: object, _context: Context) -> list[int]:
         """For You candidates: the best videos of the trending challenges (from memory, as a source must)."""

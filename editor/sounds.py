@@ -8,9 +8,11 @@ renderer can open).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import asyncpg
 
 from editor.audio import PreparedSound, SoundLimits, prepare_sound
 from livecore.http import Problem
+from livecore.outage import unreachable_part
 
 log = logging.getLogger("livecore.editor.sounds")
 
@@ -140,8 +143,11 @@ class SoundLibrary:
                 " audio_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 new.title, new.artist, new.licence, new.uploader_id, name, self.node_id, prepared.duration_ms,
                 prepared.audio_bytes)
-        except BaseException:
-            await asyncio.to_thread(target.unlink, missing_ok=True)
+        except BaseException as exc:
+            # When the database went away, the insert may have committed with its answer lost: the file stays
+            # for `remove_orphans`, which removes it only if no record names it.
+            if unreachable_part(exc) is None:
+                await asyncio.to_thread(target.unlink, missing_ok=True)
             raise
         finally:
             self._checks -= 1
@@ -149,6 +155,20 @@ class SoundLibrary:
         sound = await get_sound(self.pool, sound_id)
         assert sound is not None
         return sound
+
+    async def remove_orphans(self, older_than_s: float) -> int:
+        """Remove audio files no sound names and staged uploads, last written more than `older_than_s` ago (an
+        upload cut short by an outage or a stop); how many were removed."""
+        found = await asyncio.to_thread(_files_older_than, self.files, older_than_s)
+        audio = [path.name for path in found if path.suffix == AUDIO_SUFFIX and path.parent == self.files.root]
+        known = {r["audio_file"] for r in await self.pool.fetch(
+            "SELECT audio_file FROM sounds WHERE audio_file = ANY($1)", audio)} if audio else set()
+        orphans = [path for path in found if path.name not in known]
+        for path in orphans:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        if orphans:
+            log.info("removed %d sound files left without a record", len(orphans))
+        return len(orphans)
 
     async def audio_path(self, sound_id: int) -> Path:
         """A local file of the sound's audio (AAC in MP4): this node's own, or a copy fetched once from the node
@@ -185,6 +205,18 @@ class SoundLibrary:
         finally:
             temporary.unlink(missing_ok=True)
         return copy
+
+
+def _files_older_than(files: SoundFiles, older_than_s: float) -> list[Path]:
+    """The node's own audio files, their temporaries and staged uploads, last written more than `older_than_s` ago."""
+    cutoff = time.time() - older_than_s
+    candidates = [*files.root.glob(f"*{AUDIO_SUFFIX}"), *files.root.glob("*.tmp"), *files.root.glob("uploads/*")]
+    found = []
+    for path in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                found.append(path)
+    return found
 
 
 async def sound_audio_path(library: SoundLibrary, sound_id: int) -> Path:

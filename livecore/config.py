@@ -325,13 +325,14 @@ class Settings:
                                                          "refused)")
     sound_checks_max: int = _setting(2, "sound uploads checked and transcoded at once per node; past this an "
                                         "upload is 503")
-    sound_uses_sweep_ms: int = _setting(30_000, "how often ready videos whose use of a sound was not counted (their "
-                                                "node stopped, the database was away) are counted")
+    sound_sweep_ms: int = _setting(30_000, "how often ready videos whose use of a sound was not counted (their node "
+                                           "stopped, the database was away) are counted, and audio files an "
+                                           "interrupted upload left without a record are removed")
     sound_page_videos_max: int = _setting(50, "videos listed on one page of a sound or challenge (the limit "
                                               "parameter's greatest value)")
     challenge_trending_hours: int = _setting(24, "engagement this recent makes a challenge trend")
-    challenge_trending_max: int = _setting(10, "trending challenges whose best videos are For You candidates")
-    challenge_trending_videos_max: int = _setting(20, "videos of each trending challenge offered as For You "
+    challenge_trending_max: int = _setting(5, "trending challenges whose best videos are For You candidates")
+    challenge_trending_videos_max: int = _setting(10, "videos of each trending challenge offered as For You "
                                                       "candidates")
     challenge_trending_refresh_ms: int = _setting(10_000, "how often the trending challenges are ranked again")
     challenge_template_bytes_max: int = _setting(16 * 1024, "largest challenge template (JSON), in bytes")

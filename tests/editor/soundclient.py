@@ -10,37 +10,52 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
+from clips import make_mp4
 from livenode import RunningNode
+
+from feeds import FEEDS
 
 RATE_HZ = 44100
 
 
 def make_audio(*, seconds: float = 2.0, codec: str = "libmp3lame", container_format: str = "mp3",
-               frequency_hz: float = 440.0, with_video: bool = False) -> bytes:
-    """A tone of `seconds` in `codec` inside `container_format`; with a (moving) video track when `with_video`."""
+               frequency_hz: float = 440.0, with_video: bool = False, cover_art: bool = False) -> bytes:
+    """A tone of `seconds` in `codec` inside `container_format`; with a (moving) video track when `with_video`, with
+    an album picture (a still PNG marked as attached) when `cover_art`."""
     out = io.BytesIO()
     with av.open(out, "w", format=container_format) as container:
-        video = None
+        rate = 48000 if codec == "libopus" else RATE_HZ  # Opus runs at 48 kHz only
+        audio = container.add_stream(codec, rate=rate)
+        audio.layout = "mono"
+        video = picture = None
         if with_video:
-            video = container.add_stream("libx264" if container_format == "mp4" else "mpeg4", rate=10)
+            video = container.add_stream("libx264", rate=10)
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if cover_art:
+            picture = container.add_stream("png")
+            picture.width, picture.height, picture.pix_fmt = 16, 16, "rgb24"
+            picture.disposition = av.stream.Disposition.attached_pic
+        if picture is not None:
+            still = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, dtype=np.uint8), format="rgb24")
+            still.pts, still.time_base = 0, Fraction(1, 1)
+            container.mux(picture.encode(still))
+            container.mux(picture.encode(None))
+        if video is not None:
             for index in range(int(seconds * 10)):
-                picture = np.full((48, 64, 3), (index * 20) % 255, dtype=np.uint8)
-                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                moving = np.full((48, 64, 3), (index * 20) % 255, dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(moving, format="rgb24")
                 frame.pts, frame.time_base = index, Fraction(1, 10)
                 container.mux(video.encode(frame))
             container.mux(video.encode(None))
-        audio = container.add_stream(codec, rate=RATE_HZ)
-        audio.layout = "mono"
-        step = 1152 if codec == "libmp3lame" else 1024
-        total = int(seconds * RATE_HZ)
+        step = {"libmp3lame": 1152, "libopus": 960}.get(codec, 1024)
+        total = int(seconds * rate)
         for start in range(0, total, step):
-            t = np.arange(start, min(total, start + step)) / RATE_HZ
+            t = np.arange(start, min(total, start + step)) / rate
             tone = (0.2 * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32).reshape(1, -1)
             fmt = "s16" if codec == "pcm_s16le" else "fltp"
             samples = (tone * 32767).astype(np.int16) if fmt == "s16" else tone
             frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = RATE_HZ, start, Fraction(1, RATE_HZ)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
             container.mux(audio.encode(frame))
         container.mux(audio.encode(None))
     return out.getvalue()
@@ -53,7 +68,7 @@ def auth(token: str) -> dict[str, str]:
 async def upload_sound(node: RunningNode, token: str, data: bytes | None = None, *, title: str = "A tune",
                        artist: str = "Some Artist", licence: str = "CC-BY-4.0", filename: str = "tune.mp3",
                        omit: tuple[str, ...] = ()) -> tuple[int, Any]:
-    form = aiohttp.FormData()
+    form = aiohttp.FormData(default_to_multipart=True)
     fields = {"title": title, "artist": artist, "licence": licence}
     for name, value in fields.items():
         if name not in omit:
@@ -86,3 +101,28 @@ async def new_challenge(node: RunningNode, token: str, sound_id: int, hashtag: s
         "hashtag": hashtag, "description": f"the #{hashtag} challenge", "sound_id": sound_id, **extra}, token)
     assert status == 201, challenge
     return challenge
+
+
+async def post_video(node: RunningNode, token: str, *, sound_id: int | None = None, challenge_id: int | None = None,
+                     hashtags: str = "", caption: str = "a clip") -> tuple[int, Any]:
+    """Upload a short clip through `POST /api/videos` naming a sound and a challenge; (status, body)."""
+    form = aiohttp.FormData()
+    form.add_field("file", make_mp4(seconds=0.5), filename="clip.mp4", content_type="video/mp4")
+    form.add_field("caption", caption)
+    form.add_field("hashtags", hashtags)
+    if sound_id is not None:
+        form.add_field("sound_id", str(sound_id))
+    if challenge_id is not None:
+        form.add_field("challenge_id", str(challenge_id))
+    async with node.http.post(f"{node.url}/api/videos", data=form, headers=auth(token)) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def ready_video(node: RunningNode, token: str, **fields: Any) -> int:
+    """A video posted and processed (ready); its id."""
+    status, body = await post_video(node, token, **fields)
+    assert status == 201, body
+    await node.app[FEEDS].processor.drain()
+    status, video = await get_json(node, f"/api/videos/{body['id']}")
+    assert video["state"] == "ready", video
+    return int(body["id"])
