@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from editor.decisions import CAPTION_CHARS_MAX, HASHTAGS_MAX, Model, Ms, Speed, Text, Volume
+from editor.decisions import CAPTION_CHARS_MAX, HASHTAGS_MAX, EditText, Model, Ms, Speed, Volume
 
 TEMPLATE_CLIPS_MAX = 20
 TEMPLATE_TEXTS_MAX = 20
@@ -25,6 +25,6 @@ class TemplateMusic(Model):
 class ChallengeTemplate(Model):
     clips: list[ClipSlot] = Field(default_factory=list, max_length=TEMPLATE_CLIPS_MAX)
     music: TemplateMusic | None = None
-    texts: list[Text] = Field(default_factory=list, max_length=TEMPLATE_TEXTS_MAX)
+    texts: list[EditText] = Field(default_factory=list, max_length=TEMPLATE_TEXTS_MAX)
     caption: str = Field(default="", max_length=CAPTION_CHARS_MAX)
     hashtags: list[str] = Field(default_factory=list, max_length=HASHTAGS_MAX)
