@@ -12,14 +12,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from editor.canvas import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX
 from livecore.http import NO_NUL, Id, Problem
 
 SPEED_MIN = 0.5
 SPEED_MAX = 2.0
 VOLUME_MAX = 2.0
-CANVAS_WIDTH_PX = 720
-CANVAS_HEIGHT_PX = 1280
-FPS = 30
 MEDIA_MS_MAX = 24 * 3600 * 1000
 TEXT_CHARS_MAX = 200
 TEXT_SIZE_PX_MIN = 8

@@ -7,6 +7,8 @@ Blocking and CPU-bound: it runs in a render process (editor/renderer.py), one pe
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,7 +17,7 @@ import av
 import numpy as np
 
 from editor import audiomix
-from editor.decisions import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX, FPS
+from editor.canvas import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX, FPS
 from editor.overlays import Overlay, StickerSpec, TextSpec, overlays_of
 
 ENCODE_PRESET = "veryfast"  # as feeds/transcoding.py: the same quality for uploads and edits
@@ -25,7 +27,9 @@ AAC_FRAME_SAMPLES = 1024
 PROGRESS_EVERY_FRAMES = 10
 AUDIO_SHARE = 0.05  # of the progress bar: mixing the sound comes first
 BLACK_LUMA, GREY_CHROMA = 16, 128
-FRAME_TIME_SLACK_MS = 0.5  # a frame stamped 33.3333 ms is the frame for 33.333 ms
+FRAME_TIME_SLACK_MS = 0.5
+DECODE_AHEAD_FRAMES = 8  # about 11 MB of 720x1280 frames per source being read
+QUEUE_WAIT_S = 0.1  # a frame stamped 33.3333 ms is the frame for 33.333 ms
 _TIME_BASE = Fraction(1, FPS)
 
 Progress = Callable[[float], None]
@@ -82,6 +86,49 @@ class Rendered:
     length_ms: int
 
 
+class DecodeAhead:
+    """Frames decoded in a thread of their own, up to `ahead` of where the reader is, so decoding overlaps encoding
+    (PyAV lets go of the GIL inside FFmpeg)."""
+
+    def __init__(self, frames: Iterator[av.VideoFrame], ahead: int) -> None:
+        self.queue: queue.Queue[av.VideoFrame | BaseException | None] = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._decode, args=(frames,), name="decode-ahead", daemon=True)
+        self.thread.start()
+
+    def _decode(self, frames: Iterator[av.VideoFrame]) -> None:
+        try:
+            for frame in frames:
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+            return
+        self._put(None)
+
+    def _put(self, item: av.VideoFrame | BaseException | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=QUEUE_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> av.VideoFrame | None:
+        """The next frame, None after the last."""
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            self.queue.put(None)  # every later call sees the end too
+        return item
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
 class VideoReader:
     """A source's frames in time order, each scaled to fit (width, height) once however often it is shown."""
 
@@ -92,7 +139,7 @@ class VideoReader:
         if in_ms and self.stream.time_base:
             self.container.seek(int(in_ms / 1000 / self.stream.time_base), stream=self.stream, backward=True)
         self.width, self.height = width, height
-        self.decoded: Iterator[av.VideoFrame] = self.container.decode(self.stream)
+        self.decoded = DecodeAhead(self.container.decode(self.stream), DECODE_AHEAD_FRAMES)
         self.current: av.VideoFrame | None = None
         self.pending: av.VideoFrame | None = None
         self.scaled: av.VideoFrame | None = None
@@ -101,7 +148,7 @@ class VideoReader:
         """The last frame at or before `source_ms` (the first one if none is), scaled."""
         while True:
             if self.pending is None:
-                self.pending = next(self.decoded, None)
+                self.pending = self.decoded.next()
                 if self.pending is None:
                     break
             if self.current is not None and _time_ms(self.pending) > source_ms + FRAME_TIME_SLACK_MS:
@@ -114,6 +161,7 @@ class VideoReader:
         return self.scaled
 
     def close(self) -> None:
+        self.decoded.close()
         self.container.close()
 
 
