@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing.forkserver
+import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,6 +45,7 @@ MUSIC_VOLUME = 0.4
 TEXT = TextSpec("Fifteen seconds", 60, 1000, 72, "#ffffff", 0, LENGTH_MS)
 STICKER_XY = (440, 120)
 POLL_S = 0.02
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def make_clip(path: Path, seconds: float, hue: int, tone_hz: float) -> None:
@@ -131,44 +134,53 @@ def ffmpeg_command(work: Path, output: Path) -> list[str]:
             "-c:a", "aac", "-b:a", "128k", "-ar", str(RATE_HZ), "-movflags", "+faststart", str(output)]
 
 
-def peak_mb(pid: int) -> float:
-    """The process's resident high-water mark so far (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+@dataclass
+class Usage:
+    """What was seen of a process while it ran: its resident high-water mark and the CPU it had used."""
+
+    peak_mb: float = 0.0
+    cpu_s: float = 0.0
+
+    def look(self, pid: int) -> None:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return  # gone already
+        hwm = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+        self.peak_mb = max(self.peak_mb, hwm)
+        self.cpu_s = max(self.cpu_s, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)  # utime + stime
 
 
-def timed_ffmpeg(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of the FFmpeg command."""
+def timed_ffmpeg(command: list[str]) -> tuple[float, Usage]:
+    """(wall seconds, usage) of the FFmpeg command."""
     started = time.perf_counter()
     child = subprocess.Popen(command)
-    peak = 0.0
+    usage = Usage()
     while child.poll() is None:
-        peak = max(peak, peak_mb(child.pid))
+        usage.look(child.pid)
         time.sleep(POLL_S)
     wall = time.perf_counter() - started
     if child.returncode:
         raise SystemExit(f"ffmpeg failed with {child.returncode}")
-    return wall, peak
+    return wall, usage
 
 
-async def timed_editor(plan: RenderPlan) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of one render as a node runs it."""
+async def timed_editor(plan: RenderPlan) -> tuple[float, Usage]:
+    """(wall seconds, usage) of one render as a node runs it."""
     processes = RenderProcesses(1)
     started = time.perf_counter()
     job = asyncio.create_task(processes.run(1, plan, lambda fraction: None))
-    peak = 0.0
+    usage = Usage()
     while not job.done():
         process = processes.running.get(1)
         if process is not None and process.pid is not None:
-            peak = max(peak, peak_mb(process.pid))
+            usage.look(process.pid)
         await asyncio.sleep(POLL_S)
     outcome = job.result()
     if outcome.ending != "done":
         raise SystemExit(f"the render {outcome.ending}: {outcome.detail}")
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, usage
 
 
 def duration_s(path: Path) -> float:
@@ -192,25 +204,26 @@ def main() -> None:
         plan = editor_plan(work, work / "editor.mp4")
         ffmpeg = ffmpeg_command(work, work / "ffmpeg.mp4")
         multiprocessing.forkserver.ensure_running()  # a node's forkserver is up long before its first render
-        results: dict[str, list[tuple[float, float]]] = {"editor": [], "ffmpeg": []}
+        results: dict[str, list[tuple[float, Usage]]] = {"editor": [], "ffmpeg": []}
         for run in range(args.runs):
-            wall, peak = asyncio.run(timed_editor(plan))
-            results["editor"].append((wall, peak))
-            ffmpeg_wall, ffmpeg_peak = timed_ffmpeg(ffmpeg)
-            results["ffmpeg"].append((ffmpeg_wall, ffmpeg_peak))
-            print(f"run {run + 1}: editor {wall:.2f} s ({peak:.0f} MB), ffmpeg {ffmpeg_wall:.2f} s "
-                  f"({ffmpeg_peak:.0f} MB)", flush=True)
-        editor_s = statistics.median(w for w, _ in results["editor"])
-        ffmpeg_s = statistics.median(w for w, _ in results["ffmpeg"])
-        editor_peak = max(p for _, p in results["editor"])
+            results["editor"].append(asyncio.run(timed_editor(plan)))
+            results["ffmpeg"].append(timed_ffmpeg(ffmpeg))
+            print(f"run {run + 1}: " + ", ".join(f"{name} {wall:.2f} s wall, {usage.cpu_s:.2f} s CPU, "
+                                                   f"{usage.peak_mb:.0f} MB" for name, [*_, (wall, usage)]
+                                                   in results.items()), flush=True)
         print(f"output: editor {duration_s(work / 'editor.mp4'):.3f} s, ffmpeg {duration_s(work / 'ffmpeg.mp4'):.3f} s"
-              f" (the edit: {LENGTH_MS / 1000:.0f} s)")
-        print(f"editor render process: {editor_s:.2f} s wall (median of {args.runs}), peak memory {editor_peak:.0f} MB"
-              " (target < 300)")
-        print(f"ffmpeg command line:   {ffmpeg_s:.2f} s wall (median), peak memory "
-              f"{max(p for _, p in results['ffmpeg']):.0f} MB")
-        print(f"editor / ffmpeg wall time: {editor_s / ffmpeg_s:.2f}x (target <= 1.15)")
-        print(f"editor speed: {LENGTH_MS / 1000 / editor_s:.2f}x realtime (target >= 1.3)")
+              f" (the edit: {LENGTH_MS / 1000:.0f} s); load average now {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores")
+        wall = {name: statistics.median(w for w, _ in runs) for name, runs in results.items()}
+        cpu = {name: statistics.median(u.cpu_s for _, u in runs) for name, runs in results.items()}
+        peak = {name: max(u.peak_mb for _, u in runs) for name, runs in results.items()}
+        for name in results:
+            print(f"{name}: {wall[name]:.2f} s wall, {cpu[name]:.2f} s CPU (medians of {args.runs}), peak memory "
+                  f"{peak[name]:.0f} MB")
+        print(f"editor / ffmpeg wall time: {wall['editor'] / wall['ffmpeg']:.2f}x (target <= 1.15); "
+              f"CPU time: {cpu['editor'] / cpu['ffmpeg']:.2f}x")
+        print(f"editor speed: {LENGTH_MS / 1000 / wall['editor']:.2f}x realtime (target >= 1.3)")
+        print(f"editor render process peak memory: {peak['editor']:.0f} MB (target < 300)")
 
 
 if __name__ == "__main__":
