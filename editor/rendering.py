@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge
 from editor import edits, plans, uploads
 from editor.decisions import EditDecisions, EditLimits, check_limits, hashtag_words
 from editor.renderer import Outcome, RenderProcesses
-from editor.renderqueue import PROGRESS_CHANNEL, Entry, RenderQueue
+from editor.renderqueue import PROGRESS_CHANNEL, Entry, QueueMissing, RenderQueue
 from editor.sounds import SoundLibrary
 from editor.uploads import UploadFiles
 from feeds import Feeds, videos
@@ -103,6 +103,12 @@ class Renders:
             self.processes.cancel(edit_id)
         return cancelled
 
+    async def _set_up_queue_again(self) -> None:
+        try:
+            await self._ensure_queue()
+        except Exception as exc:
+            await self._pause_after(exc)
+
     async def _ensure_queue(self) -> None:
         if await self.queue.ensure_group():
             unfinished = await edits.unfinished_ids(self.node.pool)
@@ -116,6 +122,10 @@ class Renders:
             await self.processes.slots.acquire()
             try:
                 entry = await self.queue.read(READ_BLOCK_MS)
+            except QueueMissing:
+                self.processes.slots.release()
+                await self._set_up_queue_again()
+                continue
             except Exception as exc:
                 self.processes.slots.release()
                 await self._pause_after(exc)

@@ -17,6 +17,7 @@ from editclient import auth, clip, finished, renders_of, submit, until_edit
 from livenode import NodeFactory, RunningNode, Servers
 from sources import make_source
 
+from editor import edits
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
 RESUBMITS_MAX = 100
@@ -71,9 +72,13 @@ async def test_submitting_while_valkey_is_down_is_503_and_works_once_it_is_back(
     for path in valkey.directory.iterdir():  # back empty, on the same port: the queue is gone with it
         if path.name != "port":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    # An edit accepted before the outage and lost with Redis's stream (stored, never taken): PostgreSQL has it.
+    lost = await edits.create_edit(node.node.pool, creator["id"], decisions, 1000, "")
     await asyncio.to_thread(valkey.start)
     done = await _submitted_once_back(node, token, decisions)
     assert done["state"] == "done" and done["video_id"], done
+    recovered = await finished(node, token, lost.id)
+    assert recovered["state"] == "done" and recovered["attempts"] == 1 and recovered["video_id"], recovered
 
 
 async def _submitted_once_back(node: RunningNode, token: str, decisions: dict[str, Any]) -> dict[str, Any]:
