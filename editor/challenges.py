@@ -67,7 +67,7 @@ class NewChallenge:
 
 
 async def create_challenge(pool: asyncpg.Pool, new: NewChallenge) -> Challenge:
-    """Record a challenge: 409 when its hashtag is taken, 422 when its sound does not exist."""
+    """Record a challenge: 409 when its hashtag is taken, 404 when its sound does not exist."""
     try:
         challenge_id = await pool.fetchval(
             "INSERT INTO challenges (hashtag, description, sound_id, template, creator_id)"
@@ -78,7 +78,8 @@ async def create_challenge(pool: asyncpg.Pool, new: NewChallenge) -> Challenge:
         raise Problem(409, "hashtag-taken", f"#{new.hashtag} is the hashtag of another challenge already",
                       field="hashtag") from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise Problem(422, "unknown-sound", f"there is no sound {new.sound_id}", field="sound_id") from exc
+        raise Problem(404, "sound-not-found", f"sound_id: there is no sound {new.sound_id}",
+                      field="sound_id") from exc
     challenge = await get_challenge(pool, challenge_id)
     assert challenge is not None
     return challenge
@@ -112,15 +113,15 @@ async def video_count(pool: asyncpg.Pool, challenge: Challenge) -> int:
         challenge.id, challenge.hashtag)
 
 
-async def ranked_videos(pool: asyncpg.Pool, challenge: Challenge, offset: int, limit: int
+async def ranked_videos(pool: asyncpg.Pool, challenge: Challenge, adult: bool, offset: int, limit: int
                         ) -> list[tuple[int, float]]:
     """The challenge's ready videos with their engagement score (every event they drew, weighed as For You's
-    trending weighs them), best first; ties go to the newer video."""
+    trending weighs them), best first; ties go to the newer video; mature ones only for an `adult`."""
     rows = await pool.fetch(
         "SELECT v.id, coalesce((SELECT sum(" + ENGAGEMENT_WEIGHTS_SQL + ") FROM engagements e"
         "  WHERE e.video_id = v.id), 0)::float8 AS score"
-        f" FROM videos v, (SELECT $1::bigint AS id, $2::text AS hashtag) c WHERE {_JOINED}"
-        " ORDER BY score DESC, v.id DESC OFFSET $3 LIMIT $4", challenge.id, challenge.hashtag, offset, limit)
+        f" FROM videos v, (SELECT $1::bigint AS id, $2::text AS hashtag) c WHERE {_JOINED} AND (NOT v.mature OR $5)"
+        " ORDER BY score DESC, v.id DESC OFFSET $3 LIMIT $4", challenge.id, challenge.hashtag, offset, limit, adult)
     return [(r["id"], r["score"]) for r in rows]
 
 

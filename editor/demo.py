@@ -60,12 +60,16 @@ async def _add_tone(editor: Editor, title: str, artist: str, notes: tuple[float,
     name = library.files.new_name()
     path = library.files.own(name)
     await asyncio.to_thread(write_tone, path, notes, beat_ms, duration_ms)
-    size = (await asyncio.to_thread(path.stat)).st_size
+    audio = await asyncio.to_thread(path.read_bytes)
     try:
-        return await library.pool.fetchval(
-            "INSERT INTO sounds (title, artist, licence, uploader_id, audio_file, node_id, duration_ms, audio_bytes)"
-            " VALUES ($1, $2, $3, NULL, $4, $5, $6, $7) RETURNING id", title, artist, PLATFORM_LICENCE, name,
-            library.node_id, duration_ms, size)
+        async with library.pool.acquire() as conn, conn.transaction():
+            sound_id = await conn.fetchval(
+                "INSERT INTO sounds (title, artist, licence, uploader_id, audio_file, node_id, duration_ms,"
+                " audio_bytes) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7) RETURNING id", title, artist,
+                PLATFORM_LICENCE, name, library.node_id, duration_ms, len(audio))
+            await conn.execute("INSERT INTO sound_audio (sound_id, audio) VALUES ($1, $2)", sound_id, audio)
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
+    library.cache.add(name, len(audio))
+    return sound_id

@@ -15,7 +15,8 @@ from editor.service import Editor
 from editor.sounds import AUDIO_MEDIA_TYPE, NewSound, SoundNotFound
 from editor.templates import ChallengeTemplate
 from feeds import FEEDS
-from livecore.accounts.session import require_account
+from livecore.accounts import is_adult
+from livecore.accounts.session import optional_account, require_account
 from livecore.http import (
     NO_NUL,
     Content,
@@ -29,7 +30,6 @@ from livecore.http import (
     parse_query,
     path_id,
 )
-from livecore.media import MEDIA
 from livecore.node import NODE
 
 EDITOR: web.AppKey[Editor] = web.AppKey("editor")
@@ -184,7 +184,7 @@ async def get_sound(request: web.Request) -> web.Response:
     sound = await sounds.get_sound(pool, sound_id)
     if sound is None:
         raise SoundNotFound(sound_id)
-    video_ids = await sounds.videos_using(pool, sound_id, query.offset, query.limit + 1)
+    video_ids = await sounds.videos_using(pool, sound_id, await _adult(request), query.offset, query.limit + 1)
     views = await request.app[FEEDS].public_videos(video_ids[:query.limit])
     return json_response({**sound.public(), "videos": views,
                           "next_offset": query.offset + query.limit if len(video_ids) > query.limit else None})
@@ -194,18 +194,14 @@ async def get_sound(request: web.Request) -> web.Response:
            reply=Content.of(AUDIO_MEDIA_TYPE, schema={"type": "string", "format": "binary"}),
            reply_statuses=(206,), responses={206: "the range asked for"},
            problems={404: ["sound-not-found"], 416: ["http-error"],
-                     503: ["sound-audio-missing", "sound-node-gone", "sound-node-failed"]})
+                     503: ["sound-audio-missing"]})
 async def sound_audio(request: web.Request) -> web.StreamResponse:
     library = _editor(request).sounds
     sound_id = path_id(request, "sound-not-found", "sound")
     sound = await sounds.get_sound(library.pool, sound_id)
     if sound is None:
         raise SoundNotFound(sound_id)
-    own = library.files.own(sound.audio_file)
-    if request.app[MEDIA].link.sender(request) is not None and not own.is_file():
-        # Another node asks for its copy: answer from this disk only, so no request goes round between nodes.
-        raise SoundNotFound(sound_id)
-    path = own if own.is_file() else await library.local_file(sound)
+    path = await library.local_file(sound)
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400, immutable",
                                            "Content-Type": AUDIO_MEDIA_TYPE})
 
@@ -226,14 +222,20 @@ async def list_challenges(request: web.Request) -> web.Response:
                           "next_offset": query.offset + query.limit if len(found) > query.limit else None})
 
 
+async def _adult(request: web.Request) -> bool:
+    """Whether the request comes from an adult (mature videos are listed for adults only)."""
+    account = await optional_account(request)
+    return account is not None and is_adult(account, request.app[NODE].today())
+
+
 def _rank(ids: list[int], challenge_id: int) -> int | None:
     return ids.index(challenge_id) + 1 if challenge_id in ids else None
 
 
 @operation("Start a challenge: a hashtag (unique), a description, a sound and an optional template",
            status=201, auth=True, tag="editor", body=ChallengeBody, reply=schemas.ChallengeView,
-           problems={403: ["not-a-creator"], 409: ["hashtag-taken"], 413: ["template-too-large"],
-                     422: ["unknown-sound"]})
+           problems={403: ["not-a-creator"], 404: ["sound-not-found"], 409: ["hashtag-taken"],
+                     413: ["template-too-large"]})
 async def create_challenge(request: web.Request) -> web.Response:
     account = await require_account(request)
     if "creator" not in account.roles:
@@ -263,7 +265,7 @@ async def get_challenge(request: web.Request) -> web.Response:
     challenge = await challenges.get_challenge(pool, challenge_id)
     if challenge is None:
         raise ChallengeNotFound(challenge_id)
-    ranked = await challenges.ranked_videos(pool, challenge, query.offset, query.limit + 1)
+    ranked = await challenges.ranked_videos(pool, challenge, await _adult(request), query.offset, query.limit + 1)
     views = await request.app[FEEDS].public_videos([v for v, _ in ranked[:query.limit]])
     scores = dict(ranked)
     count = await challenges.video_count(pool, challenge)

@@ -2,7 +2,7 @@
 trending challenges), and its hooks into feeds (references checked on upload, uses counted when a video is ready,
 trending challenges as For You candidates).
 
-It reaches feeds only through `feeds.Feeds`' public hooks, and other nodes through the media plane's node link.
+It reaches feeds only through `feeds.Feeds`' public hooks.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from prometheus_client import Counter
 
 from editor import challenges, sounds
 from editor.audio import SoundLimits
 from editor.challenges import Trending
-from editor.sounds import Sound, SoundFiles, SoundLibrary
+from editor.sounds import SoundFiles, SoundLibrary
 from feeds import Catalogue, Context, Feeds
 from livecore.http import Problem
-from livecore.media.cluster import NodeLink
 from livecore.node import Node
 from livecore.tasks import stop_tasks
 
@@ -39,8 +37,8 @@ class EditorMetrics:
         self.sound_uses = Counter("livecore_editor_sound_uses", "Uses of sounds by ready videos counted, by when "
                                   "(ready: as the video became ready; sweep: caught up later)", ["when"],
                                   registry=registry)
-        self.sound_fetches = Counter("livecore_editor_sound_fetches", "Sounds' audio fetched from the node that "
-                                     "holds it", registry=registry)
+        self.sound_reads = Counter("livecore_editor_sound_reads", "Sounds' audio read from PostgreSQL into this "
+                                   "node's cache", registry=registry)
 
 
 class Editor:
@@ -50,17 +48,15 @@ class Editor:
         self.feeds = feeds
         self.metrics = EditorMetrics(node.registry)
         self.sounds = SoundLibrary(node.pool, SoundFiles(s.data_dir), s.node_id,
-                                   SoundLimits(s.sound_duration_ms_min, s.sound_duration_ms_max), s.sound_checks_max)
+                                   SoundLimits(s.sound_duration_ms_min, s.sound_duration_ms_max), s.sound_checks_max,
+                                   s.sound_cache_bytes_max, self.metrics.sound_reads.inc)
         self.trending = Trending()
-        self._link: NodeLink | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, link: NodeLink | None = None) -> None:
-        """Hook into feeds and start the background work; `link` reaches other nodes (for their sounds' audio)."""
+    async def start(self) -> None:
+        """Hook into feeds and start the background work."""
         s = self.node.settings
-        self._link = link
-        if link is not None:
-            self.sounds.fetch_audio = self._fetch_audio
+        await asyncio.to_thread(self.sounds.cache.load)
         self.feeds.add_upload_check(self.check_video_references)
         self.feeds.add_ready_listener(self.video_ready)
         self.feeds.add_candidate_source(TRENDING_SOURCE, self.trending_candidates)
@@ -75,12 +71,12 @@ class Editor:
         await stop_tasks(*self._tasks)
 
     async def check_video_references(self, sound_id: int | None, challenge_id: int | None) -> None:
-        """A new video's sound and challenge must exist (422 naming the field)."""
+        """A new video's sound and challenge must exist (404 naming the field)."""
         pool = self.node.pool
         if sound_id is not None and not await sounds.sound_exists(pool, sound_id):
-            raise Problem(422, "unknown-sound", f"sound_id: there is no sound {sound_id}", field="sound_id")
+            raise Problem(404, "sound-not-found", f"sound_id: there is no sound {sound_id}", field="sound_id")
         if challenge_id is not None and not await challenges.challenge_exists(pool, challenge_id):
-            raise Problem(422, "unknown-challenge", f"challenge_id: there is no challenge {challenge_id}",
+            raise Problem(404, "challenge-not-found", f"challenge_id: there is no challenge {challenge_id}",
                           field="challenge_id")
 
     async def video_ready(self, video_id: int) -> None:
@@ -116,20 +112,6 @@ class Editor:
     def trending_candidates(self, _catalogue: Catalogue, _coengagement: object, _context: Context) -> list[int]:
         """For You candidates: the best videos of the trending challenges (from memory, as a source must)."""
         return self.trending.candidate_videos()
-
-    async def _fetch_audio(self, sound: Sound, target: Path) -> None:
-        """Copy a sound's audio from the node that holds it (its own file only: no node asks another on)."""
-        assert self._link is not None and sound.node_id is not None
-        base = await self._link.node_url(sound.node_id)
-        if base is None:
-            raise Problem(503, "sound-node-gone", f"sound {sound.id}'s audio is on node {sound.node_id}, which is not "
-                          "running now; try again when it is back", headers={"Retry-After": "30"})
-        answer = await self._link.send("GET", f"{base.rstrip('/')}/api/sounds/{sound.id}/audio")
-        if answer.status != 200:
-            raise Problem(503, "sound-node-failed", f"node {sound.node_id} answered {answer.status} for sound "
-                          f"{sound.id}'s audio", headers={"Retry-After": "10"})
-        await asyncio.to_thread(target.write_bytes, answer.body)
-        self.metrics.sound_fetches.inc()
 
 
 async def _every(interval_ms: int, work: Callable[[], Awaitable[object]]) -> None:

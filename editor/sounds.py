@@ -1,5 +1,5 @@
-"""The sound library: tracks with their title, artist and licence, each stored once as AAC on the node that took it,
-read by any node (fetched once from the holder), and counted each time a ready video uses one.
+"""The sound library: tracks with their title, artist and licence, each stored once as AAC (in PostgreSQL, the book
+of record, and as files in each node's bounded cache), and counted each time a ready video uses one.
 
 Public for the rest of the editor: `SoundLibrary.audio_path` / `sound_audio_path` (a sound id to a local file the
 renderer can open).
@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,8 +21,8 @@ from typing import Any, Literal
 import asyncpg
 
 from editor.audio import PreparedSound, SoundLimits, prepare_sound
+from editor.audiocache import AudioCache
 from livecore.http import Problem
-from livecore.outage import unreachable_part
 
 log = logging.getLogger("livecore.editor.sounds")
 
@@ -82,18 +82,14 @@ class NewSound:
 
 
 class SoundFiles:
-    """Where a node keeps sounds: its own at `<data dir>/sounds/<file>`, copies of other nodes' in `sound-cache/`,
+    """Where a node keeps sounds: audio files at `<data dir>/sounds/<file>` (a bounded cache of the database's),
     uploads staged in `sounds/uploads/` until they are checked."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "sounds"
-        self.cache = data_dir / "sound-cache"
 
     def own(self, audio_file: str) -> Path:
         return self.root / audio_file
-
-    def copy(self, audio_file: str) -> Path:
-        return self.cache / audio_file
 
     def staging(self) -> Path:
         folder = self.root / "uploads"
@@ -105,23 +101,19 @@ class SoundFiles:
         return f"{secrets.token_hex(16)}{AUDIO_SUFFIX}"
 
 
-# Fetches a sound's audio from the node that holds it (not this one) into the given path.
-FetchAudio = Callable[["Sound", Path], Awaitable[None]]
-
-
 class SoundLibrary:
     """The sounds of one node: adding (checked and transcoded, a bounded number at once), reading, counting uses."""
 
     def __init__(self, pool: asyncpg.Pool, files: SoundFiles, node_id: str, limits: SoundLimits,
-                 checks_max: int) -> None:
+                 checks_max: int, cache_bytes_max: int, on_read: Callable[[], None] = lambda: None) -> None:
         self.pool = pool
         self.files = files
         self.node_id = node_id
         self.limits = limits
         self.checks_max = checks_max
+        self.cache = AudioCache(files.root, cache_bytes_max)
+        self._on_read = on_read  # counted: audio read from the database into the cache
         self._checks = 0
-        self.fetch_audio: FetchAudio | None = None  # set by the service once the node can reach other nodes
-        self._fetching: dict[str, asyncio.Future[Path]] = {}
 
     def check_capacity(self) -> None:
         """Refuse with 503 when `checks_max` uploads are being checked already (before the next one is read)."""
@@ -130,35 +122,41 @@ class SoundLibrary:
                           "(sound_checks_max); try again shortly", headers={"Retry-After": "5"})
 
     async def add(self, new: NewSound, staged: Path) -> Sound:
-        """Check and transcode the staged upload, then record it; the staged file is removed either way, and
-        nothing is left on disk when the record cannot be written."""
-        self.check_capacity()
-        self._checks += 1
+        """Check and transcode the staged upload, then record it with its audio in one transaction; the staged
+        file is removed either way, and the checked file too when the record cannot be written (the database holds
+        the audio whenever it holds the record, so removing this node's file is always safe)."""
+        try:
+            self.check_capacity()
+        except Problem:
+            await asyncio.to_thread(staged.unlink, missing_ok=True)
+            raise
+        self._checks += 1  # taken before the first await: two uploads cannot both pass the check above
         name = self.files.new_name()
         target = self.files.own(name)
         try:
             prepared: PreparedSound = await asyncio.to_thread(prepare_sound, staged, target, self.limits)
-            sound_id = await self.pool.fetchval(
-                "INSERT INTO sounds (title, artist, licence, uploader_id, audio_file, node_id, duration_ms,"
-                " audio_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                new.title, new.artist, new.licence, new.uploader_id, name, self.node_id, prepared.duration_ms,
-                prepared.audio_bytes)
-        except BaseException as exc:
-            # When the database went away, the insert may have committed with its answer lost: the file stays
-            # for `remove_orphans`, which removes it only if no record names it.
-            if unreachable_part(exc) is None:
-                await asyncio.to_thread(target.unlink, missing_ok=True)
+            audio = await asyncio.to_thread(target.read_bytes)
+            async with self.pool.acquire() as conn, conn.transaction():
+                sound_id = await conn.fetchval(
+                    "INSERT INTO sounds (title, artist, licence, uploader_id, audio_file, node_id, duration_ms,"
+                    " audio_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    new.title, new.artist, new.licence, new.uploader_id, name, self.node_id, prepared.duration_ms,
+                    prepared.audio_bytes)
+                await conn.execute("INSERT INTO sound_audio (sound_id, audio) VALUES ($1, $2)", sound_id, audio)
+        except BaseException:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
             raise
         finally:
             self._checks -= 1
             await asyncio.to_thread(staged.unlink, missing_ok=True)
+        self.cache.add(name, prepared.audio_bytes)
         sound = await get_sound(self.pool, sound_id)
         assert sound is not None
         return sound
 
     async def remove_orphans(self, older_than_s: float) -> int:
         """Remove audio files no sound names and staged uploads, last written more than `older_than_s` ago (an
-        upload cut short by an outage or a stop); how many were removed."""
+        upload cut short by a stop); how many were removed."""
         found = await asyncio.to_thread(_files_older_than, self.files, older_than_s)
         audio = [path.name for path in found if path.suffix == AUDIO_SUFFIX and path.parent == self.files.root]
         known = {r["audio_file"] for r in await self.pool.fetch(
@@ -166,45 +164,30 @@ class SoundLibrary:
         orphans = [path for path in found if path.name not in known]
         for path in orphans:
             await asyncio.to_thread(path.unlink, missing_ok=True)
+            self.cache.forget(path.name)
         if orphans:
             log.info("removed %d sound files left without a record", len(orphans))
         return len(orphans)
 
     async def audio_path(self, sound_id: int) -> Path:
-        """A local file of the sound's audio (AAC in MP4): this node's own, or a copy fetched once from the node
-        that holds it. Raises `SoundNotFound` (404) or, when the holder cannot be reached, a 503 Problem."""
+        """A local file of the sound's audio (AAC in MP4), read once from the database into this node's cache when
+        it is not there. Raises `SoundNotFound` (404)."""
         sound = await get_sound(self.pool, sound_id)
         if sound is None:
             raise SoundNotFound(sound_id)
         return await self.local_file(sound)
 
     async def local_file(self, sound: Sound) -> Path:
-        own = self.files.own(sound.audio_file)
-        if own.is_file():
-            return own
-        copy = self.files.copy(sound.audio_file)
-        if copy.is_file():
-            return copy
-        if sound.node_id is None or sound.node_id == self.node_id or self.fetch_audio is None:
-            raise Problem(503, "sound-audio-missing", f"sound {sound.id}'s audio is not on this node and no other "
-                          "node holds it", headers={"Retry-After": "30"})
-        pending = self._fetching.get(sound.audio_file)
-        if pending is None:  # requests that come during a fetch wait for it instead of starting their own
-            pending = asyncio.ensure_future(self._fetch(sound, copy))
-            self._fetching[sound.audio_file] = pending
-            pending.add_done_callback(lambda _: self._fetching.pop(sound.audio_file, None))
-        return await asyncio.shield(pending)
+        async def fill(path: Path) -> int:
+            audio = await self.pool.fetchval("SELECT audio FROM sound_audio WHERE sound_id = $1", sound.id)
+            if audio is None:
+                raise Problem(503, "sound-audio-missing", f"sound {sound.id}'s audio is not in the database",
+                              headers={"Retry-After": "30"})
+            await asyncio.to_thread(path.write_bytes, audio)
+            self._on_read()
+            return len(audio)
 
-    async def _fetch(self, sound: Sound, copy: Path) -> Path:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        temporary = copy.with_name(copy.name + f".{secrets.token_hex(4)}.tmp")
-        assert self.fetch_audio is not None
-        try:
-            await self.fetch_audio(sound, temporary)
-            temporary.replace(copy)
-        finally:
-            temporary.unlink(missing_ok=True)
-        return copy
+        return await self.cache.get(sound.audio_file, fill)
 
 
 def _files_older_than(files: SoundFiles, older_than_s: float) -> list[Path]:
@@ -271,9 +254,9 @@ async def uncounted_uses(pool: asyncpg.Pool, batch_max: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def videos_using(pool: asyncpg.Pool, sound_id: int, offset: int, limit: int) -> list[int]:
-    """Ready videos that use the sound, newest first."""
+async def videos_using(pool: asyncpg.Pool, sound_id: int, adult: bool, offset: int, limit: int) -> list[int]:
+    """Ready videos that use the sound, newest first; mature ones only for an `adult`."""
     rows = await pool.fetch(
-        "SELECT id FROM videos WHERE sound_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET $2 LIMIT $3",
-        sound_id, offset, limit)
+        "SELECT id FROM videos WHERE sound_id = $1 AND state = 'ready' AND (NOT mature OR $2)"
+        " ORDER BY id DESC OFFSET $3 LIMIT $4", sound_id, adult, offset, limit)
     return [r["id"] for r in rows]

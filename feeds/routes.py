@@ -100,7 +100,7 @@ def _feeds(request: web.Request) -> Feeds:
            "`challenge_id`, `mature`); it is checked and, where needed, transcoded in the background",
            status=201, auth=True, tag="feeds", body=_VIDEO_UPLOAD, reply=schemas.NewVideoView,
            problems={400: ["file-required", "malformed-multipart", "invalid-field"], 403: ["not-a-creator"],
-                     422: ["unknown-sound", "unknown-challenge"],
+                     404: ["sound-not-found", "challenge-not-found"],
                      413: ["video-too-large"], 415: ["unsupported-media-type"], 503: ["videos-busy"]})
 async def upload_video(request: web.Request) -> web.Response:
     account = await require_account(request)

@@ -110,7 +110,7 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             await media_plane.start()
             app[editor.EDITOR] = studio = editor.Editor(node, videos)
             parts.push_async_callback(studio.stop)
-            await studio.start(media_plane.link)
+            await studio.start()
             app[editor.RENDERS] = renders = editor.Renders(node, videos, studio.sounds, media_plane.link)
             parts.push_async_callback(renders.stop)
             await renders.start()

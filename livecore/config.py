@@ -323,6 +323,8 @@ class Settings:
     sound_duration_ms_min: int = _setting(1000, "shortest sound accepted")
     sound_duration_ms_max: int = _setting(5 * 60 * 1000, "longest sound accepted (it is cut nowhere: longer is "
                                                          "refused)")
+    sound_cache_bytes_max: int = _setting(1024 * 1024 * 1024, "bytes of sounds' audio files a node keeps on its disk "
+                                                              "(read from PostgreSQL when missing)", low=0)
     sound_checks_max: int = _setting(2, "sound uploads checked and transcoded at once per node; past this an "
                                         "upload is 503")
     sound_sweep_ms: int = _setting(30_000, "how often ready videos whose use of a sound was not counted (their node "

@@ -104,12 +104,13 @@ async def new_challenge(node: RunningNode, token: str, sound_id: int, hashtag: s
 
 
 async def post_video(node: RunningNode, token: str, *, sound_id: int | None = None, challenge_id: int | None = None,
-                     hashtags: str = "", caption: str = "a clip") -> tuple[int, Any]:
+                     hashtags: str = "", caption: str = "a clip", mature: bool = False) -> tuple[int, Any]:
     """Upload a short clip through `POST /api/videos` naming a sound and a challenge; (status, body)."""
     form = aiohttp.FormData()
     form.add_field("file", make_mp4(seconds=0.5), filename="clip.mp4", content_type="video/mp4")
     form.add_field("caption", caption)
     form.add_field("hashtags", hashtags)
+    form.add_field("mature", "true" if mature else "false")
     if sound_id is not None:
         form.add_field("sound_id", str(sound_id))
     if challenge_id is not None:

@@ -48,9 +48,10 @@ async def maker(node: RunningNode, tmp_path: Path) -> tuple[RunningNode, str, in
      "texts.0.end_ms"),
     ({"texts": [{"text": "late", "x": 0, "y": 0, "start_ms": 5000}]}, 400, "invalid-field", "texts.0.start_ms"),
     ({"stitch": {"video_id": 1, "in_ms": 0, "out_ms": 6000}}, 400, "invalid-field", "stitch.out_ms"),
-    ({"music": {"sound_id": 999999}}, 422, "unknown-sound", "music.sound_id"),
-    ({"stickers": [{"sticker_id": 999999, "x": 0, "y": 0}]}, 422, "unknown-reference", "stickers.0.sticker_id"),
-    ({"duet": {"video_id": 999999}}, 422, "unknown-reference", "duet.video_id"),
+    ({"music": {"sound_id": 999999}}, 404, "sound-not-found", "music.sound_id"),
+    ({"stickers": [{"sticker_id": 999999, "x": 0, "y": 0}]}, 404, "sticker-not-found", "stickers.0.sticker_id"),
+    ({"duet": {"video_id": 999999}}, 404, "video-not-found", "duet.video_id"),
+    ({"challenge_id": 999999}, 404, "challenge-not-found", "challenge_id"),
     ({"hashtags": ["two words"]}, 400, "invalid-field", "hashtags.0"),
 ])
 async def test_a_malformed_edit_is_refused_naming_the_field(maker: tuple[RunningNode, str, int], change: Any,
@@ -77,7 +78,7 @@ async def test_another_users_clip_and_a_body_that_is_not_json_are_refused(maker:
     node, _, clip_id = maker
     other = await node.signup()
     status, problem = await submit(node, other["token"], _edit(clip_id))
-    assert status == 422 and problem["field"] == "clips.0.clip_id", problem
+    assert status == 404 and problem["type"] == "livecore:clip-not-found" and problem["field"] == "clips.0.clip_id"
     async with node.http.post(f"{node.url}/api/edits", data=b"{not json", headers={
             **auth(other["token"]), "Content-Type": "application/json"}) as response:
         assert response.status == 400 and (await response.json(content_type=None))["type"] == "livecore:malformed-json"

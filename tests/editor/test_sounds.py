@@ -11,7 +11,7 @@ from livenode import RunningNode
 from PIL import Image
 from soundclient import auth, get_json, make_audio, new_sound, post_video, ready_video, upload_sound
 
-from editor import EDITOR
+from editor import EDITOR, SoundNotFound, sound_audio_path
 from feeds import FEEDS
 
 
@@ -98,15 +98,22 @@ async def test_bad_queries_and_unknown_sounds(node: RunningNode) -> None:
 async def test_videos_name_only_sounds_and_challenges_that_exist(node: RunningNode) -> None:
     creator = await node.signup()
     status, problem = await post_video(node, creator["token"], sound_id=987654321)
-    assert (status, problem["type"], problem["field"]) == (422, "livecore:unknown-sound", "sound_id"), problem
+    assert (status, problem["type"], problem["field"]) == (404, "livecore:sound-not-found", "sound_id"), problem
     status, problem = await post_video(node, creator["token"], challenge_id=987654321)
-    assert (status, problem["type"], problem["field"]) == (422, "livecore:unknown-challenge", "challenge_id")
+    assert (status, problem["type"], problem["field"]) == (404, "livecore:challenge-not-found", "challenge_id")
     assert not list(node.app[FEEDS].files.root.glob("uploads/*"))  # the refused uploads are not kept
     sound = await new_sound(node, creator["token"])
     video_id = await ready_video(node, creator["token"], sound_id=sound["id"])
     status, page = await get_json(node, f"/api/sounds/{sound['id']}")
     assert [v["id"] for v in page["videos"]] == [video_id] and page["uses"] == 1
     assert page["videos"][0]["sound_id"] == sound["id"]
+    mature = await ready_video(node, creator["token"], sound_id=sound["id"], mature=True)
+    minor = await node.signup(birth_date="2014-01-01", roles=["viewer"])
+    for token in (None, minor["token"]):  # mature videos are listed to adults only
+        _, page = await get_json(node, f"/api/sounds/{sound['id']}", token)
+        assert [v["id"] for v in page["videos"]] == [video_id] and page["uses"] == 2
+    _, page = await get_json(node, f"/api/sounds/{sound['id']}", creator["token"])
+    assert [v["id"] for v in page["videos"]] == [mature, video_id]
 
 
 async def test_uses_count_each_ready_video_once_however_many_nodes_say_so_at_once(node_factory) -> None:  # type: ignore[no-untyped-def]
@@ -146,3 +153,38 @@ async def test_a_use_missed_while_the_database_was_away_is_counted_by_the_sweep(
     assert await node.app[EDITOR].count_missed_uses() >= 1
     assert (await get_json(node, f"/api/sounds/{sound['id']}"))[1]["uses"] == 1
     assert await node.app[EDITOR].count_missed_uses() == 0
+
+
+async def test_a_sound_added_on_one_node_plays_from_any_other_even_after_that_node_is_gone(node_factory) -> None:  # type: ignore[no-untyped-def]
+    holder, other = await node_factory(), await node_factory(sound_cache_bytes_max=100_000)
+    creator = await holder.signup()
+    sound = await new_sound(holder, creator["token"])
+    async with holder.http.get(holder.url + sound["audio_url"]) as response:
+        original = await response.read()
+    assert holder.node.registry.get_sample_value("livecore_editor_sound_reads_total") == 0  # its own upload
+    fetches = await asyncio.gather(*(other.http.get(other.url + sound["audio_url"]) for _ in range(3)))
+    for response in fetches:
+        assert response.status == 200 and await response.read() == original
+        response.release()
+    reads = other.node.registry.get_sample_value
+    assert reads("livecore_editor_sound_reads_total") == 1  # read from the database once, however many asked
+    path = await sound_audio_path(other.app[EDITOR].sounds, sound["id"])
+    assert path.read_bytes() == original and reads("livecore_editor_sound_reads_total") == 1
+    await holder.stop()
+    late = await node_factory()
+    async with late.http.get(late.url + sound["audio_url"], headers={"Range": "bytes=10-19"}) as response:
+        assert response.status == 206 and await response.read() == original[10:20]
+    # The cache keeps at most sound_cache_bytes_max: a second sound pushes the first out, and it is read again.
+    more = [await new_sound(late, creator["token"], data=make_audio(seconds=3), title=f"more {i}") for i in range(3)]
+    for extra in more:
+        async with other.http.get(other.url + extra["audio_url"]) as response:
+            assert response.status == 200
+    cache = other.app[EDITOR].sounds.cache
+    assert cache.stored_bytes <= 100_000
+    assert len(list(cache.root.glob("*.m4a"))) < 4
+    try:
+        await sound_audio_path(late.app[EDITOR].sounds, 987654321)
+    except SoundNotFound as missing:
+        assert missing.status == 404
+    else:
+        raise AssertionError("an unknown sound has no audio path")
