@@ -99,9 +99,11 @@ def _tempo_changed(sound: np.ndarray, speed: float) -> np.ndarray:
     graph = av.filter.Graph()
     source = graph.add_abuffer(format="fltp", sample_rate=RATE_HZ, layout="stereo", time_base=_TIME_BASE)
     tempo = graph.add("atempo", f"{speed:.6f}")
+    planar = graph.add("aformat", f"sample_fmts=fltp:sample_rates={RATE_HZ}:channel_layouts=stereo")
     sink = graph.add("abuffersink")
     source.link_to(tempo)
-    tempo.link_to(sink)
+    tempo.link_to(planar)  # atempo works on packed samples: back to planar stereo for the mix
+    planar.link_to(sink)
     graph.configure()
     out: list[np.ndarray] = []
     step = 4096

@@ -12,14 +12,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from editor.canvas import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX
 from livecore.http import NO_NUL, Id, Problem
 
 SPEED_MIN = 0.5
 SPEED_MAX = 2.0
 VOLUME_MAX = 2.0
-CANVAS_WIDTH_PX = 720
-CANVAS_HEIGHT_PX = 1280
-FPS = 30
 MEDIA_MS_MAX = 24 * 3600 * 1000
 TEXT_CHARS_MAX = 200
 TEXT_SIZE_PX_MIN = 8
@@ -39,12 +37,12 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Transition(Model):
+class EditTransition(Model):
     kind: Literal["cut", "crossfade"] = Field(description="how this clip follows the one before it")
     duration_ms: Ms = Field(default=0, description="the crossfade's length (0 for a cut)")
 
     @model_validator(mode="after")
-    def _length_fits_kind(self) -> Transition:
+    def _length_fits_kind(self) -> EditTransition:
         if self.kind == "cut" and self.duration_ms:
             raise ValueError("a cut has no duration_ms")
         if self.kind == "crossfade" and not self.duration_ms:
@@ -65,16 +63,16 @@ class Span(Model):
         return out_ms
 
 
-class Clip(Span):
+class EditClip(Span):
     clip_id: Id | None = Field(default=None, description="an uploaded clip (POST /api/edits/clips)")
     video_id: Id | None = Field(default=None, description="one of your own videos in the feeds")
     speed: Speed = 1.0
     volume: Volume = 1.0
-    transition: Transition | None = Field(default=None, description="how it follows the clip before (a cut "
+    transition: EditTransition | None = Field(default=None, description="how it follows the clip before (a cut "
                                                                     "unless said)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> Clip:
+    def _one_source(self) -> EditClip:
         if (self.clip_id is None) == (self.video_id is None):
             raise ValueError("name exactly one source: clip_id or video_id")
         return self
@@ -85,18 +83,18 @@ class Clip(Span):
         return round((self.out_ms - self.in_ms) / self.speed)
 
 
-class Stitch(Span):
+class EditStitch(Span):
     video_id: Id = Field(description="another creator's video whose span opens the edit (credited)")
     volume: Volume = 1.0
 
 
-class Duet(Model):
+class EditDuet(Model):
     video_id: Id = Field(description="another creator's video played beside the edit, from in_ms")
     in_ms: Ms = 0
     volume: Volume = 1.0
 
 
-class Music(Model):
+class EditMusic(Model):
     sound_id: Id = Field(description="a sound of the library (GET /api/sounds), mixed under the clips' audio")
     start_ms: Ms = Field(default=0, description="where in the sound the music starts")
     volume: Volume = 0.5
@@ -117,13 +115,13 @@ class Placed(Model):
         return end_ms
 
 
-class Text(Placed):
+class EditText(Placed):
     text: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, pattern=NO_NUL)
     size_px: int = Field(default=48, ge=TEXT_SIZE_PX_MIN, le=TEXT_SIZE_PX_MAX)
     colour: str = Field(default="#ffffff", pattern=COLOUR, description="a colour as #rrggbb")
 
 
-class Sticker(Placed):
+class EditSticker(Placed):
     sticker_id: Id = Field(description="a PNG uploaded with POST /api/edits/stickers")
     width_px: int | None = Field(default=None, ge=8, le=CANVAS_WIDTH_PX,
                                  description="drawn this wide (height in proportion); its own width if left out")
@@ -133,12 +131,12 @@ class EditDecisions(Model):
     """An edit: clips in order (each trimmed, sped up or down, with its volume and transition), an optional stitch
     before them, duet partner beside them and music under them, texts and stickers over them."""
 
-    clips: list[Clip] = Field(min_length=1)
-    stitch: Stitch | None = None
-    duet: Duet | None = None
-    music: Music | None = None
-    texts: list[Text] = Field(default_factory=list)
-    stickers: list[Sticker] = Field(default_factory=list)
+    clips: list[EditClip] = Field(min_length=1)
+    stitch: EditStitch | None = None
+    duet: EditDuet | None = None
+    music: EditMusic | None = None
+    texts: list[EditText] = Field(default_factory=list)
+    stickers: list[EditSticker] = Field(default_factory=list)
     caption: str = Field(default="", max_length=CAPTION_CHARS_MAX, pattern=NO_NUL)
     hashtags: list[Annotated[str, Field(pattern=r"^#?\w{1,50}$")]] = Field(default_factory=list,
                                                                           max_length=HASHTAGS_MAX)
@@ -147,7 +145,7 @@ class EditDecisions(Model):
 
     @field_validator("clips")
     @classmethod
-    def _first_clip_has_no_transition(cls, clips: list[Clip]) -> list[Clip]:
+    def _first_clip_has_no_transition(cls, clips: list[EditClip]) -> list[EditClip]:
         if clips and clips[0].transition is not None and clips[0].transition.kind != "cut":
             raise ValueError("the first clip has nothing to cross-fade from (clips.0.transition)")
         return clips
@@ -172,7 +170,7 @@ class Placement:
     fade_in_ms: int
 
 
-def pieces(edit: EditDecisions) -> list[Clip | Stitch]:
+def pieces(edit: EditDecisions) -> list[EditClip | EditStitch]:
     """What plays one after the other: the stitch (if any), then the clips."""
     return [*([edit.stitch] if edit.stitch else []), *edit.clips]
 
@@ -182,8 +180,8 @@ def timeline(edit: EditDecisions) -> tuple[list[Placement], int]:
     placements: list[Placement] = []
     end_ms = 0
     for piece in pieces(edit):
-        length = piece.length_ms if isinstance(piece, Clip) else piece.out_ms - piece.in_ms
-        fade = piece.transition.duration_ms if isinstance(piece, Clip) and piece.transition else 0
+        length = piece.length_ms if isinstance(piece, EditClip) else piece.out_ms - piece.in_ms
+        fade = piece.transition.duration_ms if isinstance(piece, EditClip) and piece.transition else 0
         start = end_ms - fade
         placements.append(Placement(start, length, fade))
         end_ms = start + length

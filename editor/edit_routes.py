@@ -160,7 +160,8 @@ async def _receive_file(request: web.Request, target: Path, bytes_max: int, sett
            "background; follow it with GET /api/edits/{id}", status=202, auth=True, tag="editor",
            body=EditDecisions, reply=NewEditView,
            problems={403: ["not-your-video", "remix-not-allowed"],
-                     422: ["unknown-reference", "unknown-sound", "unknown-challenge"], 503: ["edits-busy"]})
+                     404: ["clip-not-found", "sticker-not-found", "video-not-found", "sound-not-found",
+                           "challenge-not-found"], 503: ["edits-busy"]})
 async def submit_edit(request: web.Request) -> web.Response:
     account = await require_account(request)
     decisions = await parse_body(request, EditDecisions)
@@ -188,9 +189,9 @@ async def get_edit(request: web.Request) -> web.Response:
 async def cancel_edit(request: web.Request) -> web.Response:
     edit = await _own_edit(request)
     cancelled = await _renders(request).cancel(edit.id)
-    if cancelled is None or cancelled.state != "cancelled":
-        raise Problem(409, "edit-finished", f"edit {edit.id} is {cancelled.state if cancelled else 'gone'}; only a "
-                      "queued or rendering edit can be cancelled")
+    if cancelled is None:
+        raise Problem(409, "edit-finished", f"edit {edit.id} is {edit.state}; only a queued or rendering edit can "
+                      "be cancelled")
     return json_response(cancelled.public())
 
 

@@ -44,12 +44,17 @@ async def queued_count(pool: asyncpg.Pool | asyncpg.Connection) -> int:
     return await pool.fetchval("SELECT count(*) FROM edits WHERE state = 'queued'")
 
 
-async def create_edit(conn: asyncpg.Connection, author_id: int, decisions: dict[str, Any], length_ms: int,
+async def create_edit(conn: asyncpg.Pool, author_id: int, decisions: dict[str, Any], length_ms: int,
                       credits: str) -> Edit:
     row = await conn.fetchrow(
         "INSERT INTO edits (author_id, decisions, length_ms, credits) VALUES ($1, $2, $3, $4) RETURNING *",
         author_id, orjson.dumps(decisions).decode(), length_ms, credits)
     return _from_row(row)
+
+
+async def delete_unqueued(pool: asyncpg.Pool, edit_id: int) -> None:
+    """Take back an edit that could not be queued (nothing has rendered it)."""
+    await pool.execute("DELETE FROM edits WHERE id = $1 AND state = 'queued' AND attempts = 0", edit_id)
 
 
 async def get_edit(pool: asyncpg.Pool, edit_id: int) -> Edit | None:
@@ -86,10 +91,10 @@ async def finish(pool: asyncpg.Pool, edit_id: int, state: State, error: str | No
 
 
 async def cancel(pool: asyncpg.Pool, edit_id: int) -> Edit | None:
-    """Cancel an unfinished edit; the edit as it is after (None when there is none)."""
-    await pool.execute("UPDATE edits SET state = 'cancelled', updated_at = now()"
-                       " WHERE id = $1 AND state IN ('queued', 'rendering')", edit_id)
-    return await get_edit(pool, edit_id)
+    """Cancel an unfinished edit: the edit now cancelled, or None when it was not unfinished."""
+    row = await pool.fetchrow("UPDATE edits SET state = 'cancelled', updated_at = now()"
+                              " WHERE id = $1 AND state IN ('queued', 'rendering') RETURNING *", edit_id)
+    return _from_row(row) if row else None
 
 
 async def attach_video(conn: asyncpg.Connection, edit_id: int) -> tuple[State, int | None]:

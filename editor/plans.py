@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from editor import challenges, edits, sounds, uploads
-from editor.decisions import Clip, EditDecisions, pieces, timeline
+from editor.decisions import EditClip, EditDecisions, pieces, timeline
 from editor.overlays import StickerSpec, TextSpec
 from editor.render import PartnerSpec, PieceSpec, RenderPlan
 from feeds import videos
@@ -21,8 +21,9 @@ VideoFile = Callable[[int], Awaitable[Path]]
 SoundFile = Callable[[int], Awaitable[Path]]
 
 
-def _unknown(field: str, detail: str) -> Problem:
-    return Problem(422, "unknown-reference", f"{field}: {detail}", field=field)
+def _missing(slug: str, field: str, detail: str) -> Problem:
+    """A reference to nothing the author may use: 404 naming the field (as feeds and the sound library answer)."""
+    return Problem(404, slug, f"{field}: {detail}", field=field)
 
 
 async def check_references(pool: asyncpg.Pool, author_id: int, edit: EditDecisions) -> str:
@@ -33,7 +34,7 @@ async def check_references(pool: asyncpg.Pool, author_id: int, edit: EditDecisio
         if clip.clip_id is not None:
             upload = own.get(clip.clip_id)
             if upload is None or upload.kind != "clip":
-                raise _unknown(f"clips.{index}.clip_id", f"you have no clip {clip.clip_id}")
+                raise _missing("clip-not-found", f"clips.{index}.clip_id", f"you have no clip {clip.clip_id}")
             if upload.duration_ms is not None and clip.out_ms > upload.duration_ms + FRAME_SLACK_MS:
                 raise Problem(400, "invalid-field", f"clips.{index}.out_ms: clip {clip.clip_id} lasts "
                               f"{upload.duration_ms} ms", field=f"clips.{index}.out_ms")
@@ -42,13 +43,12 @@ async def check_references(pool: asyncpg.Pool, author_id: int, edit: EditDecisio
     for index, sticker in enumerate(edit.stickers):
         upload = own.get(sticker.sticker_id)
         if upload is None or upload.kind != "sticker":
-            raise _unknown(f"stickers.{index}.sticker_id", f"you have no sticker {sticker.sticker_id}")
+            raise _missing("sticker-not-found", f"stickers.{index}.sticker_id",
+                           f"you have no sticker {sticker.sticker_id}")
     if edit.music and not await sounds.sound_exists(pool, edit.music.sound_id):
-        raise Problem(422, "unknown-sound", f"music.sound_id: there is no sound {edit.music.sound_id}",
-                      field="music.sound_id")
+        raise _missing("sound-not-found", "music.sound_id", f"there is no sound {edit.music.sound_id}")
     if edit.challenge_id and not await challenges.challenge_exists(pool, edit.challenge_id):
-        raise Problem(422, "unknown-challenge", f"challenge_id: there is no challenge {edit.challenge_id}",
-                      field="challenge_id")
+        raise _missing("challenge-not-found", "challenge_id", f"there is no challenge {edit.challenge_id}")
     credits = []
     if edit.stitch:
         video = await _usable_video(pool, author_id, "stitch.video_id", edit.stitch, remix=True)
@@ -63,7 +63,7 @@ async def _usable_video(pool: asyncpg.Pool, author_id: int, field: str, use: obj
     video_id: int = use.video_id  # type: ignore[attr-defined]
     video = await videos.get_video(pool, video_id)
     if video is None or video.state != "ready":
-        raise _unknown(field, f"there is no ready video {video_id}")
+        raise _missing("video-not-found", field, f"there is no ready video {video_id}")
     if video.author_id != author_id:
         if not remix:
             raise Problem(403, "not-your-video", f"{field}: video {video_id} is another creator's; use it in a "
@@ -86,12 +86,12 @@ async def build_plan(edit: EditDecisions, upload_file: UploadFile, video_file: V
     specs: list[PieceSpec] = []
     ordered = pieces(edit)
     for index, (piece, placed) in enumerate(zip(ordered, placements, strict=True)):
-        if isinstance(piece, Clip) and piece.clip_id is not None:
+        if isinstance(piece, EditClip) and piece.clip_id is not None:
             path = await upload_file(piece.clip_id)
         else:
             assert piece.video_id is not None
             path = await video_file(piece.video_id)
-        speed = piece.speed if isinstance(piece, Clip) else 1.0
+        speed = piece.speed if isinstance(piece, EditClip) else 1.0
         fade_out = placements[index + 1].fade_in_ms if index + 1 < len(placements) else 0
         specs.append(PieceSpec(str(path), piece.in_ms, speed, piece.volume, placed.start_ms, placed.length_ms,
                                placed.fade_in_ms, fade_out))

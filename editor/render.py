@@ -7,6 +7,8 @@ Blocking and CPU-bound: it runs in a render process (editor/renderer.py), one pe
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,7 +17,7 @@ import av
 import numpy as np
 
 from editor import audiomix
-from editor.decisions import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX, FPS
+from editor.canvas import CANVAS_HEIGHT_PX, CANVAS_WIDTH_PX, FPS
 from editor.overlays import Overlay, StickerSpec, TextSpec, overlays_of
 
 ENCODE_PRESET = "veryfast"  # as feeds/transcoding.py: the same quality for uploads and edits
@@ -25,7 +27,9 @@ AAC_FRAME_SAMPLES = 1024
 PROGRESS_EVERY_FRAMES = 10
 AUDIO_SHARE = 0.05  # of the progress bar: mixing the sound comes first
 BLACK_LUMA, GREY_CHROMA = 16, 128
-FRAME_TIME_SLACK_MS = 0.5  # a frame stamped 33.3333 ms is the frame for 33.333 ms
+FRAME_TIME_SLACK_MS = 0.5
+DECODE_AHEAD_FRAMES = 8  # about 11 MB of 720x1280 frames per source being read
+QUEUE_WAIT_S = 0.1  # a frame stamped 33.3333 ms is the frame for 33.333 ms
 _TIME_BASE = Fraction(1, FPS)
 
 Progress = Callable[[float], None]
@@ -82,6 +86,49 @@ class Rendered:
     length_ms: int
 
 
+class DecodeAhead:
+    """Frames decoded in a thread of their own, up to `ahead` of where the reader is, so decoding overlaps encoding
+    (PyAV lets go of the GIL inside FFmpeg)."""
+
+    def __init__(self, frames: Iterator[av.VideoFrame], ahead: int) -> None:
+        self.queue: queue.Queue[av.VideoFrame | BaseException | None] = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._decode, args=(frames,), name="decode-ahead", daemon=True)
+        self.thread.start()
+
+    def _decode(self, frames: Iterator[av.VideoFrame]) -> None:
+        try:
+            for frame in frames:
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+            return
+        self._put(None)
+
+    def _put(self, item: av.VideoFrame | BaseException | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=QUEUE_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> av.VideoFrame | None:
+        """The next frame, None after the last."""
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is None:
+            self.queue.put(None)  # every later call sees the end too
+        return item
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
 class VideoReader:
     """A source's frames in time order, each scaled to fit (width, height) once however often it is shown."""
 
@@ -92,7 +139,7 @@ class VideoReader:
         if in_ms and self.stream.time_base:
             self.container.seek(int(in_ms / 1000 / self.stream.time_base), stream=self.stream, backward=True)
         self.width, self.height = width, height
-        self.decoded: Iterator[av.VideoFrame] = self.container.decode(self.stream)
+        self.decoded = DecodeAhead(self.container.decode(self.stream), DECODE_AHEAD_FRAMES)
         self.current: av.VideoFrame | None = None
         self.pending: av.VideoFrame | None = None
         self.scaled: av.VideoFrame | None = None
@@ -101,7 +148,7 @@ class VideoReader:
         """The last frame at or before `source_ms` (the first one if none is), scaled."""
         while True:
             if self.pending is None:
-                self.pending = next(self.decoded, None)
+                self.pending = self.decoded.next()
                 if self.pending is None:
                     break
             if self.current is not None and _time_ms(self.pending) > source_ms + FRAME_TIME_SLACK_MS:
@@ -114,6 +161,7 @@ class VideoReader:
         return self.scaled
 
     def close(self) -> None:
+        self.decoded.close()
         self.container.close()
 
 
@@ -202,6 +250,9 @@ def render(plan: RenderPlan, progress: Progress) -> Rendered:
             video = out.add_stream("libx264", rate=FPS)
             video.width, video.height, video.pix_fmt = CANVAS_WIDTH_PX, CANVAS_HEIGHT_PX, "yuv420p"
             video.options = {"preset": plan.preset, "crf": plan.crf}
+            # PyAV asks for slice threads, which x264 runs at a fraction of the throughput of its frame threads
+            # (what the FFmpeg command line uses).
+            video.codec_context.thread_type = "FRAME"
             audio = out.add_stream("aac", rate=audiomix.RATE_HZ, layout="stereo")
             audio.bit_rate = AUDIO_BIT_RATE
             sent = 0
@@ -242,13 +293,27 @@ def _side_by_side(main: av.VideoFrame | np.ndarray, other: av.VideoFrame, main_w
 
 def _with_overlays(picture: av.VideoFrame | np.ndarray, showing: list[Overlay]) -> av.VideoFrame:
     """The frame to encode; a frame nothing is drawn on goes to the encoder as decoded and scaled."""
-    if not showing and isinstance(picture, av.VideoFrame):
+    if isinstance(picture, np.ndarray):
+        y, u, v = planes(picture, CANVAS_WIDTH_PX, CANVAS_HEIGHT_PX)
+        for o in showing:
+            o.blend_into(y, u, v)
+        return av.VideoFrame.from_ndarray(picture, format="yuv420p")
+    if not showing:
         return picture
-    pixels = picture if isinstance(picture, np.ndarray) else picture.to_ndarray()
-    y, u, v = planes(pixels, CANVAS_WIDTH_PX, CANVAS_HEIGHT_PX)
+    # Drawn on a copy: the decoded frame may be shown again (slow motion) or still be a decoder's reference.
+    drawn = av.VideoFrame(CANVAS_WIDTH_PX, CANVAS_HEIGHT_PX, "yuv420p")
+    target = [_plane_view(plane) for plane in drawn.planes]
+    for into, source in zip(target, (_plane_view(plane) for plane in picture.planes), strict=True):
+        into[...] = source
     for o in showing:
-        o.blend_into(y, u, v)
-    return av.VideoFrame.from_ndarray(pixels, format="yuv420p")
+        o.blend_into(*target)
+    return drawn
+
+
+def _plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A writable 2-D view of a frame's plane, without the padding at the end of each line."""
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, :plane.width]
 
 
 def _audio_spans(plan: RenderPlan) -> list[audiomix.AudioSpan]:

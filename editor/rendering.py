@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge
 from editor import edits, plans, uploads
 from editor.decisions import EditDecisions, EditLimits, check_limits, hashtag_words
 from editor.renderer import Outcome, RenderProcesses
-from editor.renderqueue import PROGRESS_CHANNEL, Entry, RenderQueue
+from editor.renderqueue import PROGRESS_CHANNEL, Entry, QueueMissing, RenderQueue
 from editor.sounds import SoundLibrary
 from editor.uploads import UploadFiles
 from feeds import Feeds, videos
@@ -70,27 +70,44 @@ class Renders:
         self._tasks += [asyncio.create_task(self._take_new(), name="editor-renders"),
                         asyncio.create_task(self._take_abandoned(), name="editor-renders-claim")]
 
+    def rendering(self) -> int:
+        """Renders this node has taken and not finished."""
+        return len(self._jobs)
+
     async def stop(self) -> None:
         await stop_tasks(*self._tasks, *self._jobs)
         self.processes.stop()
 
     async def submit(self, author_id: int, edit: EditDecisions) -> edits.Edit:
-        """Check the edit and queue it: in PostgreSQL and on the stream together, or not at all."""
+        """Check the edit and queue it: stored, then on the stream; taken back when the stream cannot have it."""
         length_ms = check_limits(edit, self.limits)
         credits = await plans.check_references(self.node.pool, author_id, edit)
         queue_max = self.node.settings.edit_queue_max
-        async with self.node.pool.acquire() as conn, conn.transaction():
-            if await edits.queued_count(conn) >= queue_max:
-                raise Problem(503, "edits-busy", f"{queue_max} edits are waiting to be rendered (edit_queue_max); "
-                              "try again shortly", headers={"Retry-After": "10"})
-            made = await edits.create_edit(conn, author_id, edit.model_dump(mode="json"), length_ms, credits)
-            await self.queue.add(made.id)  # fails the transaction when Redis is down: nothing half-accepted
+        if await edits.queued_count(self.node.pool) >= queue_max:
+            raise Problem(503, "edits-busy", f"{queue_max} edits are waiting to be rendered (edit_queue_max); "
+                          "try again shortly", headers={"Retry-After": "10"})
+        # Committed before it is queued: a node may take the entry at once and must find the edit.
+        made = await edits.create_edit(self.node.pool, author_id, edit.model_dump(mode="json"), length_ms, credits)
+        try:
+            await self.queue.add(made.id)
+        except BaseException:
+            await edits.delete_unqueued(self.node.pool, made.id)  # the client hears 503 and sends it again
+            raise
         return made
 
     async def cancel(self, edit_id: int) -> edits.Edit | None:
+        """Cancel a queued or rendering edit (None when it was neither) and stop its render if it runs here;
+        another node rendering it stops at its next progress report."""
         cancelled = await edits.cancel(self.node.pool, edit_id)
-        self.processes.cancel(edit_id)  # here; another node sees it at its next progress report
+        if cancelled is not None:
+            self.processes.cancel(edit_id)
         return cancelled
+
+    async def _set_up_queue_again(self) -> None:
+        try:
+            await self._ensure_queue()
+        except Exception as exc:
+            await self._pause_after(exc)
 
     async def _ensure_queue(self) -> None:
         if await self.queue.ensure_group():
@@ -105,6 +122,10 @@ class Renders:
             await self.processes.slots.acquire()
             try:
                 entry = await self.queue.read(READ_BLOCK_MS)
+            except QueueMissing:
+                self.processes.slots.release()
+                await self._set_up_queue_again()
+                continue
             except Exception as exc:
                 self.processes.slots.release()
                 await self._pause_after(exc)

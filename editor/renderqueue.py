@@ -18,6 +18,10 @@ GROUP = "renderers"
 PROGRESS_CHANNEL = "editor:edits:{id}"  # pub/sub: {"id", "state", "progress"} as a render goes
 
 
+class QueueMissing(Exception):
+    """The stream's group is gone (Redis lost it): whoever sets it up again must queue the unfinished edits."""
+
+
 @dataclass(frozen=True)
 class Entry:
     entry_id: str
@@ -44,14 +48,13 @@ class RenderQueue:
         return _text(entry_id)
 
     async def read(self, block_ms: int) -> Entry | None:
-        """The next entry nobody has taken, waiting up to `block_ms`."""
+        """The next entry nobody has taken, waiting up to `block_ms`; QueueMissing when the group is gone."""
         try:
             answer = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=1, block=block_ms)
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            await self.ensure_group()
-            return None
+            if "NOGROUP" in str(exc):
+                raise QueueMissing(str(exc)) from exc
+            raise
         for _stream, entries in answer or []:
             for entry_id, fields in entries:
                 return _entry(entry_id, fields)
