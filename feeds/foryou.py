@@ -27,7 +27,7 @@ from feeds import cards, cursors, rules
 from feeds.catalogue import Catalogue, CatalogueVideo
 from feeds.coengagement import CoEngagement
 from feeds.ranker import WATCH_FINISHED_RATIO, OnlineRanker
-from feeds.sources import Context, candidates
+from feeds.sources import SOURCES, Context, Source, candidates, with_source
 from feeds.viewers import Viewer
 from livecore.http import Problem
 from livecore.node import Node
@@ -72,6 +72,11 @@ class ForYou:
         self.limits = limits
         self.ads: AdStage | None = None
         self.ad_slot_interval = 0
+        self.sources: tuple[tuple[str, Source], ...] = SOURCES
+
+    def add_source(self, name: str, source: Source) -> None:
+        """Another context's candidate source (reading only memory, like sources.py's), before the broad ones."""
+        self.sources = with_source(self.sources, name, source)
 
     async def page(self, viewer: Viewer, cursor: str | None, limit: int) -> dict[str, Any]:
         session, page_number = _session(cursor, viewer.id) if cursor else (secrets.token_hex(8), 0)
@@ -80,7 +85,7 @@ class ForYou:
         seen = set(np.frombuffer(shown, dtype=SEEN_ID_DTYPE).tolist()) if shown else set()
         now_ms = node.clock.now_ms()
         context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000)
-        found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max)
+        found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max, self.sources)
         eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
         scores = blend_scores(self.ranker, self.catalogue, viewer, eligible, history)
         room = min(limit, self.limits.seen_max - len(seen))

@@ -100,6 +100,7 @@ def _feeds(request: web.Request) -> Feeds:
            "`challenge_id`, `mature`); it is checked and, where needed, transcoded in the background",
            status=201, auth=True, tag="feeds", body=_VIDEO_UPLOAD, reply=schemas.NewVideoView,
            problems={400: ["file-required", "malformed-multipart", "invalid-field"], 403: ["not-a-creator"],
+                     404: ["sound-not-found", "challenge-not-found"],
                      413: ["video-too-large"], 415: ["unsupported-media-type"], 503: ["videos-busy"]})
 async def upload_video(request: web.Request) -> web.Response:
     account = await require_account(request)
@@ -110,6 +111,7 @@ async def upload_video(request: web.Request) -> web.Response:
     staged = feeds.files.staging(f"{secrets.token_hex(12)}.upload")
     try:
         fields = await _read_upload(request, staged, request.app[NODE].settings.video_bytes_max)
+        await feeds.check_upload(fields.sound_id, fields.challenge_id)
         hashtags = videos.normalized_hashtags(fields.hashtags)
         hashtags_max = request.app[NODE].settings.video_hashtags_max
         if len(hashtags) > hashtags_max:

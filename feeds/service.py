@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from feeds import cards, cursors, engagements, recordings
+from feeds import cards, cursors, engagements, recordings, videos
 from feeds.catalogue import Catalogue
 from feeds.coengagement import CoEngagement
 from feeds.following import following_video_ids
@@ -23,6 +23,7 @@ from feeds.labels import CardLabels
 from feeds.learner import Learner
 from feeds.processing import VideoFiles, VideoProcessor
 from feeds.ranker import OnlineRanker
+from feeds.sources import Source
 from feeds.timelines import Timelines
 from feeds.transcoding import VideoLimits
 from feeds.trending import Scored, SharedTrending
@@ -36,6 +37,9 @@ from livecore.tasks import stop_tasks
 log = logging.getLogger("livecore.feeds")
 
 FOLLOWING_LIVE_CARDS_MAX = 10
+# Another context's check of a new video's references (sound_id, challenge_id): raises a Problem when one is wrong.
+UploadCheck = Callable[[int | None, int | None], Awaitable[None]]
+ReadyListener = Callable[[int], Awaitable[None]]
 
 
 class FeedsMetrics:
@@ -80,6 +84,30 @@ class Feeds:
         self.labels = CardLabels()  # other contexts' labels on video cards (the public hook: labels.add)
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: list[asyncio.Task[None]] = []
+        self._upload_checks: list[UploadCheck] = []
+        self._ready_listeners: list[ReadyListener] = []
+
+    def add_upload_check(self, check: UploadCheck) -> None:
+        """Have `check` see each upload's sound_id and challenge_id before the video is created."""
+        self._upload_checks.append(check)
+
+    def add_ready_listener(self, listener: ReadyListener) -> None:
+        """Have `listener` told the id of each video that becomes ready on this node (after the feeds took it)."""
+        self._ready_listeners.append(listener)
+
+    def add_candidate_source(self, name: str, source: Source) -> None:
+        """Another context's For You candidate source (see feeds/sources.py for what a source may do)."""
+        self.for_you.add_source(name, source)
+
+    async def check_upload(self, sound_id: int | None, challenge_id: int | None) -> None:
+        """Refuse (a Problem) an upload whose references another context says are wrong."""
+        for check in self._upload_checks:
+            await check(sound_id, challenge_id)
+
+    async def public_videos(self, video_ids: list[int]) -> list[dict[str, Any]]:
+        """The videos as `GET /api/videos/{id}` shows them, in the order of `video_ids` (missing ones left out)."""
+        found = await videos.videos_by_ids(self.node.pool, video_ids)
+        return [found[v].public() for v in video_ids if v in found]
 
     async def start(self) -> None:
         s = self.node.settings
@@ -162,6 +190,11 @@ class Feeds:
         video = self.catalogue.videos.get(video_id)
         if video is not None:
             await self.fan_out(video_id, video.author_id)
+        for listener in self._ready_listeners:
+            try:
+                await listener(video_id)
+            except Exception:  # another context's bookkeeping; it catches up on its own (see its listener)
+                log.exception("a ready-video listener failed for video %s", video_id)
 
     async def fan_out(self, video_id: int, author_id: int) -> int:
         """Write a video into its author's followers' timelines, unless the author has more followers than

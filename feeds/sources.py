@@ -77,19 +77,31 @@ def fresh(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
     return catalogue.newest(FRESH_MAX, context.fresh_since_ms)
 
 
-# The order in which a video found by several sources is credited to one.
+# The order in which a video found by several sources is credited to one. Other contexts add theirs with
+# `with_source` (through `Feeds.add_candidate_source`), before the broad ones.
 SOURCES: tuple[tuple[str, Source], ...] = (
     ("followed", followed), ("neighbours", neighbours), ("hashtag", hashtag), ("sound", sound),
     ("challenge", challenge), ("interests", interests), ("trending", trending), ("fresh", fresh),
 )
 
 
+BROAD_SOURCES = ("trending", "fresh")  # sources that find videos for anyone: added sources go before these
+
+
+def with_source(sources: tuple[tuple[str, Source], ...], name: str, source: Source) -> tuple[tuple[str, Source], ...]:
+    """`sources` with `source` (named `name`, which must be new) placed before the broad sources."""
+    if any(existing == name for existing, _ in sources):
+        raise ValueError(f"a For You candidate source named {name!r} is there already")
+    at = next((i for i, (existing, _) in enumerate(sources) if existing in BROAD_SOURCES), len(sources))
+    return (*sources[:at], (name, source), *sources[at:])
+
+
 def candidates(catalogue: Catalogue, coengagement: CoEngagement, context: Context,
-               count_max: int) -> dict[int, str]:
+               count_max: int, sources: tuple[tuple[str, Source], ...] = SOURCES) -> dict[int, str]:
     """Video id -> the source that found it first, at most `count_max`; room for FRESH_MAX fresh videos is kept
     whatever the other sources find, so exploration always has new videos to choose from."""
     found: dict[int, str] = {}
-    for name, source in SOURCES:
+    for name, source in sources:
         limit = count_max if name == "fresh" else max(0, count_max - FRESH_MAX)
         for video_id in source(catalogue, coengagement, context):
             if len(found) >= limit:

@@ -14,10 +14,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 import ads
 import commerce
+import editor
 import feeds
 import signaling
 import webui
 from ads import marketplace
+from editor.demo import seed_sounds
 from feeds.demo_videos import seed_videos
 from livecore import db, media, openapi, operations, seed
 from livecore.accounts import Tokens
@@ -55,6 +57,8 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     feeds.add_routes(app)
     ads.add_routes(app)
     marketplace.add_routes(app)
+    editor.add_routes(app)
+    editor.add_edit_routes(app)
     media.add_routes(app)
     operations.add_routes(app)
     app.router.add_get("/api/openapi.json", openapi.openapi_document)
@@ -119,10 +123,17 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             node.media = media_plane
             parts.push_async_callback(media_plane.stop)  # safe before start: closes whatever start got to
             await media_plane.start()
+            app[editor.EDITOR] = studio = editor.Editor(node, videos)
+            parts.push_async_callback(studio.stop)
+            await studio.start()
+            app[editor.RENDERS] = renders = editor.Renders(node, videos, studio.sounds, media_plane.link)
+            parts.push_async_callback(renders.stop)
+            await renders.start()
             if settings.seed_demo:
                 await seed.seed_demo(node)
                 creator_id = await seed.demo_account_id(node, seed.DEMO_CREATOR.username)
                 videos.in_background(seed_videos(videos, creator_id), "feeds-demo-videos")
+                videos.in_background(seed_sounds(studio, creator_id), "editor-demo-sounds")
             log.info("node %s ready at %s", settings.node_id, settings.public_url)
             yield
 

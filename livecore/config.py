@@ -306,9 +306,47 @@ class Settings:
     video_workers: int = _setting(1, "videos checked and transcoded at once per node (threads)")
     video_queue_max: int = _setting(16, "videos waiting for a worker per node; past this an upload is 503")
     video_hashtags_max: int = _setting(20, "hashtags on one video")
+    edit_render_processes: int = _setting(CORES, "edits rendered at once per node, each in its own process (at "
+                                                 "most one per core)", high=CORES, default_text="the cores")
+    edit_queue_max: int = _setting(64, "edits waiting to be rendered (all nodes); past this POST /api/edits is 503")
+    edit_render_attempts_max: int = _setting(3, "renders of one edit before it fails (a render whose process "
+                                                "died is tried again)")
+    edit_claim_idle_ms: int = _setting(60_000, "a queued render no node has touched for this long (its node died) "
+                                               "is claimed by another (XAUTOCLAIM)")
+    edit_claim_interval_ms: int = _setting(5_000, "how often a node looks for such renders")
+    edit_progress_interval_ms: int = _setting(500, "how often a render's progress is stored and published")
+    edit_clips_max: int = _setting(20, "clips in one edit")
+    edit_overlays_max: int = _setting(20, "texts and stickers in one edit")
+    edit_duration_ms_max: int = _setting(180_000, "longest edit")
+    edit_stitch_ms_max: int = _setting(5_000, "longest span of another creator's video an edit may stitch")
+    edit_crossfade_ms_max: int = _setting(2_000, "longest crossfade between two clips")
+    edit_clip_bytes_max: int = _setting(100 * 1024 * 1024, "largest clip upload, in bytes")
+    edit_clip_duration_ms_max: int = _setting(10 * 60 * 1000, "longest clip upload")
+    edit_clip_edge_px_max: int = _setting(3840, "a clip upload's longer side")
+    edit_sticker_bytes_max: int = _setting(2 * 1024 * 1024, "largest sticker upload (PNG), in bytes")
+    edit_sticker_edge_px_max: int = _setting(1280, "a sticker's longer side")
     recording_video_window_s: int = _setting(86400, "a stream that ended this long ago or less still has its "
                                                     "recording posted as a video")
     recording_video_sweep_ms: int = _setting(2000, "how often ended streams' recordings are looked for")
+    sound_bytes_max: int = _setting(20 * 1024 * 1024, "largest sound upload, in bytes")
+    sound_duration_ms_min: int = _setting(1000, "shortest sound accepted")
+    sound_duration_ms_max: int = _setting(5 * 60 * 1000, "longest sound accepted (it is cut nowhere: longer is "
+                                                         "refused)")
+    sound_cache_bytes_max: int = _setting(1024 * 1024 * 1024, "bytes of sounds' audio files a node keeps on its disk "
+                                                              "(read from PostgreSQL when missing)", low=0)
+    sound_checks_max: int = _setting(2, "sound uploads checked and transcoded at once per node; past this an "
+                                        "upload is 503")
+    sound_sweep_ms: int = _setting(30_000, "how often ready videos whose use of a sound was not counted (their node "
+                                           "stopped, the database was away) are counted, and audio files an "
+                                           "interrupted upload left without a record are removed")
+    sound_page_videos_max: int = _setting(50, "videos listed on one page of a sound or challenge (the limit "
+                                              "parameter's greatest value)")
+    challenge_trending_hours: int = _setting(24, "engagement this recent makes a challenge trend")
+    challenge_trending_max: int = _setting(5, "trending challenges whose best videos are For You candidates")
+    challenge_trending_videos_max: int = _setting(10, "videos of each trending challenge offered as For You "
+                                                      "candidates")
+    challenge_trending_refresh_ms: int = _setting(10_000, "how often the trending challenges are ranked again")
+    challenge_template_bytes_max: int = _setting(16 * 1024, "largest challenge template (JSON), in bytes")
     engagement_events_per_batch_max: int = _setting(100, "events in one POST /api/engagements")
     engagement_stream_entries_max: int = _setting(200_000, "engagement events kept in the Redis stream the "
                                                            "online learner reads (approximate trim)")

@@ -10,7 +10,7 @@ import asyncpg
 log = logging.getLogger("livecore.db")
 
 # Contexts in dependency order; each owns `<package>/migrations/NNNN_name.sql`.
-MIGRATION_PACKAGES = ("livecore", "signaling", "commerce", "feeds", "ads")
+MIGRATION_PACKAGES = ("livecore", "signaling", "commerce", "feeds", "ads", "editor")
 
 # One lock id for all nodes, so two nodes starting together do not both migrate.
 _MIGRATION_LOCK = 0x6C697665

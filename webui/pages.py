@@ -46,12 +46,18 @@ PAGES = (
     Page("earnings.html", "Creator earnings, the payout account and cash-out"),
     Page("orders.html", "Your orders (?order=<id> points at one) with their tracking, and your shipping address"),
     Page("sales.html", "A creator's sales: paid orders of their products, margins held and released"),
-    Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards"),
+    Page("feed.html", "The feeds: For You and Following, one video at a time (swipe, wheel, keys), live cards; "
+                      "?video=<id> starts with that video"),
     Page("ads.html", "The advertiser dashboard: the ad balance, campaigns, a campaign's report with charts"),
     Page("marketplace.html", "The creator marketplace: search listed creators by their audience (advertisers)"),
     Page("creator.html", "A creator's marketplace card (?id=<creator>) and an offer form (advertisers)"),
     Page("offers.html", "Marketplace offers: a creator's listing and inbox (accept, decline, deliver), an "
                         "advertiser's sent offers (cancel)"),
+    Page("editor.html", "The editor: clips trimmed on a timeline, speed, a sound, texts and stickers, a preview, the "
+                        "render's progress (?sound=<id> starts with a sound, ?challenge=<id> joins a challenge)"),
+    Page("sound.html", "A sound (?id=<id>): its artist credited, its licence, the videos that use it, use it"),
+    Page("challenges.html", "Challenges, trending first; creators start new ones"),
+    Page("challenge.html", "A challenge (?id=<id>): what to do, its sound, its videos ranked, join it"),
 )
 
 

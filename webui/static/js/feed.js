@@ -15,6 +15,7 @@ const status = document.getElementById("feed-status");
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 const engagement = new Engagement();
 const adEvents = new AdEvents();
+const linkedId = Number(new URLSearchParams(location.search).get("video")) || null; // ?video=<id>: shown first
 const state = { name: "for-you", cards: [], index: -1, cursor: null, loading: false, done: false, shownAt: 0,
   soundOn: false, generation: 0 };
 
@@ -32,7 +33,9 @@ async function loadMore() {
   try {
     const page = await api(`/api/feed/${state.name}?${query}`);
     if (generation !== state.generation) return;
-    for (const item of page.items) state.cards.push(renderItem(item));
+    for (const item of page.items) {
+      if (item.kind !== "video" || item.video.id !== linkedId) state.cards.push(renderItem(item));
+    }
     state.cursor = page.next_cursor;
     state.done = !page.next_cursor;
     if (state.index < 0 && state.cards.length) show(0);
@@ -41,6 +44,19 @@ async function loadMore() {
     if (generation === state.generation) setStatus(error.detail);
   } finally {
     if (generation === state.generation) state.loading = false;
+  }
+}
+
+/** The video a link (the editor's, a sound's or a challenge's page) points at, as the first card. */
+async function loadLinked() {
+  try {
+    const video = await api(`/api/videos/${linkedId}`);
+    if (video.state === "ready" && state.index < 0) {
+      state.cards.push(renderItem({ kind: "video", video, source: "link", liked: false }));
+      show(0);
+    }
+  } catch {
+    // A link to a video that is gone: the feed as it comes.
   }
 }
 
@@ -260,5 +276,6 @@ if (feed) {
     else if (event.key === "l" && card?.kind === "video") toggleLike(card);
     else if (event.key === "m") toggleSound();
   });
-  loadMore();
+  if (linkedId) loadLinked().finally(loadMore);
+  else loadMore();
 }
