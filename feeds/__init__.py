@@ -8,11 +8,11 @@ key), `add_routes`, `ENGAGEMENT_WEIGHTS_SQL` (how much each engagement event say
 `engagements e`), `Source` and `CatalogueVideo` (what a candidate source is given and returns ids of).
 """
 
-from feeds.catalogue import TREND_WEIGHTS_SQL as ENGAGEMENT_WEIGHTS_SQL
 from feeds.catalogue import Catalogue, CatalogueVideo
 from feeds.routes import FEEDS, add_routes
 from feeds.service import Feeds
 from feeds.sources import Context, Source
+from feeds.trending import WEIGHTS_SQL as ENGAGEMENT_WEIGHTS_SQL
 
 __all__ = ["ENGAGEMENT_WEIGHTS_SQL", "FEEDS", "Catalogue", "CatalogueVideo", "Context", "Feeds", "Source",
            "add_routes"]
