@@ -31,9 +31,9 @@ CONNECT_S_MAX = 5.0  # one connection attempt; the whole wait is `startup_wait_s
 REDIS_VERSION_MIN = (7, 0)
 # Every Redis command the node sends, in Lua scripts or directly (tests/test_preflight.py keeps this list honest).
 REDIS_COMMANDS = (
-    "DEL", "EVALSHA", "GET", "HDEL", "HGET", "HGETALL", "HINCRBY", "HMGET", "HSET", "INCR", "MGET", "PEXPIRE", "PING",
-    "PUBLISH", "PUBSUB", "SCRIPT", "SET", "SPUBLISH", "SSUBSCRIBE", "SUBSCRIBE", "SUNSUBSCRIBE", "TIME",
-    "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD",
+    "CLUSTER", "DEL", "EVALSHA", "EXEC", "GET", "HDEL", "HGET", "HGETALL", "HINCRBY", "HMGET", "HSET", "INCR", "MGET",
+    "MULTI", "PEXPIRE", "PING", "PUBLISH", "PUBSUB", "SADD", "SCRIPT", "SET", "SMEMBERS", "SPUBLISH", "SREM",
+    "SSUBSCRIBE", "SUBSCRIBE", "SUNSUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD", "ZRANGE",
     "ZRANGEBYSCORE", "ZREM", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZSCORE",
 )
 
