@@ -15,10 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from livenode import NodeFactory, RunningNode, Servers
 from redis.crc import key_slot
-from roomclient import events_until, receive_events, send
+from roomclient import receive_events, send
 from valkeycluster import ValkeyCluster
 
 from commerce.providers import SUCCEEDING_CARD
@@ -27,7 +28,7 @@ from signaling.bus import room_tag
 
 WAIT_S_MAX = 40.0  # generous: other test runs share the machine, and a failover takes a few seconds
 ROOMS_TRIED_MAX = 60  # streams created at most to find a room on every shard
-RESENDS_MAX = 60
+RESENDS_MAX = 30
 RESEND_PAUSE_S = 0.25
 
 
@@ -55,6 +56,17 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
     while not await condition():
         assert time.monotonic() < deadline, f"never: {what}"
         await asyncio.sleep(0.1)
+
+
+async def _events_within(socket: aiohttp.ClientWebSocketResponse, done: Callable[[list[dict]], bool],
+                         seconds: float) -> list[dict]:
+    """Events until `done(collected)` holds, for at most `seconds` in all (count updates keep a socket busy, so a
+    per-frame timeout alone would wait forever for an event that never comes); TimeoutError after."""
+    collected: list[dict] = []
+    async with asyncio.timeout(seconds):
+        while not done(collected):
+            collected.extend(await receive_events(socket, seconds))
+    return collected
 
 
 def _slot(room_id: int) -> int:
@@ -117,7 +129,7 @@ async def test_two_nodes_serve_rooms_on_every_shard(cluster: ValkeyCluster, node
         assert snapshot["type"] == "snapshot"
         # Fan-out across nodes through the room's shard.
         await send(speaking, {"type": "chat", "text": f"hello {port}"})
-        seen = await events_until(watching, lambda got, p=port: f"hello {p}" in _texts(got), WAIT_S_MAX)
+        seen = await _events_within(watching, lambda got, p=port: f"hello {p}" in _texts(got), WAIT_S_MAX)
         last = seen[-1]
         # Presence counts both viewers, each on its own node, read through either node.
         await _until(lambda r=room: _equals(_viewers(b, r), 2), f"room {room} counts its two viewers")
@@ -125,12 +137,12 @@ async def test_two_nodes_serve_rooms_on_every_shard(cluster: ValkeyCluster, node
         await watching.close()
         for text in ("missed 1", "missed 2"):
             await send(speaking, {"type": "chat", "text": text})
-        await events_until(speaking, lambda got: "missed 2" in _texts(got), WAIT_S_MAX)
+        await _events_within(speaking, lambda got: "missed 2" in _texts(got), WAIT_S_MAX)
         status, gift = await _api(a, "POST", f"/api/streams/{room}/gifts", talker["token"],
                                   {"gift_id": "rose", "idempotency_key": os.urandom(8).hex()})
         assert status == 200, gift
         resumed = await b.ws(room, since=f"{snapshot['epoch']}:{last['seq']}")
-        got = await events_until(resumed, lambda got: any(e["type"] == "gift" for e in got), WAIT_S_MAX)
+        got = await _events_within(resumed, lambda got: any(e["type"] == "gift" for e in got), WAIT_S_MAX)
         assert _texts(got) == ["missed 1", "missed 2"], got
         assert [e["type"] for e in got if e["type"] in ("reset", "snapshot")] == [], got
         seqs = [e["seq"] for e in got if "seq" in e]
@@ -163,13 +175,13 @@ async def test_rooms_recover_when_a_primary_is_killed_and_its_replica_promoted(
     # over), never silently dropped; the spared room's shard keeps working.
     speaking, watching = sockets[doomed_room]
     await send(speaking, {"type": "chat", "text": "during"})
-    answer = await events_until(speaking, lambda got: any(e["type"] == "error" or e.get("text") == "during"
+    answer = await _events_within(speaking, lambda got: any(e["type"] == "error" or e.get("text") == "during"
                                                           for e in got), WAIT_S_MAX)
     errors = [e for e in answer if e["type"] == "error"]
     assert not errors or (errors[0]["code"] == "bus-unavailable" and errors[0]["command"] == "chat"), errors
     spared_speaking, spared_watching = sockets[spared_room]
     await send(spared_speaking, {"type": "chat", "text": "spared"})
-    await events_until(spared_watching, lambda got: "spared" in _texts(got), WAIT_S_MAX)
+    await _events_within(spared_watching, lambda got: "spared" in _texts(got), WAIT_S_MAX)
     # The replica is promoted; the nodes move the room's channel to it and chat flows again.
     await _until(lambda: _async(victim.port not in {n.port for n in doomed_cluster.primaries()}),
                  "the replica took over")
@@ -177,7 +189,7 @@ async def test_rooms_recover_when_a_primary_is_killed_and_its_replica_promoted(
     for attempt in range(RESENDS_MAX):
         await send(speaking, {"type": "chat", "text": f"after {attempt}"})
         try:
-            got = await events_until(watching, lambda got: any(t.startswith("after") for t in _texts(got)), 2.0)
+            got = await _events_within(watching, lambda got: any(t.startswith("after") for t in _texts(got)), 2.0)
             break
         except TimeoutError:
             await asyncio.sleep(RESEND_PAUSE_S)
