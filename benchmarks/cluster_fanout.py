@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the cluster the tests start
 
-from valkeycluster import ValkeyCluster  # noqa: E402
+from valkeycluster import ValkeyCluster
 
-from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port  # noqa: E402
-from loadtest.servers import UNLIMITED  # noqa: E402
+from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from loadtest.servers import UNLIMITED
 
 LOADTEST = Path(sys.executable).parent / "livecore-loadtest"
 START_S_MAX = 90.0
