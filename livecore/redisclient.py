@@ -9,11 +9,15 @@ is made, and reading many keys of different slots at once (`get_many`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as redis
 import yarl
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import MaxConnectionsError
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
@@ -48,10 +52,56 @@ def connect(url: str, connections_max: int, wait_s_max: float | None = None, **o
     connection. Raises ValueError for a URL redis-py cannot use."""
     if names_cluster(url):
         _refuse_database(url)
-        return RedisCluster.from_url(node_url(url), max_connections=connections_max, **options)
+        client = BoundedRedisCluster.from_url(node_url(url), max_connections=connections_max, **options)
+        client.bound(connections_max, wait_s_max)
+        return client
     pool = redis.BlockingConnectionPool.from_url(url, max_connections=connections_max, timeout=wait_s_max,
                                                  **options)
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+class BoundedRedisCluster(RedisCluster):
+    """A RedisCluster whose commands wait for a free connection, as commands on a blocking pool do on one server.
+
+    redis-py's cluster client opens at most `max_connections` per node and refuses a command beyond that at once
+    (MaxConnectionsError): a storm of joins would be answered 503. Here at most `connections_max` commands and
+    pipelines are in flight at once (each holds at most one connection per node), and one more waits up to
+    `wait_s_max` for its turn.
+    """
+
+    _permits: asyncio.Semaphore
+    _wait_s_max: float | None
+
+    def bound(self, connections_max: int, wait_s_max: float | None) -> None:
+        self._permits = asyncio.Semaphore(connections_max)
+        self._wait_s_max = wait_s_max
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._wait_s_max):
+                await self._permits.acquire()
+        except TimeoutError:
+            raise MaxConnectionsError(f"no Redis connection free within {self._wait_s_max} s") from None
+        try:
+            yield
+        finally:
+            self._permits.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # which refuses it
+        return BoundedClusterPipeline(self, transaction)
+
+
+class BoundedClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        async with self.cluster_client.turn():
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 def _refuse_database(url: str) -> None:
