@@ -118,13 +118,17 @@ def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
 
     rows = [
         ("", [name for name, _ in runs]),
-        ("delivered events", [f"{r['delivered']:,}" for _, r in runs]),
-        ("server CPU s", [f"{r['cpu_s'].get('server', 0.0):.2f}" for _, r in runs]),
+        ("viewers joined / failed", [f"{r['viewers']['joined']:,} / {r['viewers']['connect_failed']:,}"
+                                     for _, r in runs]),
+        ("delivered / expected", [f"{sum(r['accounting']['delivered'].values()):,} / "
+                                  f"{sum(r['accounting']['expected'].values()):,}" for _, r in runs]),
+        ("delivered events/s", [f"{r['delivered_per_s']:,.0f}" for _, r in runs]),
+        ("server CPU s (nodes)", [str(r["server"]["cpu_s"]) for _, r in runs]),
         ("delivered per server CPU-s", [f"{r['delivered_per_server_cpu_s'] or 0:,.0f}" for _, r in runs]),
         ("latency p50 ms (all)", [lat(r, "all", "p50_ms") for _, r in runs]),
         ("latency p99 ms (all)", [lat(r, "all", "p99_ms") for _, r in runs]),
         ("must-deliver p99 ms", [lat(r, "must_deliver", "p99_ms") for _, r in runs]),
-        ("lost", [str(r.get("lost", "-")) for _, r in runs]),
+        ("join p99 ms", [str(r["viewers"]["join_ms"]["p99_ms"]) for _, r in runs]),
     ]
     width = max(len(name) for name, _ in rows)
     cell = max(len(value) for _, values in rows for value in values) + 2
