@@ -75,6 +75,8 @@ class ShardedSubscriber:
 
     async def subscribe(self, channel: str) -> None:
         """Send SSUBSCRIBE on the channel's shard; the confirmation comes to `on_confirmed`."""
+        if redisclient.is_cluster(self._client):
+            await self._client.initialize()  # the slot map (a no-op once read)
         shard = self._shard_for(channel)
         self._owner[channel] = shard.name
         try:
