@@ -37,7 +37,11 @@ class ValkeyCluster:
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 # Its bus on a free port of its own, not port + 10,000, which another program may hold.
                 "--cluster-port", str(free_port()),
-                "--cluster-allow-replica-migration", "no", "--appendonly", "no"))
+                "--cluster-allow-replica-migration", "no", "--appendonly", "no",
+                # A replica takes over however long ago it last heard from its primary: with a short node timeout
+                # the default factor (10) refuses that on a loaded machine ("disconnected from primary for longer
+                # than allowed") and the shard stays down.
+                "--cluster-replica-validity-factor", "0"))
             self.nodes.append(node)
             node.start()
         binary = self.nodes[0].binary.parent / "valkey-cli"
