@@ -28,6 +28,8 @@ from livecore.tasks import stop_tasks
 
 log = logging.getLogger("livecore.bus")
 
+# What a lost or reconfiguring server raises (the cluster client's slot-map errors are not RedisErrors).
+LOST = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)
 RECONNECT_S = 0.2  # between attempts to get a lost shard connection back while its server is unreachable
 READ_WAIT_S = 1.0  # how long one read waits for a message before it looks again
 SINGLE = "server"  # the one shard of a single server
@@ -125,7 +127,7 @@ class ShardedSubscriber:
                 continue
             try:
                 message = await shard.pubsub.get_message(timeout=READ_WAIT_S)
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            except LOST as exc:
                 if shard.up:
                     log.warning("bus connection to %s lost, retrying every %.1f s: %s", shard.name, RECONNECT_S, exc)
                 shard.up = False
@@ -152,7 +154,7 @@ class ShardedSubscriber:
         shard that owns the channel's slot now; True when none is left on `shard` (it is closed then)."""
         try:
             await self._client.nodes_manager.initialize()
-        except (redis_errors.RedisError, OSError) as exc:
+        except LOST as exc:
             log.debug("cluster slot map not readable yet: %s", exc)
             return False
         moving = [c for c in shard.channels if self._client.get_node_from_key(c).name != shard.name]
@@ -162,7 +164,7 @@ class ShardedSubscriber:
         for channel in moving:
             try:
                 await self.subscribe(channel)
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            except LOST as exc:
                 self._owner[channel] = shard.name  # still here: the next attempt moves it
                 log.warning("could not subscribe %s on its new shard yet: %s", channel, exc)
                 continue
