@@ -54,7 +54,8 @@ def main() -> int:
                 valkey.stop()
             cluster = ValkeyCluster(root / "cluster")
             try:
-                cluster.start(replicas=0)
+                # no replica to promote: a primary a loaded machine keeps waiting must not be taken for dead
+                cluster.start(replicas=0, node_timeout_ms=15_000)
                 with _nodes(root / "clustered", database_url, cluster.url, args.cluster_nodes) as urls:
                     runs.append((f"{args.cluster_nodes} nodes, 3-primary cluster",
                                  _run(root / "cluster.json", urls, run_args)))

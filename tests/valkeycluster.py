@@ -28,13 +28,13 @@ class ValkeyCluster:
         """The URL a livecore node is given: any one node of the cluster, with the +cluster scheme."""
         return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
 
-    def start(self, replicas: int = 1) -> ValkeyCluster:
+    def start(self, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS) -> ValkeyCluster:
         for index in range(PRIMARIES * (1 + replicas)):
             directory = self.directory / f"node{index}"
             directory.mkdir(parents=True, exist_ok=True)
             node = EmbeddedValkey(directory, (
                 "--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--cluster-node-timeout", str(node_timeout_ms),
                 # Its bus on a free port of its own, not port + 10,000, which another program may hold.
                 "--cluster-port", str(free_port()),
                 "--cluster-allow-replica-migration", "no", "--appendonly", "no",
