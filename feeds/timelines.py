@@ -13,6 +13,8 @@ import hashlib
 import asyncpg
 import redis.asyncio as redis
 
+from livecore import scripts
+
 BUILT = 0  # a member with score 0 marks a timeline as built, so an empty one is not rebuilt on every read
 
 # Add one video to a timeline that exists, and trim it to the newest ARGV[2] (rank 0 is the marker).
@@ -52,10 +54,9 @@ class Timelines:
         """Write a video into its author's followers' timelines (those that exist); how many were written."""
         written = 0
         for start in range(0, len(follower_ids), self.batch_max):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for follower_id in follower_ids[start:start + self.batch_max]:
-                    await self._add(keys=[timeline_key(follower_id)], args=[video_id, self.entries_max], client=pipe)
-                written += sum(await pipe.execute())
+            calls = [([timeline_key(follower_id)], [video_id, self.entries_max])
+                     for follower_id in follower_ids[start:start + self.batch_max]]
+            written += sum(await scripts.call_many(self.redis, self._add, calls))
         return written
 
     async def page(self, user_id: int, author_ids: list[int], before_id: int | None,

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-import redis.asyncio as redis
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -21,7 +20,7 @@ import webui
 from ads import marketplace
 from editor.demo import seed_sounds
 from feeds.demo_videos import seed_videos
-from livecore import db, media, openapi, operations, seed
+from livecore import db, media, openapi, operations, redisclient, seed
 from livecore.accounts import Tokens
 from livecore.accounts import routes as account_routes
 from livecore.accounts.accounts import AccountCache
@@ -80,12 +79,8 @@ def _node_context(settings: Settings, clock: Clock):  # type: ignore[no-untyped-
             pool = await db.create_pool(settings.database_url, settings.db_pool_size_max)
             parts.push_async_callback(_close_pool, pool, settings.shutdown_s_max)
             # A blocking pool: a storm of joins or leaves waits for a connection instead of failing the request.
-            pool_redis = redis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=settings.redis_connections_max,
-                timeout=settings.redis_wait_s_max, health_check_interval=30,
-            )
-            parts.push_async_callback(pool_redis.aclose)
-            client = redis.Redis(connection_pool=pool_redis)
+            client = redisclient.connect(settings.redis_url, settings.redis_connections_max,
+                                         settings.redis_wait_s_max, health_check_interval=30)
             parts.push_async_callback(client.aclose)
             await db.migrate(pool)
             secret = settings.secret or await shared_secret(pool)

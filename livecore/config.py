@@ -17,6 +17,7 @@ from typing import Any
 
 import yarl
 
+from livecore import redisclient
 from livecore.startup import ExitCode, StartupError, env_name, flag_name
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -90,8 +91,9 @@ class Settings:
                                  default_text="http://host:port; with a wildcard host, this machine's first address")
     database_url: str = _setting("", "PostgreSQL URL; empty starts the embedded PostgreSQL in the data dir",
                                  check=lambda v: _url_problem(v, ("postgresql", "postgres")))
-    redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir",
-                              check=lambda v: _url_problem(v, ("redis", "rediss", "unix")))
+    redis_url: str = _setting("", "Redis/Valkey URL; empty starts the embedded Valkey in the data dir; "
+                                  "redis+cluster://host:port names a Redis/Valkey Cluster by any of its nodes",
+                              check=lambda v: _url_problem(v, redisclient.URL_SCHEMES))
     secret: str = _setting("", "token signing secret; empty uses the one stored in the database")
     seed_demo: bool = _setting(True, "create the demo accounts (creator, viewer, demo audience) if missing")
     demo: bool | None = _setting(

@@ -29,7 +29,14 @@ _DATABASE_GONE: tuple[type[BaseException], ...] = (
 _BUS_GONE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,  # refused, reset, loading, or no pool connection free in time
     redis.exceptions.TimeoutError,
+    # A Redis Cluster in a failover: a shard without a primary, a slot nobody serves yet, a slot being moved.
+    redis.exceptions.ClusterError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
 )
+# What redis-py's cluster client says when it cannot read a whole slot map (every node it knows is unreachable, or
+# the map has holes while a replica is being promoted); its other RedisClusterExceptions are usage errors (bugs).
+_CLUSTER_MAP_UNREADABLE = ("Redis Cluster cannot be connected", "All slots are not covered")
 # A plain socket error or timeout means the part whose client raised it (asyncpg connects with bare sockets).
 _SOCKET_TROUBLE: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 
@@ -39,6 +46,8 @@ def unreachable_part(exc: BaseException) -> Part | None:
     if isinstance(exc, _DATABASE_GONE):
         return "database"
     if isinstance(exc, _BUS_GONE):
+        return "bus"
+    if isinstance(exc, redis.exceptions.RedisClusterException) and str(exc).startswith(_CLUSTER_MAP_UNREADABLE):
         return "bus"
     if isinstance(exc, _SOCKET_TROUBLE):
         return _raised_in(exc.__traceback__)

@@ -19,8 +19,10 @@ import asyncpg
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
 import yarl
+from redis.asyncio.cluster import RedisCluster
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay, wait_exponential
 
+from livecore import redisclient
 from livecore.startup import ExitCode, StartupError
 
 log = logging.getLogger("livecore.preflight")
@@ -29,8 +31,9 @@ CONNECT_S_MAX = 5.0  # one connection attempt; the whole wait is `startup_wait_s
 REDIS_VERSION_MIN = (7, 0)
 # Every Redis command the node sends, in Lua scripts or directly (tests/test_preflight.py keeps this list honest).
 REDIS_COMMANDS = (
-    "DEL", "EVALSHA", "GET", "HDEL", "HGET", "HGETALL", "HINCRBY", "HMGET", "HSET", "INCR", "MGET", "PEXPIRE", "PING",
-    "PUBLISH", "PUBSUB", "SCRIPT", "SET", "SUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD",
+    "CLUSTER", "DEL", "EVALSHA", "EXEC", "GET", "HDEL", "HGET", "HGETALL", "HINCRBY", "HMGET", "HSET", "INCR", "MGET",
+    "MULTI", "PEXPIRE", "PING", "PUBLISH", "PUBSUB", "SADD", "SCRIPT", "SET", "SMEMBERS", "SPUBLISH", "SREM",
+    "SSUBSCRIBE", "SUBSCRIBE", "SUNSUBSCRIBE", "TIME", "UNSUBSCRIBE", "XADD", "XRANGE", "XREVRANGE", "ZADD", "ZRANGE",
     "ZRANGEBYSCORE", "ZREM", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZSCORE",
 )
 
@@ -159,11 +162,12 @@ def _database_error(exc: BaseException, url: str, wait_s: int) -> StartupError:
 async def connect_redis(url: str, wait_s: int) -> redis.Redis:
     """A Redis client that has answered PING, retried while Redis is unreachable or loading (the caller closes it)."""
     timeout_s = _connect_timeout_s(wait_s)
+    if redisclient.names_cluster(url):
+        return await _connect_cluster(url, wait_s, timeout_s)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     except ValueError as exc:
-        raise StartupError(ExitCode.SETTING, f"is not a usable Redis URL ({exc})", "fix the URL",
-                           setting="redis_url", value=url) from None
+        raise _unusable_url(url, exc) from None
     try:
         async for attempt in _retrying(wait_s, _redis_transient, "Redis"):
             with attempt:
@@ -172,6 +176,34 @@ async def connect_redis(url: str, wait_s: int) -> redis.Redis:
         await client.aclose()
         raise _redis_error(exc, url, wait_s) from None
     return client
+
+
+async def _connect_cluster(url: str, wait_s: int, timeout_s: float) -> RedisCluster:
+    # The cluster client reads the slot map when it is made: made again on each attempt, while the cluster starts.
+    async def connect() -> RedisCluster:
+        client = redisclient.connect(url, 4, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        try:
+            await client.initialize()
+            await client.ping(target_nodes=RedisCluster.ALL_NODES)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    try:
+        async for attempt in _retrying(wait_s, _cluster_transient, "Redis Cluster"):
+            with attempt:
+                return await connect()
+    except ValueError as exc:
+        raise _unusable_url(url, exc) from None
+    except Exception as exc:
+        raise _redis_error(exc, url, wait_s) from None
+    raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+def _unusable_url(url: str, exc: ValueError) -> StartupError:
+    return StartupError(ExitCode.SETTING, f"is not a usable Redis URL ({exc})", "fix the URL",
+                        setting="redis_url", value=url)
 
 
 async def check_redis(url: str, wait_s: int) -> str:
@@ -186,23 +218,32 @@ async def check_redis(url: str, wait_s: int) -> str:
 async def redis_features(client: redis.Redis, url: str) -> str:
     """Refuse a Redis the node cannot use: older than 7, a cluster node, or without a command the node sends;
     which server it is (Valkey 8.1.8, Redis 7.2.4)."""
+    node = _one_node(client, url)
     try:
-        server = await client.info("server")
-        cluster = await client.info("cluster")
-        missing = await _missing_commands(client)
+        server = await node.info("server")
+        cluster = await node.info("cluster")
+        missing = await _missing_commands(node)
     except redis_errors.RedisError as exc:
         raise _redis_error(exc, url, 0) from None
+    finally:
+        if node is not client:
+            await node.aclose()
     version = str(server.get("redis_version", "0"))
     name = f"Valkey {server['valkey_version']}" if "valkey_version" in server else f"Redis {version}"
     if _version_tuple(version) < REDIS_VERSION_MIN:
         raise _redis_refusal(url, f"{name} is too old: the node needs Redis 7 or later (or Valkey)",
                              "upgrade it or point at a newer server")
-    if cluster.get("cluster_enabled"):
-        raise _redis_refusal(url, f"{name} runs in cluster mode, which the node does not support yet",
-                             "point at a single Redis/Valkey (a primary, optionally with replicas)")
+    if cluster.get("cluster_enabled") and not redisclient.names_cluster(url):
+        raise _redis_refusal(url, f"{name} runs in cluster mode and the URL names a single server",
+                             f"name the cluster: {redisclient.cluster_url(url)}")
+    if redisclient.names_cluster(url) and not cluster.get("cluster_enabled"):
+        raise _redis_refusal(url, f"{name} is a single server, not a cluster node",
+                             f"use {redisclient.node_url(url)}, or point at a node of a cluster")
     if missing:
         raise _redis_refusal(url, f"{name} lacks commands the node uses: {', '.join(missing)} (renamed or disabled)",
                              "enable them (rename-command, ACL) or point at another server")
+    if isinstance(client, RedisCluster):
+        return f"{name} cluster of {len(client.get_primaries())} primaries"
     return name
 
 
@@ -219,6 +260,16 @@ async def _missing_commands(client: redis.Redis) -> list[str]:
     return [name for name, info in zip(REDIS_COMMANDS, found, strict=True) if info is None]
 
 
+def _one_node(client: redis.Redis | RedisCluster, url: str) -> redis.Redis:
+    """The client itself, or a client of the first primary of a cluster (INFO and COMMAND answer per node; every
+    node of a cluster runs the same server)."""
+    if not isinstance(client, RedisCluster):
+        return client
+    primary = client.get_primaries()[0]
+    return redis.Redis.from_url(str(yarl.URL(redisclient.node_url(url)).with_host(primary.host)
+                                   .with_port(primary.port)))
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
 
@@ -228,6 +279,11 @@ def _redis_transient(exc: BaseException) -> bool:
         return False
     return isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | redis_errors.BusyLoadingError
                       | OSError)
+
+
+def _cluster_transient(exc: BaseException) -> bool:
+    # A cluster still being formed answers "slots not covered" or CLUSTERDOWN, which waiting cures.
+    return _redis_transient(exc) or isinstance(exc, redis_errors.RedisClusterException | redis_errors.ClusterError)
 
 
 def _redis_refusal(url: str, problem: str, remedy: str) -> StartupError:

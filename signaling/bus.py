@@ -1,17 +1,19 @@
 """The event bus over Redis: ordered publish with replay, one subscription per room per node.
 
 Publishing runs one Lua script that assigns the room's next `seq`, appends to a bounded replay stream and
-PUBLISHes, so every node sees a room's events in `seq` order and a resume can be served from the stream. An event
-published with an event id (the money outbox's, commerce/event_outbox.py) goes out at most once per id: the room
-remembers its last `dedup_event_ids_max` ids, and a second publish of one is a no-op that returns seq 0.
+SPUBLISHes (sharded pub/sub: on a Redis Cluster only the shard that owns the room's slot carries it), so every node
+sees a room's events in `seq` order and a resume can be served from the stream. An event published with an event id
+(the money outbox's, commerce/event_outbox.py) goes out at most once per id: the room remembers its last
+`dedup_event_ids_max` ids, and a second publish of one is a no-op that returns seq 0.
 All of a room's keys share a hash tag (`{r<id>}`) so the script works on Redis Cluster too.
 
 On the wire between nodes an event is `<epoch>|<seq>|<likes_total>|<msgpack body>`: the script stamps the epoch,
 the seq and the room's like total after the event; the body is the event without them. The epoch on every message
 lets a node see at once that the room's log was lost (Redis restarted empty) and started again in a new epoch.
 
-When the subscription's connection comes back after an outage, `on_resubscribed(room_id)` is called per room once
-Redis has confirmed it, so the node can check the room's position against its own (see hub.py).
+When a subscription's connection comes back after an outage (or its channel moved to a promoted replica, see
+shards.py), `on_resubscribed(room_id)` is called per room once Redis has confirmed it, so the node can check the
+room's position against its own (see hub.py).
 """
 
 from __future__ import annotations
@@ -27,11 +29,9 @@ import msgpack
 import redis.asyncio as redis
 
 from livecore import scripts
-from livecore.tasks import stop_tasks
+from signaling.shards import ShardedSubscriber
 
 log = logging.getLogger("livecore.bus")
-
-RECONNECT_S = 0.2  # between attempts to get the subscription connection back while Redis is unreachable
 
 _PUBLISH = """
 if ARGV[5] ~= '' and redis.call('ZSCORE', KEYS[6], ARGV[5]) then
@@ -47,7 +47,7 @@ local seq = redis.call('INCR', KEYS[1])
 local likes = redis.call('HINCRBY', KEYS[4], 'likes', tonumber(ARGV[4]))
 local msg = epoch .. '|' .. seq .. '|' .. likes .. '|' .. ARGV[1]
 redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', msg)
-redis.call('PUBLISH', KEYS[5], msg)
+redis.call('SPUBLISH', KEYS[5], msg)
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[6], seq, ARGV[5])
   redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -tonumber(ARGV[6]) - 1)
@@ -122,24 +122,29 @@ class Bus:
         self._dedup_event_ids_max = dedup_event_ids_max
         self._publish = client.register_script(_PUBLISH)
         self._renew_epoch = client.register_script(_RENEW_EPOCH)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=False)
+        self._subscriber = ShardedSubscriber(client, self._deliver, self._confirm)
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._reader: asyncio.Task[None] | None = None
         self.on_message: Callable[[int, bytes], None] = lambda room_id, raw: None
         self.on_resubscribed: Callable[[int], None] = lambda room_id: None
-        # False from a lost subscription connection until Redis confirms a subscription again: commands that need
-        # the bus are refused meanwhile instead of being accepted and lost.
-        self.available = True
+
+    @property
+    def available(self) -> bool:
+        """False from a lost subscription connection until Redis confirms a subscription on it again: commands
+        that need the bus are refused meanwhile instead of being accepted and lost."""
+        return self._subscriber.available
+
+    def available_for(self, room_id: int) -> bool:
+        """The connection that carries the room's events is up (on a cluster: its shard's)."""
+        return self._subscriber.available_for(room_channel(room_id))
 
     async def start(self, node_channel: str) -> None:
-        # The node's own channel keeps the pub/sub connection open while no room is subscribed.
+        # The node's own channel keeps a pub/sub connection open while no room is subscribed (and tells other
+        # nodes this one is alive, see presence.py).
         await self._subscribe_channel(node_channel)
-        self._reader = asyncio.create_task(self._read_forever(), name="bus-reader")
         await self._confirmed[node_channel]
 
     async def stop(self) -> None:
-        await stop_tasks(self._reader)
-        await self._pubsub.aclose()
+        await self._subscriber.stop()
 
     async def publish(self, room_id: int, event: dict[str, Any], like_delta: int = 0) -> tuple[str, int]:
         """Append `event` to the room's log and fan it out; returns (epoch, seq)."""
@@ -176,48 +181,30 @@ class Bus:
     async def unsubscribe(self, room_id: int) -> None:
         channel = room_channel(room_id)
         if self._confirmed.pop(channel, None) is not None:
-            await self._pubsub.unsubscribe(channel)
+            await self._subscriber.unsubscribe(channel)
 
     async def _subscribe_channel(self, channel: str) -> None:
         self._confirmed[channel] = asyncio.get_running_loop().create_future()
         try:
-            await self._pubsub.subscribe(channel)
+            await self._subscriber.subscribe(channel)
         except BaseException:
             del self._confirmed[channel]  # so the next join tries again instead of waiting for this one
             raise
 
-    async def _read_forever(self) -> None:
-        while True:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self.available:
-                    log.warning("bus connection lost, retrying every %.1f s: %s", RECONNECT_S, exc)
-                self.available = False
-                await asyncio.sleep(RECONNECT_S)
-                continue
-            if message is None:
-                continue
-            self._dispatch(message)
+    def _confirm(self, channel: str) -> None:
+        waiter = self._confirmed.get(channel)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        elif waiter is not None and channel.endswith(":events"):
+            # Confirmed again after a reconnection: whatever the room's log holds now, nothing is missed after.
+            self.on_resubscribed(_channel_room(channel))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        channel = message["channel"].decode()
-        if message["type"] == "subscribe":
-            if not self.available:
-                log.info("bus connection back")
-                self.available = True
-            waiter = self._confirmed.get(channel)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            elif waiter is not None and channel.endswith(":events"):
-                # Confirmed again after a reconnection: whatever the room's log holds now, nothing is missed after.
-                self.on_resubscribed(_channel_room(channel))
-            return
-        if message["type"] != "message" or not channel.endswith(":events"):
+    def _deliver(self, channel: str, raw: bytes) -> None:
+        if not channel.endswith(":events"):
             return
         room_id = _channel_room(channel)
         try:
-            self.on_message(room_id, message["data"])
+            self.on_message(room_id, raw)
         except Exception:
             log.exception("dropping an undeliverable bus message for room %d", room_id)
 

@@ -82,7 +82,7 @@ async def chat(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
         if wait_ms:
             raise CommandError("slow-mode", f"slow mode is on: wait {(wait_ms + 999) // 1000} s", "slow_mode_s",
                                rules.slow_mode_s)
-    _bus_reachable(plane)
+    _bus_reachable(plane, room_id)
     event = {"type": "chat", "user": {"id": user_id, "name": conn.viewer.name}, "text": text}
     if not plane.publish_soon(room_id, event, lambda: send_error(plane, conn, "chat", unavailable("bus"))):
         raise CommandError("busy", "this node is overloaded; try again shortly", "publish_queue_events_max")
@@ -95,7 +95,7 @@ async def like(plane: Plane, conn: Connection, room_id: int, command: dict[str, 
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= cap:
         raise CommandError("invalid-field", f"like count must be an integer from 1 to {cap}",
                            "like_count_per_command_max")
-    _bus_reachable(plane)
+    _bus_reachable(plane, room_id)
     if not plane.like_limits.take(user_id, plane.clock.now_ms(), count):
         raise CommandError("rate-limited", "too many likes at once", "like_taps_per_user_per_s_max")
     plane.likes_pending[room_id] += count
@@ -201,9 +201,10 @@ async def blocked_words(plane: Plane, conn: Connection, room_id: int, command: d
                                   "by": conn.viewer.user_id})
 
 
-def _bus_reachable(plane: Plane) -> None:
-    """Refuse up front what would only be queued for a bus known to be out (chat and likes are not retried)."""
-    if not plane.bus.available:
+def _bus_reachable(plane: Plane, room_id: int) -> None:
+    """Refuse up front what would only be queued for a bus known to be out (chat and likes are not retried); on a
+    cluster, the room's shard of it."""
+    if not plane.bus.available_for(room_id):
         raise unavailable("bus")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from livecore import outage
 from livecore.node import Node
 from livecore.streams import get_stream
 from livecore.tasks import stop_tasks
@@ -82,7 +83,9 @@ class Plane:
             await self.flush_likes()
             await self.outbox.stop()
             await self.presence.leave()
-        except redis.ConnectionError as exc:  # a node stops during a Redis outage too; its presence expires
+        except Exception as exc:  # a node stops during a Redis outage too; its presence expires
+            if outage.unreachable_part(exc) != "bus":
+                raise
             log.warning("stopping without the bus: %s", exc)
         await self.bus.stop()
 

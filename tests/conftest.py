@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from aiohttp import web
 from lbcluster import StartCluster, cluster_starter
 from livenode import NodeFactory, RunningNode, Servers, node_settings
 from nginxproxy import require_nginx
+from valkeycluster import ValkeyCluster
 
 from livecore.app import build_app
 from livecore.clock import Clock
@@ -24,11 +26,15 @@ NODE_STOP_S_MAX = 30.0
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """With LIVECORE_TEST_VALKEY=cluster the nodes share a 3-primary Valkey Cluster instead of one Valkey (to run
+    the suite's flows where a script or command whose keys span slots is refused; see README "Valkey Cluster")."""
     directory = tmp_path_factory.mktemp("servers")
     pg = EmbeddedPostgres(directory / "postgres")
-    valkey = EmbeddedValkey(directory / "valkey")
+    valkey = ValkeyCluster(directory / "valkey") if os.environ.get("LIVECORE_TEST_VALKEY") == "cluster" else \
+        EmbeddedValkey(directory / "valkey")
     try:
-        yield Servers(pg.start(), valkey.start(), directory)
+        redis_url = valkey.start(replicas=0).url if isinstance(valkey, ValkeyCluster) else valkey.start()
+        yield Servers(pg.start(), redis_url, directory)
     finally:
         valkey.stop()
         pg.stop()

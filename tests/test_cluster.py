@@ -19,7 +19,7 @@ from roomclient import events_until, receive_events, send
 
 from livecore.embedded import free_port
 from signaling.bus import room_channel
-from signaling.presence import REGISTRY, Presence, control_channel
+from signaling.presence import REGISTRY, Presence, control_channel, node_tag
 
 WAIT_S_MAX = 15.0
 
@@ -121,7 +121,7 @@ async def test_a_room_whose_last_viewer_left_counts_zero(servers: Servers) -> No
     node_id = f"test-{secrets.token_hex(4)}"
     presence = Presence(client, node_id, ttl_ms=5000)
     listening = client.pubsub()
-    await listening.subscribe(control_channel(node_id))  # as a running node's bus does: it counts while listening
+    await listening.ssubscribe(control_channel(node_id))  # as a running node's bus does: it counts while listening
     room, now_ms = 10**12 + secrets.randbelow(10**6), int(time.time() * 1000)
     try:
         await presence.report(now_ms, Counter({room: 2}))
@@ -150,10 +150,10 @@ async def test_a_gap_on_the_bus_is_filled_from_the_replay_stream(node_factory: N
     await receive_events(socket)
     channel = room_channel(room)
     # Lose two events the way a dropped pub/sub connection would: publish while this node is not listening.
-    await node.plane.bus._pubsub.unsubscribe(channel)
+    await node.plane.bus._subscriber.unsubscribe(channel)
     for text in ("lost 1", "lost 2"):
         await node.plane.publish(room, {"type": "chat", "user": {"id": 1, "name": "x"}, "text": text})
-    await node.plane.bus._pubsub.subscribe(channel)
+    await node.plane.bus._subscriber.subscribe(channel)
     await node.plane.publish(room, {"type": "chat", "user": {"id": 1, "name": "x"}, "text": "after"})
     chats = _chats(await events_until(socket, lambda got: len(_chats(got)) >= 3))
     assert [c["text"] for c in chats] == ["lost 1", "lost 2", "after"]
@@ -189,7 +189,7 @@ async def test_viewers_who_move_off_a_killed_node_are_not_counted_twice(
     try:
         readings = [await _viewers_via(cluster, room)]
         deadline = time.monotonic() + WAIT_S_MAX
-        while int((await client.hget(f"lc:node:{survivor.node_id}:rooms", str(room))) or 0) < total:
+        while int((await client.hget(f"lc:node:{node_tag(survivor.node_id)}:rooms", str(room))) or 0) < total:
             assert time.monotonic() < deadline, "the survivor never reported every viewer"
             readings.append(await _viewers_via(cluster, room))
         readings.append(await _viewers_via(cluster, room))  # the survivor has reported them all

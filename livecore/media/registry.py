@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
+from livecore import redisclient
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -44,7 +46,7 @@ class MediaRegistry:
         """The rooms among `room_ids` that some live node owns (has a publisher for) right now."""
         if not room_ids:
             return set()
-        owners = await self._redis.mget([_owner_key(room_id) for room_id in room_ids])
+        owners = await redisclient.get_many(self._redis, [_owner_key(room_id) for room_id in room_ids])
         return {room_id for room_id, owner in zip(room_ids, owners, strict=True) if owner}
 
     async def release(self, room_id: int) -> None:
@@ -66,7 +68,7 @@ class MediaRegistry:
         """The owner of each room (None where no live node owns it), in one round trip."""
         if not room_ids:
             return []
-        raw = await self._redis.mget([_owner_key(room_id) for room_id in room_ids])
+        raw = await redisclient.get_many(self._redis, [_owner_key(room_id) for room_id in room_ids])
         return [value.decode() if value else None for value in raw]
 
     async def live_nodes(self, node_ids: set[str]) -> set[str]:
@@ -74,7 +76,7 @@ class MediaRegistry:
         ordered = sorted(node_ids)
         if not ordered:
             return set()
-        found = await self._redis.mget([_node_key(node_id) for node_id in ordered])
+        found = await redisclient.get_many(self._redis, [_node_key(node_id) for node_id in ordered])
         return {node_id for node_id, url in zip(ordered, found, strict=True) if url}
 
     async def leave(self, room_ids: list[int]) -> None:
