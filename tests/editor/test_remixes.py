@@ -37,7 +37,7 @@ async def test_a_duet_and_a_stitch_credit_the_other_creator_until_they_opt_out(n
 
     status, problem = await submit(node, token, {"clips": [{"video_id": theirs, "out_ms": 1000}]})
     assert status == 403 and problem["type"] == "livecore:not-your-video" and problem["field"] == "clips.0.video_id"
-    async with node.http.put(f"{node.url}/api/edits/remix-consent", json={"allow_remix": False},
+    async with node.http.put(f"{node.url}/api/remix-consent", json={"allow_remix": False},
                              headers=auth(original["token"])) as response:
         assert response.status == 200 and (await response.json()) == {"allow_remix": False}
     for remix, field in [({"stitch": {"video_id": theirs, "out_ms": 1000}}, "stitch.video_id"),
