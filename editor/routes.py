@@ -38,6 +38,7 @@ FORM_FIELD_BYTES_MAX = 1024
 NAME_CHARS_MAX = 200
 SEARCH_CHARS_MAX = 100
 DESCRIPTION_CHARS_MAX = 2000
+HASHTAG_CHARS_MAX = 50  # as stored (migrations/0003)
 _SOUND_UPLOAD = Content.of("multipart/form-data", schema={
     "type": "object", "required": ["file", "title", "artist", "licence"],
     "properties": {
@@ -248,6 +249,9 @@ async def create_challenge(request: web.Request) -> web.Response:
                       "(challenge_template_bytes_max)", field="template")
     pool = request.app[NODE].pool
     hashtag = body.hashtag.removeprefix("#").lower()
+    if len(hashtag) > HASHTAG_CHARS_MAX:  # some letters lower-case to two characters (İ to i + a combining dot)
+        raise Problem(400, "invalid-field", f"hashtag: at most {HASHTAG_CHARS_MAX} characters once lower-cased",
+                      field="hashtag")
     challenge = await challenges.create_challenge(pool, NewChallenge(hashtag, body.description,
                                                                      body.sound_id, template, account.id))
     sound = await sounds.get_sound(pool, challenge.sound_id)

@@ -34,6 +34,9 @@ _BUS_GONE: tuple[type[BaseException], ...] = (
     redis.exceptions.SlotNotCoveredError,
     redis.exceptions.TryAgainError,
 )
+# asyncpg's answer to any use of a connection the server (or a failed query) has already closed, a transaction's
+# rollback on the way out included; its other InterfaceErrors are misuse (bugs).
+_DATABASE_CONNECTION_CLOSED = "connection is closed"
 # What redis-py's cluster client says when it cannot read a whole slot map (every node it knows is unreachable, or
 # the map has holes while a replica is being promoted); its other RedisClusterExceptions are usage errors (bugs).
 _CLUSTER_MAP_UNREADABLE = ("Redis Cluster cannot be connected", "All slots are not covered")
@@ -44,6 +47,8 @@ _SOCKET_TROUBLE: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 def unreachable_part(exc: BaseException) -> Part | None:
     """The part (`database` or `bus`) that `exc` says is unreachable, or None if it is not an outage."""
     if isinstance(exc, _DATABASE_GONE):
+        return "database"
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc) == _DATABASE_CONNECTION_CLOSED:
         return "database"
     if isinstance(exc, _BUS_GONE):
         return "bus"

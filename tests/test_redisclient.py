@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 import redis.exceptions
 from livenode import Servers
@@ -40,6 +41,13 @@ def test_a_cluster_has_only_database_0() -> None:
 ])
 def test_a_failover_is_the_bus_being_unavailable(error: Exception) -> None:
     assert outage.unreachable_part(error) == "bus"
+
+
+def test_a_closed_database_connection_is_an_outage_and_misuse_is_a_bug() -> None:
+    # What a transaction's rollback raises on its way out when PostgreSQL closed the connection under it.
+    assert outage.unreachable_part(asyncpg.InterfaceError("connection is closed")) == "database"
+    assert outage.unreachable_part(asyncpg.InterfaceError(
+        "cannot perform operation: another operation is in progress")) is None
 
 
 def test_a_cross_slot_command_is_a_bug_not_an_outage() -> None:

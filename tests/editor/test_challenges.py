@@ -50,6 +50,7 @@ async def test_a_challenge_needs_a_free_hashtag_an_existing_sound_and_a_creator(
     assert (await refused({"hashtag": tag}, 409, "hashtag-taken"))["field"] == "hashtag"
     assert (await refused({"sound_id": 987654321}, 404, "sound-not-found"))["field"] == "sound_id"
     assert (await refused({"hashtag": "two words"}, 400, "invalid-field"))["field"] == "hashtag"
+    assert (await refused({"hashtag": "İ" * 50}, 400, "invalid-field"))["field"] == "hashtag"  # 100 once lower
     assert (await refused({"description": ""}, 400, "invalid-field"))["field"] == "description"
     big = {"texts": [{"text": "x" * 200, "x": 0, "y": 0}] * 10}
     assert (await refused({"template": big}, 413, "template-too-large"))["field"] == "template"
