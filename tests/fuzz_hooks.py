@@ -92,3 +92,23 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> An
 
 schemathesis.serializer.alias("application/trickle-ice-sdpfrag", "text/plain")  # an SDP fragment is text
 
+
+
+# A stream or video whose files are on a node that has stopped (another test's, in the shared database) is
+# answered `503` naming that node: the documented answer for a holder that is down, not a server error.
+HOLDER_DOWN = {"livecore:media-node-gone", "livecore:media-node-unreachable", "livecore:video-node-gone",
+               "livecore:video-node-unreachable"}
+
+
+@schemathesis.check
+def not_a_server_error_but_a_holder_down(ctx: Any, response: Any, case: Any) -> None:
+    """Any 5xx fails, except a 503 saying the node holding the files asked for is down."""
+    if response.status_code < 500:
+        return
+    try:
+        kind = json.loads(response.content).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    if response.status_code == 503 and kind in HOLDER_DOWN:
+        return
+    raise AssertionError(f"server error {response.status_code}: {response.content[:500]!r}")

@@ -57,7 +57,8 @@ def test_the_internal_url_is_this_nodes_own_address_by_default() -> None:
     ({"LIVECORE_PRESENCE_TTL_MS": "500"}, {}, "presence_refresh_ms (1000) must be below presence_ttl_ms (500)"),
     ({"LIVECORE_MEDIA_HISTORY_PACKETS": "500"}, {}, "must be a power of two"),
     ({"LIVECORE_LOG_LEVEL": "chatty"}, {}, "must be one of DEBUG, INFO, WARNING, ERROR"),
-    ({"LIVECORE_REDIS_URL": "http://cache:6379"}, {}, "must be a redis:// or rediss:// or unix:// URL"),
+    ({"LIVECORE_REDIS_URL": "http://cache:6379"}, {}, "must be a redis:// or rediss:// or "
+     "unix:// or redis+cluster:// or rediss+cluster:// URL"),
     ({"LIVECORE_DATABASE_URL": "postgresql://app:s3cret@db/app?sslmode=require"}, {"port": "0"}, "--port=0"),
     ({"LIVECORE_STRIPE_WEBHOOK_SECRETS": "whsec_a,sk_test_oops"}, {},
      "LIVECORE_STRIPE_WEBHOOK_SECRETS=whsec_***,sk_test_***: secret 2 does not start with whsec_"),

@@ -5,8 +5,9 @@ Hypothesis fuzzing, with edge values (NUL, non-ASCII digits, integers past 64 bi
 them, and schema-invalid ones beside them; all are sent with a real adult creator's token (or, where the stream key is
 the bearer, the key of the stream named), webhook bodies signed with the node's secret, and (half the time) ids that
 exist (tests/fuzz_hooks.py). The run fails on any 5xx, any status, content type, body or header the document does not
-list for the operation, an OPTIONS whose Allow differs from the path's documented methods, and any schema-valid
-request refused with 400 or 422.
+list for the operation (a 503 saying the node holding a stream's or video's files is down excepted: the shared
+database holds other tests' streams, whose nodes have stopped), an OPTIONS whose Allow differs from the path's
+documented methods, and any schema-valid request refused with 400 or 422.
 
 Left out, because plain HTTP requests cannot exercise them, and checked by explicit tests in test_openapi.py:
 - GET /ws/rooms/{id}: a valid request is a WebSocket upgrade, after which the connection no longer speaks HTTP.
@@ -60,8 +61,9 @@ EXAMPLES_PER_OPERATION = 20
 SEED = 20261201  # a fixed seed: the same cases every run; change it to explore others
 FUZZ_RUN_S_MAX = 240
 REQUEST_TIMEOUT_S = 30
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-          "response_headers_conformance", "positive_data_acceptance", "unsupported_method", "allow_header_conformance")
+CHECKS = ("not_a_server_error_but_a_holder_down", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance", "response_headers_conformance", "positive_data_acceptance",
+          "unsupported_method", "allow_header_conformance")
 NOT_REFUSED = ["2xx", "3xx", "401", "402", "403", "404", "409", "429", "5xx"]  # anything but 400 and 422
 NOT_FUZZED = ("GET /ws/rooms/{id}", "POST /whip/{id}", "POST /whep/{id}", "PATCH /whip/{id}/{session}",
               "POST /api/designs", "PUT /api/shipping-address", "POST /api/videos", "POST /api/sounds",
