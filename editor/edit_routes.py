@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from editor import edits, uploads
@@ -17,9 +17,9 @@ from editor.rendering import Renders
 from livecore.accounts.session import require_account
 from livecore.http import Content, Id, Problem, json_response, operation, parse_body, path_id
 from livecore.node import NODE
+from livecore.uploads import FileLimit, read_upload
 
 RENDERS: web.AppKey[Renders] = web.AppKey("editor_renders")
-UPLOAD_CHUNK_BYTES = 256 * 1024
 
 
 def _upload_form(media_type: str, description: str) -> Content:
@@ -134,26 +134,7 @@ async def _checked(check, *args):  # type: ignore[no-untyped-def]
 
 async def _receive_file(request: web.Request, target: Path, bytes_max: int, setting: str) -> None:
     """Write the form's `file` part to `target` in chunks, refused past `bytes_max`."""
-    if request.content_type != "multipart/form-data":
-        raise Problem(415, "unsupported-media-type", "send the file as multipart/form-data in a `file` field")
-    found = False
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                found = True
-                size = 0
-                with target.open("wb") as out:
-                    while chunk := await part.read_chunk(UPLOAD_CHUNK_BYTES):
-                        size += len(chunk)
-                        if size > bytes_max:
-                            raise Problem(413, "upload-too-large", f"file: larger than {bytes_max} bytes ({setting})",
-                                          field="file", bytes_max=bytes_max)
-                        out.write(chunk)
-    except (ValueError, AssertionError, RuntimeError) as exc:
-        raise Problem(400, "malformed-multipart", f"the multipart body could not be read: {exc}") from exc
-    if not found:
-        raise Problem(400, "file-required", "send the file in a form field named `file`", field="file")
+    await read_upload(request, target, FileLimit(bytes_max, setting, "upload-too-large"))
 
 
 @operation("Render an edit decision list into a feed video: answered at once (202) while it renders in the "

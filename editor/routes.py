@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from editor import challenges, schemas, sounds
@@ -31,9 +31,9 @@ from livecore.http import (
     path_id,
 )
 from livecore.node import NODE
+from livecore.uploads import FileLimit, read_upload
 
 EDITOR: web.AppKey[Editor] = web.AppKey("editor")
-UPLOAD_CHUNK_BYTES = 256 * 1024
 FORM_FIELD_BYTES_MAX = 1024
 NAME_CHARS_MAX = 200
 SEARCH_CHARS_MAX = 100
@@ -135,44 +135,15 @@ async def upload_sound(request: web.Request) -> web.Response:
 
 async def _read_sound_form(request: web.Request, staged: Path, bytes_max: int) -> SoundFields:
     """The form's fields, with its `file` part written to `staged` in chunks and refused past `bytes_max`."""
-    if request.content_type != "multipart/form-data":
-        raise Problem(415, "unsupported-media-type", "send the sound as multipart/form-data with a `file` field")
-    values: dict[str, str] = {}
-    has_file = False
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            if part.name == "file":
-                has_file = True
-                await _write_part(part, staged, bytes_max)
-            elif part.name in SoundFields.model_fields:
-                raw = await part.read_chunk(FORM_FIELD_BYTES_MAX + 1)
-                if len(raw) > FORM_FIELD_BYTES_MAX:
-                    raise Problem(400, "invalid-field", f"{part.name}: too long", field=part.name)
-                values[part.name] = raw.decode("utf-8", errors="replace").strip()
-    except (ValueError, AssertionError, RuntimeError) as exc:
-        raise Problem(400, "malformed-multipart", f"the multipart body could not be read: {exc}") from exc
-    if not has_file:
-        raise Problem(400, "file-required", "send the sound in a form field named `file`")
+    sent = await read_upload(request, staged, FileLimit(bytes_max, "sound_bytes_max", "sound-too-large", "the sound"),
+                             SoundFields.model_fields, FORM_FIELD_BYTES_MAX)
+    values = {name: value.strip() for name, value in sent.items()}
     try:
         return SoundFields.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Problem(400, "invalid-field", f"{where}: {first['msg']}", field=where) from exc
-
-
-async def _write_part(part: BodyPartReader, staged: Path, bytes_max: int) -> None:
-    size = 0
-    with staged.open("wb") as out:
-        while chunk := await part.read_chunk(UPLOAD_CHUNK_BYTES):
-            size += len(chunk)
-            if size > bytes_max:
-                raise Problem(413, "sound-too-large", f"the sound is larger than {bytes_max} bytes (sound_bytes_max)",
-                              bytes_max=bytes_max)
-            out.write(chunk)
 
 
 @operation("A sound: its title, artist and licence, and the ready videos that use it, newest first", tag="editor",

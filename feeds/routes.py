@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, Field
 
 from feeds import engagements, schemas, videos
@@ -31,9 +31,9 @@ from livecore.http import (
 from livecore.media import MEDIA
 from livecore.node import NODE
 from livecore.streams import get_stream
+from livecore.uploads import FileLimit, read_upload
 
 FEEDS: web.AppKey[Feeds] = web.AppKey("feeds")
-UPLOAD_CHUNK_BYTES = 256 * 1024
 CAPTION_CHARS_MAX = 2200
 FORM_FIELD_BYTES_MAX = 16 * 1024
 CURSOR = r"^[A-Za-z0-9_-]{1,512}$"
@@ -130,39 +130,10 @@ async def upload_video(request: web.Request) -> web.Response:
 
 async def _read_upload(request: web.Request, staged: Path, bytes_max: int) -> VideoFields:
     """The form's fields, with its `file` part written to `staged` in chunks and refused past `bytes_max`."""
-    if request.content_type != "multipart/form-data":
-        raise Problem(415, "unsupported-media-type", "send the video as multipart/form-data with a `file` field")
-    values: dict[str, str] = {}
-    has_file = False
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            if part.name == "file":
-                has_file = True
-                await _write_part(part, staged, bytes_max)
-            elif part.name in VideoFields.model_fields:
-                raw = await part.read_chunk(FORM_FIELD_BYTES_MAX + 1)
-                if len(raw) > FORM_FIELD_BYTES_MAX:
-                    raise Problem(400, "invalid-field", f"{part.name}: too long", field=part.name)
-                values[part.name] = raw.decode("utf-8", errors="replace")
-    except (ValueError, AssertionError, RuntimeError) as exc:
-        raise Problem(400, "malformed-multipart", f"the multipart body could not be read: {exc}") from exc
-    if not has_file:
-        raise Problem(400, "file-required", "send the video in a form field named `file`")
+    values = await read_upload(request, staged, FileLimit(bytes_max, "video_bytes_max", "video-too-large",
+                                                          "the video"),
+                               VideoFields.model_fields, FORM_FIELD_BYTES_MAX)
     return _validated_fields(values)
-
-
-async def _write_part(part: BodyPartReader, staged: Path, bytes_max: int) -> None:
-    size = 0
-    with staged.open("wb") as out:
-        while chunk := await part.read_chunk(UPLOAD_CHUNK_BYTES):
-            size += len(chunk)
-            if size > bytes_max:
-                raise Problem(413, "video-too-large", f"the video is larger than {bytes_max} bytes "
-                              "(video_bytes_max)", bytes_max=bytes_max)
-            out.write(chunk)
 
 
 def _validated_fields(values: dict[str, str]) -> VideoFields:
