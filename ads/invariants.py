@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from commerce import invariants
+
 _CHECKS: dict[str, str] = {
     "a campaign's charges add up to what it says it charged":
         "SELECT c.id, c.charged_millicents, e.total FROM ad_campaigns c LEFT JOIN (SELECT campaign_id,"
@@ -36,10 +38,4 @@ _CHECKS: dict[str, str] = {
 
 async def violations(pool: asyncpg.Pool) -> list[str]:
     """Each broken promise with a sample of the rows that break it; empty when all hold."""
-    found = []
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        for name, query in _CHECKS.items():
-            rows = await conn.fetch(query + " LIMIT 5")
-            if rows:
-                found.append(f"{name}: {[dict(r) for r in rows]}")
-    return found
+    return await invariants.violations(pool, _CHECKS)

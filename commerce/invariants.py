@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncpg
 
 _CHECKS: dict[str, str] = {
@@ -95,11 +97,13 @@ _CHECKS: dict[str, str] = {
 }
 
 
-async def violations(pool: asyncpg.Pool) -> list[str]:
-    """Each broken invariant with a sample of the rows that break it; empty when the ledger is sound."""
+async def violations(pool: asyncpg.Pool, checks: Mapping[str, str] = _CHECKS) -> list[str]:
+    """Each broken invariant with a sample of the rows that break it; empty when the ledger is sound. `checks`
+    (name -> a query whose rows break it) lets another context check its own promises the same way, in one
+    snapshot."""
     found = []
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        for name, query in _CHECKS.items():
+        for name, query in checks.items():
             rows = await conn.fetch(query + " LIMIT 5")
             if rows:
                 found.append(f"{name}: {[dict(r) for r in rows]}")
