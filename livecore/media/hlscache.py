@@ -19,7 +19,8 @@ from livecore.clock import Clock
 from livecore.fetchonce import FetchOnce
 from livecore.media.cluster import NodeAnswer
 
-KEPT_HEADERS = ("Content-Type", "Cache-Control")
+# The owner's validators too, so a playlist or segment has the same Last-Modified and ETag from whichever node.
+KEPT_HEADERS = ("Content-Type", "Cache-Control", "Last-Modified", "ETag")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ async def test_hls_from_a_node_that_does_not_own_the_stream(node_factory, http):
         assert cache.fetches == 3  # eight requests at once, one fetch from the owner
         for status, headers, body in crowd:
             assert status == 200 and body == from_owner[2]
-            for name in ("Cache-Control", "Content-Type"):
+            for name in ("Cache-Control", "Content-Type", "Last-Modified", "ETag"):
                 assert headers[name] == from_owner[1][name]
         clock.advance(600)
         status, headers, body = await _get(http, f"{other.url}{base}/{segment}")

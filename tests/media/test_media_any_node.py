@@ -69,6 +69,11 @@ async def _ended_stream(maker: Serve, other: RunningNode, http: aiohttp.ClientSe
         return record["state"] == "ended" and record["recording_url"] is not None
 
     await _until(recorded, "the stream ended with a recording")
+
+    async def released() -> bool:  # until then another node passes playlist requests on to it as to a live owner
+        return await other.app[MEDIA].registry.owner(stream["id"]) is None
+
+    await _until(released, "the maker gave up owning the ended stream")
     _, _, playlist = await _get(http, f"{base}/index.m3u8")
     return stream["id"], [line for line in playlist.decode().splitlines() if line.endswith(".ts")]
 
