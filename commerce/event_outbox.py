@@ -15,6 +15,10 @@ Several nodes run relays at once. A room's events leave in id order: a relay pub
 row of its room is still waiting outside its own claim (leased by another relay, or committed just now), and
 leaves it for a later round otherwise.
 
+On a Redis/Valkey Cluster a shard that is down refuses only its rooms' events: the others in the round go out, and
+the refused ones (each room's from its first refused event on) are held for `event_relay_retry_ms_max` so that the
+next rounds take other rooms' events instead of stalling behind them.
+
 Not the chat outbox (signaling/outbox.py), the node's in-memory queue of lossy chat on its way to Redis.
 """
 
@@ -66,6 +70,7 @@ FROM leased l ORDER BY l.id
 """
 _RELEASE = "UPDATE room_event_outbox SET leased_until_ms = 0 WHERE id = ANY($1::bigint[])"
 _DELETE = "DELETE FROM room_event_outbox WHERE id = ANY($1::bigint[])"
+_HOLD = "UPDATE room_event_outbox SET leased_until_ms = $2 WHERE id = ANY($1::bigint[])"
 
 RoomEvent = tuple[int, dict[str, Any]]
 Outgoing = tuple[int, str, dict[str, Any]]  # (room id, event id, event) as the bus takes them
@@ -121,6 +126,7 @@ class EventRelay:
         self._poll_s = s.event_relay_poll_ms / 1000
         self._publish_s_max = s.event_relay_publish_ms_max / 1000
         self._lease_ms = s.event_relay_lease_ms
+        self._hold_ms = s.event_relay_retry_ms_max  # how long events a shard refused wait before a relay tries again
         first_s = s.event_relay_retry_ms_min / 1000
         self._wait = wait_exponential(multiplier=first_s, max=s.event_relay_retry_ms_max / 1000) + wait_random(
             0, first_s)  # jittered, so the relays of many nodes do not all come back at once
@@ -161,19 +167,33 @@ class EventRelay:
             # A bus that does not answer at all must not hold the round for ever; whether or not a publish cut
             # short went through, the round is tried again and publishes each event once.
             async with asyncio.timeout(self._publish_s_max):
-                published = await rooms.publish_once(await self._complete(taken))
+                outcomes = await rooms.publish_once(await self._complete(taken))
         except Exception:
             with contextlib.suppress(Exception):  # else the lease runs out
                 await pool.execute(_RELEASE, ids)
             raise
+        out = [row for row, outcome in zip(taken, outcomes, strict=True) if not isinstance(outcome, Exception)]
+        refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if refused:
+            # A shard of a cluster is down: its rooms' events (each from its first refused one on) wait out a short
+            # hold, so the next rounds take other rooms' events meanwhile; a room's later events wait behind them.
+            held = [row.id for row, outcome in zip(taken, outcomes, strict=True) if isinstance(outcome, Exception)]
+            await pool.execute(_HOLD, held, self._node.clock.now_ms() + self._hold_ms)
+            self._refused_some(len(refused), refused[0])
         # Off the events' path: they are out. If this is lost, the lease runs out and the bus refuses them again.
-        await pool.execute(_DELETE, ids)
-        self.metrics.depth.set(max(0, rows[0]["depth"] - len(taken)))
+        await pool.execute(_DELETE, [row.id for row in out])
+        self.metrics.depth.set(max(0, rows[0]["depth"] - len(out)))
         now_ms = self._node.clock.now_ms()
-        for row in taken:
+        for row in out:
             self.metrics.publish_age.observe(max(0, now_ms - row.created_ms) / 1000)
-        self.metrics.published.inc(published)
+        self.metrics.published.inc(sum(1 for outcome in outcomes if not isinstance(outcome, Exception) and outcome))
+        if not out:
+            raise refused[0]  # nothing went out: wait and try again, as for a bus that is away
         return rows[0]["claimed"]
+
+    def _refused_some(self, count: int, error: Exception) -> None:
+        self.metrics.failures.inc()
+        log.warning("%d committed room events wait for their shard of the bus: %r", count, error)
 
     async def _run(self) -> None:
         while True:

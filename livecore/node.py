@@ -28,8 +28,9 @@ class RoomEvents(Protocol):
 
     async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> None: ...
 
-    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
-        """Publish (room_id, event_id, event) in order, each event id at most once per room; how many went out."""
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> list[int | Exception]:
+        """Publish (room_id, event_id, event) in order, each event id at most once per room; per event its seq, 0 if
+        it went out before, or the error that kept it out."""
         ...
 
     async def viewer_counts(self, room_ids: list[int]) -> dict[int, int]: ...

@@ -16,7 +16,8 @@ from typing import Any
 
 import redis.asyncio as redis
 import yarl
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis._parsers.commands import AsyncCommandsParser
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.exceptions import MaxConnectionsError
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -52,8 +53,12 @@ def connect(url: str, connections_max: int, wait_s_max: float | None = None, **o
     connection. Raises ValueError for a URL redis-py cannot use."""
     if names_cluster(url):
         _refuse_database(url)
-        client = BoundedRedisCluster.from_url(node_url(url), max_connections=connections_max, **options)
+        # Without full coverage the client goes on serving the slots that have a primary while one shard has none
+        # (a cluster run with cluster-require-full-coverage no keeps serving them too).
+        client = BoundedRedisCluster.from_url(node_url(url), max_connections=connections_max,
+                                              require_full_coverage=False, **options)
         client.bound(connections_max, wait_s_max)
+        client.commands_parser = CommandTable()
         return client
     pool = redis.BlockingConnectionPool.from_url(url, max_connections=connections_max, timeout=wait_s_max,
                                                  **options)
@@ -96,6 +101,19 @@ class BoundedRedisCluster(RedisCluster):
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # which refuses it
         return BoundedClusterPipeline(self, transaction)
+
+
+class CommandTable(AsyncCommandsParser):
+    """The server's command table (where each command's keys are), read once.
+
+    redis-py reads it again from the client's default node every time it re-reads the slot map, which it does after
+    any node failed; when the default node is the one that died, every re-read failed, and each failure closed the
+    connections to every node: one shard down stopped the client for all of them.
+    """
+
+    async def initialize(self, node: ClusterNode | None = None) -> None:
+        if not self.commands:
+            await super().initialize(node)
 
 
 class BoundedClusterPipeline(ClusterPipeline):

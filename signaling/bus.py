@@ -151,16 +151,25 @@ class Bus:
         epoch, seq = await self._publish(**self._script_call(room_id, event, like_delta))
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
 
-    async def publish_many(self, events: list[tuple[int, dict[str, Any]]], event_ids: list[str] | None = None
-                           ) -> list[int]:
+    async def publish_many(self, events: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """Publish (room_id, event) pairs in order, all in one round trip; the seq of each. Raises if any failed."""
+        outcomes = await self.publish_each(events)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+        return outcomes  # type: ignore[return-value]  # no exception among them
+
+    async def publish_each(self, events: list[tuple[int, dict[str, Any]]], event_ids: list[str] | None = None
+                           ) -> list[int | Exception]:
         """Publish (room_id, event) pairs in order, all in one round trip; with `event_ids`, each event whose id
-        this room has already published is skipped. The seq of each (0: skipped)."""
+        this room has already published is skipped. The seq of each (0: skipped), or the error that kept it out:
+        on a cluster a shard that is down keeps out only its rooms' events (see scripts.call_each)."""
         ids = event_ids or [""] * len(events)
         calls = [self._script_call(room_id, event, 0, event_id) for (room_id, event), event_id in
                  zip(events, ids, strict=True)]
-        replies = await scripts.call_many(self._redis, self._publish,
+        replies = await scripts.call_each(self._redis, self._publish,
                                           [(call["keys"], call["args"]) for call in calls])
-        return [int(seq) for _, seq in replies]
+        return [reply if isinstance(reply, Exception) else int(reply[1]) for reply in replies]
 
     def _script_call(self, room_id: int, event: dict[str, Any], like_delta: int, event_id: str = ""
                      ) -> dict[str, list[Any]]:

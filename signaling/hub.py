@@ -29,6 +29,7 @@ from typing import Any
 from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.node import RoomShopView
+from livecore.tasks import stop_tasks
 from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
@@ -230,6 +231,10 @@ class Hub:
         if room.checking is None:
             room.checking = asyncio.get_running_loop().create_task(self._check(room), name=f"check-{room.room_id}")
         return room.checking
+
+    async def stop(self) -> None:
+        """Stop the checks still running (a node stopping while Redis is away would leave them waiting)."""
+        await stop_tasks(*(room.checking for room in self.rooms.values() if room.checking is not None))
 
     async def settled(self, room: RoomHub) -> None:
         """Return once no check of the room is running (its outcome, even a failure, is the check's business)."""

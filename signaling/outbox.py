@@ -3,7 +3,7 @@
 A chat command returns as soon as its event is queued, so a publisher's socket is never held behind Redis
 round trips on a busy event loop; one task drains the queue in order, so a user's messages keep their order.
 An event the bus refuses is not retried (chat is lossy): its sender is told, through the `on_lost` it was queued
-with.
+with. On a cluster only the events of rooms on a shard that is down are refused; the batch's others go out.
 """
 
 from __future__ import annotations
@@ -56,9 +56,14 @@ class Outbox:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(BATCH_EVENTS_MAX, len(self._queue)))]
             try:
-                await self._bus.publish_many([(room_id, event) for room_id, event, _ in batch])
+                outcomes: list[int | Exception] = await self._bus.publish_each(
+                    [(room_id, event) for room_id, event, _ in batch])
             except Exception as exc:
-                # Redis is the bus, not the record: chat that cannot be published now is dropped, and said so.
-                log.warning("could not publish %d queued chat events: %s", len(batch), exc)
-                for _, _, on_lost in batch:
-                    on_lost()
+                outcomes = [exc] * len(batch)
+            # Redis is the bus, not the record: chat that cannot be published now is dropped, and said so.
+            lost = [(on_lost, outcome) for (_, _, on_lost), outcome in zip(batch, outcomes, strict=True)
+                    if isinstance(outcome, Exception)]
+            if lost:
+                log.warning("could not publish %d of %d queued chat events: %s", len(lost), len(batch), lost[0][1])
+            for on_lost, _ in lost:
+                on_lost()

@@ -78,6 +78,7 @@ class Plane:
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
+        await self.hub.stop()
         self.close_connections("node shutting down")
         try:
             await self.flush_likes()
@@ -111,18 +112,19 @@ class Plane:
             self.metrics.events_in.labels(type=event["type"]).inc()
         await self.bus.publish_many(events)
 
-    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> list[int | Exception]:
         """Publish (room_id, event_id, event) triples in order in one round trip, each event id at most once per
-        room (a retry of a publish whose answer was lost is no duplicate); how many went out now."""
+        room (a retry of a publish whose answer was lost is no duplicate). Per event: its seq, 0 if the bus had it
+        already, or the error that kept it out (on a cluster, only rooms on a shard that is down)."""
         now_ms = self.clock.now_ms()
         for _, _, event in events:
             event.setdefault("ts", now_ms)
-        seqs = await self.bus.publish_many([(room_id, event) for room_id, _, event in events],
-                                           [event_id for _, event_id, _ in events])
-        for (_, _, event), seq in zip(events, seqs, strict=True):
-            if seq:
+        outcomes = await self.bus.publish_each([(room_id, event) for room_id, _, event in events],
+                                               [event_id for _, event_id, _ in events])
+        for (_, _, event), outcome in zip(events, outcomes, strict=True):
+            if not isinstance(outcome, Exception) and outcome:
                 self.metrics.events_in.labels(type=event["type"]).inc()
-        return sum(1 for seq in seqs if seq)
+        return outcomes
 
     def publish_soon(self, room_id: int, event: dict[str, Any], on_lost: Callable[[], None]) -> bool:
         """Queue a lossy event (chat) for the next batch to the bus; False when the queue is full. `on_lost` is

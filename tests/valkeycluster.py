@@ -28,7 +28,9 @@ class ValkeyCluster:
         """The URL a livecore node is given: any one node of the cluster, with the +cluster scheme."""
         return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
 
-    def start(self, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS) -> ValkeyCluster:
+    def start(self, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS, full_coverage: bool = True
+              ) -> ValkeyCluster:
+        """With `full_coverage` False the other shards keep serving while one has no primary."""
         for index in range(PRIMARIES * (1 + replicas)):
             directory = self.directory / f"node{index}"
             directory.mkdir(parents=True, exist_ok=True)
@@ -41,7 +43,8 @@ class ValkeyCluster:
                 # A replica takes over however long ago it last heard from its primary: with a short node timeout
                 # the default factor (10) refuses that on a loaded machine ("disconnected from primary for longer
                 # than allowed") and the shard stays down.
-                "--cluster-replica-validity-factor", "0"))
+                "--cluster-replica-validity-factor", "0",
+                "--cluster-require-full-coverage", "yes" if full_coverage else "no"))
             self.nodes.append(node)
             node.start()
         binary = self.nodes[0].binary.parent / "valkey-cli"

@@ -128,8 +128,8 @@ class CrashAfterPublish:
         self.plane = plane
         self.published = 0
 
-    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
-        self.published += await self.plane.publish_once(events)
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> list[int | Exception]:
+        self.published += sum(1 for seq in await self.plane.publish_once(events) if seq)
         task = asyncio.current_task()
         assert task is not None
         task.cancel()
@@ -195,7 +195,7 @@ class HeldPublish:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> int:
+    async def publish_once(self, events: list[tuple[int, str, dict[str, Any]]]) -> list[int | Exception]:
         self.entered.set()
         await self.release.wait()
         return await self.plane.publish_once(events)
