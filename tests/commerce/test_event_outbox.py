@@ -10,8 +10,6 @@ import asyncio
 import dataclasses
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,18 +26,6 @@ from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
 ROUNDS = 6  # gifts and bids committed while the bus is down, each
 DELIVERY_S_MAX = 30.0  # how long the viewer may wait for the events once the bus is back (a bound, not a figure)
-
-
-@pytest.fixture
-def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
-    """A Valkey for this test alone, so killing it leaves the session's up; every write is on disk before its
-    answer, so a restart loses no room state (the empty-restart case belongs to the bus's own recovery)."""
-    valkey = EmbeddedValkey(tmp_path / "valkey", ("--appendfsync", "always"))
-    valkey.start()
-    try:
-        yield valkey
-    finally:
-        valkey.stop()
 
 
 def kill(valkey: EmbeddedValkey) -> None:
