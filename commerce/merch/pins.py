@@ -1,5 +1,8 @@
 """The product pinned in a live room: one per room, changed by the room's creator, announced to the room as a
-must-deliver `product_pinned` event and part of every join snapshot."""
+must-deliver `product_pinned` event and part of every join snapshot.
+
+The event is written to the room event outbox in the transaction that changes the pin, so a pin committed while
+the bus is away is still announced once it is back (and a pin is never refused after it was made)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from commerce import event_outbox
 from commerce.merch import products
 from livecore.accounts import Account
 from livecore.http import Problem
@@ -28,15 +32,15 @@ async def set_pin(merch: Merch, account: Account, stream_id: int, product_id: in
         product = await products.get_product(merch.pool, product_id)
         if product["creator"]["id"] != account.id:
             raise Problem(403, "not-your-product", "you can only pin your own products")
-    version = await merch.pool.fetchval(
-        "INSERT INTO stream_pins (stream_id, product_id, version, changed_ms) VALUES ($1, $2, 1, $3)"
-        " ON CONFLICT (stream_id) DO UPDATE SET product_id = EXCLUDED.product_id,"
-        " version = stream_pins.version + 1, changed_ms = EXCLUDED.changed_ms RETURNING version",
-        stream_id, product_id, merch.clock.now_ms(),
-    )
-    event = pin_event(product, version)
-    if merch.rooms is not None:
-        await merch.rooms.publish(stream_id, dict(event))
+    now_ms = merch.clock.now_ms()
+    async with merch.pool.acquire() as conn, conn.transaction():
+        version = await conn.fetchval(
+            "INSERT INTO stream_pins (stream_id, product_id, version, changed_ms) VALUES ($1, $2, 1, $3)"
+            " ON CONFLICT (stream_id) DO UPDATE SET product_id = EXCLUDED.product_id,"
+            " version = stream_pins.version + 1, changed_ms = EXCLUDED.changed_ms RETURNING version",
+            stream_id, product_id, now_ms,
+        )
+        await event_outbox.write(conn, [(stream_id, pin_event(product, version))], now_ms)
     return {"stream_id": stream_id, "product": product, "pin_version": version}
 
 

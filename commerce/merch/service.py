@@ -8,7 +8,7 @@ from commerce.merch.designs import DesignLimits
 from commerce.merch.images import ImageWorkers
 from commerce.merch.mockups import MockupCache
 from commerce.merch.products import Fees
-from livecore.node import Node, RoomEvents
+from livecore.node import Node
 
 
 class Merch:
@@ -25,10 +25,6 @@ class Merch:
         self.workers = ImageWorkers(s.image_workers, s.image_queue_max)
         self.mockups = MockupCache(s.mockups_cached_max)
         self.items: dict[str, BaseItem] = {}
-
-    @property
-    def rooms(self) -> RoomEvents | None:
-        return self.node.rooms
 
     def variant(self, variant_id: str) -> Variant:
         """A catalogue variant by id (every stored product's variants are in the catalogue)."""

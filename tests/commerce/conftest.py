@@ -1,4 +1,4 @@
-"""Fixtures for money tests: the print-on-demand simulator as a real child process."""
+"""Fixtures for money tests: the print-on-demand simulator as a real child process, and a Valkey of a test's own."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from podsim import PodSim
+
+from livecore.embedded import EmbeddedValkey
 
 
 @pytest.fixture
@@ -19,3 +21,15 @@ def podsim(tmp_path: Path, http: aiohttp.ClientSession) -> Iterator[PodSim]:
         yield sim
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
+    """A Valkey for this test alone, so killing it leaves the session's up; every write is on disk before its
+    answer, so a restart loses no room state (the empty-restart case belongs to the bus's own recovery)."""
+    valkey = EmbeddedValkey(tmp_path / "valkey", ("--appendfsync", "always"))
+    valkey.start()
+    try:
+        yield valkey
+    finally:
+        valkey.stop()

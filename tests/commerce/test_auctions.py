@@ -160,6 +160,8 @@ async def test_bad_bids_get_a_problem_and_change_nothing(node_factory) -> None: 
                         "idempotency_key": key()})
     refused = await events_until(socket, lambda evs: any(e["type"] == "error" for e in evs))
     assert next(e for e in refused if e["type"] == "error")["code"] == "auction-not-found"
+    untouched = (await api(node, "GET", f"/api/auctions/{other_auction['id']}"))[1]
+    assert (untouched["version"], untouched["bids"]) == (1, []), "another room's auction is not bid on from here"
     status, problem = await api(node, "POST", f"/api/streams/{other.stream['id']}/auctions", room.seller["token"],
                                 {"product_id": room.product["id"], "variant_id": VARIANT, "start_cents": 2000,
                                  "duration_s": 60})
@@ -181,6 +183,10 @@ async def test_bad_bids_get_a_problem_and_change_nothing(node_factory) -> None: 
     assert status == 409 and problem["type"] == "livecore:auction-closed"
     after = (await api(node, "GET", f"/api/auctions/{aid}"))[1]
     assert after["bids"] == before["bids"] and after["version"] == before["version"] + 1  # only the close
+    stored = await node.node.pool.fetch("SELECT auction_id, seq, bidder_id, amount_cents FROM auction_bids"
+                                        " WHERE auction_id = ANY($1::bigint[]) ORDER BY auction_id, seq",
+                                        [aid, other_auction["id"]])
+    assert [tuple(r) for r in stored] == [(aid, 1, ann["id"], 2500)], "no refused bid left a row"
     assert (after["state"], after["winner"]["id"], after["price_cents"]) == ("closed", ann["id"], 2500)
 
 

@@ -10,8 +10,6 @@ import asyncio
 import dataclasses
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,18 +26,6 @@ from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
 ROUNDS = 6  # gifts and bids committed while the bus is down, each
 DELIVERY_S_MAX = 30.0  # how long the viewer may wait for the events once the bus is back (a bound, not a figure)
-
-
-@pytest.fixture
-def own_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
-    """A Valkey for this test alone, so killing it leaves the session's up; every write is on disk before its
-    answer, so a restart loses no room state (the empty-restart case belongs to the bus's own recovery)."""
-    valkey = EmbeddedValkey(tmp_path / "valkey", ("--appendfsync", "always"))
-    valkey.start()
-    try:
-        yield valkey
-    finally:
-        valkey.stop()
 
 
 def kill(valkey: EmbeddedValkey) -> None:
@@ -270,3 +256,30 @@ async def test_another_node_s_relay_wakes_on_the_commit_not_on_a_poll_tick(
             await asyncio.sleep(0.05)
     status, metrics = await api_text(node, "/metrics")
     assert "livecore_event_outbox_published_total 0.0" in metrics, "only the woken relay published"
+
+
+async def test_a_pin_changed_while_valkey_is_dead_is_kept_and_reaches_the_viewer(
+    own_valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
+) -> None:
+    """Pinning is must-deliver like money's events: a pin the node commits while the bus is away is answered as
+    done and reaches a viewer already in the room once the bus is back (not a 503 for a change that was made)."""
+    node = await node_factory(on=Servers(servers.database_url, own_valkey.url, servers.directory),
+                              event_relay_retry_ms_max=20)
+    room = await room_with_product(node)
+    stream_id = room.stream["id"]
+    viewer = await node.ws(stream_id)
+    await events_until(viewer, lambda evs: any(e["type"] == "snapshot" for e in evs), DELIVERY_S_MAX)
+    path = f"/api/streams/{stream_id}/pin"
+    kill(own_valkey)
+    try:
+        status, pinned = await api(node, "POST", path, room.seller["token"], {"product_id": room.product["id"]})
+        assert status == 200 and pinned["pin_version"] == 1, pinned
+        status, unpinned = await api(node, "DELETE", path, room.seller["token"])
+        assert status == 200 and unpinned["pin_version"] == 2, unpinned
+    finally:
+        own_valkey.start()
+    seen = await events_until(viewer, lambda evs: any(e["type"] == "product_pinned" and e["pin_version"] == 2
+                                                      for e in evs), DELIVERY_S_MAX)
+    pins = [(e["pin_version"], e["product"]["id"] if e["product"] else None) for e in seen
+            if e["type"] == "product_pinned"]
+    assert pins == [(1, room.product["id"]), (2, None)], "each pin once, in order"

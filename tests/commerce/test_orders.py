@@ -261,9 +261,13 @@ async def test_addresses_that_fail_their_countrys_checks_get_a_problem_and_chang
         ({**DE_ADDRESS, "country": "XX"}, "address.country"),
         ({**DE_ADDRESS, "country": "Atlantis"}, "address.country"),
     ]
+    status, saved = await api(node, "PUT", "/api/shipping-address", buyer["token"], GB_ADDRESS)
+    assert status == 200, saved
     before = await node.node.pool.fetchval("SELECT count(*) FROM orders")
     journal = await node.node.pool.fetchval("SELECT count(*) FROM ledger_transactions")
     for address, field in bad:
+        status, problem = await api(node, "PUT", "/api/shipping-address", buyer["token"], address)
+        assert status == 422 and problem["type"] == "livecore:invalid-address" and problem["field"] == field, problem
         for path, body in (("/api/orders", {"items": [{"product_id": made["id"], "variant_id": VARIANT}],
                                             "shipping_address": address, "idempotency_key": key()}),
                            ("/api/shipping/quote", {"variant_id": VARIANT, "address": address})):
@@ -280,6 +284,7 @@ async def test_addresses_that_fail_their_countrys_checks_get_a_problem_and_chang
     assert status == 400 and problem["rule"] == "order_quantity_max", problem
     assert await node.node.pool.fetchval("SELECT count(*) FROM orders") == before
     assert await node.node.pool.fetchval("SELECT count(*) FROM ledger_transactions") == journal
+    assert await api(node, "GET", "/api/shipping-address", buyer["token"]) == (200, saved), "the saved one stays"
 
     for good in (DE_ADDRESS, {**DE_ADDRESS, "subdivision": "BE"}, GB_ADDRESS, {**US_ADDRESS, "country": "USA"}):
         status, quote = await api(node, "POST", "/api/shipping/quote", None, {"variant_id": VARIANT,
