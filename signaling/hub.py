@@ -304,10 +304,12 @@ class Hub:
             try:
                 room.rules = await self._on_room_opened(room.room_id)
                 await self.bus.subscribe(room.room_id)
-                if self._on_room_subscribed is not None:
-                    await self._on_room_subscribed(room)
                 position = await self.bus.position(room.room_id)
                 recent = await self.bus.recent(room.room_id, self.settings.snapshot_recent_chat_max * 2)
+                # After the position: what is announced is committed first, so the state read now holds every
+                # event up to the position's seq, and every later one comes through the subscription.
+                if self._on_room_subscribed is not None:
+                    await self._on_room_subscribed(room)
                 room.load_position(position, recent)
                 room.subscribed = True
                 self.metrics.rooms.inc()
