@@ -10,11 +10,10 @@ import msgpack
 import pytest
 from livenode import NodeFactory, RunningNode, Servers
 from roomclient import events_until, receive_events, send
+from tablelocks import until_a_query_waits_for
 
 from livecore.streams import go_live
 from signaling import protocol
-
-QUERY_WAIT_S_MAX = 10.0
 
 
 async def _room(node: RunningNode) -> tuple[dict, dict]:
@@ -241,7 +240,7 @@ async def test_a_stream_going_live_while_a_viewer_joins_is_live_to_that_viewer(
             # Opening the room reads its moderation rules: held here, the join waits between its two reads.
             await blocker.execute("LOCK TABLE room_moderation IN ACCESS EXCLUSIVE MODE")
             socket = await node.ws(stream["id"], creator["token"])
-            await _until_a_query_waits_for(blocker, "room_moderation")
+            await until_a_query_waits_for(blocker, "room_moderation")
             assert await go_live(node.node, stream["id"])  # as a publisher connecting on any node does
     finally:
         await blocker.close()
@@ -251,15 +250,6 @@ async def test_a_stream_going_live_while_a_viewer_joins_is_live_to_that_viewer(
     states = [e["state"] for e in heard if e["type"] in ("snapshot", "stream")]
     assert states[-1] == "live", heard
 
-
-async def _until_a_query_waits_for(connection: asyncpg.Connection, table: str) -> None:
-    """Return once another session waits for a lock on `table` (at most QUERY_WAIT_S_MAX)."""
-    for _ in range(int(QUERY_WAIT_S_MAX / 0.05)):
-        if await connection.fetchval("SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
-                                     table):
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"no query waited for the lock on {table}")
 
 
 async def test_a_full_publish_queue_refuses_chat_by_name(node_factory: NodeFactory) -> None:

@@ -3,7 +3,6 @@ pin or a bid that lands while a viewer joins reaches that viewer, in the snapsho
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -13,10 +12,10 @@ from livenode import RunningNode, Servers
 from lots import START_CENTS, AuctionFold, bid, bidder, database_view, open_auction, room_with_product
 from money import api
 from roomclient import events_until
+from tablelocks import until_a_query_waits_for
 
 from commerce.room_shop import CHANGING, RoomShopView
 
-QUERY_WAIT_S_MAX = 10.0
 CAUGHT_UP_S_MAX = 30.0  # how long the joiner may take to see what the database has (a bound, not a figure)
 
 
@@ -58,15 +57,6 @@ def test_a_newer_auction_replaces_the_last_one() -> None:
     auction = view.snapshot()["auction"]
     assert (auction["id"], auction["version"], auction["price_cents"], auction["bids"]) == (8, 1, 150, [])
 
-
-async def _until_a_query_waits_for(connection: asyncpg.Connection, table: str) -> None:
-    """Return once another session waits for a lock on `table` (at most QUERY_WAIT_S_MAX)."""
-    for _ in range(int(QUERY_WAIT_S_MAX / 0.05)):
-        if await connection.fetchval("SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
-                                     table):
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"no query waited for the lock on {table}")
 
 
 class JoinerView:
@@ -148,7 +138,7 @@ async def test_a_pin_and_a_bid_landing_while_a_viewer_joins_reach_that_viewer(
         async with blocker.transaction():
             await blocker.execute(f"LOCK TABLE {held} IN ACCESS EXCLUSIVE MODE")
             socket = await node.ws(stream_id, viewer["token"])
-            await _until_a_query_waits_for(blocker, held)
+            await until_a_query_waits_for(blocker, held)
             await _pin(node, room.seller["token"], stream_id, other["id"])
             if held != "auctions":  # a bid needs the auctions table: placed while the join waits only when free
                 status, placed = await bid(node, ann["token"], auction["id"], START_CENTS)
