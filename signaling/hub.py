@@ -217,6 +217,7 @@ class Hub:
         self._on_room_restarted = on_room_restarted
         self.rooms: dict[int, RoomHub] = {}
         self._subscribing: dict[int, asyncio.Future[None]] = {}
+        self._checks: set[asyncio.Task[None]] = set()
         bus.on_message = self._on_bus_message
         bus.on_resubscribed = self._on_resubscribed
 
@@ -230,11 +231,13 @@ class Hub:
         or its seq went backwards, and take in what the log has beyond this node's seq. Messages wait meanwhile."""
         if room.checking is None:
             room.checking = asyncio.get_running_loop().create_task(self._check(room), name=f"check-{room.room_id}")
+            self._checks.add(room.checking)  # also after its room closed, until it ends
+            room.checking.add_done_callback(self._checks.discard)
         return room.checking
 
     async def stop(self) -> None:
         """Stop the checks still running (a node stopping while Redis is away would leave them waiting)."""
-        await stop_tasks(*(room.checking for room in self.rooms.values() if room.checking is not None))
+        await stop_tasks(*self._checks)
 
     async def settled(self, room: RoomHub) -> None:
         """Return once no check of the room is running (its outcome, even a failure, is the check's business)."""

@@ -78,7 +78,6 @@ class Plane:
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
-        await self.hub.stop()
         self.close_connections("node shutting down")
         try:
             await self.flush_likes()
@@ -89,6 +88,7 @@ class Plane:
                 raise
             log.warning("stopping without the bus: %s", exc)
         await self.bus.stop()
+        await self.hub.stop()
 
     def close_connections(self, reason: str) -> None:
         """Close every room WebSocket on this node with 1001 (going away); clients reconnect and resume."""
