@@ -152,6 +152,11 @@ class Settings:
     tick_ms_min: int = _setting(20, "shortest gap between two flushes of a busy room (a quiet room flushes at once)")
     tick_ms_max: int = _setting(100, "longest gap between two flushes of a busy room")
     tick_flush_cost_multiple: int = _setting(8, "a busy room's flush gap as a multiple of its last flush's cost")
+    batch_writes_per_s_min: int = _setting(5000, "a room batches only when its event rate x its connections on a node "
+                                           "process is above this (writes per second); below, every event goes "
+                                           "out at once", low=0)
+    batch_frame_events: int = _setting(3, "a busy room's flush gap lets this many events fill a frame at its "
+                                       "recent rate (up to tick_ms_max)", low=1)
     like_flush_ms: int = _setting(500, "how often a node publishes aggregated likes")
     presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")
     presence_ttl_ms: int = _setting(5000, "a node's viewer counts expire this long after its last report")

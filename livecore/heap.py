@@ -20,13 +20,25 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 PAUSE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
+# What the last freeze left frozen. gc.get_freeze_count() walks the whole permanent generation: 17 ms of CPU for
+# 166,000 objects on the benchmark machine, on every /metrics scrape (once a second in a load test, 10 % of a
+# worker's busy time at 500 viewers); only freeze_startup_heap freezes, so its count stays true.
+_frozen_objects = 0
+
 
 def freeze_startup_heap() -> int:
     """Collect what starting left as garbage, then move every object alive now out of the collector's sight;
     how many objects were frozen."""
+    global _frozen_objects
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
+    _frozen_objects = gc.get_freeze_count()
+    return _frozen_objects
+
+
+def frozen_objects() -> int:
+    """How many objects the last freeze_startup_heap took out of the collector's sight (0 before it ran)."""
+    return _frozen_objects
 
 
 class GcMetrics:
@@ -35,7 +47,7 @@ class GcMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         Gauge("livecore_gc_frozen_objects", "Objects frozen out of the garbage collector (what starting the node made)",
-              registry=registry).set_function(gc.get_freeze_count)
+              registry=registry).set_function(frozen_objects)
         self.pauses = Histogram("livecore_gc_pause_seconds", "How long each garbage collection stopped the node, "
                                 "by generation (2: the full collection)", ["generation"], registry=registry,
                                 buckets=PAUSE_BUCKETS_S)

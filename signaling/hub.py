@@ -1,12 +1,11 @@
 """The local fan-out: a node's connections grouped by room, fed by one bus subscription per room.
 
 Events for a room go out in batches: encoded and framed once per subprotocol and written to every connection.
-The tick follows the load, not the room's size: an event in a quiet room (no flush for a tick) is flushed at once,
-with whatever else arrived in the same turn of the loop; in a busy room events collect until a tick after the last
-flush. The tick is `tick_ms_min`, or the last flush's cost times `tick_flush_cost_multiple` when that is longer
-(a big room's flush costs more, so it flushes less often and fuller), up to `tick_ms_max`. A busy room's flushes
-thus take at most about 1 / (1 + multiple) of the loop, and its viewers get fewer, fuller frames. Chat above the
-room's display rate is sampled here.
+When a batch goes out is signaling/tick.py's rule: the tick follows the load, not the room's size. A quiet room
+flushes each event at once; a room batches only when its event rate times its connections (the writes per second
+flushing each event alone would take) is above `batch_writes_per_s_min`, and then waits long enough between
+flushes for frames of about `batch_frame_events` events, or for its flushes to take a bounded share of the loop,
+up to `tick_ms_max`. Chat above the room's display rate is sampled here.
 
 A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
 writes). A node learns of it from a bus message in another epoch, from checking the room's position when its
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,6 +32,7 @@ from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
+from signaling.tick import RoomTick, TickRule
 
 log = logging.getLogger("livecore.hub")
 
@@ -65,16 +64,9 @@ class RoomHub:
         self.checking: asyncio.Task[None] | None = None  # a check of the room's position against Redis
         self.generation = 0  # counts restarts in a new epoch, so a join in flight across one starts over
         self._flush_handle: asyncio.Handle | None = None
-        self._last_flush_s = -math.inf  # loop time of the last flush
-        self._flush_cost_s = 0.0  # the CPU time the last flush with events took
+        self.tick = RoomTick(hub.tick_rule)
         self._chat_tokens = float(hub.settings.chat_display_per_s_max)
         self._chat_refill_ms = hub.clock.now_ms()
-
-    def tick_s(self) -> float:
-        """The gap a busy room keeps between flushes: longer when its flushes cost more."""
-        s = self.hub.settings
-        tick_ms = max(s.tick_ms_min, 1000 * self._flush_cost_s * s.tick_flush_cost_multiple)
-        return min(s.tick_ms_max, tick_ms) / 1000
 
     def receive(self, message: BusMessage) -> None:
         """A bus event, in seq order; a gap is filled from the replay stream before anything after it."""
@@ -154,10 +146,12 @@ class RoomHub:
 
     def add(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
+        loop = asyncio.get_running_loop()
+        now_s = loop.time()
+        self.tick.event(now_s)
         if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            due_s = self._last_flush_s + self.tick_s()
-            if due_s <= loop.time():  # a quiet room: at once, with the rest of this turn of the loop
+            due_s = self.tick.due_s(now_s, len(self.connections))
+            if due_s <= now_s:  # at once, with the rest of this turn of the loop
                 self._flush_handle = loop.call_soon(self.flush)
             else:
                 self._flush_handle = loop.call_at(due_s, self.flush)
@@ -176,16 +170,18 @@ class RoomHub:
             if batch.events:
                 written += conn.deliver(batch)
             any_slow = any_slow or bool(conn.backlog)
+        cost_s = None
         if batch.events:
-            self._flush_cost_s = time.thread_time() - started
-            self.hub.metrics.flush_cpu.observe(self._flush_cost_s)
+            cost_s = time.thread_time() - started
+            self.hub.metrics.flush_cpu.observe(cost_s)
             self.hub.metrics.flush_wall.observe(time.perf_counter() - started_wall)
-        self._last_flush_s = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self.tick.flushed(loop.time(), cost_s)
         self.hub.metrics.events_out.inc(written)
         self.hub.metrics.frames_built.inc(batch.frames_built)
         if any_slow and self._flush_handle is None:
             # Keep ticking while anyone is behind, so their backlog drains even in a quiet room.
-            self._flush_handle = asyncio.get_running_loop().call_later(self.tick_s(), self.flush)
+            self._flush_handle = loop.call_later(self.tick.tick_s(loop.time(), len(self.connections)), self.flush)
 
     def _take_chat_token(self) -> bool:
         rate = self.hub.settings.chat_display_per_s_max
@@ -209,6 +205,7 @@ class Hub:
     ) -> None:
         self.bus = bus
         self.settings = settings
+        self.tick_rule = TickRule.of(settings)
         self.clock = clock
         self.metrics = metrics
         self.on_room_event = on_room_event

@@ -47,7 +47,8 @@ SLOW_MODE_OFF = {"type": "moderation", "action": "slow_mode", "seconds": 0}
 
 
 async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
-    node = await node_factory(tick_ms_min=1000, tick_ms_max=1000)  # one tick outlasts ten publishes on a busy machine
+    # One tick outlasts ten publishes on a busy machine; with no writes budget even a one-viewer room batches.
+    node = await node_factory(tick_ms_min=1000, tick_ms_max=1000, batch_writes_per_s_min=0)
     creator, stream = await _room(node)
     socket = await node.ws(stream["id"], creator["token"])
     await receive_events(socket)
@@ -74,7 +75,8 @@ async def _frame_with_moderation(socket: aiohttp.ClientWebSocketResponse) -> lis
 
 
 async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory) -> None:
-    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000)  # a tick longer than any test
+    # A tick longer than any test; with no writes budget even a one-viewer room batches once it has had events.
+    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000, batch_writes_per_s_min=0)
     creator, stream = await _room(node)
     socket = await node.ws(stream["id"], creator["token"])
     await receive_events(socket)
@@ -85,6 +87,18 @@ async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory
     room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush: this one waits for the tick
     assert isinstance(room._flush_handle, asyncio.TimerHandle)
     assert room._flush_handle.when() >= asyncio.get_running_loop().time() + 500
+
+
+async def test_a_room_under_the_writes_budget_never_waits(node: RunningNode) -> None:
+    # A handful of viewers at chat speed costs far fewer writes than batch_writes_per_s_min: no batching, no wait.
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    await receive_events(socket)
+    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
+    await _frame_with_moderation(socket)
+    room = node.plane.hub.rooms[stream["id"]]
+    room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush, yet out in this turn of the loop
+    assert room._flush_handle is not None and not isinstance(room._flush_handle, asyncio.TimerHandle)
 
 
 async def test_likes_are_aggregated_with_a_total(node: RunningNode) -> None:

@@ -1,0 +1,89 @@
+"""When a room's pending events go out: at once while the room is quiet, batched only as its load grows.
+
+A flush costs one `transport.write` per connection however many events its frame holds, so what a room costs is
+its flushes per second times its connections (writes per second), and batching is what brings it down. The rule:
+
+- A room's load is its recent event rate (averaged over about RATE_WINDOW_S) times its connections on this node
+  process: the writes per second it would take to flush every event alone. At or under `batch_writes_per_s_min`
+  the room is quiet and every event is flushed at once (with whatever else arrived in the same turn of the loop).
+- Above it the room batches: a flush waits until a tick after the last one. The tick is the longest of
+  `tick_ms_min`; the time the room's rate takes to fill a frame of `batch_frame_events` events (so a busy room's
+  writes per event fall to about 1 / batch_frame_events, and the tick shortens as the rate grows); and its last
+  flush's CPU cost times `tick_flush_cost_multiple` (a big room's flushes then take at most about
+  1 / (1 + multiple) of the loop). It is capped at `tick_ms_max`, the most a batch may add to an event's latency.
+- Even in a busy room an event that comes more than a tick after the last flush goes out at once.
+
+Times are the event loop's seconds, passed in, so a test drives them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from livecore.config import Settings
+
+RATE_WINDOW_S = 1.0  # the event rate is an exponentially weighted average over about this long
+
+
+@dataclass(frozen=True)
+class TickRule:
+    """The settings the rule reads (see livecore.config)."""
+
+    tick_ms_min: int
+    tick_ms_max: int
+    tick_flush_cost_multiple: int
+    batch_writes_per_s_min: int
+    batch_frame_events: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> TickRule:
+        return cls(settings.tick_ms_min, settings.tick_ms_max, settings.tick_flush_cost_multiple,
+                   settings.batch_writes_per_s_min, settings.batch_frame_events)
+
+
+class RoomTick:
+    """One room's event rate, last flush and its cost; says when pending events are due."""
+
+    def __init__(self, rule: TickRule) -> None:
+        self.rule = rule
+        self.rate_per_s = 0.0  # events per second, as of `_rate_at_s`
+        self._rate_at_s = -math.inf
+        self.last_flush_s = -math.inf
+        self.flush_cost_s = 0.0  # the CPU time the last flush with events took
+
+    def event(self, now_s: float) -> None:
+        """Count one event added to the room at `now_s`."""
+        self.rate_per_s = self.rate_at(now_s) + 1 / RATE_WINDOW_S
+        self._rate_at_s = now_s
+
+    def rate_at(self, now_s: float) -> float:
+        """The event rate as it has decayed by `now_s`."""
+        if self.rate_per_s == 0.0:
+            return 0.0
+        return self.rate_per_s * math.exp(-(now_s - self._rate_at_s) / RATE_WINDOW_S)
+
+    def flushed(self, now_s: float, cost_s: float | None) -> None:
+        """A flush ran at `now_s`; `cost_s` is its CPU time when it carried events."""
+        self.last_flush_s = now_s
+        if cost_s is not None:
+            self.flush_cost_s = cost_s
+
+    def is_busy(self, now_s: float, connections: int) -> bool:
+        """Whether flushing every event alone would take more writes per second than the rule allows."""
+        return self.rate_at(now_s) * connections > self.rule.batch_writes_per_s_min
+
+    def tick_s(self, now_s: float, connections: int) -> float:
+        """The gap the room keeps between flushes while it is busy (or while a slow connection drains)."""
+        rule = self.rule
+        cost_ms = 1000 * self.flush_cost_s * rule.tick_flush_cost_multiple
+        fill_ms = 0.0
+        if self.is_busy(now_s, connections):
+            fill_ms = 1000 * rule.batch_frame_events / self.rate_at(now_s)
+        return min(rule.tick_ms_max, max(rule.tick_ms_min, fill_ms, cost_ms)) / 1000
+
+    def due_s(self, now_s: float, connections: int) -> float:
+        """When events pending at `now_s` should be flushed: `now_s` itself means at once."""
+        if not self.is_busy(now_s, connections):
+            return now_s
+        return max(now_s, self.last_flush_s + self.tick_s(now_s, connections))
