@@ -51,7 +51,7 @@ class Ads:
         self.node = node
         self.metrics = AdsMetrics(node.registry)
         self.accounts = billing.AdAccounts(node.pool, s.ledger_platform_shards)
-        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max)
+        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max, s.ads_refresh_rows_per_turn_max)
         self.decider = Decider(self.inventory, AuctionRule(
             s.ads_reserve_ecpm_cents, s.ads_ctr_prior_permille / 1000, s.ads_ctr_prior_impressions,
             PacingRule(s.ads_pacing_lookahead_permille / 1000, s.ads_pacing_hour_share_max_percent / 100)),
@@ -59,6 +59,7 @@ class Ads:
         self.caps = FrequencyCaps(node.redis)
         self.signer = ImpressionSigner(node.tokens, s.ads_impression_ttl_s * 1000)
         self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing = asyncio.Lock()
 
     async def start(self) -> None:
         s = self.node.settings
@@ -72,7 +73,13 @@ class Ads:
         await stop_tasks(*self._tasks)
 
     async def refresh(self) -> None:
-        await self.inventory.refresh(self.node.clock.now_ms())
+        """Read the inventory again and rank it, in bounded steps; decisions go on with the last one meanwhile.
+        One at a time: a refresh begun before a campaign changed must not install after the one that saw it."""
+        async with self._refreshing:
+            loaded = await self.inventory.refresh(self.node.clock.now_ms())
+            ranking = await self.decider.prepare(loaded.live(), self.node.settings.ads_refresh_rows_per_turn_max)
+            self.inventory.install(loaded)
+            self.decider.install(ranking)  # in the same step: no decision ranks the new inventory itself
 
     async def audience(self, viewer: Viewer) -> Audience:
         account = await self.node.accounts.get(viewer.id)

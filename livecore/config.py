@@ -416,6 +416,9 @@ class Settings:
                                                      "unless the ad group says otherwise")
     ads_refresh_ms: int = _setting(1000, "how often a node reads the running campaigns and their spend into memory")
     ads_campaigns_in_memory_max: int = _setting(10_000, "running campaigns each node holds for ad decisions")
+    ads_refresh_rows_per_turn_max: int = _setting(300, "rows (campaigns, ad groups, creatives) a refresh builds, and "
+                                                       "ad groups it ranks, before it lets the event loop run "
+                                                       "decisions again", low=1)
     ads_impression_ttl_s: int = _setting(24 * 3600, "events of an impression are counted for this long after it "
                                                     "was served")
     ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")
