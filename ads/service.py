@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from ads import billing, events
+from ads import billing, campaigns, events
 from ads.decisions import AuctionRule, Choice, Decider
 from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
@@ -30,6 +30,7 @@ from livecore.tasks import stop_tasks
 log = logging.getLogger("livecore.ads")
 CAP_RETRIES_MAX = 3  # auctions run again for one slot when a concurrent serve took the winner's last cap
 SPEND_CAMPAIGNS_PER_ROUND_MAX = 1000  # campaigns whose charges one round posts; the rest wait for the next round
+SETTLE_CAMPAIGNS_PER_ROUND_MAX = 100  # ended campaigns one sweep settles; the rest wait for the next sweep
 
 
 class AdsMetrics:
@@ -43,6 +44,9 @@ class AdsMetrics:
         self.events = Counter("livecore_ad_events", "Ad events received, by result", ["result"], registry=registry)
         self.spend_posted_cents = Counter("livecore_ad_spend_posted_cents", "Ad spend posted to the ledger, cents",
                                           registry=registry)
+        self.budget_returned_cents = Counter("livecore_ad_budget_returned_cents", "Unspent budget of ended "
+                                             "campaigns given back to advertisers' ad balance, cents",
+                                             registry=registry)
 
 
 class Ads:
@@ -67,6 +71,7 @@ class Ads:
         self._tasks += [
             asyncio.create_task(_every(s.ads_refresh_ms, self.refresh), name="ads-refresh"),
             asyncio.create_task(_every(s.ads_spend_post_ms, self.post_spend), name="ads-spend"),
+            asyncio.create_task(_every(s.ads_settle_sweep_ms, self.settle_ended), name="ads-settle"),
         ]
 
     async def stop(self) -> None:
@@ -134,6 +139,30 @@ class Ads:
                                               s.ads_spend_batch_max, self.node.clock.now_ms())
         self.metrics.spend_posted_cents.inc(total)
         return total
+
+    async def end_campaign(self, campaign_id: int, advertiser_id: int) -> None:
+        """End the advertiser's campaign and settle it. If settling fails half way (the database gone, the node
+        stopped), the campaign has ended all the same and the sweep (`settle_ended`) settles it."""
+        now_ms = self.node.clock.now_ms()
+        await campaigns.end_campaign(self.node.pool, campaign_id, advertiser_id, now_ms)
+        await self.refresh()  # out of this node's auctions now; the others' within ads_refresh_ms
+        await self._settle(campaign_id, advertiser_id, now_ms)
+
+    async def settle_ended(self) -> int:
+        """The sweep: settle every campaign that ended and is not settled yet; how many it settled."""
+        s, now_ms, settled = self.node.settings, self.node.clock.now_ms(), 0
+        for campaign_id, advertiser_id in await billing.campaigns_to_settle(
+                self.node.pool, now_ms, s.ads_settle_after_s * 1000, SETTLE_CAMPAIGNS_PER_ROUND_MAX):
+            settled += await self._settle(campaign_id, advertiser_id, now_ms) is not None
+        return settled
+
+    async def _settle(self, campaign_id: int, advertiser_id: int, now_ms: int) -> int | None:
+        returned = await billing.settle(self.node.pool, self.accounts, campaign_id, advertiser_id,
+                                        self.node.settings.ads_spend_batch_max, now_ms)
+        if returned is not None:
+            self.metrics.budget_returned_cents.inc(returned)
+            log.info("campaign %d settled: %d cents given back", campaign_id, returned)
+        return returned
 
 
 async def _every(interval_ms: int, work: Callable[[], Awaitable[object]]) -> None:

@@ -424,6 +424,10 @@ class Settings:
     ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")
     ads_spend_post_ms: int = _setting(2000, "how often a node posts campaigns' unposted charges to the ledger")
     ads_spend_batch_max: int = _setting(5000, "charges posted to the ledger in one transaction at most")
+    ads_settle_sweep_ms: int = _setting(10_000, "how often a node looks for ended campaigns to settle (their unspent "
+                                                "budget given back)")
+    ads_settle_after_s: int = _setting(600, "a campaign whose schedule ended is settled this long after its end "
+                                            "(events of impressions served before it are charged until then)", low=0)
     ads_campaigns_listed_max: int = _setting(100, "campaigns listed in GET /api/campaigns")
 
     def __post_init__(self) -> None:
