@@ -153,7 +153,12 @@ class Ads:
         s, now_ms, settled = self.node.settings, self.node.clock.now_ms(), 0
         for campaign_id, advertiser_id in await billing.campaigns_to_settle(
                 self.node.pool, now_ms, s.ads_settle_after_s * 1000, SETTLE_CAMPAIGNS_PER_ROUND_MAX):
-            settled += await self._settle(campaign_id, advertiser_id, now_ms) is not None
+            try:
+                settled += await self._settle(campaign_id, advertiser_id, now_ms) is not None
+            except Exception as exc:
+                if unreachable_part(exc) is not None:
+                    raise  # the next sweep goes on where this one stopped
+                log.exception("campaign %d could not be settled; the sweep goes on with the others", campaign_id)
         return settled
 
     async def _settle(self, campaign_id: int, advertiser_id: int, now_ms: int) -> int | None:
