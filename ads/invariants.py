@@ -41,6 +41,15 @@ _CHECKS: dict[str, str] = {
         "SELECT id, charged_millicents, billed_millicents FROM ad_campaigns WHERE settled_ms IS NOT NULL"
         " AND (charged_millicents <> billed_millicents OR EXISTS (SELECT 1 FROM ad_events e WHERE"
         " e.campaign_id = ad_campaigns.id AND e.millicents > 0 AND e.batch IS NULL))",
+    "an offer's escrow postings are those of its state (held while accepted; then released on delivery, or given"
+    " back on decline, cancel or expiry)":
+        "SELECT o.id, o.state, t.kinds FROM marketplace_offers o LEFT JOIN (SELECT details->>'ref' AS ref,"
+        " array_agg(kind ORDER BY kind) AS kinds FROM ledger_transactions WHERE kind IN ('escrow_held',"
+        " 'escrow_released', 'escrow_returned') GROUP BY 1) t ON t.ref = 'offer:' || o.id"
+        " WHERE coalesce(t.kinds, '{}') <> CASE WHEN o.accepted_ms IS NULL THEN '{}'::text[]"
+        " WHEN o.state = 'accepted' THEN '{escrow_held}'::text[]"
+        " WHEN o.state = 'delivered' THEN '{escrow_held,escrow_released}'::text[]"
+        " ELSE '{escrow_held,escrow_returned}'::text[] END",
     "ad revenue is every campaign's billed cents":
         "SELECT r.cents, c.cents FROM (SELECT coalesce(sum(balance), 0) AS cents FROM ledger_accounts"
         " WHERE kind = 'ad_revenue') r, (SELECT coalesce(sum(billed_cents), 0) AS cents FROM ad_campaigns) c"

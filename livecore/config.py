@@ -400,6 +400,9 @@ class Settings:
                                                 "creator", low=0, high=100)
     offer_price_cents_max: int = _setting(10_000_000, "the highest price of one marketplace offer, in cents")
     offer_brief_chars_max: int = _setting(4000, "characters in an offer's brief")
+    offer_expire_after_days: int = _setting(3, "an offer not delivered this many days after its due date expires: "
+                                               "the escrow of an accepted one goes back to the advertiser", low=0)
+    offer_expiry_sweep_s: int = _setting(60, "how often a node looks for offers to expire")
 
     ads_feed_items_per_ad: int = _setting(5, "the For You ad load: at most one ad per this many items, never first "
                                              "on a page and never two in a row; 0 shows no ads", low=0)
