@@ -92,7 +92,7 @@ async def post_spend(pool: asyncpg.Pool, accounts: AdAccounts, campaign_id: int,
     held = await accounts.advertiser(advertiser_id, AD_BUDGET_HELD)
     revenue = await accounts.platform(AD_REVENUE, str(campaign_id))
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT 1 FROM ad_campaigns WHERE id = $1 FOR UPDATE", campaign_id)
+        await conn.execute("SELECT 1 FROM ad_campaigns WHERE id = $1 FOR NO KEY UPDATE", campaign_id)
         return await _post_batch(conn, campaign_id, advertiser_id, held, revenue, batch_max, now_ms)
 
 
@@ -135,7 +135,8 @@ async def settle(pool: asyncpg.Pool, accounts: AdAccounts, campaign_id: int, adv
     balance = await accounts.advertiser(advertiser_id, AD_BALANCE)
     revenue = await accounts.platform(AD_REVENUE, str(campaign_id))
     async with pool.acquire() as conn, conn.transaction():
-        settled = await conn.fetchval("SELECT settled_ms FROM ad_campaigns WHERE id = $1 FOR UPDATE", campaign_id)
+        settled = await conn.fetchval("SELECT settled_ms FROM ad_campaigns WHERE id = $1 FOR NO KEY UPDATE",
+                                      campaign_id)
         if settled is not None:
             return None
         while await conn.fetchval("SELECT true FROM ad_events WHERE campaign_id = $1 AND millicents > 0"
