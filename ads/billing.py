@@ -7,6 +7,8 @@
 - spend: charges (one per impression for CPM, per click for CPC, each impression id charged once, capped at the
   lifetime budget) are posted in batches per campaign: `ad_budget_held` -> `ad_revenue` (platform), whole cents,
   the remainder carried to the next batch.
+- return: once a campaign has ended, `settle` posts its last charges and moves what it did not spend from
+  `ad_budget_held` back to `ad_balance`, once.
 Both advertiser accounts are wallets: the ledger refuses to take either below zero.
 """
 
@@ -90,28 +92,77 @@ async def post_spend(pool: asyncpg.Pool, accounts: AdAccounts, campaign_id: int,
     held = await accounts.advertiser(advertiser_id, AD_BUDGET_HELD)
     revenue = await accounts.platform(AD_REVENUE, str(campaign_id))
     async with pool.acquire() as conn, conn.transaction():
-        campaign = await conn.fetchrow(
-            "SELECT billed_millicents, billed_cents, spend_batches FROM ad_campaigns WHERE id = $1 FOR UPDATE",
-            campaign_id)
-        batch = campaign["spend_batches"] + 1
-        taken = await conn.fetchval(
-            "WITH picked AS (SELECT user_id, event_id FROM ad_events WHERE campaign_id = $1 AND millicents > 0"
-            " AND batch IS NULL LIMIT $2 FOR UPDATE),"
-            " marked AS (UPDATE ad_events e SET batch = $3 FROM picked p"
-            " WHERE e.user_id = p.user_id AND e.event_id = p.event_id RETURNING e.millicents)"
-            " SELECT coalesce(sum(millicents), 0)::bigint FROM marked", campaign_id, batch_max, batch)
-        if not taken:
-            return 0
-        billed_millicents = campaign["billed_millicents"] + taken
-        cents = billed_millicents // 1000 - campaign["billed_cents"]
-        if cents:
-            await ledger.post(conn, "ads_spend", f"ads-spend:{campaign_id}:{batch}", now_ms,
-                              [Leg(held, USD, -cents), Leg(revenue, USD, cents)], actor_id=advertiser_id,
-                              details={"campaign_id": campaign_id, "batch": batch, "cents": cents})
-        await conn.execute(
-            "UPDATE ad_campaigns SET billed_millicents = $2, billed_cents = billed_cents + $3, spend_batches = $4"
-            " WHERE id = $1", campaign_id, billed_millicents, cents, batch)
+        await conn.execute("SELECT 1 FROM ad_campaigns WHERE id = $1 FOR NO KEY UPDATE", campaign_id)
+        return await _post_batch(conn, campaign_id, advertiser_id, held, revenue, batch_max, now_ms)
+
+
+async def _post_batch(conn: asyncpg.Connection, campaign_id: int, advertiser_id: int, held: int, revenue: int,
+                      batch_max: int, now_ms: int) -> int:
+    """Post up to `batch_max` unposted charges (the campaign's row locked by the caller); the cents posted."""
+    campaign = await conn.fetchrow(
+        "SELECT billed_millicents, billed_cents, spend_batches FROM ad_campaigns WHERE id = $1", campaign_id)
+    batch = campaign["spend_batches"] + 1
+    taken = await conn.fetchval(
+        "WITH picked AS (SELECT user_id, event_id FROM ad_events WHERE campaign_id = $1 AND millicents > 0"
+        " AND batch IS NULL LIMIT $2 FOR UPDATE),"
+        " marked AS (UPDATE ad_events e SET batch = $3 FROM picked p"
+        " WHERE e.user_id = p.user_id AND e.event_id = p.event_id RETURNING e.millicents)"
+        " SELECT coalesce(sum(millicents), 0)::bigint FROM marked", campaign_id, batch_max, batch)
+    if not taken:
+        return 0
+    billed_millicents = campaign["billed_millicents"] + taken
+    cents = billed_millicents // 1000 - campaign["billed_cents"]
+    if cents:
+        await ledger.post(conn, "ads_spend", f"ads-spend:{campaign_id}:{batch}", now_ms,
+                          [Leg(held, USD, -cents), Leg(revenue, USD, cents)], actor_id=advertiser_id,
+                          details={"campaign_id": campaign_id, "batch": batch, "cents": cents})
+    await conn.execute(
+        "UPDATE ad_campaigns SET billed_millicents = $2, billed_cents = billed_cents + $3, spend_batches = $4"
+        " WHERE id = $1", campaign_id, billed_millicents, cents, batch)
     return cents
+
+
+async def settle(pool: asyncpg.Pool, accounts: AdAccounts, campaign_id: int, advertiser_id: int, batch_max: int,
+                 now_ms: int) -> int | None:
+    """Close an ended campaign's books, once: post its last charges, end it (nothing is charged after), and give
+    what it did not spend back to the advertiser's balance. The cents given back; None when it was settled before.
+
+    One database transaction with the campaign's row locked, so a concurrent charge, spend posting or settlement
+    waits for it and then finds the campaign ended and settled; the return's external id (`ads-return:<id>`)
+    makes one ledger transaction at most whatever runs twice. A fraction of a cent charged and not yet billed is
+    not billed (the advertiser's favour, under a cent per campaign)."""
+    held = await accounts.advertiser(advertiser_id, AD_BUDGET_HELD)
+    balance = await accounts.advertiser(advertiser_id, AD_BALANCE)
+    revenue = await accounts.platform(AD_REVENUE, str(campaign_id))
+    async with pool.acquire() as conn, conn.transaction():
+        settled = await conn.fetchval("SELECT settled_ms FROM ad_campaigns WHERE id = $1 FOR NO KEY UPDATE",
+                                      campaign_id)
+        if settled is not None:
+            return None
+        while await conn.fetchval("SELECT true FROM ad_events WHERE campaign_id = $1 AND millicents > 0"
+                                  " AND batch IS NULL LIMIT 1", campaign_id):
+            await _post_batch(conn, campaign_id, advertiser_id, held, revenue, batch_max, now_ms)
+        unspent = await conn.fetchval(
+            "UPDATE ad_campaigns SET state = 'ended', ended_ms = coalesce(ended_ms, $2), settled_ms = $2,"
+            " returned_cents = budget_lifetime_cents - billed_cents WHERE id = $1 RETURNING returned_cents",
+            campaign_id, now_ms)
+        if unspent:
+            await ledger.post(conn, "ads_budget_returned", f"ads-return:{campaign_id}", now_ms,
+                              [Leg(held, USD, -unspent), Leg(balance, USD, unspent)], actor_id=advertiser_id,
+                              details={"campaign_id": campaign_id, "cents": unspent})
+    return unspent
+
+
+async def campaigns_to_settle(pool: asyncpg.Pool, now_ms: int, settle_after_ms: int,
+                              limit: int) -> list[tuple[int, int]]:
+    """(campaign id, advertiser id) of campaigns that ended and are not settled: ended by their advertiser, charged
+    their whole lifetime budget, or whose schedule ended at least `settle_after_ms` ago (events of impressions
+    served before the end are charged until then)."""
+    rows = await pool.fetch(
+        "SELECT id, advertiser_id FROM ad_campaigns WHERE settled_ms IS NULL AND (state = 'ended'"
+        " OR charged_millicents >= budget_lifetime_cents * 1000 OR ends_ms <= $1) ORDER BY id LIMIT $2",
+        now_ms - settle_after_ms, limit)
+    return [(r["id"], r["advertiser_id"]) for r in rows]
 
 
 async def campaigns_with_unposted_spend(pool: asyncpg.Pool, limit: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Campaigns, their ad groups and creatives in PostgreSQL: create (reserving the budget), read, list, pause."""
+"""Campaigns, their ad groups and creatives in PostgreSQL: create (reserving the budget), read, list, pause, end."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ async def _check_creatives(pool: asyncpg.Pool, advertiser_id: int, video_ids: li
 
 
 _CAMPAIGN_COLUMNS = ("id, advertiser_id, name, state, budget_daily_cents, budget_lifetime_cents, starts_ms, ends_ms,"
-                     " pacing, charged_millicents, billed_cents, created_ms")
+                     " pacing, charged_millicents, billed_cents, created_ms, ended_ms, settled_ms, returned_cents")
 
 
 def _iso(ms: int) -> str:
@@ -94,7 +94,10 @@ def _campaign_view(row: asyncpg.Record, groups: list[dict[str, Any]]) -> dict[st
             "budget_daily_cents": row["budget_daily_cents"], "budget_lifetime_cents": row["budget_lifetime_cents"],
             "starts_at": _iso(row["starts_ms"]), "ends_at": _iso(row["ends_ms"]), "pacing": row["pacing"],
             "spend_cents": row["charged_millicents"] // 1000, "billed_cents": row["billed_cents"],
-            "created_at": _iso(row["created_ms"]), "ad_groups": groups}
+            "created_at": _iso(row["created_ms"]),
+            "ended_at": _iso(row["ended_ms"]) if row["ended_ms"] is not None else None,
+            "settled_at": _iso(row["settled_ms"]) if row["settled_ms"] is not None else None,
+            "returned_cents": row["returned_cents"], "ad_groups": groups}
 
 
 async def get_campaign(pool: asyncpg.Pool, campaign_id: int, advertiser_id: int) -> dict[str, Any]:
@@ -133,9 +136,21 @@ async def _groups(pool: asyncpg.Pool, campaign_ids: list[int]) -> dict[int, list
 
 
 async def set_state(pool: asyncpg.Pool, campaign_id: int, advertiser_id: int, state: str) -> dict[str, Any]:
-    """Pause or resume the advertiser's campaign (idempotent)."""
+    """Pause or resume the advertiser's campaign (idempotent); 409 once it has ended."""
     updated = await pool.fetchval("UPDATE ad_campaigns SET state = $3 WHERE id = $1 AND advertiser_id = $2"
-                                  " RETURNING id", campaign_id, advertiser_id, state)
+                                  " AND state <> 'ended' RETURNING id", campaign_id, advertiser_id, state)
+    if updated is None:
+        view = await get_campaign(pool, campaign_id, advertiser_id)  # 404 when it is not theirs
+        raise Problem(409, "campaign-ended", f"campaign {campaign_id} has ended; it cannot be {state} again",
+                      state=view["state"])
+    return await get_campaign(pool, campaign_id, advertiser_id)
+
+
+async def end_campaign(pool: asyncpg.Pool, campaign_id: int, advertiser_id: int, now_ms: int) -> None:
+    """End the advertiser's campaign for good (idempotent): it is in no auction and charges nothing from now on;
+    its unspent budget is given back by `billing.settle`."""
+    updated = await pool.fetchval("UPDATE ad_campaigns SET state = 'ended', ended_ms = coalesce(ended_ms, $3)"
+                                  " WHERE id = $1 AND advertiser_id = $2 RETURNING id", campaign_id, advertiser_id,
+                                  now_ms)
     if updated is None:
         raise Problem(404, "campaign-not-found", f"you have no campaign {campaign_id}")
-    return await get_campaign(pool, campaign_id, advertiser_id)

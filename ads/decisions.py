@@ -9,6 +9,7 @@ profiled (minors, unknown age) walk a ranking of the untargeted groups only.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 
@@ -44,37 +45,68 @@ class _Entry:
     group: AdGroup
 
 
+@dataclass(frozen=True)
+class Ranking:
+    entries: dict[int, _Entry]  # every group by id
+    ranked: list[_Entry]  # every group at or above the reserve, best eCPM first
+    untargeted: list[_Entry]  # those of them that profile no one: what minors and unknown ages may get
+
+
+def _rank_key(entry: _Entry) -> tuple[float, int]:
+    return -entry.bid.ecpm_cents, entry.bid.ad_group_id
+
+
 class Decider:
     def __init__(self, inventory: Inventory, rule: AuctionRule, rng: random.Random | None = None) -> None:
         self.inventory = inventory
         self.rule = rule
         self.rng = rng or random.Random()
         self._version = -1
-        self._ranked: list[_Entry] = []  # every group at or above the reserve, best eCPM first
-        self._untargeted: list[_Entry] = []
+        self._ranking_now = Ranking({}, [], [])
 
-    def _rank(self) -> None:
-        entries = []
-        for campaign in self.inventory.campaigns.values():
+    def rank(self) -> None:
+        """Rank the inventory's groups now (a decision that finds the inventory replaced since does it itself)."""
+        campaigns = self.inventory.campaigns
+        self.install(self._ranked_from([self._entry(c, g) for c in campaigns.values() for g in c.groups]))
+
+    async def prepare(self, campaigns: dict[int, LiveCampaign], per_turn_max: int) -> Ranking:
+        """The ranking of campaigns about to be installed, made `per_turn_max` groups per turn of the event loop,
+        so that no decision waits for a whole ranking."""
+        entries: list[_Entry] = []
+        for campaign in campaigns.values():
             for group in campaign.groups:
-                ctr = predicted_ctr(group.clicks, group.impressions, self.rule.ctr_prior,
-                                    self.rule.ctr_prior_impressions)
-                bid = Bid(group.id, group.bid_kind, group.bid_cents, ctr)
-                if bid.ecpm_cents >= self.rule.reserve_ecpm_cents:
-                    entries.append(_Entry(bid, campaign, group))
-        entries.sort(key=lambda e: (-e.bid.ecpm_cents, e.bid.ad_group_id))
-        self._ranked = entries
-        self._untargeted = [e for e in entries if not e.group.targeting.profiling]
+                entries.append(self._entry(campaign, group))
+                if len(entries) % per_turn_max == 0:
+                    await asyncio.sleep(0)
+        return self._ranked_from(entries)
+
+    def install(self, ranking: Ranking) -> None:
+        """Use `ranking` from now on: call it in the same step as the inventory's own install."""
+        self._ranking_now = ranking
         self._version = self.inventory.version
+
+    def _entry(self, campaign: LiveCampaign, group: AdGroup) -> _Entry:
+        """The group's bid; a group and campaign that kept their objects since the last ranking keep their entry."""
+        entry = self._ranking_now.entries.get(group.id)
+        if entry is not None and entry.group is group and entry.campaign is campaign:
+            return entry
+        ctr = predicted_ctr(group.clicks, group.impressions, self.rule.ctr_prior, self.rule.ctr_prior_impressions)
+        return _Entry(Bid(group.id, group.bid_kind, group.bid_cents, ctr), campaign, group)
+
+    def _ranked_from(self, entries: list[_Entry]) -> Ranking:
+        ranked = sorted((e for e in entries if e.bid.ecpm_cents >= self.rule.reserve_ecpm_cents), key=_rank_key)
+        return Ranking({e.group.id: e for e in entries}, ranked,
+                       [e for e in ranked if not e.group.targeting.profiling])
 
     def choose(self, audience: Audience, now_ms: int, capped: frozenset[int]) -> Choice | None:
         """The winning ad group for this audience now, leaving out groups in `capped` (their frequency cap is
         reached); None when no eligible bid clears the reserve and its campaign's pacer."""
         if self._version != self.inventory.version:
-            self._rank()
+            self.rank()
         paced: dict[int, bool] = {}
         found: list[_Entry] = []
-        for entry in self._ranked if audience.may_be_profiled else self._untargeted:
+        ranking = self._ranking_now
+        for entry in ranking.ranked if audience.may_be_profiled else ranking.untargeted:
             campaign_id = entry.campaign.id
             if entry.group.id in capped or not matches(entry.group.targeting, audience):
                 continue

@@ -77,9 +77,15 @@ async def record(pool: asyncpg.Pool, user_id: int, events: list[Event]) -> Recor
 
 
 async def _charge(conn: asyncpg.Connection, user_id: int, event: Event, imp: Impression) -> int:
-    """Charge the campaign the impression's price, never beyond its lifetime budget; the millicents charged."""
+    """Charge the campaign the impression's price, never beyond its lifetime budget and nothing once it has ended
+    (its unspent budget is given back then); the millicents charged.
+
+    The row lock is NO KEY UPDATE: this transaction's event rows already hold a KEY SHARE lock on the campaign (their
+    foreign key), and so may a concurrent batch's; FOR UPDATE conflicts with KEY SHARE, so two batches for one
+    campaign each waited for the other (a deadlock), while NO KEY UPDATE only waits for the other's charge."""
     charged = await conn.fetchval(
-        "WITH old AS (SELECT charged_millicents, budget_lifetime_cents FROM ad_campaigns WHERE id = $1 FOR UPDATE)"
+        "WITH old AS (SELECT charged_millicents, budget_lifetime_cents FROM ad_campaigns"
+        " WHERE id = $1 AND state <> 'ended' FOR NO KEY UPDATE)"
         " UPDATE ad_campaigns c SET charged_millicents = least(old.budget_lifetime_cents * 1000,"
         " old.charged_millicents + $2) FROM old WHERE c.id = $1"
         " RETURNING c.charged_millicents - old.charged_millicents",

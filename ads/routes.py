@@ -84,7 +84,7 @@ async def get_campaign(request: web.Request) -> web.Response:
 
 def _state_handler(state: str, summary: str):  # type: ignore[no-untyped-def]
     @operation(summary, auth=True, tag="ads", reply=schemas.CampaignView,
-               problems={403: ["not-an-advertiser"], **_CAMPAIGN_404})
+               problems={403: ["not-an-advertiser"], 409: ["campaign-ended"], **_CAMPAIGN_404})
     async def handler(request: web.Request) -> web.Response:
         ads = request.app[ADS]
         account = await _advertiser(request)
@@ -94,6 +94,17 @@ def _state_handler(state: str, summary: str):  # type: ignore[no-untyped-def]
         return json_response(view)
 
     return handler
+
+
+@operation("End a campaign for good: it is in no auction and charges nothing from now on, and its unspent budget goes "
+           "back to your ad balance, once (asking again answers the campaign as it is)", auth=True, tag="ads",
+           reply=schemas.CampaignView, problems={403: ["not-an-advertiser"], **_CAMPAIGN_404})
+async def end_campaign(request: web.Request) -> web.Response:
+    ads = request.app[ADS]
+    account = await _advertiser(request)
+    campaign_id = path_id(request, "campaign-not-found", "campaign")
+    await ads.end_campaign(campaign_id, account.id)
+    return json_response(await campaigns.get_campaign(ads.node.pool, campaign_id, account.id))
 
 
 pause_campaign = _state_handler("paused", "Pause a campaign: it is in no auction until resumed")
@@ -170,6 +181,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/campaigns/{id}", get_campaign)
     app.router.add_post("/api/campaigns/{id}/pause", pause_campaign)
     app.router.add_post("/api/campaigns/{id}/resume", resume_campaign)
+    app.router.add_post("/api/campaigns/{id}/end", end_campaign)
     app.router.add_get("/api/campaigns/{id}/report", campaign_report)
     app.router.add_get("/api/ads/balance", ad_balance)
     app.router.add_post("/api/ads/funds", fund_advertiser)

@@ -116,7 +116,7 @@ class CampaignView(Strict):
     id: Id
     advertiser_id: Id
     name: str
-    state: Literal["active", "paused"]
+    state: Literal["active", "paused", "ended"]
     budget_daily_cents: int
     budget_lifetime_cents: int
     starts_at: dt.datetime
@@ -125,6 +125,10 @@ class CampaignView(Strict):
     spend_cents: int = Field(description="charged so far (whole cents)")
     billed_cents: int = Field(description="of which posted to the ledger")
     created_at: dt.datetime
+    ended_at: dt.datetime | None = Field(description="when its advertiser ended it or it was settled; null while "
+                                                     "it may run")
+    settled_at: dt.datetime | None = Field(description="when its unspent budget went back to the ad balance")
+    returned_cents: int = Field(description="the unspent budget given back to the ad balance (0 until settled)")
     ad_groups: list[AdGroupView]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from ads import billing, events
+from ads import billing, campaigns, events
 from ads.decisions import AuctionRule, Choice, Decider
 from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
@@ -30,6 +30,7 @@ from livecore.tasks import stop_tasks
 log = logging.getLogger("livecore.ads")
 CAP_RETRIES_MAX = 3  # auctions run again for one slot when a concurrent serve took the winner's last cap
 SPEND_CAMPAIGNS_PER_ROUND_MAX = 1000  # campaigns whose charges one round posts; the rest wait for the next round
+SETTLE_CAMPAIGNS_PER_ROUND_MAX = 100  # ended campaigns one sweep settles; the rest wait for the next sweep
 
 
 class AdsMetrics:
@@ -43,6 +44,9 @@ class AdsMetrics:
         self.events = Counter("livecore_ad_events", "Ad events received, by result", ["result"], registry=registry)
         self.spend_posted_cents = Counter("livecore_ad_spend_posted_cents", "Ad spend posted to the ledger, cents",
                                           registry=registry)
+        self.budget_returned_cents = Counter("livecore_ad_budget_returned_cents", "Unspent budget of ended "
+                                             "campaigns given back to advertisers' ad balance, cents",
+                                             registry=registry)
 
 
 class Ads:
@@ -51,7 +55,7 @@ class Ads:
         self.node = node
         self.metrics = AdsMetrics(node.registry)
         self.accounts = billing.AdAccounts(node.pool, s.ledger_platform_shards)
-        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max)
+        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max, s.ads_refresh_rows_per_turn_max)
         self.decider = Decider(self.inventory, AuctionRule(
             s.ads_reserve_ecpm_cents, s.ads_ctr_prior_permille / 1000, s.ads_ctr_prior_impressions,
             PacingRule(s.ads_pacing_lookahead_permille / 1000, s.ads_pacing_hour_share_max_percent / 100)),
@@ -59,6 +63,7 @@ class Ads:
         self.caps = FrequencyCaps(node.redis)
         self.signer = ImpressionSigner(node.tokens, s.ads_impression_ttl_s * 1000)
         self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing = asyncio.Lock()
 
     async def start(self) -> None:
         s = self.node.settings
@@ -66,13 +71,20 @@ class Ads:
         self._tasks += [
             asyncio.create_task(_every(s.ads_refresh_ms, self.refresh), name="ads-refresh"),
             asyncio.create_task(_every(s.ads_spend_post_ms, self.post_spend), name="ads-spend"),
+            asyncio.create_task(_every(s.ads_settle_sweep_ms, self.settle_ended), name="ads-settle"),
         ]
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
 
     async def refresh(self) -> None:
-        await self.inventory.refresh(self.node.clock.now_ms())
+        """Read the inventory again and rank it, in bounded steps; decisions go on with the last one meanwhile.
+        One at a time: a refresh begun before a campaign changed must not install after the one that saw it."""
+        async with self._refreshing:
+            loaded = await self.inventory.refresh(self.node.clock.now_ms())
+            ranking = await self.decider.prepare(loaded.live(), self.node.settings.ads_refresh_rows_per_turn_max)
+            self.inventory.install(loaded)
+            self.decider.install(ranking)  # in the same step: no decision ranks the new inventory itself
 
     async def audience(self, viewer: Viewer) -> Audience:
         account = await self.node.accounts.get(viewer.id)
@@ -127,6 +139,35 @@ class Ads:
                                               s.ads_spend_batch_max, self.node.clock.now_ms())
         self.metrics.spend_posted_cents.inc(total)
         return total
+
+    async def end_campaign(self, campaign_id: int, advertiser_id: int) -> None:
+        """End the advertiser's campaign and settle it. If settling fails half way (the database gone, the node
+        stopped), the campaign has ended all the same and the sweep (`settle_ended`) settles it."""
+        now_ms = self.node.clock.now_ms()
+        await campaigns.end_campaign(self.node.pool, campaign_id, advertiser_id, now_ms)
+        await self.refresh()  # out of this node's auctions now; the others' within ads_refresh_ms
+        await self._settle(campaign_id, advertiser_id, now_ms)
+
+    async def settle_ended(self) -> int:
+        """The sweep: settle every campaign that ended and is not settled yet; how many it settled."""
+        s, now_ms, settled = self.node.settings, self.node.clock.now_ms(), 0
+        for campaign_id, advertiser_id in await billing.campaigns_to_settle(
+                self.node.pool, now_ms, s.ads_settle_after_s * 1000, SETTLE_CAMPAIGNS_PER_ROUND_MAX):
+            try:
+                settled += await self._settle(campaign_id, advertiser_id, now_ms) is not None
+            except Exception as exc:
+                if unreachable_part(exc) is not None:
+                    raise  # the next sweep goes on where this one stopped
+                log.exception("campaign %d could not be settled; the sweep goes on with the others", campaign_id)
+        return settled
+
+    async def _settle(self, campaign_id: int, advertiser_id: int, now_ms: int) -> int | None:
+        returned = await billing.settle(self.node.pool, self.accounts, campaign_id, advertiser_id,
+                                        self.node.settings.ads_spend_batch_max, now_ms)
+        if returned is not None:
+            self.metrics.budget_returned_cents.inc(returned)
+            log.info("campaign %d settled: %d cents given back", campaign_id, returned)
+        return returned
 
 
 async def _every(interval_ms: int, work: Callable[[], Awaitable[object]]) -> None:

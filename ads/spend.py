@@ -24,8 +24,12 @@ class SpendView:
     def replace(self, now_ms: int, totals: dict[int, int], today: dict[int, int], this_hour: dict[int, int]) -> None:
         """Start again from figures read at `now_ms` (millicents per campaign)."""
         day_start, hour_start = now_ms - now_ms % DAY_MS, now_ms - now_ms % HOUR_MS
-        self._tallies = {c: _Tally(total, day_start, today.get(c, 0), hour_start, this_hour.get(c, 0))
-                         for c, total in totals.items()}
+        tallies: dict[int, _Tally] = {}
+        for c, total in totals.items():  # a campaign's tally is updated in place: a refresh allocates none
+            tally = tallies[c] = self._tallies.get(c) or _Tally()
+            tally.total, tally.day_start_ms, tally.today = total, day_start, today.get(c, 0)
+            tally.hour_start_ms, tally.this_hour = hour_start, this_hour.get(c, 0)
+        self._tallies = tallies
 
     def add(self, campaign_id: int, at_ms: int, millicents: int) -> None:
         tally = self._tallies.setdefault(campaign_id, _Tally())

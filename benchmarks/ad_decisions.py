@@ -1,13 +1,18 @@
 """Ad decisions per For You slot at a fixed arrival rate: latency percentiles and CPU per decision. Not a test.
 
 Starts an embedded Valkey (the frequency caps live there) and holds an in-memory inventory of synthetic campaigns
-as a node does after its refresh: `--campaigns` campaigns of three ad groups each, CPM and CPC bids, targeting
-drawn from age bands, regions, languages and interests (a quarter untargeted), even, front-loaded and asap pacing.
+built by the node's own code from synthetic rows (`Inventory.load`, what a refresh does after its queries):
+`--campaigns` campaigns of three ad groups each, CPM and CPC bids, targeting drawn from age bands, regions, languages
+and interests (a quarter untargeted), even, front-loaded and asap pacing. As on a node, the heap left by setting up is
+frozen (livecore/heap.py) and the inventory is read again every `--refresh-ms` (fresh rows each time, as the database
+driver returns them, with the served groups' impressions and the campaigns' spend moved on), then ranked.
 Viewers (a tenth of them minors) are drawn from `--viewers`. Requests arrive open-loop at `--rate` per second for
 `--seconds`: each decision is timed from when it was due to start, so a slow one delays the next in the figures
-too. A decision is exactly what the feed's ads stage runs (ads/service.py): read the viewer's caps (one HGETALL),
+too, and also on its own (from when it started: what the node's `livecore_ad_decision_seconds` measures). A
+decision is exactly what the feed's ads stage runs (ads/service.py): read the viewer's caps (one HGETALL),
 targeting, pacing and the auction in memory, count the serve (HINCRBY + EXPIRE in one MULTI) and sign the
-impression token.
+impression token. Also reported: the event loop's longest stalls, the garbage collector's pauses by generation and
+the refreshes' time.
 
     .venv/bin/python benchmarks/ad_decisions.py --rate 500 --seconds 20 --campaigns 1000
 """
@@ -16,22 +21,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import datetime as dt
+import gc
 import os
 import random
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as redis
 
-from ads.auction import BidKind
 from ads.decisions import AuctionRule, Decider
 from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
-from ads.inventory import AdGroup, Creative, Inventory, LiveCampaign
-from ads.pacing import DAY_MS, Pacing, PacingRule, Schedule
+from ads.inventory import Inventory, InventoryRows
+from ads.pacing import DAY_MS, Pacing, PacingRule
 from ads.service import CAP_RETRIES_MAX
-from ads.targeting import AGE_BANDS, MINOR_BAND, Audience, Targeting
+from ads.targeting import AGE_BANDS, MINOR_BAND, Audience
+from feeds.videos import Video
+from livecore import heap
 from livecore.accounts.tokens import Tokens
 from livecore.clock import Clock
 from livecore.embedded import EmbeddedValkey
@@ -40,33 +51,58 @@ REGIONS = ("US", "DE", "FR", "GB", "JP", "BR", "IN", "ES")
 LANGUAGES = ("en", "de", "fr", "ja", "pt", "es")
 INTERESTS = tuple(f"topic{n}" for n in range(60))
 PACINGS: tuple[Pacing, ...] = ("even", "front_loaded", "asap")
+LOOP_PROBE_S = 0.001
+DRIVER_ROWS_PER_READ = 300
 
 
-def synthetic_inventory(campaigns: int, rng: random.Random, now_ms: int) -> Inventory:
-    inventory = Inventory(pool=None, campaigns_max=campaigns)  # type: ignore[arg-type]  # filled here, not read
-    live: dict[int, LiveCampaign] = {}
+def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> InventoryRows:
+    """Rows as the refresh's queries return them, for `campaigns` campaigns of three groups with a creative each."""
+    campaign_rows: list[dict[str, Any]] = []
+    group_rows: list[dict[str, Any]] = []
+    creative_rows: list[dict[str, Any]] = []
+    videos: dict[int, Video] = {}
     group_id = 0
     for campaign_id in range(1, campaigns + 1):
-        groups = []
         for _ in range(3):
             group_id += 1
             targeted = rng.random() >= 0.25
-            targeting = Targeting(
-                tuple(rng.sample(AGE_BANDS, rng.randint(0, 3))) if targeted else (),
-                tuple(rng.sample(REGIONS, rng.randint(0, 2))) if targeted else (),
-                tuple(rng.sample(LANGUAGES, rng.randint(0, 1))) if targeted else (),
-                tuple(rng.sample(INTERESTS, rng.randint(1, 4))) if targeted else ())
-            kind: BidKind = rng.choice(("cpm", "cpc"))
-            groups.append(AdGroup(group_id, campaign_id, kind, rng.randint(100, 2000) if kind == "cpm"
-                                  else rng.randint(10, 200), targeting, rng.randint(2, 10),
-                                  (Creative(group_id, {"id": group_id}, "headline", None),),
-                                  impressions=rng.randint(0, 100_000), clicks=rng.randint(0, 1000)))
-        budget = rng.randint(10_000, 1_000_000) * 1000
-        live[campaign_id] = LiveCampaign(
-            campaign_id, campaign_id, {"id": campaign_id, "name": f"brand {campaign_id}"},
-            Schedule(now_ms - DAY_MS, now_ms + 30 * DAY_MS, budget, budget * 30, rng.choice(PACINGS)), tuple(groups))
-    inventory.replace(live)
-    return inventory
+            kind = rng.choice(("cpm", "cpc"))
+            group_rows.append({
+                "id": group_id, "campaign_id": campaign_id, "bid_kind": kind,
+                "bid_cents": rng.randint(100, 2000) if kind == "cpm" else rng.randint(10, 200),
+                "age_bands": rng.sample(AGE_BANDS, rng.randint(0, 3)) if targeted else [],
+                "regions": rng.sample(REGIONS, rng.randint(0, 2)) if targeted else [],
+                "languages": rng.sample(LANGUAGES, rng.randint(0, 1)) if targeted else [],
+                "interests": rng.sample(INTERESTS, rng.randint(1, 4)) if targeted else [],
+                "frequency_per_day_max": rng.randint(2, 10), "impressions": rng.randint(0, 100_000),
+                "clicks": rng.randint(0, 1000)})
+            creative_rows.append({"id": group_id, "ad_group_id": group_id, "video_id": group_id,
+                                  "headline": "headline", "landing_url": None})
+            videos[group_id] = Video(group_id, campaign_id, "an ad", [], None, None, False, "ready", None, None,
+                                     15_000, 720, 1280, 0, 0, 0, dt.datetime.now(dt.UTC), f"brand{campaign_id}",
+                                     f"brand {campaign_id}")
+        budget = rng.randint(10_000, 1_000_000)
+        campaign_rows.append({
+            "id": campaign_id, "advertiser_id": campaign_id, "display_name": f"brand {campaign_id}",
+            "starts_ms": now_ms - DAY_MS, "ends_ms": now_ms + 30 * DAY_MS, "budget_daily_cents": budget,
+            "budget_lifetime_cents": budget * 30, "pacing": rng.choice(PACINGS), "charged_millicents": 0})
+    return InventoryRows(campaign_rows, group_rows, creative_rows, [], videos)
+
+
+async def read_again(rows: InventoryRows, served: Counter[int], spent: Counter[int]) -> InventoryRows:
+    """The rows a refresh would read next: new row objects (the driver makes new ones every time) with the served
+    groups' impressions and the campaigns' spend moved on, made `DRIVER_ROWS_PER_READ` at a time (the driver decodes
+    a result as its bytes arrive)."""
+    groups, creatives, videos = [], [], {}
+    for n, (g, c) in enumerate(zip(rows.groups, rows.creatives, strict=True), 1):
+        groups.append(dict(g, impressions=g["impressions"] + served[g["id"]]))
+        creatives.append(dict(c))
+        videos[c["video_id"]] = copy.copy(rows.videos[c["video_id"]])
+        if n % DRIVER_ROWS_PER_READ == 0:
+            await asyncio.sleep(0)
+    campaigns = [dict(c, charged_millicents=c["charged_millicents"] + spent[c["id"]]) for c in rows.campaigns]
+    today = [{"campaign_id": c, "today": m, "this_hour": m} for c, m in spent.items()]
+    return InventoryRows(campaigns, groups, creatives, today, videos)
 
 
 def audience(rng: random.Random) -> Audience:
@@ -74,56 +110,129 @@ def audience(rng: random.Random) -> Audience:
     return Audience(band, rng.choice(REGIONS), rng.choice(LANGUAGES), frozenset(rng.sample(INTERESTS, 3)))
 
 
+class LoopWatch:
+    """The event loop's stalls (how late a 1 ms sleep woke) and the garbage collector's pauses by generation."""
+
+    def __init__(self) -> None:
+        self.stalls: list[float] = []
+        self.gc_pauses: dict[int, list[float]] = {}
+        self._gc_started = 0.0
+
+    async def probe(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LOOP_PROBE_S)
+            self.stalls.append(time.perf_counter() - started - LOOP_PROBE_S)
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.setdefault(info["generation"], []).append(time.perf_counter() - self._gc_started)
+
+
 async def run(args: argparse.Namespace, valkey_url: str) -> None:
     rng = random.Random(args.seed)
     clock = Clock()
-    inventory = synthetic_inventory(args.campaigns, rng, clock.now_ms())
+    rows = synthetic_rows(args.campaigns, rng, clock.now_ms())
+    inventory = Inventory(pool=None, campaigns_max=args.campaigns,  # type: ignore[arg-type]  # loaded here, not read
+                          build_per_turn_max=args.refresh_rows_per_turn)
+    inventory.install(await inventory.load(rows, clock.now_ms()))
     decider = Decider(inventory, AuctionRule(50, 0.01, 200, PacingRule(0.01, 1.3)), rng)
+    decider.rank()
     # As a node connects: a blocking pool of redis_connections_max (64), a command waits for a free connection.
     client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(valkey_url, max_connections=64))
     caps = FrequencyCaps(client)
     signer = ImpressionSigner(Tokens("benchmark secret", 3600, clock), 3600_000)
     viewers = [(user_id, audience(rng)) for user_id in range(1, args.viewers + 1)]
-    latencies: list[float] = []
-    served = 0
+    from_due: list[float] = []
+    own: list[float] = []
+    refreshes: list[float] = []
+    served_groups: Counter[int] = Counter()
+    spent: Counter[int] = Counter()
+    watch = LoopWatch()
 
     async def decide(due: float) -> None:
-        nonlocal served
+        started = time.perf_counter()
         user_id, who = rng.choice(viewers)
         now_ms = clock.now_ms()
         choice = await choose_within_caps(decider, caps, user_id, who, now_ms, CAP_RETRIES_MAX)
         if choice is not None:
             signer.issue(choice.campaign.id, choice.group.id, choice.creative.id, user_id, choice.group.bid_kind,
                          choice.outcome.price_millicents, now_ms)
-            served += 1
-        latencies.append(time.perf_counter() - due)
+            served_groups[choice.group.id] += 1
+            spent[choice.campaign.id] += choice.outcome.price_millicents
+        ended = time.perf_counter()
+        from_due.append(ended - due)
+        own.append(ended - started)
 
+    async def refresh() -> None:
+        nonlocal rows
+        while True:
+            await asyncio.sleep(args.refresh_ms / 1000)
+            started = time.perf_counter()
+            rows = await read_again(rows, served_groups, spent)
+            served_groups.clear()
+            loaded = await inventory.load(rows, clock.now_ms())  # what Ads.refresh does after its queries
+            ranking = await decider.prepare(loaded.live(), args.refresh_rows_per_turn)
+            inventory.install(loaded)
+            decider.install(ranking)
+            refreshes.append(time.perf_counter() - started)
+
+    heap.freeze_startup_heap()  # as the node does once it serves (livecore/cli.py)
+    gc.callbacks.append(watch.on_gc)
+    background = [asyncio.create_task(watch.probe())]
+    if args.refresh_ms:
+        background.append(asyncio.create_task(refresh()))
     total = args.rate * args.seconds
+    running: set[asyncio.Task[None]] = set()
     cpu_start = time.process_time()
     start = time.perf_counter()
-    tasks = []
     for n in range(total):
         due = start + n / args.rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(decide(due)))
-    await asyncio.gather(*tasks)
+        task = asyncio.create_task(decide(due))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
     elapsed = time.perf_counter() - start
     cpu_s = time.process_time() - cpu_start
+    gc.callbacks.remove(watch.on_gc)
+    for task in background:
+        task.cancel()
     await client.aclose()
-    latencies.sort()
+    report(args, from_due, own, refreshes, watch, elapsed, cpu_s, sum(served_groups.values()))
 
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
 
-    print(f"campaigns {args.campaigns} (ad groups {3 * args.campaigns}), viewers {args.viewers}")
-    print(f"decisions {len(latencies)} in {elapsed:.1f} s ({len(latencies) / elapsed:.0f}/s, asked {args.rate}/s),"
-          f" served an ad {served} ({served / len(latencies):.0%})")
-    print(f"latency ms: p50 {pct(50):.2f}  p90 {pct(90):.2f}  p99 {pct(99):.2f}  p99.9 {pct(99.9):.2f}"
-          f"  max {latencies[-1] * 1000:.2f}")
-    print(f"CPU of this process per decision: {cpu_s / len(latencies) * 1000:.3f} ms (Valkey's not counted);"
-          f" load average while it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile in ms of values in seconds, sorted."""
+    return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
+
+
+def report(args: argparse.Namespace, from_due: list[float], own: list[float], refreshes: list[float],
+           watch: LoopWatch, elapsed: float, cpu_s: float, served_since_refresh: int) -> None:
+    for values in (from_due, own, refreshes, watch.stalls):
+        values.sort()
+    n = len(from_due)
+    print(f"campaigns {args.campaigns} (ad groups {3 * args.campaigns}), viewers {args.viewers},"
+          f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn)")
+    print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s)")
+    for name, values in (("from due", from_due), ("own time", own)):
+        print(f"latency {name} ms: p50 {pct(values, 50):.2f}  p90 {pct(values, 90):.2f}  p99 {pct(values, 99):.2f}"
+              f"  p99.9 {pct(values, 99.9):.2f}  max {values[-1] * 1000:.2f}")
+    print(f"  within 10 ms from due: {sum(v <= 0.010 for v in from_due) / n:.2%}")
+    if refreshes:
+        print(f"refreshes {len(refreshes)}: median {pct(refreshes, 50):.1f} ms, max {refreshes[-1] * 1000:.1f} ms"
+              " (wall, the loop serving decisions between turns)")
+    print(f"event loop stalls over a {LOOP_PROBE_S * 1000:.0f} ms sleep: p99 {pct(watch.stalls, 99):.2f} ms,"
+          f" max {watch.stalls[-1] * 1000:.1f} ms")
+    for generation, pauses in sorted(watch.gc_pauses.items()):
+        print(f"gc generation {generation}: {len(pauses)} collections, {sum(pauses) * 1000:.1f} ms in all,"
+              f" longest {max(pauses) * 1000:.1f} ms")
+    print(f"CPU of this process per decision: {cpu_s / n * 1000:.3f} ms (Valkey's not counted; refreshes and the"
+          f" loop probe included); load average while it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def main() -> None:
@@ -133,6 +242,9 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=1000)
     parser.add_argument("--viewers", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--refresh-ms", type=int, default=1000, help="as the node's ads_refresh_ms; 0: never")
+    parser.add_argument("--refresh-rows-per-turn", type=int, default=300,
+                        help="as the node's ads_refresh_rows_per_turn_max")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         valkey = EmbeddedValkey(Path(directory) / "valkey")

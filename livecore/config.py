@@ -405,6 +405,9 @@ class Settings:
                                                 "creator", low=0, high=100)
     offer_price_cents_max: int = _setting(10_000_000, "the highest price of one marketplace offer, in cents")
     offer_brief_chars_max: int = _setting(4000, "characters in an offer's brief")
+    offer_expire_after_days: int = _setting(3, "an offer not delivered this many days after its due date expires: "
+                                               "the escrow of an accepted one goes back to the advertiser", low=0)
+    offer_expiry_sweep_s: int = _setting(60, "how often a node looks for offers to expire")
 
     ads_feed_items_per_ad: int = _setting(5, "the For You ad load: at most one ad per this many items, never first "
                                              "on a page and never two in a row; 0 shows no ads", low=0)
@@ -421,11 +424,18 @@ class Settings:
                                                      "unless the ad group says otherwise")
     ads_refresh_ms: int = _setting(1000, "how often a node reads the running campaigns and their spend into memory")
     ads_campaigns_in_memory_max: int = _setting(10_000, "running campaigns each node holds for ad decisions")
+    ads_refresh_rows_per_turn_max: int = _setting(300, "rows (campaigns, ad groups, creatives) a refresh builds, and "
+                                                       "ad groups it ranks, before it lets the event loop run "
+                                                       "decisions again", low=1)
     ads_impression_ttl_s: int = _setting(24 * 3600, "events of an impression are counted for this long after it "
                                                     "was served")
     ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")
     ads_spend_post_ms: int = _setting(2000, "how often a node posts campaigns' unposted charges to the ledger")
     ads_spend_batch_max: int = _setting(5000, "charges posted to the ledger in one transaction at most")
+    ads_settle_sweep_ms: int = _setting(10_000, "how often a node looks for ended campaigns to settle (their unspent "
+                                                "budget given back)")
+    ads_settle_after_s: int = _setting(600, "a campaign whose schedule ended is settled this long after its end "
+                                            "(events of impressions served before it are charged until then)", low=0)
     ads_campaigns_listed_max: int = _setting(100, "campaigns listed in GET /api/campaigns")
 
     def __post_init__(self) -> None:

@@ -5,6 +5,8 @@ their ready video; the escrow pays the creator's earnings less the platform fee)
 offered -> declined (creator) or cancelled (advertiser): no money moved.
 accepted -> declined (the creator backs out) or cancelled (the advertiser, once the due date has passed without a
 delivery): the escrow goes back to the advertiser.
+offered or accepted -> expired (a sweep, `expire_overdue`): not delivered `offer_expire_after_days` after the due
+date; an accepted offer's escrow goes back to the advertiser, and a delivery is refused from then on.
 
 Each step locks the offer's row and moves its money in the same database transaction as its state, and each
 posting's external id is derived from the offer, so a retried or concurrent step moves money at most once; asking
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 Action = Literal["accept", "decline", "deliver", "cancel"]
 _CREATOR_ACTIONS = frozenset({"accept", "decline", "deliver"})
 _DONE = {"accept": "accepted", "decline": "declined", "deliver": "delivered", "cancel": "cancelled"}
+_OPEN = ("offered", "accepted")
 _COLUMNS = ("o.*, adv.username AS advertiser_username, adv.display_name AS advertiser_display_name,"
             " cr.username AS creator_username, cr.display_name AS creator_display_name")
 
@@ -130,6 +133,10 @@ async def _deliver(market: Marketplace, conn: asyncpg.Connection, offer: asyncpg
                           f"{offer['video_id']}", video_id=offer["video_id"])
         return
     _require_state(offer, "deliver", "accepted")
+    if _expired(market, offer):
+        raise Problem(409, "offer-expired", f"offer {offer['id']} was due on {offer['due_date']} and expired "
+                      f"{market.node.settings.offer_expire_after_days} days after that; its escrow goes back to the "
+                      "advertiser", state="expired")
     video = await conn.fetchrow("SELECT author_id, state FROM videos WHERE id = $1", video_id)
     if video is None or video["author_id"] != offer["creator_id"]:
         raise Problem(404, "video-not-found", f"you have no video {video_id}", field="video_id")
@@ -165,8 +172,34 @@ async def _cancel(market: Marketplace, conn: asyncpg.Connection, offer: asyncpg.
     await _close(market, conn, offer, "cancelled", offer["advertiser_id"])
 
 
+def _expired(market: Marketplace, offer: asyncpg.Record) -> bool:
+    """Past its delivery deadline: `offer_expire_after_days` after the due date (whole days, by the node's date)."""
+    deadline = offer["due_date"] + dt.timedelta(days=market.node.settings.offer_expire_after_days)
+    return market.node.today() > deadline
+
+
+async def expire_overdue(market: Marketplace, limit: int) -> int:
+    """Expire up to `limit` open offers past their delivery deadline, each in its own transaction with its row
+    locked (a delivery racing it either went first, and the offer is no longer open, or finds it expired); an
+    accepted one's escrow goes back to the advertiser, once. How many expired."""
+    pool, settings = market.node.pool, market.node.settings
+    last_due = market.node.today() - dt.timedelta(days=settings.offer_expire_after_days + 1)
+    rows = await pool.fetch("SELECT id, advertiser_id, creator_id FROM marketplace_offers"
+                            " WHERE state IN ('offered', 'accepted') AND due_date <= $1 ORDER BY due_date, id"
+                            " LIMIT $2", last_due, limit)
+    expired = 0
+    for r in rows:
+        await escrow.resolve_accounts(market.commerce, r["advertiser_id"], r["creator_id"])
+        async with pool.acquire() as conn, conn.transaction():
+            offer = await conn.fetchrow("SELECT * FROM marketplace_offers WHERE id = $1 FOR UPDATE", r["id"])
+            if offer["state"] in _OPEN and _expired(market, offer):
+                await _close(market, conn, offer, "expired", None)
+                expired += 1
+    return expired
+
+
 async def _close(market: Marketplace, conn: asyncpg.Connection, offer: asyncpg.Record, state: str,
-                 by: int) -> None:
+                 by: int | None) -> None:
     if offer["state"] == "accepted":
         await escrow.give_back(market.commerce, conn, _ref(offer), offer["advertiser_id"], _held(offer),
                                {**_about(offer), "why": state})

@@ -190,7 +190,7 @@ decline_offer = _step_handler(
 deliver_offer = _step_handler(
     "deliver", "Deliver an accepted offer (its creator) with your ready video: escrow pays your earnings less the "
     "platform fee, once; the video is labelled as a paid partnership",
-    {404: ["video-not-found"], 409: ["offer-delivered", "video-not-ready", "video-already-delivered"]})
+    {404: ["video-not-found"], 409: ["offer-delivered", "offer-expired", "video-not-ready", "video-already-delivered"]})
 cancel_offer = _step_handler(
     "cancel", "Cancel an offer (its advertiser): before it is accepted, or after its due date if it was not "
     "delivered; what escrow holds comes back", {409: ["offer-not-overdue"]})

@@ -71,7 +71,7 @@ class OfferView(Answer):
     brief: str
     price_cents: int
     due_date: dt.date
-    state: Literal["offered", "accepted", "declined", "cancelled", "delivered"]
+    state: Literal["offered", "accepted", "declined", "cancelled", "delivered", "expired"]
     escrow: OfferEscrow | None = Field(description="what is (or was) held; null before acceptance")
     creator_diamonds: int | None = Field(description="what the creator was paid on delivery")
     video_id: int | None = Field(description="the delivered video, labelled as a paid partnership")

@@ -22,6 +22,7 @@ from livecore.tasks import stop_tasks
 log = logging.getLogger("livecore.marketplace")
 
 REFRESH_ROUNDS_PER_PERIOD = 12  # the background job looks for stale cards this often per marketplace_card_refresh_s
+OFFERS_EXPIRED_PER_ROUND_MAX = 100  # offers one expiry sweep expires; the rest wait for the next sweep
 
 
 class MarketplaceMetrics:
@@ -42,13 +43,27 @@ class Marketplace:
                                s.marketplace_recent_videos_max, s.marketplace_growth_days,
                                s.marketplace_group_size_min)
         self._refresher: asyncio.Task[None] | None = None
+        self._expirer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.feeds.labels.add(self.partnership_labels)
         self._refresher = asyncio.create_task(self._refresh_forever(), name="marketplace-cards")
+        self._expirer = asyncio.create_task(self._expire_forever(), name="marketplace-offer-expiry")
 
     async def stop(self) -> None:
-        await stop_tasks(self._refresher)
+        await stop_tasks(self._refresher, self._expirer)
+
+    async def expire_offers(self) -> int:
+        """The sweep: expire offers past their delivery deadline (escrow back to the advertiser); how many."""
+        return await offers.expire_overdue(self, OFFERS_EXPIRED_PER_ROUND_MAX)
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.node.settings.offer_expiry_sweep_s)
+            try:
+                await self.expire_offers()
+            except Exception:
+                log.exception("expiring overdue offers failed; the next sweep goes on")
 
     async def partnership_labels(self, video_ids: list[int]) -> dict[int, list[dict[str, object]]]:
         return await offers.partnership_labels(self.node.pool, video_ids)

@@ -55,7 +55,7 @@ async def create_campaign(node: RunningNode, token: str, body: dict[str, Any]) -
 async def advertiser_with_campaign(node: RunningNode, **body: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A funded advertiser and the only running campaign (the database is shared: earlier tests' are paused), with
     one creative."""
-    await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused'")
+    await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused' WHERE state = 'active'")
     advertiser = await funded_advertiser(node, 100_000)
     video = await post_video(node, advertiser["token"], CLIP, caption="our new shoe")
     status, campaign = await create_campaign(node, advertiser["token"], campaign_body(video["id"], **body))

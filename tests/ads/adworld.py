@@ -26,6 +26,6 @@ def campaign(campaign_id: int, groups: list[AdGroup], *, daily_cents: int = 10**
 
 
 def inventory_of(campaigns: list[LiveCampaign]) -> Inventory:
-    inventory = Inventory(pool=None, campaigns_max=len(campaigns))  # type: ignore[arg-type]  # never refreshed
+    inventory = Inventory(pool=None, campaigns_max=len(campaigns), build_per_turn_max=100)  # type: ignore[arg-type]  # never refreshed
     inventory.replace({c.id: c for c in campaigns})
     return inventory

@@ -1,7 +1,9 @@
 """PostgreSQL out from under offers: stopped while an offer is accepted and delivered (on a PostgreSQL of the test's
 own), and the answer to an accept's and a delivery's COMMIT lost on the wire. Each refused request answers 503
 `livecore:unavailable` naming the database, with Retry-After, never 500; the same request again after the outage
-takes effect once: the escrow is taken once and paid once, and every money invariant holds."""
+takes effect once: the escrow is taken once and paid once, and every money invariant holds. An expiry sweep cut off
+by both (a lost COMMIT answer, then the server stopped) finishes when the server is back: each escrow given back
+once."""
 
 from __future__ import annotations
 
@@ -10,12 +12,17 @@ import datetime as dt
 import secrets
 from typing import Any
 
+import pytest
 from commitcut import CommitCutter
 from livenode import NodeFactory, RunningNode, Servers
 from marketplace_people import advertiser, api, balance, buy_coins, listed_creator, ready_videos
 
+from ads import invariants as ad_invariants
+from ads.marketplace import MARKETPLACE
 from commerce import invariants
+from livecore.clock import ManualClock
 from livecore.embedded import EmbeddedPostgres
+from livecore.outage import unreachable_part
 
 MARKET = {"marketplace_followers_min": 3, "marketplace_recent_videos_min": 1, "marketplace_group_size_min": 2,
           "marketplace_fee_percent": 10, "account_cache_ms": 0}
@@ -97,5 +104,55 @@ async def test_accept_and_deliver_whose_commit_answers_were_lost_take_effect_onc
             status, again = await api(node, "POST", f"/api/offers/{offer['id']}/{step}", creator["token"], body)
             assert status == 200 and again["state"] == {"accept": "accepted", "deliver": "delivered"}[step], again
         await _paid_once(node, creator, brand, offer["id"])
+    finally:
+        await cutter.stop()
+
+
+async def test_an_expiry_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_returns_each_escrow_once(
+    own_postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers
+) -> None:
+    cutter = CommitCutter(int(own_postgres.url.rsplit(":", 1)[1].split("/", 1)[0]))
+    await cutter.start()
+    try:
+        node = await node_factory(clock=ManualClock(), on=Servers(cutter.url, servers.redis_url, servers.directory),
+                                  offer_expiry_sweep_s=3600, token_ttl_s=60 * 86400, **MARKET)
+        clock, market, pool = node.node.clock, node.app[MARKETPLACE], node.node.pool
+        assert isinstance(clock, ManualClock)
+        creator, brand, first, _ = await _offer_ready_to_accept(node)
+        offers = [first]
+        for _ in range(2):
+            status, made = await api(node, "POST", "/api/offers", brand["token"], {
+                "creator_id": creator["id"], "brief": "again", "price_cents": 50, "due_date": first["due_date"],
+                "idempotency_key": secrets.token_hex(8)})
+            assert status == 201, made
+            offers.append(made)
+        for offer in offers:
+            status, accepted = await api(node, "POST", f"/api/offers/{offer['id']}/accept", creator["token"])
+            assert status == 200 and accepted["state"] == "accepted", accepted
+        assert await balance(pool, brand["id"], "coins") == 500 - PRICE_CENTS - 100
+        clock.advance((5 + node.node.settings.offer_expire_after_days + 1) * 86400)  # past every deadline
+
+        cutter.arm(f"escrow_returned:offer:{first['id']}")
+        with pytest.raises(Exception) as lost:
+            await market.expire_offers()
+        assert cutter.cuts == 1 and unreachable_part(lost.value) == "database"  # committed; the node never heard
+        await asyncio.to_thread(own_postgres.stop)
+        with pytest.raises(Exception) as stopped:
+            await market.expire_offers()
+        assert unreachable_part(stopped.value) == "database"
+        await asyncio.to_thread(own_postgres.start)
+
+        assert await market.expire_offers() == 2  # the first expired with the commit whose answer was lost
+        assert await market.expire_offers() == 0
+        for offer in offers:
+            status, expired = await api(node, "GET", f"/api/offers/{offer['id']}", brand["token"])
+            assert status == 200 and expired["state"] == "expired", expired
+            kinds = await pool.fetch("SELECT kind FROM ledger_transactions WHERE details->>'ref' = $1 ORDER BY id",
+                                     f"offer:{offer['id']}")
+            assert [r["kind"] for r in kinds] == ["escrow_held", "escrow_returned"]
+        assert await balance(pool, brand["id"], "coins") == 500
+        assert await balance(pool, brand["id"], "offer_escrow") == 0
+        assert await invariants.violations(pool) == []
+        assert await ad_invariants.violations(pool) == []
     finally:
         await cutter.stop()

@@ -51,11 +51,12 @@ async def _create_campaign(page: Page, hobby: str) -> None:
 
 
 async def test_an_advertiser_creates_a_campaign_and_a_viewer_sees_it_labelled(node: Any, open_page: Any) -> None:
-    await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused'")  # other tests' campaigns: not in the way
+    # other tests' campaigns: not in the way
+    await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused' WHERE state = 'active'")
     try:
         await _run(node, open_page)
     finally:
-        await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused'")
+        await node.node.pool.execute("UPDATE ad_campaigns SET state = 'paused' WHERE state = 'active'")
 
 
 async def _run(node: Any, open_page: Any) -> None:

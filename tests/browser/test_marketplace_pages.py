@@ -89,3 +89,19 @@ async def test_advertiser_finds_a_creator_makes_an_offer_and_the_creator_deliver
 
     sent = await open_page(f"{node.url}/offers.html", token=brand["token"])
     await expect(sent.locator("#sent .offer").first).to_have_attribute("data-state", "delivered")
+
+
+async def test_who_may_not_search_is_told_why_without_a_form(node: Any, open_page: Any) -> None:
+    viewer = await node.signup(unique("viewer"))
+    page = await open_page(f"{node.url}/marketplace.html", token=viewer["token"])
+    await expect(page.locator("#market-access")).to_contain_text("This account is not an advertiser")
+    await expect(page.locator("#search-form")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Search")).to_have_count(0)
+    await expect(page.locator("#page-banner")).to_be_hidden()
+
+    young = await node.signup(unique("young"), birth_date=(dt.date.today() - dt.timedelta(days=16 * 366)).isoformat())
+    await grant(node.node.pool, young["id"], "advertiser")  # the role, but under 18: the server says no
+    page = await open_page(f"{node.url}/marketplace.html", token=young["token"])
+    await expect(page.locator("#market-access")).to_contain_text("18")
+    await expect(page.locator("#search-form")).to_be_hidden()
+    await expect(page.locator("#page-banner")).to_be_hidden()

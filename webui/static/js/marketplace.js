@@ -1,7 +1,8 @@
 // The creator marketplace search (/marketplace.html): filters in the form become the query of
 // GET /api/marketplace/creators; results are creator cards linking to /creator.html; "Show more" follows the cursor.
+// Only adult advertisers may search: anyone else is told so instead of being shown a form they cannot use.
 
-import { api } from "./api.js";
+import { ApiError, api, currentUser } from "./api.js";
 import { $, showBanner } from "./money.js";
 import { renderCard } from "./creatorcard.js";
 
@@ -33,15 +34,38 @@ async function load(more) {
       : "No listed creator matches these filters.";
   } catch (error) {
     $("search-status").textContent = "";
-    showBanner(error.detail);
+    if (error instanceof ApiError && error.status === 403) refuse(error.detail);
+    else showBanner(error.detail);
   }
 }
 
-$("search-form").addEventListener("submit", (event) => {
-  event.preventDefault();
+function refuse(why) {
+  $("market-search").hidden = true;
+  $("market-access").textContent = why;
+  $("market-access").hidden = false;
+}
+
+async function main() {
+  const user = await currentUser();
+  if (!user) {
+    refuse("Log in with an advertiser account to search creators and make offers.");
+    return;
+  }
+  if (!user.roles.includes("advertiser")) {
+    refuse("This account is not an advertiser: only advertisers can search creators and make offers. "
+      + "Sign up as an advertiser to find creators for your brand.");
+    return;
+  }
+  $("market-access").hidden = true;
+  $("market-search").hidden = false;
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    query = queryFromForm();
+    load(false);
+  });
+  $("creators-more").addEventListener("click", () => load(true));
   query = queryFromForm();
-  load(false);
-});
-$("creators-more").addEventListener("click", () => load(true));
-query = queryFromForm();
-load(false);
+  await load(false);
+}
+
+main().catch((error) => showBanner(error.detail || error.message));

@@ -7,7 +7,8 @@ import { $, cents, showBanner } from "./money.js";
 import { element } from "./creatorcard.js";
 
 const STATE_TEXT = { offered: "Waiting for the creator", accepted: "Accepted: price held in escrow",
-  declined: "Declined", cancelled: "Cancelled", delivered: "Delivered and paid" };
+  declined: "Declined", cancelled: "Cancelled", delivered: "Delivered and paid",
+  expired: "Expired: not delivered in time, the escrow went back to the advertiser" };
 let me = null;
 let readyVideos = [];
 
