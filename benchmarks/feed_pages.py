@@ -7,12 +7,15 @@ minutes), signs up the viewers whose tokens it uses through the API, then:
 1. Fan-out: `--followers` accounts follow one author and have built timelines (as after a read); the author uploads
    a video; it prints how long until every follower's timeline holds it (upload answered -> ready -> all written).
 2. Following and For You: an open-loop client sends `--rate` requests/s for `--seconds` to each feed in turn
-   (viewers and cursors rotate) and prints latency percentiles and errors as this client saw them (it is its own
-   process; the node is another), each viewer's first page apart from the others, and how late the client itself
-   sent (latency is timed from the actual send, so the client's own scheduling delay is reported, not counted);
-   then the node's own view from its /metrics over the same window: the share of requests its handler answered
-   within 10 ms, the histogram bucket of its p99, its garbage collector's full collections (count and total), and
-   the CPU seconds of the node, PostgreSQL, Valkey, this client and the rest of the machine.
+   (viewers and cursors rotate), after `--warmup-seconds` at the same rate from as many other viewers (printed
+   apart: a node that has been serving has opened its PostgreSQL connections, and a new backend's first queries
+   load its catalogue caches, tens of ms each on this loaded machine). It prints latency percentiles and errors as
+   this client saw them (it is its own process; the node is another), each viewer's first page apart from the
+   others, and how late the client itself sent (latency is timed from the actual send, so the client's own
+   scheduling delay is reported, not counted); then the node's own view from its /metrics over the same window:
+   the share of requests its handler answered within 10 ms, the histogram bucket of its p99, its garbage
+   collector's full collections (count and total), and the CPU seconds of the node, PostgreSQL, Valkey, this client
+   and the rest of the machine.
 
 The viewers' Following timelines are built before the window, as an active viewer's are: a timeline lives
 `timeline_ttl_s` (7 days) after its last read and fan-out keeps it current, so a deployment's steady 200 pages/s
@@ -149,7 +152,7 @@ async def _build_timelines(node: BenchNode, viewer_ids: list[int]) -> None:
 
 
 async def _feed_load(http: aiohttp.ClientSession, node: BenchNode, feed: str, tokens: list[str], rate: int,
-                     seconds: int) -> None:
+                     seconds: int, label: str) -> None:
     answers: list[Answer] = []
     errors: list[int] = []
     cursors: dict[str, str | None] = {}
@@ -182,9 +185,9 @@ async def _feed_load(http: aiohttp.ClientSession, node: BenchNode, feed: str, to
     await asyncio.gather(*tasks)
     after, cpu_after = await _server_figures(http, node.url, feed), node.meter.sample()
     if not answers:
-        print(f"{feed}: no answers at {rate}/s; errors {len(errors)}")
+        print(f"{label}: no answers at {rate}/s; errors {len(errors)}")
         return
-    print(f"{feed}: {len(answers)} answers to {rate * seconds} requests at {rate}/s: "
+    print(f"{label}: {len(answers)} answers to {rate * seconds} requests at {rate}/s: "
           f"{_percentiles([a.latency_s for a in answers])}; errors {len(errors)} {sorted(set(errors))} "
           "(0: no answer in 10 s)")
     first = [a.latency_s for a in answers if a.first_page]
@@ -195,7 +198,7 @@ async def _feed_load(http: aiohttp.ClientSession, node: BenchNode, feed: str, to
           f"due at {', '.join(f'{a.due_s:.2f}' for a in sorted(answers, key=lambda a: -a.latency_s)[:5])} s")
     answered, within = (after[k] - before[k] for k in ("answered", "within_10ms"))
     collections, collected_s = (after[k] - before[k] for k in ("gc_full", "gc_full_s"))
-    print(f"{feed}, as the node measured it: {within / max(answered, 1):.1%} of {answered:.0f} within 10 ms, p99 "
+    print(f"{label}, as the node measured it: {within / max(answered, 1):.1%} of {answered:.0f} within 10 ms, p99 "
           f"{_bucket_p99(before['buckets'], after['buckets'])}; full garbage collections {collections:.0f}, "
           f"{collected_s * 1000:.0f} ms in all")
     used = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
@@ -260,6 +263,8 @@ async def main() -> None:
     parser.add_argument("--authors", type=int, default=500)
     parser.add_argument("--videos", type=int, default=20_000)
     parser.add_argument("--feeds", default="following,for-you", help="which feeds to load, in order")
+    parser.add_argument("--warmup-seconds", type=int, default=3,
+                        help="load each feed this long first, at the same rate, from other viewers (printed apart)")
     parser.add_argument("--missing-timelines", action="store_true",
                         help="leave the viewers' Following timelines unbuilt, as after Valkey lost its data: every "
                              "viewer's first page rebuilds its timeline (by default they are built, as an active "
@@ -269,14 +274,17 @@ async def main() -> None:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await node.wait_ready(http)
             await _fan_out(http, node.url, node.database_url, node.redis_url, args.followers)
-            viewers = [await sign_up(http, node.url) for _ in range(args.viewers)]
+            viewers = [await sign_up(http, node.url) for _ in range(2 * args.viewers)]  # half of them warm up
             await _fill(node.database_url, [v["id"] for v in viewers], args.authors, args.videos, 20)
             if not args.missing_timelines:
                 await _build_timelines(node, [v["id"] for v in viewers])
             await asyncio.sleep(5)  # the node's catalogue and trending refresh (foryou_refresh_ms) see the videos
             tokens = [v["token"] for v in viewers]
             for feed in args.feeds.split(","):
-                await _feed_load(http, node, feed, tokens, args.rate, args.seconds)
+                if args.warmup_seconds:
+                    await _feed_load(http, node, feed, tokens[args.viewers:], args.rate, args.warmup_seconds,
+                                     f"{feed} warm-up")
+                await _feed_load(http, node, feed, tokens[:args.viewers], args.rate, args.seconds, feed)
 
 
 if __name__ == "__main__":
