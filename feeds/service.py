@@ -55,6 +55,9 @@ class FeedsMetrics:
         self.video_files_served = Counter("livecore_feed_video_files_served", "Video file requests answered, by "
                                           "where the file was (own: processed here; copy: this node's cache)",
                                           ["source"], registry=registry)
+        self.timeline_rebuilds = Counter("livecore_feed_timeline_rebuilds", "Following timelines rebuilt from "
+                                         "PostgreSQL (missing, expired, or built for other authors)",
+                                         registry=registry)
         self.pages = Counter("livecore_feed_pages", "Feed pages served, by feed", ["feed"], registry=registry)
 
 
@@ -70,7 +73,7 @@ class Feeds:
         self.holders = OwnerCopies(FileCopies(s.data_dir / "video-cache", s.video_cache_bytes_max, VIDEO_COPIES),
                                    s.node_request_timeout_ms, s.video_fetches_max, self.metrics.video_fetches.inc)
         self.timelines = Timelines(node.redis, node.pool, s.timeline_entries_max, s.timeline_ttl_s,
-                                   s.fanout_batch_max)
+                                   s.fanout_batch_max, self.metrics.timeline_rebuilds.inc)
         self.catalogue = Catalogue(node.pool, s.foryou_catalogue_videos_max)
         self.trending = SharedTrending(node.pool, node.redis, s.node_id, s.foryou_refresh_ms)
         self.big_authors: frozenset[int] = frozenset()

@@ -4,11 +4,17 @@ A timeline holds the videos of the authors it was built for (those with at most 
 followers), and a fingerprint of that author set. A new video is written into each follower's timeline that
 exists (fan-out on write); a timeline that is missing, or whose author set changed (a follow, an unfollow, an author
 crossing the threshold), is rebuilt from PostgreSQL when read. Redis holds nothing that cannot be rebuilt.
+
+A rebuild is one PostgreSQL read and one Lua call that gets the ids as a single argument, and a node runs one
+rebuild per viewer and author set at a time however many of that viewer's pages ask for it at once: after Valkey
+loses its data every active viewer's next page rebuilds, and that burst was the Following feed's p99.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 
 import asyncpg
 import redis.asyncio as redis
@@ -27,6 +33,28 @@ end
 return 0
 """
 
+# Replace a timeline by the marker and the ids in ARGV[1] (decimal, comma separated, newest first) and set its
+# fingerprint, atomically; both expire after ARGV[2] s. The ids come as one argument because encoding one argument
+# per id was most of a rebuild's CPU on the node (redis-py packs each in Python).
+_REPLACE = """
+redis.call('DEL', KEYS[1])
+local members = {'0', '0'}
+for id in string.gmatch(ARGV[1], '%d+') do
+  members[#members + 1] = id
+  members[#members + 1] = id
+  if #members >= 1000 then  -- ZADD in parts: Lua's unpack has a stack limit (8000 values)
+    redis.call('ZADD', KEYS[1], unpack(members))
+    members = {}
+  end
+end
+if #members > 0 then
+  redis.call('ZADD', KEYS[1], unpack(members))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+return 1
+"""
+
 
 def timeline_key(user_id: int) -> str:
     return f"feeds:tl:{{{user_id}}}"
@@ -42,13 +70,17 @@ def fingerprint(author_ids: list[int]) -> str:
 
 class Timelines:
     def __init__(self, client: redis.Redis, pool: asyncpg.Pool, entries_max: int, ttl_s: int,
-                 batch_max: int) -> None:
+                 batch_max: int, rebuilt: Callable[[], None] = lambda: None) -> None:
         self.redis = client
         self.pool = pool
         self.entries_max = entries_max
         self.ttl_s = ttl_s
         self.batch_max = batch_max
+        self.rebuilt = rebuilt  # told of each rebuild this node runs
         self._add = client.register_script(_ADD_IF_BUILT)
+        self._replace = client.register_script(_REPLACE)
+        # Rebuilds running on this node by (viewer, fingerprint): at most one per in-flight page, so bounded by them.
+        self._rebuilding: dict[tuple[int, str], asyncio.Future[list[int]]] = {}
 
     async def fan_out(self, video_id: int, follower_ids: list[int]) -> int:
         """Write a video into its author's followers' timelines (those that exist); how many were written."""
@@ -81,19 +113,29 @@ class Timelines:
         return [int(i) for i in ids], size > self.entries_max
 
     async def rebuild(self, user_id: int, author_ids: list[int]) -> list[int]:
-        """The viewer's timeline from PostgreSQL: the newest ready videos of `author_ids`, newest first, as written."""
-        rows = await self.pool.fetch(
-            "SELECT id FROM videos WHERE author_id = ANY($1) AND state = 'ready' ORDER BY id DESC LIMIT $2",
-            author_ids, self.entries_max) if author_ids else []
-        key = timeline_key(user_id)
-        mapping = {str(BUILT): BUILT, **{str(r["id"]): r["id"] for r in rows}}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.zadd(key, mapping)
-            pipe.expire(key, self.ttl_s)
-            pipe.set(fingerprint_key(user_id), fingerprint(author_ids), ex=self.ttl_s)
-            await pipe.execute()
-        return [r["id"] for r in rows]
+        """The viewer's timeline from PostgreSQL: the newest ready videos of `author_ids`, newest first, as written.
+        Concurrent calls for the same viewer and authors share one read and one write."""
+        running = self._rebuilding.get(wanted := (user_id, fingerprint(author_ids)))
+        if running is None:
+            running = asyncio.ensure_future(self._rebuild(user_id, author_ids, wanted[1]))
+            self._rebuilding[wanted] = running
+            self.rebuilt()
+            running.add_done_callback(lambda done: self._rebuild_done(wanted, done))
+        # Shielded: a page that gives up (its client went away) does not cancel the rebuild others wait for.
+        return await asyncio.shield(running)
+
+    def _rebuild_done(self, wanted: tuple[int, str], done: asyncio.Future[list[int]]) -> None:
+        del self._rebuilding[wanted]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every page that waited for it may have gone
+
+    async def _rebuild(self, user_id: int, author_ids: list[int], author_fingerprint: str) -> list[int]:
+        ids: list[int] = await self.pool.fetchval(
+            "SELECT array(SELECT id FROM videos WHERE author_id = ANY($1) AND state = 'ready'"
+            " ORDER BY id DESC LIMIT $2)", author_ids, self.entries_max) if author_ids else []
+        await self._replace(keys=[timeline_key(user_id), fingerprint_key(user_id)],
+                            args=[",".join(map(str, ids)), self.ttl_s, author_fingerprint])
+        return ids
 
     async def drop(self, user_id: int) -> None:
         await self.redis.delete(timeline_key(user_id), fingerprint_key(user_id))
