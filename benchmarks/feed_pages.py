@@ -263,6 +263,8 @@ async def main() -> None:
     parser.add_argument("--authors", type=int, default=500)
     parser.add_argument("--videos", type=int, default=20_000)
     parser.add_argument("--feeds", default="following,for-you", help="which feeds to load, in order")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="node processes (the node's default is one per core; 1 measures one process alone)")
     parser.add_argument("--warmup-seconds", type=int, default=3,
                         help="load each feed this long first, at the same rate, from other viewers (printed apart)")
     parser.add_argument("--missing-timelines", action="store_true",
@@ -270,7 +272,7 @@ async def main() -> None:
                              "viewer's first page rebuilds its timeline (by default they are built, as an active "
                              "viewer's are)")
     args = parser.parse_args()
-    with bench_node(fanout_followers_max=str(args.followers + 1)) as node:
+    with bench_node(fanout_followers_max=str(args.followers + 1), workers=str(args.workers)) as node:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await node.wait_ready(http)
             await _fan_out(http, node.url, node.database_url, node.redis_url, args.followers)
