@@ -157,6 +157,8 @@ class Settings:
                                            "out at once", low=0)
     batch_frame_events: int = _setting(3, "a busy room's flush gap lets this many events fill a frame at its "
                                        "recent rate (up to tick_ms_max)", low=1)
+    must_flush_gap_ms_min: int = _setting(250, "a must-deliver event skips a busy room's tick unless the room already "
+                                          "sped up a flush this recently")
     like_flush_ms: int = _setting(500, "how often a node publishes aggregated likes")
     presence_refresh_ms: int = _setting(1000, "how often a node reports its viewer counts")
     presence_ttl_ms: int = _setting(5000, "a node's viewer counts expire this long after its last report")

@@ -5,7 +5,8 @@ When a batch goes out is signaling/tick.py's rule: the tick follows the load, no
 flushes each event at once; a room batches only when its event rate times its connections (the writes per second
 flushing each event alone would take) is above `batch_writes_per_s_min`, and then waits long enough between
 flushes for frames of about `batch_frame_events` events, or for its flushes to take a bounded share of the loop,
-up to `tick_ms_max`. Chat above the room's display rate is sampled here.
+up to `tick_ms_max`; a must-deliver event does not wait for that tick (a few times a second at most). Chat above
+the room's display rate is sampled here.
 
 A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
 writes). A node learns of it from a bus message in another epoch, from checking the room's position when its
@@ -28,6 +29,7 @@ from livecore.clock import Clock
 from livecore.config import Settings
 from livecore.node import RoomShopView
 from livecore.tasks import stop_tasks
+from signaling import protocol
 from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
@@ -149,12 +151,23 @@ class RoomHub:
         loop = asyncio.get_running_loop()
         now_s = loop.time()
         self.tick.event(now_s)
-        if self._flush_handle is None:
+        if self._flush_handle is not None and not isinstance(self._flush_handle, asyncio.TimerHandle):
+            return  # a flush runs later in this turn of the loop
+        # A gift, a bid or a moderation action does not wait for a busy room's tick (see signaling/tick.py).
+        hurry = protocol.is_must_deliver(event) and self.tick.may_hurry(now_s)
+        if self._flush_handle is not None:  # waiting for the tick
+            if not hurry:
+                return
+            self._flush_handle.cancel()
+        else:
             due_s = self.tick.due_s(now_s, len(self.connections))
-            if due_s <= now_s:  # at once, with the rest of this turn of the loop
-                self._flush_handle = loop.call_soon(self.flush)
-            else:
+            if due_s > now_s and not hurry:
                 self._flush_handle = loop.call_at(due_s, self.flush)
+                return
+            hurry = due_s > now_s
+        if hurry:
+            self.tick.hurried(now_s)
+        self._flush_handle = loop.call_soon(self.flush)  # with the rest of this turn of the loop
 
     def flush(self) -> None:
         self._flush_handle = None

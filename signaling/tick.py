@@ -12,6 +12,9 @@ its flushes per second times its connections (writes per second), and batching i
   flush's CPU cost times `tick_flush_cost_multiple` (a big room's flushes then take at most about
   1 / (1 + multiple) of the loop). It is capped at `tick_ms_max`, the most a batch may add to an event's latency.
 - Even in a busy room an event that comes more than a tick after the last flush goes out at once.
+- A must-deliver event (a gift, a bid, a moderation action) does not wait for a busy room's tick: it goes out at
+  once with everything pending, unless the room already hurried a flush in the last `must_flush_gap_ms_min`, which
+  bounds the extra flushes (each costs a full write per connection) to a few a second however many such events come.
 
 Times are the event loop's seconds, passed in, so a test drives them.
 """
@@ -35,11 +38,12 @@ class TickRule:
     tick_flush_cost_multiple: int
     batch_writes_per_s_min: int
     batch_frame_events: int
+    must_flush_gap_ms_min: int
 
     @classmethod
     def of(cls, settings: Settings) -> TickRule:
         return cls(settings.tick_ms_min, settings.tick_ms_max, settings.tick_flush_cost_multiple,
-                   settings.batch_writes_per_s_min, settings.batch_frame_events)
+                   settings.batch_writes_per_s_min, settings.batch_frame_events, settings.must_flush_gap_ms_min)
 
 
 class RoomTick:
@@ -51,6 +55,7 @@ class RoomTick:
         self._rate_at_s = -math.inf
         self.last_flush_s = -math.inf
         self.flush_cost_s = 0.0  # the CPU time the last flush with events took
+        self.hurried_s = -math.inf  # when a must-deliver event last brought a flush forward
 
     def event(self, now_s: float) -> None:
         """Count one event added to the room at `now_s`."""
@@ -87,3 +92,10 @@ class RoomTick:
         if not self.is_busy(now_s, connections):
             return now_s
         return max(now_s, self.last_flush_s + self.tick_s(now_s, connections))
+
+    def may_hurry(self, now_s: float) -> bool:
+        """Whether a must-deliver event arriving at `now_s` may bring the room's next flush forward to now."""
+        return now_s - self.hurried_s >= self.rule.must_flush_gap_ms_min / 1000
+
+    def hurried(self, now_s: float) -> None:
+        self.hurried_s = now_s

@@ -48,12 +48,15 @@ SLOW_MODE_OFF = {"type": "moderation", "action": "slow_mode", "seconds": 0}
 
 async def test_many_events_share_one_frame(node_factory: NodeFactory) -> None:
     # One tick outlasts ten publishes on a busy machine; with no writes budget even a one-viewer room batches.
-    node = await node_factory(tick_ms_min=1000, tick_ms_max=1000, batch_writes_per_s_min=0)
+    node = await node_factory(tick_ms_min=1000, tick_ms_max=1000, batch_writes_per_s_min=0,
+                              must_flush_gap_ms_min=600_000)
     creator, stream = await _room(node)
     socket = await node.ws(stream["id"], creator["token"])
     await receive_events(socket)
     await node.plane.publish(stream["id"], SLOW_MODE_OFF)
     assert len(_of(await _frame_with_moderation(socket), "moderation")) == 1  # the room was quiet: at once
+    # These are must-deliver events, which may bring a busy room's flush forward once in a while: not this time.
+    node.plane.hub.rooms[stream["id"]].tick.hurried(asyncio.get_running_loop().time())
     # Now the room is busy: what comes within a tick of that flush waits for the tick and goes out together.
     await asyncio.gather(*(node.plane.publish(stream["id"], SLOW_MODE_OFF) for _ in range(10)))
     assert len(_of(await _frame_with_moderation(socket), "moderation")) == 10
@@ -87,6 +90,25 @@ async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory
     room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush: this one waits for the tick
     assert isinstance(room._flush_handle, asyncio.TimerHandle)
     assert room._flush_handle.when() >= asyncio.get_running_loop().time() + 500
+
+
+async def test_a_must_deliver_event_does_not_wait_for_a_busy_rooms_tick(node_factory: NodeFactory) -> None:
+    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000, batch_writes_per_s_min=0,
+                              must_flush_gap_ms_min=600_000)
+    creator, stream = await _room(node)
+    socket = await node.ws(stream["id"], creator["token"])
+    await receive_events(socket)
+    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
+    await _frame_with_moderation(socket)
+    room = node.plane.hub.rooms[stream["id"]]
+    room.add({"type": "viewers", "ts": 0, "count": 7})  # right after a flush: it waits for the (ten-minute) tick
+    assert isinstance(room._flush_handle, asyncio.TimerHandle)
+    await node.plane.publish(stream["id"], SLOW_MODE_OFF)  # must-deliver: out now, with what waited before it
+    frame = await _frame_with_moderation(socket)
+    assert [e["type"] for e in frame] == ["viewers", "moderation"] and frame[0]["count"] == 7, frame
+    # A second one within must_flush_gap_ms_min waits for the tick like everything else: the extra flushes are bounded.
+    room.add({"type": "moderation", "ts": 0, "seq": room.last_seq + 1, "action": "slow_mode", "seconds": 0})
+    assert isinstance(room._flush_handle, asyncio.TimerHandle)
 
 
 async def test_a_room_under_the_writes_budget_never_waits(node: RunningNode) -> None:

@@ -114,3 +114,12 @@ def test_a_room_that_calms_down_flushes_at_once_again() -> None:
     calm_s = last_s + 3  # the rate has decayed to about 50 x e^-3 ~ 2.5/s: 1,250 writes/s
     tick.event(calm_s)
     assert tick.due_s(calm_s, 500) == calm_s
+
+
+def test_must_deliver_events_bring_a_flush_forward_at_most_once_per_gap() -> None:
+    tick = RoomTick(RULE)
+    gap_s = RULE.must_flush_gap_ms_min / 1000
+    assert tick.may_hurry(1000.0)  # never hurried yet
+    tick.hurried(1000.0)
+    assert not tick.may_hurry(1000.0 + gap_s * 0.99)
+    assert tick.may_hurry(1000.0 + gap_s)
