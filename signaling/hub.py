@@ -267,8 +267,13 @@ class Hub:
             elif position.epoch != room.epoch:
                 log.warning("room %d: the bus lost its log (epoch %s, now %s at seq %d); restarting its viewers",
                             room.room_id, room.epoch, position.epoch, position.seq)
-                await self._restart(room, position.epoch, 0, [])
-                missing = await self.bus.replay(room.room_id, 0, position.seq)
+                # The new epoch began at seq 0 (Redis restarted empty) or where another node renewed it (a log cut
+                # short): what the log holds of older epochs comes before it, and its own events after.
+                logged = await self.bus.replay(room.room_id, 0, position.seq)
+                missing = [m for m in logged if m.epoch == position.epoch]
+                base = missing[0].seq - 1 if missing else position.seq
+                before = [m for m in logged if m.seq <= base]
+                await self._restart(room, position.epoch, base, visible_chat(before, base))
             else:
                 missing = await self.bus.replay(room.room_id, room.last_seq, position.seq)
                 if missing:

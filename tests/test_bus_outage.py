@@ -211,12 +211,14 @@ async def test_valkey_restarted_with_its_append_only_file_goes_on_in_the_same_ep
         assert fresh["epoch"] == room.snapshot["epoch"], fresh
 
 
+@pytest.mark.parametrize("renewed_elsewhere", [False, True], ids=["noticed-here", "renewed-by-another-node"])
 async def test_a_log_cut_short_goes_on_in_a_new_epoch_from_where_it_is(
-    valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers
+    valkey: EmbeddedValkey, node_factory: NodeFactory, servers: Servers, renewed_elsewhere: bool
 ) -> None:
     """The tail of a room's log lost (as an append-only file written once a second loses its last second), and the
     nodes' subscriptions cut: seq numbers the viewers already hold would name new events, so the room goes on in a
-    new epoch from the seq the log is at."""
+    new epoch from the seq the log is at. Whichever node notices first renews the epoch; a node that checks after
+    that finds a new epoch whose first seq is not 1 (renewed-by-another-node forces that order)."""
     room = await _room_on_two_nodes(node_factory, servers, valkey)
     tag = room_tag(room.id)
     admin = redis.Redis.from_url(valkey.url)
@@ -227,6 +229,8 @@ async def test_a_log_cut_short_goes_on_in_a_new_epoch_from_where_it_is(
             pipe.delete(f"lc:{tag}:replay").set(f"lc:{tag}:seq", last_seq - 3)
             for entry_id, fields in kept:
                 pipe.xadd(f"lc:{tag}:replay", fields, id=entry_id)
+            if renewed_elsewhere:  # as Bus.renew_epoch does for a node that noticed it before these two
+                pipe.set(f"lc:{tag}:epoch", "renewedelsewhere")
             await pipe.execute()
         await admin.client_kill_filter(_type="pubsub")
     finally:
