@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from livecore.embedded import EmbeddedPostgres
+from livecore.outage import unreachable_part
 
 READ_BYTES = 65536
 NOTHING_FOUND = b"SELECT 0"  # the command tag of a read that found nothing (e.g. a look-up of the key)
@@ -88,3 +95,23 @@ class CommitCutter:
                 writer.transport.abort()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def lost_commit_then_database_stopped(cutter: CommitCutter, marker: str, sweep: Callable[[], Awaitable[Any]],
+                                            postgres: EmbeddedPostgres) -> AsyncIterator[None]:
+    """A sweep whose commit (the transaction carrying `marker`) is made but its answer lost, then PostgreSQL stopped
+    under the next sweep: both are refused as the database being unreachable. The body runs while the server is
+    stopped; it is started again after."""
+    cutter.arm(marker)
+    with pytest.raises(Exception) as lost:
+        await sweep()
+    assert cutter.cuts == 1 and unreachable_part(lost.value) == "database"  # committed; the node never heard
+    await asyncio.to_thread(postgres.stop)
+    try:
+        with pytest.raises(Exception) as stopped:
+            await sweep()
+        assert unreachable_part(stopped.value) == "database"
+        yield
+    finally:
+        await asyncio.to_thread(postgres.start)

@@ -14,6 +14,7 @@ from tablelocks import until_a_query_waits_for
 
 from livecore.streams import go_live
 from signaling import protocol
+from signaling.hub import RoomHub
 
 
 async def _room(node: RunningNode) -> tuple[dict, dict]:
@@ -77,16 +78,20 @@ async def _frame_with_moderation(socket: aiohttp.ClientWebSocketResponse) -> lis
     return frame
 
 
-async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory) -> None:
-    # A tick longer than any test; with no writes budget even a one-viewer room batches once it has had events.
-    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000, batch_writes_per_s_min=0)
+async def _room_right_after_a_flush(node: RunningNode) -> tuple[dict, aiohttp.ClientWebSocketResponse, RoomHub]:
+    """A live room with one viewer that has just been sent an event (the next comes within a tick of that flush)."""
     creator, stream = await _room(node)
     socket = await node.ws(stream["id"], creator["token"])
     await receive_events(socket)
     await node.plane.publish(stream["id"], SLOW_MODE_OFF)
-    [event] = await receive_events(socket)
-    assert event["action"] == "slow_mode"
-    room = node.plane.hub.rooms[stream["id"]]
+    assert len(_of(await _frame_with_moderation(socket), "moderation")) == 1
+    return stream, socket, node.plane.hub.rooms[stream["id"]]
+
+
+async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory) -> None:
+    # A tick longer than any test; with no writes budget even a one-viewer room batches once it has had events.
+    node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000, batch_writes_per_s_min=0)
+    _, _, room = await _room_right_after_a_flush(node)
     room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush: this one waits for the tick
     assert isinstance(room._flush_handle, asyncio.TimerHandle)
     assert room._flush_handle.when() >= asyncio.get_running_loop().time() + 500
@@ -95,12 +100,7 @@ async def test_a_quiet_room_does_not_wait_for_its_tick(node_factory: NodeFactory
 async def test_a_must_deliver_event_does_not_wait_for_a_busy_rooms_tick(node_factory: NodeFactory) -> None:
     node = await node_factory(tick_ms_min=600_000, tick_ms_max=600_000, batch_writes_per_s_min=0,
                               must_flush_gap_ms_min=600_000)
-    creator, stream = await _room(node)
-    socket = await node.ws(stream["id"], creator["token"])
-    await receive_events(socket)
-    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
-    await _frame_with_moderation(socket)
-    room = node.plane.hub.rooms[stream["id"]]
+    stream, socket, room = await _room_right_after_a_flush(node)
     room.add({"type": "viewers", "ts": 0, "count": 7})  # right after a flush: it waits for the (ten-minute) tick
     assert isinstance(room._flush_handle, asyncio.TimerHandle)
     await node.plane.publish(stream["id"], SLOW_MODE_OFF)  # must-deliver: out now, with what waited before it
@@ -113,12 +113,7 @@ async def test_a_must_deliver_event_does_not_wait_for_a_busy_rooms_tick(node_fac
 
 async def test_a_room_under_the_writes_budget_never_waits(node: RunningNode) -> None:
     # A handful of viewers at chat speed costs far fewer writes than batch_writes_per_s_min: no batching, no wait.
-    creator, stream = await _room(node)
-    socket = await node.ws(stream["id"], creator["token"])
-    await receive_events(socket)
-    await node.plane.publish(stream["id"], SLOW_MODE_OFF)
-    await _frame_with_moderation(socket)
-    room = node.plane.hub.rooms[stream["id"]]
+    _, _, room = await _room_right_after_a_flush(node)
     room.add({"type": "viewers", "ts": 0, "count": 1})  # right after a flush, yet out in this turn of the loop
     assert room._flush_handle is not None and not isinstance(room._flush_handle, asyncio.TimerHandle)
 

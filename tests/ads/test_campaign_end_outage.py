@@ -5,19 +5,15 @@ finishes what is left, and every campaign's unspent budget has come back exactly
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
 from adsclient import ads_of
 from campaign_money import FUNDS_CENTS, end, money, running_campaign, show
-from commitcut import CommitCutter
+from commitcut import CommitCutter, lost_commit_then_database_stopped
 from livenode import NodeFactory, Servers
 
 from ads import invariants as ad_invariants
 from commerce import invariants
 from livecore.clock import ManualClock
 from livecore.embedded import EmbeddedPostgres
-from livecore.outage import unreachable_part
 
 BUDGET_CENTS = 2_000
 
@@ -42,19 +38,11 @@ async def test_a_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_returns_
             await show(node, viewer, campaign, n)  # n dollars charged, not yet posted
         clock.advance(3600 + node.node.settings.ads_settle_after_s)  # three schedules over, grace passed
 
-        cutter.arm(f"ads-return:{first['id']}")
-        with pytest.raises(Exception) as lost:
-            await ads.settle_ended()
-        assert cutter.cuts == 1 and unreachable_part(lost.value) == "database"  # committed; the node never heard
-
-        await asyncio.to_thread(own_postgres.stop)
-        with pytest.raises(Exception) as stopped:
-            await ads.settle_ended()
-        assert unreachable_part(stopped.value) == "database"
-        status, problem = await end(node, advertiser, ended_by_hand["id"])
-        assert status == 503 and problem["type"] == "livecore:unavailable", problem
-        assert problem["unavailable"] == "database"
-        await asyncio.to_thread(own_postgres.start)
+        async with lost_commit_then_database_stopped(cutter, f"ads-return:{first['id']}", ads.settle_ended,
+                                                     own_postgres):
+            status, problem = await end(node, advertiser, ended_by_hand["id"])
+            assert status == 503 and problem["type"] == "livecore:unavailable", problem
+            assert problem["unavailable"] == "database"
 
         assert await ads.settle_ended() == 2  # the first was settled by the commit whose answer was lost
         assert await ads.settle_ended() == 0

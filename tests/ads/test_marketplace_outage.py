@@ -12,8 +12,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
-import pytest
-from commitcut import CommitCutter
+from commitcut import CommitCutter, lost_commit_then_database_stopped
 from livenode import NodeFactory, RunningNode, Servers
 from marketplace_people import advertiser, api, balance, buy_coins, listed_creator, ready_videos
 
@@ -22,7 +21,6 @@ from ads.marketplace import MARKETPLACE
 from commerce import invariants
 from livecore.clock import ManualClock
 from livecore.embedded import EmbeddedPostgres
-from livecore.outage import unreachable_part
 
 MARKET = {"marketplace_followers_min": 3, "marketplace_recent_videos_min": 1, "marketplace_group_size_min": 2,
           "marketplace_fee_percent": 10, "account_cache_ms": 0}
@@ -132,15 +130,9 @@ async def test_an_expiry_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_
         assert await balance(pool, brand["id"], "coins") == 500 - PRICE_CENTS - 100
         clock.advance((5 + node.node.settings.offer_expire_after_days + 1) * 86400)  # past every deadline
 
-        cutter.arm(f"escrow_returned:offer:{first['id']}")
-        with pytest.raises(Exception) as lost:
-            await market.expire_offers()
-        assert cutter.cuts == 1 and unreachable_part(lost.value) == "database"  # committed; the node never heard
-        await asyncio.to_thread(own_postgres.stop)
-        with pytest.raises(Exception) as stopped:
-            await market.expire_offers()
-        assert unreachable_part(stopped.value) == "database"
-        await asyncio.to_thread(own_postgres.start)
+        async with lost_commit_then_database_stopped(cutter, f"escrow_returned:offer:{first['id']}",
+                                                     market.expire_offers, own_postgres):
+            pass
 
         assert await market.expire_offers() == 2  # the first expired with the commit whose answer was lost
         assert await market.expire_offers() == 0
