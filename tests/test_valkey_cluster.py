@@ -206,7 +206,9 @@ async def test_rooms_recover_when_a_primary_is_killed_and_its_replica_promoted(
     else:
         raise AssertionError("chat never came back in the room whose primary was killed")
     recovered_s = time.monotonic() - killed_at
-    assert [e for e in got if e["type"] == "snapshot"] == [] or got[0]["type"] == "reset", got
+    # A viewer count (node-local, no seq) may come at any time; of the room's events a snapshot comes after a reset.
+    room_events = [e["type"] for e in got if e["type"] != "viewers"]
+    assert "snapshot" not in room_events or room_events[0] == "reset", got
     await _until(lambda: _async(a.plane.bus.available and b.plane.bus.available), "both nodes' bus is whole again")
     print(f"replica promoted {promoted_s:.2f} s after the primary was killed; chat delivered across nodes again "
           f"{recovered_s:.2f} s after")
