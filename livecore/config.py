@@ -155,6 +155,10 @@ class Settings:
     batch_writes_per_s_min: int = _setting(5000, "a room batches only when its event rate x its connections on a node "
                                            "process is above this (writes per second); below, every event goes "
                                            "out at once", low=0)
+    batch_node_writes_per_s_min: int = _setting(30_000, "rooms batch only when a node process's rooms together would "
+                                                "take more writes per second than this flushing every event alone "
+                                                "(the sum of their event rates x connections); below, the node "
+                                                "spends its CPU on sending every event at once", low=0)
     batch_frame_events: int = _setting(3, "a busy room's flush gap lets this many events fill a frame at its "
                                        "recent rate (up to tick_ms_max)", low=1)
     must_flush_gap_ms_min: int = _setting(250, "a must-deliver event skips a busy room's tick unless the room already "

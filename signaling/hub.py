@@ -3,9 +3,10 @@
 Events for a room go out in batches: encoded and framed once per subprotocol and written to every connection.
 When a batch goes out is signaling/tick.py's rule: the tick follows the load, not the room's size. A quiet room
 flushes each event at once; a room batches only when its event rate times its connections (the writes per second
-flushing each event alone would take) is above `batch_writes_per_s_min`, and then waits long enough between
-flushes for frames of about `batch_frame_events` events, or for its flushes to take a bounded share of the loop,
-up to `tick_ms_max`; a must-deliver event does not wait for that tick (a few times a second at most). Chat above
+flushing each event alone would take) is above `batch_writes_per_s_min` and its node process's rooms together are
+above `batch_node_writes_per_s_min`, and then waits long enough between flushes for frames of about
+`batch_frame_events` events, or for its flushes to take a bounded share of the loop, up to `tick_ms_max`; a
+must-deliver event does not wait for that tick (a few times a second at most). Chat above
 the room's display rate is sampled here.
 
 A room's log in Redis can be lost (Redis restarted empty) or cut short (an append-only file missing its last
@@ -34,7 +35,7 @@ from signaling.bus import Bus, BusMessage, RoomPosition, unpack_message
 from signaling.connection import Batch, Connection
 from signaling.metrics import SignalingMetrics
 from signaling.moderation import RoomRules
-from signaling.tick import RoomTick, TickRule
+from signaling.tick import NodeLoad, RoomTick, TickRule
 
 log = logging.getLogger("livecore.hub")
 
@@ -66,6 +67,7 @@ class RoomHub:
         self.checking: asyncio.Task[None] | None = None  # a check of the room's position against Redis
         self.generation = 0  # counts restarts in a new epoch, so a join in flight across one starts over
         self._flush_handle: asyncio.Handle | None = None
+        self.flush_due_s: float | None = None  # the loop time a flush waits for; None: none, or in this turn
         self.tick = RoomTick(hub.tick_rule)
         self._chat_tokens = float(hub.settings.chat_display_per_s_max)
         self._chat_refill_ms = hub.clock.now_ms()
@@ -151,26 +153,33 @@ class RoomHub:
         loop = asyncio.get_running_loop()
         now_s = loop.time()
         self.tick.event(now_s)
-        if self._flush_handle is not None and not isinstance(self._flush_handle, asyncio.TimerHandle):
+        if self._flush_handle is not None and self.flush_due_s is None:
             return  # a flush runs later in this turn of the loop
         # A gift, a bid or a moderation action does not wait for a busy room's tick (see signaling/tick.py).
+        # (Whether a flush waits for a tick is kept in flush_due_s: uvloop's timer handles are no asyncio.TimerHandle.)
         hurry = protocol.is_must_deliver(event) and self.tick.may_hurry(now_s)
         if self._flush_handle is not None:  # waiting for the tick
             if not hurry:
                 return
             self._flush_handle.cancel()
         else:
-            due_s = self.tick.due_s(now_s, len(self.connections))
+            due_s = self.tick.due_s(now_s, len(self.connections), self.hub.writes_per_s(now_s))
             if due_s > now_s and not hurry:
-                self._flush_handle = loop.call_at(due_s, self.flush)
+                self._schedule_flush(due_s)
                 return
             hurry = due_s > now_s
         if hurry:
             self.tick.hurried(now_s)
-        self._flush_handle = loop.call_soon(self.flush)  # with the rest of this turn of the loop
+        self._schedule_flush(None)  # with the rest of this turn of the loop
+
+    def _schedule_flush(self, due_s: float | None) -> None:
+        """Flush at the loop time `due_s`, or with the rest of this turn of the loop (None)."""
+        loop = asyncio.get_running_loop()
+        self.flush_due_s = due_s
+        self._flush_handle = loop.call_soon(self.flush) if due_s is None else loop.call_at(due_s, self.flush)
 
     def flush(self) -> None:
-        self._flush_handle = None
+        self._flush_handle = self.flush_due_s = None
         started = time.thread_time()  # CPU time: a flush preempted by other processes did not cost more
         started_wall = time.perf_counter()
         batch = Batch(self.pending)
@@ -194,7 +203,8 @@ class RoomHub:
         self.hub.metrics.frames_built.inc(batch.frames_built)
         if any_slow and self._flush_handle is None:
             # Keep ticking while anyone is behind, so their backlog drains even in a quiet room.
-            self._flush_handle = loop.call_later(self.tick.tick_s(loop.time(), len(self.connections)), self.flush)
+            now_s = loop.time()
+            self._schedule_flush(now_s + self.tick.tick_s(now_s, len(self.connections), self.hub.writes_per_s(now_s)))
 
     def _take_chat_token(self) -> bool:
         rate = self.hub.settings.chat_display_per_s_max
@@ -219,6 +229,7 @@ class Hub:
         self.bus = bus
         self.settings = settings
         self.tick_rule = TickRule.of(settings)
+        self.load = NodeLoad()
         self.clock = clock
         self.metrics = metrics
         self.on_room_event = on_room_event
@@ -230,6 +241,10 @@ class Hub:
         self._checks: set[asyncio.Task[None]] = set()
         bus.on_message = self._on_bus_message
         bus.on_resubscribed = self._on_resubscribed
+
+    def writes_per_s(self, now_s: float) -> float:
+        """This node process's load (signaling/tick.py): what its rooms would write flushing every event alone."""
+        return self.load.writes_per_s(now_s, ((room.tick, len(room.connections)) for room in self.rooms.values()))
 
     def _on_resubscribed(self, room_id: int) -> None:
         room = self.rooms.get(room_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 from lbcluster import StartCluster, cluster_starter
 from livenode import NodeFactory, RunningNode, Servers, node_settings
@@ -22,6 +23,12 @@ from livecore.clock import Clock
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
 
 NODE_STOP_S_MAX = 30.0
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every test runs on uvloop, the loop a node runs on (livecore/worker.py): asyncio's own loop differs in
+    ways the code can trip on (its timer handles are asyncio.TimerHandle, uvloop's are not)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

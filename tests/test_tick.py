@@ -12,14 +12,17 @@ import random
 import pytest
 
 from livecore.config import Settings
-from signaling.tick import RoomTick, TickRule
+from signaling.tick import LOAD_REFRESH_S, NodeLoad, RoomTick, TickRule
 
 RULE = TickRule.of(Settings())  # the defaults: what a node runs with
 WRITE_COST_S = 8e-6  # a flush's CPU per connection measured on this machine (benchmarks/room_flush.py, README)
+LOADED_NODE = 10 * RULE.batch_node_writes_per_s_min  # other rooms on the node process keep it this busy (writes/s)
 
 
-def _flush_times(arrivals_s: list[float], connections: int, rule: TickRule = RULE) -> list[tuple[float, list[float]]]:
-    """Each flush with its time and the arrival times of the events it carried."""
+def _flush_times(arrivals_s: list[float], connections: int, node_writes_per_s: float | None = None,
+                 rule: TickRule = RULE) -> list[tuple[float, list[float]]]:
+    """Each flush with its time and the arrival times of the events it carried; `node_writes_per_s` is the node
+    process's load (None: this room is its only one)."""
     tick = RoomTick(rule)
     flushes: list[tuple[float, list[float]]] = []
     pending: list[float] = []
@@ -34,7 +37,7 @@ def _flush_times(arrivals_s: list[float], connections: int, rule: TickRule = RUL
         pending.append(arrival_s)
         tick.event(arrival_s)
         if due_s is None:
-            due_s = tick.due_s(arrival_s, connections)
+            due_s = tick.due_s(arrival_s, connections, node_writes_per_s)
     return flushes
 
 
@@ -62,9 +65,22 @@ def test_a_small_room_flushes_every_event_at_once_even_right_after_a_flush() -> 
     assert sum(len(arrivals) for _, arrivals in flushes) == len(flushes) == len(_chat(50, 10))
 
 
-def test_50_chat_per_s_in_a_500_connection_room_is_batched_into_frames_of_several_events() -> None:
+def test_50_chat_per_s_to_500_connections_go_out_at_once_while_the_node_has_cpu_to_spare() -> None:
+    # 25,000 writes/s: a third of a core spent on latency, since nothing else wants it.
     arrivals = _chat(50, 20)
     flushes = _flush_times(arrivals, connections=500)
+    assert [events for _, events in flushes] == [[arrival_s] for arrival_s in arrivals]
+    assert all(flushed_s == events[-1] for flushed_s, events in flushes)
+
+
+def test_a_small_room_is_not_batched_even_on_a_loaded_node() -> None:
+    flushes = _flush_times(_chat(50, 10), connections=20, node_writes_per_s=LOADED_NODE)
+    assert all(len(events) == 1 and flushed_s == events[0] for flushed_s, events in flushes)
+
+
+def test_50_chat_per_s_in_a_500_connection_room_is_batched_once_the_node_is_loaded() -> None:
+    arrivals = _chat(50, 20)
+    flushes = _flush_times(arrivals, connections=500, node_writes_per_s=LOADED_NODE)
     assert sum(len(events) for _, events in flushes) == len(arrivals)  # nothing is left behind
     settled = [events for flushed_s, events in flushes if flushed_s > arrivals[0] + 2]  # once the rate is known
     frame_events_mean = sum(len(events) for events in settled) / len(settled)
@@ -76,7 +92,7 @@ def test_50_chat_per_s_in_a_500_connection_room_is_batched_into_frames_of_severa
 
 def test_the_first_event_of_a_burst_goes_out_at_once_and_batching_starts_as_the_rate_grows() -> None:
     arrivals = _chat(50, 5)
-    flushes = _flush_times(arrivals, connections=500)
+    flushes = _flush_times(arrivals, connections=500, node_writes_per_s=LOADED_NODE)
     first_flush_s, first_events = flushes[0]
     assert first_events == [arrivals[0]] and first_flush_s == arrivals[0]
     sizes = [len(events) for _, events in flushes]
@@ -89,7 +105,7 @@ def test_the_tick_shortens_as_the_rate_grows_and_is_capped() -> None:
         arrivals = [1000 + n / rate_per_s for n in range(int(rate_per_s * 5))]  # 5 s: the average has settled
         for arrival_s in arrivals:
             tick.event(arrival_s)
-        return 1000 * tick.tick_s(arrivals[-1], connections)
+        return 1000 * tick.tick_s(arrivals[-1], connections, LOADED_NODE)
 
     assert tick_ms(100, 500) < tick_ms(50, 500) < tick_ms(25, 500) == RULE.tick_ms_max
     assert tick_ms(50, 500) <= 1000 * RULE.batch_frame_events / 50 * 1.05  # frames of about batch_frame_events
@@ -110,10 +126,30 @@ def test_a_room_that_calms_down_flushes_at_once_again() -> None:
         tick.event(arrival_s)
         tick.flushed(arrival_s, WRITE_COST_S * 500)
     last_s = tick.last_flush_s
-    assert tick.is_busy(last_s, 500)
+    assert tick.is_busy(last_s, 500, LOADED_NODE)
     calm_s = last_s + 3  # the rate has decayed to about 50 x e^-3 ~ 2.5/s: 1,250 writes/s
     tick.event(calm_s)
-    assert tick.due_s(calm_s, 500) == calm_s
+    assert tick.due_s(calm_s, 500, LOADED_NODE) == calm_s
+
+
+def test_a_room_batches_as_its_node_gets_loaded_and_stops_as_the_load_goes() -> None:
+    # One room under the node budget, then a second, busier room on the same node process.
+    load, small, big = NodeLoad(), RoomTick(RULE), RoomTick(RULE)
+    rooms = [(small, 500), (big, 0)]
+    for n in range(250):  # 5 s at 50/s in the first room: 25,000 writes/s, under the node's budget
+        small.event(1000 + n / 50)
+    now_s = 1000 + 249 / 50
+    assert not small.is_busy(now_s, 500, load.writes_per_s(now_s, rooms))
+    rooms[1] = (big, 200)
+    for n in range(300):  # for 3 s a second room gets 100 events/s to 200 connections: 20,000 writes/s more
+        big.event(now_s + n / 100)
+        if n % 2:
+            small.event(now_s + n / 100)
+    later_s = now_s + 299 / 100
+    assert load.writes_per_s(now_s + LOAD_REFRESH_S / 2, rooms) == load.writes_per_s(now_s, rooms)  # not re-summed
+    assert small.is_busy(later_s, 500, load.writes_per_s(later_s, rooms))
+    quiet_s = later_s + 5  # both rooms quiet for 5 s: their rates decayed by e^-5
+    assert not small.is_busy(quiet_s, 500, load.writes_per_s(quiet_s, rooms))
 
 
 def test_must_deliver_events_bring_a_flush_forward_at_most_once_per_gap() -> None:
