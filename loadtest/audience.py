@@ -44,6 +44,9 @@ class Tally:
     duplicates: int = 0
     out_of_order: int = 0
     undecodable: int = 0
+    # Messages read together with a later one: TCP gave them the later one's arrival time, so their latency is an
+    # upper bound (the viewer process was slower to read than the server was to send).
+    read_behind: int = 0
     resets: int = 0  # a resume the room could no longer serve from its replay window
     errors: Counter[str] = field(default_factory=Counter)  # error events by code
     latency: dict[str, LatencyHistogram] = field(default_factory=lambda: {c: LatencyHistogram() for c in CLASSES})
@@ -53,6 +56,11 @@ class Tally:
     @property
     def delivered(self) -> int:
         return sum(self.events_per_s.values())
+
+    def read(self, messages: int) -> None:
+        """One read of a socket completed `messages` messages."""
+        if messages > 1:
+            self.read_behind += messages - 1
 
     def count(self, second: int, events: int) -> None:
         self.events_per_s[second] += events

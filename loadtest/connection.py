@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from loadtest import wsframe
 
 MessageHandler = Callable[[int, bytes, int, int], None]
+ReadHandler = Callable[[int], None]  # after each read: how many messages it completed
 
 HANDSHAKE_TIMEOUT_S = 30.0
 RECV_BYTES = 256 * 1024
@@ -39,10 +40,13 @@ def kernel_time_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
 class ClientConnection:
     """A WebSocket client that hands each message to a callback and never queues what it receives."""
 
-    def __init__(self, sock: socket.socket, request: bytes, key: str, on_message: MessageHandler) -> None:
+    def __init__(self, sock: socket.socket, request: bytes, key: str, on_message: MessageHandler,
+                 on_read: ReadHandler | None = None) -> None:
         self._sock = sock
         self._key = key
         self._on_message = on_message
+        self._on_read = on_read
+        self._messages_in_read = 0
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
         self._outbox = bytearray()
@@ -78,7 +82,12 @@ class ClientConnection:
             self._lost(None)
             return
         read_ns = time.time_ns()
+        self._messages_in_read = 0
         self.data_received(data, kernel_time_ns(ancillary) or read_ns, read_ns)
+        if self._on_read is not None:
+            # TCP keeps one arrival time for what queued up unread: the newest. So when a read completes several
+            # messages, all but the last get a later arrival time than their own (an upper bound on latency).
+            self._on_read(self._messages_in_read)
 
     def data_received(self, data: bytes, arrived_ns: int, read_ns: int) -> None:
         if self._buffer:
@@ -174,6 +183,7 @@ class ClientConnection:
             if opcode >= wsframe.OP_CLOSE:
                 self._control(opcode, data[start:end])
             elif fin and opcode != wsframe.OP_CONTINUATION:
+                self._messages_in_read += 1
                 self._on_message(opcode, data[start:end], arrived_ns, read_ns)
             else:
                 self._reassemble(fin, opcode, data[start:end], arrived_ns, read_ns)
@@ -186,6 +196,7 @@ class ClientConnection:
         if fin:
             payload = b"".join(self._fragments)
             self._fragments.clear()
+            self._messages_in_read += 1
             self._on_message(self._fragment_opcode, payload, arrived_ns, read_ns)
 
     def _control(self, opcode: int, payload: bytes) -> None:
@@ -199,7 +210,8 @@ class ClientConnection:
 
 
 async def open_connection(
-    url: str, subprotocols: Sequence[str], on_message: MessageHandler, timeout_s: float = HANDSHAKE_TIMEOUT_S
+    url: str, subprotocols: Sequence[str], on_message: MessageHandler, timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    on_read: ReadHandler | None = None,
 ) -> tuple[ClientConnection, str]:
     """Connect to a ws:// URL and finish the upgrade; return the connection and the agreed subprotocol."""
     parts = urlsplit(url)
@@ -219,7 +231,7 @@ async def open_connection(
         sock.close()
         raise
     request = wsframe.upgrade_request(parts.hostname, port, target, key, subprotocols)
-    connection = ClientConnection(sock, request, key, on_message)
+    connection = ClientConnection(sock, request, key, on_message, on_read)
     try:
         subprotocol = await asyncio.wait_for(asyncio.shield(connection.handshake), timeout_s)
     except BaseException:

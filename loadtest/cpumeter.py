@@ -1,4 +1,5 @@
-"""CPU seconds (user + system) of the processes under test, sampled often and read for any time window.
+"""CPU seconds (user + system) of the processes under test, sampled often and read for any time window; the
+system part (the kernel working for the process: for a fan-out server mostly its TCP sends) is kept apart too.
 
 Processes are grouped: a server and its children, with any embedded Valkey or PostgreSQL split out by process
 name (they are reported beside the server, not in it), the viewer workers, and the publishing parent. A
@@ -67,8 +68,9 @@ class CpuMeter:
         self.groups = groups
         self._members: list[tuple[ProcessKey, psutil.Process, str]] = []
         self._members_found_at = -math.inf
-        self._last_cpu_s: dict[ProcessKey, tuple[str, float]] = {}
+        self._last_cpu_s: dict[ProcessKey, tuple[str, float, float]] = {}  # category, user + system, system
         self.history: dict[str, list[tuple[float, float]]] = {}
+        self.kernel_history: dict[str, list[tuple[float, float]]] = {}
 
     def sample(self) -> dict[str, float]:
         """Read every process now; return cumulative CPU seconds per category."""
@@ -81,19 +83,24 @@ class CpuMeter:
                 times = process.cpu_times()
             except psutil.Error:
                 continue
-            self._last_cpu_s[key] = (category, times.user + times.system)
+            self._last_cpu_s[key] = (category, times.user + times.system, times.system)
         totals: dict[str, float] = {MACHINE: machine_busy_s()}
-        for category, cpu_s in self._last_cpu_s.values():
+        kernel: dict[str, float] = {}
+        for category, cpu_s, system_s in self._last_cpu_s.values():
             totals[category] = totals.get(category, 0.0) + cpu_s
+            kernel[category] = kernel.get(category, 0.0) + system_s
         for category, cpu_s in totals.items():
             self.history.setdefault(category, []).append((now, cpu_s))
+        for category, cpu_s in kernel.items():
+            self.kernel_history.setdefault(category, []).append((now, cpu_s))
         return totals
 
-    def between(self, start: float, end: float) -> dict[str, float]:
-        """CPU seconds per category spent between two `time.monotonic()` instants."""
+    def between(self, start: float, end: float, kernel: bool = False) -> dict[str, float]:
+        """CPU seconds per category spent between two `time.monotonic()` instants (`kernel`: the system part)."""
+        history = self.kernel_history if kernel else self.history
         return {
             category: interpolate(samples, end) - interpolate(samples, start)
-            for category, samples in self.history.items()
+            for category, samples in history.items()
         }
 
     def _find_members(self) -> list[tuple[ProcessKey, psutil.Process, str]]:

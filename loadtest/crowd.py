@@ -145,7 +145,8 @@ class Crowd:
             member.viewer.on_message(opcode, payload, arrived_ns, read_ns)
             self._after_message(member)
 
-        connection, _ = await open_connection(url, wire.subprotocols(self.spec.wire), on_message)
+        connection, _ = await open_connection(url, wire.subprotocols(self.spec.wire), on_message,
+                                              on_read=self.tally.read)
         member.connection = connection
         greeting = wire.greeting(self.spec.wire)
         if greeting is not None:

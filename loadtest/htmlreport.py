@@ -114,8 +114,11 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("resumes (replayed / reset)", lambda r: f"{r['viewers']['resumes']} ({r['viewers']['resumes_replayed']} / "
                                              f"{r['viewers']['resumes_reset']})"),
     ("slow-consumer closes", lambda r: r["viewers"]["slow_consumer_closes"]),
+    ("frames read behind a later one (latency an upper bound)", lambda r: _behind(r["viewers"])),
     ("error events by code", lambda r: r["viewers"]["error_events"] or "-"),
-    ("server CPU-s / max RSS MB", lambda r: f"{r['server']['cpu_s']} / {r['server']['rss_mb_max']}"),
+    ("server CPU-s (in the kernel) / max RSS MB", lambda r: f"{r['server']['cpu_s']} "
+                                                           f"({r['server'].get('kernel_cpu_s') or '-'}) / "
+                                                           f"{r['server']['rss_mb_max']}"),
     ("viewer processes busy (of a core each)", lambda r: f"{100 * r['generator']['busy_share']:.0f}%"
                                                          + (" SATURATED" if r["generator"]["saturated"] else "")),
     ("gift commit p50 / p99 / max ms", lambda r: _lat(r["senders"]["gift_commit_ms"])),
@@ -140,6 +143,11 @@ def _lat(summary: dict[str, Any]) -> str:
     if not summary["samples"]:
         return "-"
     return f"{summary['p50_ms']} / {summary['p99_ms']} / {summary['max_ms']}"
+
+
+def _behind(viewers: dict[str, Any]) -> str:
+    behind, frames = viewers.get("read_behind", 0), viewers.get("frames", 0)
+    return f"{behind:,} ({100 * behind / frames:.1f}%)" if frames else "-"
 
 
 def _table(results: Sequence[dict[str, Any]]) -> str:

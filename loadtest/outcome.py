@@ -135,6 +135,7 @@ def viewers(reports: Sequence[CrowdReport]) -> dict[str, Any]:
         "out_of_order": sum(r.tally.out_of_order for r in reports),
         "undecodable": sum(r.tally.undecodable for r in reports),
         "frames": sum(r.tally.frames for r in reports),
+        "read_behind": sum(r.tally.read_behind for r in reports),
         "payload_bytes": sum(r.tally.payload_bytes for r in reports),
     }
 

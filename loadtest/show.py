@@ -147,6 +147,7 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
     result = _result(server.name, run, window_s, drained, start_wall)
     result["timeline"] = _timeline(result.pop("viewer_timeline"), samples, start)
     result["server"] = _server_figures(cpu, samples, last_sample, start)
+    result["server"]["kernel_cpu_s"] = round(meter.between(start, start + window_s, kernel=True).get("server", 0.0), 3)
     result["generator"] = _generator_figures(cpu, window_s, run.local_workers)
     result["media"] = media_figures
     return _with_rates(result, window_s)

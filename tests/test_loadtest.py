@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import socket
 import struct
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import orjson
 import pytest
 
 from loadtest import census, cli, connection, cpumeter, histogram, publisher, report, target, viewer, wsframe
+from loadtest.audience import Tally
 from loadtest.fleet import split_round_robin
 from loadtest.naive_server import event_for
 from loadtest.worker import WorkerReport
@@ -251,6 +256,22 @@ def test_embedded_services_are_told_apart_by_process_name() -> None:
     assert cpumeter.backing_service("livecore") is None
 
 
+def test_the_kernels_part_of_a_process_cpu_is_measured_apart() -> None:
+    # This process, sending on a real socket pair: what the kernel does for it is in the total and counted apart.
+    meter = cpumeter.CpuMeter([cpumeter.ProcessGroup("server", lambda: [os.getpid()], with_children=False)])
+    left, right = socket.socketpair()
+    start = time.monotonic()
+    meter.sample()
+    for _ in range(20_000):
+        left.send(b"x" * 64)
+        right.recv(64)
+    time.sleep(0.05)
+    end = time.monotonic()
+    meter.sample()
+    total, kernel = meter.between(start, end)["server"], meter.between(start, end, kernel=True)["server"]
+    assert 0 < kernel <= total
+
+
 # --- report -------------------------------------------------------------------------------------------------
 
 
@@ -344,6 +365,49 @@ def test_kernel_receive_timestamp_is_read_from_ancillary_data() -> None:
     ancillary = [(socket.SOL_SOCKET, connection.SO_TIMESTAMPNS, timespec)]
     assert connection.kernel_time_ns(ancillary) == 1_700_000_000_000_000_123
     assert connection.kernel_time_ns([]) is None
+
+
+async def test_messages_that_queued_up_unread_are_counted_as_read_behind_with_the_newest_arrival_time() -> None:
+    # A real socket: the server sends two frames 200 ms apart while the viewer's loop is busy, so one read gets
+    # both, and TCP reports one arrival time for the pair: the second's.
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent_ns: list[int] = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        head = peer.recv(4096).decode()
+        key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                   if line.lower().startswith("sec-websocket-key"))
+        peer.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + wsframe.accept_key(key).encode() + b"\r\n\r\n")
+        for text in (b"first", b"second"):
+            time.sleep(0.2)
+            sent_ns.append(time.time_ns())
+            peer.sendall(bytes([0x81, len(text)]) + text)  # a server's text frame: unmasked
+        time.sleep(0.5)
+        peer.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    got: list[tuple[bytes, int]] = []
+    both = asyncio.Event()
+    tally = Tally()
+
+    def on_message(opcode: int, data: bytes, arrived_ns: int, read_ns: int) -> None:
+        got.append((data, arrived_ns))
+        if len(got) == 2:
+            both.set()
+
+    url = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    opened, _ = await connection.open_connection(url, [], on_message, on_read=tally.read)
+    time.sleep(0.6)  # noqa: ASYNC251 - the point: the viewer's loop is busy while both frames arrive
+    await asyncio.wait_for(both.wait(), 5)
+    opened.abort()
+    server.join()
+    listener.close()
+    assert [data for data, _ in got] == [b"first", b"second"]
+    assert tally.read_behind == 1
+    assert got[0][1] == got[1][1] >= sent_ns[1]  # the first frame's own arrival time is lost
 
 
 @pytest.mark.parametrize(("per_viewer", "met"), [(1250, True), (1000, False), (1500, False)])
