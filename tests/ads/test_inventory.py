@@ -20,24 +20,26 @@ ANYONE = Audience("25-34", "US", "en", frozenset())
 
 
 def rows(campaigns: int, impressions: dict[int, int] | None = None) -> InventoryRows:
-    """Fresh row objects (as the driver returns each time) for `campaigns` campaigns of two CPM groups each."""
+    """Fresh row objects (as the driver returns each time) of a full read of `campaigns` campaigns of two CPM groups
+    each."""
     impressions = impressions or {}
     campaign_rows: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
     creatives: list[dict[str, Any]] = []
     videos: dict[int, Video] = {}
     for c in range(1, campaigns + 1):
-        campaign_rows.append({"id": c, "advertiser_id": c, "display_name": f"brand {c}", "starts_ms": NOW_MS - DAY_MS,
-                              "ends_ms": NOW_MS + DAY_MS, "budget_daily_cents": 1000, "budget_lifetime_cents": 1000,
-                              "pacing": "asap", "charged_millicents": 0})
+        campaign_rows.append({"id": c, "advertiser_id": c, "display_name": f"brand {c}", "state": "active",
+                              "starts_ms": NOW_MS - DAY_MS, "ends_ms": NOW_MS + DAY_MS, "budget_daily_cents": 1000,
+                              "budget_lifetime_cents": 1000, "pacing": "asap", "charged_millicents": 0})
         for g in (2 * c, 2 * c + 1):
             groups.append({"id": g, "campaign_id": c, "bid_kind": "cpm", "bid_cents": 100 + g, "age_bands": [],
-                           "regions": [], "languages": [], "interests": [], "frequency_per_day_max": 3,
-                           "impressions": impressions.get(g, 0), "clicks": 0})
+                           "regions": [], "languages": [], "interests": [], "frequency_per_day_max": 3})
             creatives.append({"id": g, "ad_group_id": g, "video_id": g, "headline": "h", "landing_url": None})
             videos[g] = Video(g, c, "ad", [], None, None, False, "ready", None, None, 1000, 720, 1280, 0, 0, 0,
                               dt.datetime(2027, 1, 1, tzinfo=dt.UTC), f"b{c}", f"brand {c}")
-    return InventoryRows(campaign_rows, groups, creatives, [], videos)
+    spend = [{"campaign_id": c["id"], "charged_millicents": 0, "today": 0, "this_hour": 0} for c in campaign_rows]
+    counts = [{"ad_group_id": g, "impressions": n, "clicks": 0} for g, n in impressions.items()]
+    return InventoryRows(True, 0, campaign_rows, groups, creatives, videos, spend, counts)
 
 
 async def test_a_refresh_keeps_unchanged_objects_and_installs_all_at_once() -> None:
@@ -48,7 +50,7 @@ async def test_a_refresh_keeps_unchanged_objects_and_installs_all_at_once() -> N
     before = dict(inventory.campaigns)
 
     loaded = await inventory.load(rows(3, impressions={4: 10}), NOW_MS)  # group 4 (campaign 2) was shown 10 times
-    ranking = await decider.prepare(loaded.live(), 1000)
+    ranking = await decider.prepare(loaded.live, 1000)
     assert inventory.campaigns == before and all(inventory.campaigns[c] is before[c] for c in before)  # not yet
     inventory.install(loaded)
     decider.install(ranking)
@@ -76,7 +78,7 @@ async def test_a_refresh_gives_the_event_loop_back_between_bounded_steps() -> No
     worker = asyncio.create_task(other_work())
     await asyncio.sleep(0)
     loaded = await inventory.load(rows(60), NOW_MS)  # 60 campaigns, 120 groups, 120 creatives: 300 rows
-    ranking = await decider.prepare(loaded.live(), 30)  # 120 groups
+    ranking = await decider.prepare(loaded.live, 30)  # 120 groups
     done.set()
     await worker
     assert turns >= 300 // 30 + 120 // 30  # at least one turn for other work per bounded step
