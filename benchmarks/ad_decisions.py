@@ -321,7 +321,8 @@ def report(args: argparse.Namespace, from_due: list[float], own: list[float],
     print(f"campaigns {args.campaigns} (ad groups {3 * args.campaigns}), viewers {args.viewers},"
           f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn), a full read every"
           f" {args.refresh_full_ms} ms and half way, {args.definition_changes} campaign definitions changed a second")
-    print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s), {served} served")
+    print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s), {served} served,"
+          f" on {args.loop}")
     for name, values in (("from due", from_due), ("own time", own)):
         print(f"latency {name} ms: p50 {pct(values, 50):.2f}  p90 {pct(values, 90):.2f}  p99 {pct(values, 99):.2f}"
               f"  p99.9 {pct(values, 99.9):.2f}  max {values[-1] * 1000:.2f}")
@@ -355,10 +356,16 @@ def main() -> None:
     parser.add_argument("--refresh-full-ms", type=int, default=60_000, help="as the node's ads_refresh_full_ms")
     parser.add_argument("--definition-changes", type=int, default=1,
                         help="campaigns whose definition (an ad group's bid) changes each second")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the event loop: uvloop as `livecore serve` runs, or asyncio's own")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         valkey = EmbeddedValkey(Path(directory) / "valkey")
         url = valkey.start()
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.install()
         try:
             asyncio.run(run(args, url))
         finally:
