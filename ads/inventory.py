@@ -2,12 +2,15 @@
 decision reads no database.
 
 A refresh reads only what changed since the one before (migration 0005 stamps each change with its transaction's id;
-a refresh reads, in one snapshot, what was stamped from the previous snapshot's xmin on). What changes all the time
-is a campaign's figures (spend, impressions, clicks): a few numbers per campaign that moved, applied to the objects
-held. What changes rarely is a campaign's definition (state, budget, schedule, its ad groups and creatives): such a
-campaign is read whole again. Time moves campaigns too (a schedule ends, one starts within the day): that is checked
-in memory at every refresh. Every `ads_refresh_full_ms` a refresh reads everything again, the ads' videos with it
-(their counts shown in the ad card, and anything else outside the ads' own tables).
+a refresh reads, in one snapshot, what was stamped from the previous snapshot's xmin on, so a change still being
+written then is read by a later refresh). What changes all the time is a campaign's figures: its spend (for the
+pacer, in `spend`) and its groups' impressions and clicks (for the predicted click rate, in `counts`), a few numbers
+per campaign that moved, kept beside the campaign objects so that those stay as they are. What changes rarely is a
+campaign's definition (state, budgets, schedule, its ad groups and creatives): such a campaign is read whole again,
+and so is one whose creative's video is still being processed, until it is ready. Time moves campaigns too (a
+schedule ends, one starts within the day): that is checked in memory at every refresh. Every `ads_refresh_full_ms` a
+refresh reads everything again, the ads' videos with it (the counts shown on the ad card; anything outside the ads'
+own tables).
 
 A refresh shares the event loop with the decisions it feeds, so what it does there is bounded: rows are turned into
 campaigns `build_per_turn_max` at a time, the loop free for decisions in between, and the new set is swapped in whole
