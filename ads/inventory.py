@@ -78,7 +78,7 @@ class InventoryRows:
     creatives: Sequence[Row]  # every creative of those groups
     videos: Mapping[int, Video]  # the creatives' videos
     spend: Sequence[Row]  # campaign_id, charged_millicents, today, this_hour: every campaign whose figures were read
-    counts: Sequence[Row]  # ad_group_id, impressions, clicks of those campaigns' groups (none: nothing yet)
+    counts: Sequence[Row]  # ad_group_id, impressions, clicks: every group whose counts moved (or of a campaign read)
     deleted: Sequence[int] = ()
 
 
@@ -155,10 +155,8 @@ FROM ad_campaigns c LEFT JOIN (SELECT campaign_id, sum(spend_millicents) AS toda
      ON s.campaign_id = c.id
 WHERE c.id = ANY($1)
 """
-_COUNTS = """
-SELECT ad_group_id, sum(impressions)::bigint AS impressions, sum(clicks)::bigint AS clicks
-FROM ad_stats_hourly WHERE campaign_id = ANY($1) GROUP BY 1
-"""
+_COUNTS = "SELECT ad_group_id, impressions, clicks FROM ad_group_counts WHERE campaign_id = ANY($1)"
+_COUNTS_MOVED = "SELECT ad_group_id, impressions, clicks FROM ad_group_counts WHERE changed_xid >= $1"
 
 
 class Inventory:
@@ -202,6 +200,7 @@ class Inventory:
             if full or self.watermark is None:
                 campaigns = await conn.fetch(_HELD_CAMPAIGNS, now_ms, self.campaigns_max)
                 figured = [r["id"] for r in campaigns]
+                counts = await conn.fetch(_COUNTS, figured)
             else:
                 waiting = [c for c, held in self._held.items() if held.waiting]
                 campaigns = await conn.fetch(_CHANGED_CAMPAIGNS, self.watermark, waiting)
@@ -209,13 +208,14 @@ class Inventory:
                     "SELECT id FROM ad_campaigns_deleted WHERE deleted_xid >= $1", self.watermark)]
                 moved = {r["campaign_id"] for r in await conn.fetch(_MOVED, self.watermark)}
                 figured = sorted({r["id"] for r in campaigns} | (moved & self._held.keys()))
+                counts = [*await conn.fetch(_COUNTS_MOVED, self.watermark),
+                          *(await conn.fetch(_COUNTS, [r["id"] for r in campaigns]) if campaigns else [])]
             ids = [r["id"] for r in campaigns]
             groups = await conn.fetch(_GROUPS, ids) if ids else []
             creatives = await conn.fetch(_CREATIVES, [g["id"] for g in groups]) if groups else []
             videos = await videos_by_ids(conn, list({c["video_id"] for c in creatives})) if creatives else {}  # type: ignore[arg-type]  # a connection reads as a pool does
             day_start, hour_start = now_ms - now_ms % DAY_MS, now_ms - now_ms % HOUR_MS
             spend = await conn.fetch(_SPEND, figured, day_start, hour_start) if figured else []
-            counts = await conn.fetch(_COUNTS, figured) if figured else []
         return InventoryRows(full or self.watermark is None, watermark, campaigns, groups, creatives, videos, spend,
                              counts, deleted)
 

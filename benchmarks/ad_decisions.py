@@ -107,12 +107,14 @@ class Database:
         for g in rows.groups:
             self.groups_of.setdefault(g["campaign_id"], []).append(g)
         self.moved: set[int] = set()  # campaigns whose roll-ups changed since the last read
+        self.counted: set[int] = set()  # ad groups whose counts changed since the last read
         self.redefined: set[int] = set()  # campaigns whose definition changed since the last read
 
     def serve(self, campaign_id: int, group_id: int, millicents: int) -> None:
         """An impression's events recorded: its roll-up row and its charge."""
         counts, spend = self.counts[group_id], self.spend[campaign_id]
         counts["impressions"] += 1
+        self.counted.add(group_id)
         spend["charged_millicents"] += millicents
         spend["today"] += millicents
         spend["this_hour"] += millicents
@@ -133,10 +135,12 @@ class Database:
         if full:
             campaigns = rows.campaigns
             figured = [c["id"] for c in campaigns]
+            counted = [g["id"] for g in rows.groups]
         else:
             campaigns = [c for c in rows.campaigns if c["id"] in self.redefined]
             figured = sorted(self.moved | self.redefined)
-        self.moved, self.redefined = set(), set()
+            counted = sorted(self.counted | {g["id"] for c in self.redefined for g in self.groups_of[c]})
+        self.moved, self.redefined, self.counted = set(), set(), set()
         out: dict[str, list[dict[str, Any]]] = {"campaigns": [], "groups": [], "creatives": [], "spend": [],
                                                 "counts": []}
         videos: dict[int, Video] = {}
@@ -151,12 +155,13 @@ class Database:
                 if made >= DRIVER_ROWS_PER_READ:
                     made = 0
                     await asyncio.sleep(0)
-        for campaign_id in figured:
+        for n, campaign_id in enumerate(figured, 1):
             out["spend"].append(dict(self.spend[campaign_id]))
-            out["counts"].extend(dict(self.counts[g["id"]]) for g in self.groups_of[campaign_id])
-            made += 4
-            if made >= DRIVER_ROWS_PER_READ:
-                made = 0
+            if n % DRIVER_ROWS_PER_READ == 0:
+                await asyncio.sleep(0)
+        for n, group_id in enumerate(counted, 1):
+            out["counts"].append(dict(self.counts[group_id]))
+            if n % DRIVER_ROWS_PER_READ == 0:
                 await asyncio.sleep(0)
         return InventoryRows(full, watermark + 1, out["campaigns"], out["groups"], out["creatives"], videos,
                              out["spend"], out["counts"])

@@ -11,6 +11,9 @@
 --   columns, stamps nothing).
 -- A deleted campaign leaves its id in ad_campaigns_deleted (nothing in the product deletes one: events and roll-ups
 -- refer to it; an operator might).
+-- ad_group_counts keeps each ad group's impressions and clicks of all time (the predicted click rate's figures), moved
+-- by the event batch that moves its roll-ups (ads/events.py), so a refresh reads the groups whose counts moved
+-- instead of summing every hour of their campaigns.
 
 ALTER TABLE ad_campaigns ADD COLUMN definition_xid bigint NOT NULL DEFAULT 0;
 ALTER TABLE ad_campaigns ALTER COLUMN definition_xid SET DEFAULT pg_current_xact_id()::text::bigint;
@@ -91,3 +94,18 @@ CREATE TRIGGER ad_creatives_updated_old AFTER UPDATE ON ad_creatives REFERENCING
     FOR EACH STATEMENT EXECUTE FUNCTION ad_creatives_touch_campaigns();
 CREATE TRIGGER ad_creatives_deleted AFTER DELETE ON ad_creatives REFERENCING OLD TABLE AS changed_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ad_creatives_touch_campaigns();
+
+CREATE TABLE ad_group_counts (
+    ad_group_id bigint PRIMARY KEY,
+    campaign_id bigint NOT NULL REFERENCES ad_campaigns (id),
+    impressions bigint NOT NULL DEFAULT 0,
+    clicks bigint NOT NULL DEFAULT 0,
+    changed_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint
+);
+CREATE INDEX ad_group_counts_campaign ON ad_group_counts (campaign_id);
+CREATE INDEX ad_group_counts_changed_xid ON ad_group_counts (changed_xid);
+INSERT INTO ad_group_counts (ad_group_id, campaign_id, impressions, clicks)
+    SELECT ad_group_id, min(campaign_id), sum(impressions), sum(clicks) FROM ad_stats_hourly GROUP BY 1;
+
+CREATE TRIGGER ad_group_counts_changed BEFORE UPDATE ON ad_group_counts FOR EACH ROW
+    EXECUTE FUNCTION ad_stamp_changed();

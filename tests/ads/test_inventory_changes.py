@@ -178,6 +178,10 @@ async def test_reading_only_what_changed_holds_what_reading_everything_holds(
         fresh_decider = Decider(fresh, decider.rule)
         await refreshed(fresh, fresh_decider, w.now_ms)
         assert held(inventory, decider, w.now_ms) == held(fresh, fresh_decider, w.now_ms)
+    counted = await w.pool.fetch("SELECT ad_group_id, impressions, clicks FROM ad_group_counts ORDER BY 1")
+    rolled_up = await w.pool.fetch("SELECT ad_group_id, sum(impressions) AS impressions, sum(clicks) AS clicks"
+                                   " FROM ad_stats_hourly GROUP BY 1 ORDER BY 1")
+    assert [tuple(r) for r in counted] == [tuple(r) for r in rolled_up] and counted  # the counts the events kept
     assert incremental == STEPS  # every refresh after the first read only what changed
     mine = {c: inventory.campaigns[c] for c in w.campaigns if c in inventory.campaigns}
     assert mine and len(mine) < len(w.campaigns)  # the sequence left some running and stopped others
