@@ -8,9 +8,11 @@ pacer, in `spend`) and its groups' impressions and clicks (for the predicted cli
 per campaign that moved, kept beside the campaign objects so that those stay as they are. What changes rarely is a
 campaign's definition (state, budgets, schedule, its ad groups and creatives): such a campaign is read whole again,
 and so is one whose creative's video is still being processed, until it is ready. Time moves campaigns too (a
-schedule ends, one starts within the day): that is checked in memory at every refresh. Every `ads_refresh_full_ms` a
-refresh reads everything again, the ads' videos with it (the counts shown on the ad card; anything outside the ads'
-own tables).
+schedule ends, one starts within the day): that is checked in memory at every refresh. And each refresh reads a
+share of the held campaigns whole again, in turn, so that every one is read again within `ads_refresh_full_ms`, its
+videos with it (the counts shown on the ad card; anything outside the ads' own tables): the cost of that is spread
+evenly over the refreshes instead of coming as one read of everything. Only the first refresh reads everything (and
+every refresh while the node holds `campaigns_max`: more may be waiting).
 
 A refresh shares the event loop with the decisions it feeds, so what it does there is bounded: rows are turned into
 campaigns `build_per_turn_max` at a time, the loop free for decisions in between, and the new set is swapped in whole
@@ -21,7 +23,9 @@ is kept, so a refresh allocates little and the garbage collector has little to w
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +84,8 @@ class InventoryRows:
     spend: Sequence[Row]  # campaign_id, charged_millicents, today, this_hour: every campaign whose figures were read
     counts: Sequence[Row]  # ad_group_id, impressions, clicks: every group whose counts moved (or of a campaign read)
     deleted: Sequence[int] = ()
+    reread: Sequence[int] = ()  # held campaigns asked for whole besides the changed ones: one missing was deleted
+    reread_to: int = 0  # where the next refresh's share of campaigns read again in turn begins (a campaign id)
 
 
 @dataclass(frozen=True)
@@ -161,18 +167,19 @@ _COUNTS_MOVED = "SELECT ad_group_id, impressions, clicks FROM ad_group_counts WH
 
 class Inventory:
     def __init__(self, pool: asyncpg.Pool, campaigns_max: int, build_per_turn_max: int,
-                 full_every_ms: int = 60_000) -> None:
+                 full_every_ms: int = 60_000, refresh_ms: int = 1000) -> None:
         self.pool = pool
         self.campaigns_max = campaigns_max
         self.build_per_turn_max = build_per_turn_max
         self.full_every_ms = full_every_ms
+        self.refresh_ms = refresh_ms
         self.campaigns: dict[int, LiveCampaign] = {}  # what decisions use: held and running within the day
         self.groups: dict[int, AdGroup] = {}
         self.counts: dict[int, tuple[int, int]] = {}  # (impressions, clicks) by ad group; none: (0, 0)
         self.version = 0  # counts the times `campaigns` was replaced, so what is built from it knows when to rebuild
         self.spend = SpendView()
         self.watermark: int | None = None  # None: nothing read yet, the next read is a full one
-        self._full_due_ms = 0
+        self._reread_to = 0
         self._truncated = False
         self._held: dict[int, _Held] = {}
         self._charged: dict[int, int] = {}
@@ -185,25 +192,39 @@ class Inventory:
         self.groups = {g.id: g for c in campaigns.values() for g in c.groups}
         self.version += 1
 
-    def full_due(self, now_ms: int) -> bool:
-        return self.watermark is None or self._truncated or now_ms >= self._full_due_ms
+    def full_due(self) -> bool:
+        """Whether the next refresh reads everything: the first one, and any while the node holds `campaigns_max`
+        (more may be waiting)."""
+        return self.watermark is None or self._truncated
+
+    def reread(self) -> tuple[list[int], int]:
+        """The held campaigns the next refresh reads whole whether or not they changed, and where the one after
+        begins: those whose creative's video is not ready yet, and a share of all in turn, so that each is read
+        again at least every `full_every_ms` (its videos' counts on the ad card, anything outside the ads' tables)."""
+        held = sorted(self._held)
+        share = min(len(held), math.ceil(len(held) * self.refresh_ms / self.full_every_ms))
+        start = bisect.bisect_right(held, self._reread_to)
+        turn = (held[start:] + held[:start])[:share]
+        waiting = {c for c, h in self._held.items() if h.waiting}
+        return sorted(waiting.union(turn)), turn[-1] if turn else 0
 
     async def refresh(self, now_ms: int) -> Loaded:
-        """Read what changed since the last refresh (everything, when a full read is due) and build it; `install`
-        puts it to use. Nothing changes for decisions if the read fails."""
-        return await self.load(await self.read(now_ms, self.full_due(now_ms)), now_ms)
+        """Read what changed since the last refresh (everything, the first time) and build it; `install` puts it to
+        use. Nothing changes for decisions if the read fails."""
+        return await self.load(await self.read(now_ms, self.full_due()), now_ms)
 
     async def read(self, now_ms: int, full: bool) -> InventoryRows:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             watermark = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             deleted: list[int] = []
+            reread, reread_to = [], 0
             if full or self.watermark is None:
                 campaigns = await conn.fetch(_HELD_CAMPAIGNS, now_ms, self.campaigns_max)
                 figured = [r["id"] for r in campaigns]
                 counts = await conn.fetch(_COUNTS, figured)
             else:
-                waiting = [c for c, held in self._held.items() if held.waiting]
-                campaigns = await conn.fetch(_CHANGED_CAMPAIGNS, self.watermark, waiting)
+                reread, reread_to = self.reread()
+                campaigns = await conn.fetch(_CHANGED_CAMPAIGNS, self.watermark, reread)
                 deleted = [r["id"] for r in await conn.fetch(
                     "SELECT id FROM ad_campaigns_deleted WHERE deleted_xid >= $1", self.watermark)]
                 moved = {r["campaign_id"] for r in await conn.fetch(_MOVED, self.watermark)}
@@ -217,7 +238,7 @@ class Inventory:
             day_start, hour_start = now_ms - now_ms % DAY_MS, now_ms - now_ms % HOUR_MS
             spend = await conn.fetch(_SPEND, figured, day_start, hour_start) if figured else []
         return InventoryRows(full or self.watermark is None, watermark, campaigns, groups, creatives, videos, spend,
-                             counts, deleted)
+                             counts, deleted, reread, reread_to)
 
     async def load(self, rows: InventoryRows, now_ms: int) -> Loaded:
         """Build what a refresh read into the held campaigns, at most `build_per_turn_max` rows per turn of the
@@ -227,7 +248,8 @@ class Inventory:
         loaded = Loaded(now_ms, rows, {} if full else dict(self._held), {} if full else dict(self._charged),
                         {} if full else dict(self._creatives), {} if full else dict(self.counts), set(),
                         truncated=False)
-        for campaign_id in rows.deleted:
+        found = {r["id"] for r in rows.campaigns}
+        for campaign_id in (*rows.deleted, *(c for c in rows.reread if c not in found)):
             loaded.held.pop(campaign_id, None)
         for s in rows.spend:
             loaded.charged[s["campaign_id"]] = s["charged_millicents"]
@@ -256,8 +278,7 @@ class Inventory:
         self.counts = loaded.counts
         self._truncated = loaded.truncated
         self.watermark = loaded.rows.watermark
-        if loaded.rows.full:
-            self._full_due_ms = loaded.now_ms + self.full_every_ms
+        self._reread_to = loaded.rows.reread_to
         if loaded.moved or loaded.rows.full:
             self.campaigns, self.groups = loaded.live, loaded.groups
             self.version += 1

@@ -56,7 +56,7 @@ class Ads:
         self.metrics = AdsMetrics(node.registry)
         self.accounts = billing.AdAccounts(node.pool, s.ledger_platform_shards)
         self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max, s.ads_refresh_rows_per_turn_max,
-                                   s.ads_refresh_full_ms)
+                                   s.ads_refresh_full_ms, s.ads_refresh_ms)
         self.decider = Decider(self.inventory, AuctionRule(
             s.ads_reserve_ecpm_cents, s.ads_ctr_prior_permille / 1000, s.ads_ctr_prior_impressions,
             PacingRule(s.ads_pacing_lookahead_permille / 1000, s.ads_pacing_hour_share_max_percent / 100)),

@@ -127,19 +127,21 @@ class Database:
             group["bid_cents"] = max(10, group["bid_cents"] + self.rng.choice((-1, 1)))
             self.redefined.add(group["campaign_id"])
 
-    async def read(self, full: bool, watermark: int) -> InventoryRows:
+    async def read(self, full: bool, watermark: int, reread: list[int], reread_to: int) -> InventoryRows:
         """New row objects (the driver makes new ones every time) of what a refresh reads: everything, or the
         campaigns whose definition changed and the figures that moved; made `DRIVER_ROWS_PER_READ` at a time (the
-        driver decodes a result as its bytes arrive)."""
+        driver decodes a result as its bytes arrive). `reread`: campaigns asked for whole whether or not they
+        changed."""
         rows = self.rows
         if full:
             campaigns = rows.campaigns
             figured = [c["id"] for c in campaigns]
             counted = [g["id"] for g in rows.groups]
         else:
-            campaigns = [c for c in rows.campaigns if c["id"] in self.redefined]
-            figured = sorted(self.moved | self.redefined)
-            counted = sorted(self.counted | {g["id"] for c in self.redefined for g in self.groups_of[c]})
+            whole = self.redefined.union(reread)
+            campaigns = [c for c in rows.campaigns if c["id"] in whole]
+            figured = sorted(self.moved | whole)
+            counted = sorted(self.counted | {g["id"] for c in whole for g in self.groups_of[c]})
         self.moved, self.redefined, self.counted = set(), set(), set()
         out: dict[str, list[dict[str, Any]]] = {"campaigns": [], "groups": [], "creatives": [], "spend": [],
                                                 "counts": []}
@@ -164,7 +166,7 @@ class Database:
             if n % DRIVER_ROWS_PER_READ == 0:
                 await asyncio.sleep(0)
         return InventoryRows(full, watermark + 1, out["campaigns"], out["groups"], out["creatives"], videos,
-                             out["spend"], out["counts"])
+                             out["spend"], out["counts"], (), reread, reread_to)
 
 
 class LoopTime:
@@ -230,7 +232,8 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     clock = Clock()
     rows = synthetic_rows(args.campaigns, rng, clock.now_ms())
     inventory = Inventory(pool=None, campaigns_max=args.campaigns + 1,  # type: ignore[arg-type]  # loaded here, not read
-                          build_per_turn_max=args.refresh_rows_per_turn, full_every_ms=args.refresh_full_ms)
+                          build_per_turn_max=args.refresh_rows_per_turn, full_every_ms=args.refresh_full_ms,
+                          refresh_ms=args.refresh_ms)
     inventory.install(await inventory.load(rows, clock.now_ms()))
     database = Database(rows, random.Random(args.seed + 1))
     decider = Decider(inventory, AuctionRule(50, 0.01, 200, PacingRule(0.01, 1.3)), rng)
@@ -263,23 +266,18 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
 
     async def refresh_once(now_ms: int, full: bool) -> None:
         """What Ads.refresh does: read (here: make the rows the driver would return), build, rank, install."""
-        rows = await database.read(full, inventory.watermark or 0)
+        rows = await database.read(full, inventory.watermark or 0, *inventory.reread())
         loaded = await inventory.load(rows, now_ms)
         ranking = await decider.prepare(loaded, args.refresh_rows_per_turn)
         inventory.install(loaded)
         decider.install(ranking)
 
     async def refresh() -> None:
-        # A full read is due every --refresh-full-ms as on a node; one more comes half way through the run, so that
-        # every run has one however short.
-        extra_full_at = clock.now_ms() + args.seconds * 500
         while True:
             await asyncio.sleep(args.refresh_ms / 1000)
             database.redefine(args.definition_changes)
             now_ms = clock.now_ms()
-            full = inventory.full_due(now_ms) or now_ms >= extra_full_at
-            if now_ms >= extra_full_at:
-                extra_full_at = 2**62
+            full = args.refresh_full or inventory.full_due()
             meter = LoopTime()
             started = time.perf_counter()
             await meter(refresh_once(now_ms, full))
@@ -324,8 +322,9 @@ def report(args: argparse.Namespace, from_due: list[float], own: list[float],
         values.sort()
     n = len(from_due)
     print(f"campaigns {args.campaigns} (ad groups {3 * args.campaigns}), viewers {args.viewers},"
-          f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn), a full read every"
-          f" {args.refresh_full_ms} ms and half way, {args.definition_changes} campaign definitions changed a second")
+          f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn), every campaign read whole"
+          f" again in turn every {args.refresh_full_ms} ms, {args.definition_changes} campaign definitions changed a"
+          " second")
     print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s), {served} served,"
           f" on {args.loop}")
     for name, values in (("from due", from_due), ("own time", own)):
@@ -359,6 +358,8 @@ def main() -> None:
     parser.add_argument("--refresh-rows-per-turn", type=int, default=300,
                         help="as the node's ads_refresh_rows_per_turn_max")
     parser.add_argument("--refresh-full-ms", type=int, default=60_000, help="as the node's ads_refresh_full_ms")
+    parser.add_argument("--refresh-full", action="store_true",
+                        help="every refresh reads everything, as a node holding ads_campaigns_in_memory_max does")
     parser.add_argument("--definition-changes", type=int, default=1,
                         help="campaigns whose definition (an ad group's bid) changes each second")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",

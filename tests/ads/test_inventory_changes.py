@@ -30,7 +30,7 @@ from livecore.outage import unreachable_part
 
 STEPS = 60
 CAMPAIGNS_MAX = 10_000
-FULL_NEVER_MS = 10**15  # the node under test never reads everything again: only what changed
+NO_TURNS = {"full_every_ms": 1, "refresh_ms": 0}  # the node under test reads no campaign again in turn: only changes
 ANYONE = Audience("25-34", "US", "en", frozenset({"running", "cooking"}))
 
 
@@ -165,7 +165,7 @@ async def test_reading_only_what_changed_holds_what_reading_everything_holds(
     node = await node_factory(on=Servers(own_postgres.url, servers.redis_url, servers.directory),
                               ads_refresh_ms=3_600_000)  # the node's own refresh stays out of the way
     w = await world(node, seed)
-    inventory = Inventory(w.pool, CAMPAIGNS_MAX, 7, FULL_NEVER_MS)
+    inventory = Inventory(w.pool, CAMPAIGNS_MAX, 7, **NO_TURNS)
     decider = Decider(inventory, ads_of(node).decider.rule)
     await refreshed(inventory, decider, w.now_ms)
     incremental = 0
@@ -173,8 +173,8 @@ async def test_reading_only_what_changed_holds_what_reading_everything_holds(
         for _ in range(w.rng.randint(1, 3)):
             await w.step()
         await refreshed(inventory, decider, w.now_ms)
-        incremental += not inventory.full_due(w.now_ms)
-        fresh = Inventory(w.pool, CAMPAIGNS_MAX, 7, FULL_NEVER_MS)
+        incremental += not inventory.full_due()
+        fresh = Inventory(w.pool, CAMPAIGNS_MAX, 7, **NO_TURNS)
         fresh_decider = Decider(fresh, decider.rule)
         await refreshed(fresh, fresh_decider, w.now_ms)
         assert held(inventory, decider, w.now_ms) == held(fresh, fresh_decider, w.now_ms)
@@ -193,7 +193,7 @@ async def test_a_change_committed_after_a_refresh_began_is_read_by_the_next(node
     for _ in range(2):
         await w.create(w.now_ms - HOUR_MS, 1000)
     first, second = w.campaigns
-    inventory = Inventory(w.pool, CAMPAIGNS_MAX, 7, FULL_NEVER_MS)
+    inventory = Inventory(w.pool, CAMPAIGNS_MAX, 7, **NO_TURNS)
     decider = Decider(inventory, ads_of(node).decider.rule)
     await refreshed(inventory, decider, w.now_ms)
     assert {first, second} <= inventory.campaigns.keys()
@@ -211,6 +211,31 @@ async def test_a_change_committed_after_a_refresh_began_is_read_by_the_next(node
         await slow.close()
     await refreshed(inventory, decider, w.now_ms)
     assert first not in inventory.campaigns
+
+
+async def test_every_campaign_is_read_again_in_turn_within_ads_refresh_full_ms(node_factory: NodeFactory) -> None:
+    """What changes outside the ads' own tables (here a video's like count, shown on the ad card) is read with each
+    campaign's turn: a share of the held campaigns at each refresh, all of them within `full_every_ms`."""
+    node = await node_factory(ads_refresh_ms=3_600_000)
+    w = await world(node, 5)
+    for _ in range(4):
+        await w.create(w.now_ms - HOUR_MS, 1000)
+    inventory = Inventory(w.pool, CAMPAIGNS_MAX, 7, full_every_ms=3_000, refresh_ms=1_000)
+    decider = Decider(inventory, ads_of(node).decider.rule)
+    await refreshed(inventory, decider, w.now_ms)
+    assert set(w.campaigns) <= inventory.campaigns.keys()
+    await w.pool.execute("UPDATE videos SET likes = likes + 5 WHERE id = ANY($1)", w.videos)
+
+    def liked() -> set[int]:
+        return {c for c in w.campaigns
+                if all(cr.video["likes"] == 5 for g in inventory.campaigns[c].groups for cr in g.creatives)}
+
+    seen = []
+    for _ in range(3):
+        await refreshed(inventory, decider, w.now_ms)
+        seen.append(len(liked()))
+    assert seen == [2, 4, 4]  # a third of four, rounded up, at each refresh: all of them by the second
+    assert not inventory.full_due()
 
 
 async def test_a_refresh_that_fails_keeps_the_inventory_and_the_next_catches_up(
