@@ -22,7 +22,7 @@ from ads import campaigns, events
 from ads.campaigns import NewAdGroup, NewCampaign, NewCreative
 from ads.decisions import Decider
 from ads.impressions import Impression
-from ads.inventory import Inventory
+from ads.inventory import Inventory, Loaded
 from ads.pacing import DAY_MS, HOUR_MS
 from ads.targeting import Audience, Targeting
 from livecore.embedded import EmbeddedPostgres
@@ -130,12 +130,13 @@ class World:
         await events.record(self.pool, self.advertiser["id"], batch)
 
 
-async def refreshed(inventory: Inventory, decider: Decider, now_ms: int) -> None:
-    """What Ads.refresh does."""
+async def refreshed(inventory: Inventory, decider: Decider, now_ms: int) -> Loaded:
+    """What Ads.refresh does; what it read and built."""
     loaded = await inventory.refresh(now_ms)
     ranking = await decider.prepare(loaded, 50)
     inventory.install(loaded)
     decider.install(ranking)
+    return loaded
 
 
 def held(inventory: Inventory, decider: Decider, now_ms: int) -> dict[str, Any]:
@@ -172,8 +173,7 @@ async def test_reading_only_what_changed_holds_what_reading_everything_holds(
     for _ in range(STEPS):
         for _ in range(w.rng.randint(1, 3)):
             await w.step()
-        await refreshed(inventory, decider, w.now_ms)
-        incremental += not inventory.full_due()
+        incremental += not (await refreshed(inventory, decider, w.now_ms)).rows.full
         fresh = Inventory(w.pool, CAMPAIGNS_MAX, 7, **NO_TURNS)
         fresh_decider = Decider(fresh, decider.rule)
         await refreshed(fresh, fresh_decider, w.now_ms)
