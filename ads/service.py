@@ -55,7 +55,8 @@ class Ads:
         self.node = node
         self.metrics = AdsMetrics(node.registry)
         self.accounts = billing.AdAccounts(node.pool, s.ledger_platform_shards)
-        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max, s.ads_refresh_rows_per_turn_max)
+        self.inventory = Inventory(node.pool, s.ads_campaigns_in_memory_max, s.ads_refresh_rows_per_turn_max,
+                                   s.ads_refresh_full_ms, s.ads_refresh_ms)
         self.decider = Decider(self.inventory, AuctionRule(
             s.ads_reserve_ecpm_cents, s.ads_ctr_prior_permille / 1000, s.ads_ctr_prior_impressions,
             PacingRule(s.ads_pacing_lookahead_permille / 1000, s.ads_pacing_hour_share_max_percent / 100)),
@@ -78,11 +79,12 @@ class Ads:
         await stop_tasks(*self._tasks)
 
     async def refresh(self) -> None:
-        """Read the inventory again and rank it, in bounded steps; decisions go on with the last one meanwhile.
-        One at a time: a refresh begun before a campaign changed must not install after the one that saw it."""
+        """Read what changed in the inventory and rank what moved, in bounded steps; decisions go on with the last
+        one meanwhile (and for as long as reads fail). One at a time: a refresh begun before a campaign changed must
+        not install after the one that saw it."""
         async with self._refreshing:
             loaded = await self.inventory.refresh(self.node.clock.now_ms())
-            ranking = await self.decider.prepare(loaded.live(), self.node.settings.ads_refresh_rows_per_turn_max)
+            ranking = await self.decider.prepare(loaded, self.node.settings.ads_refresh_rows_per_turn_max)
             self.inventory.install(loaded)
             self.decider.install(ranking)  # in the same step: no decision ranks the new inventory itself
 

@@ -1,5 +1,5 @@
-"""What each campaign has spent, as the pacer reads it: read from PostgreSQL's hourly roll-ups at each refresh, plus
-what this node charged since (so its own decisions see their spend at once)."""
+"""What each campaign has spent, as the pacer reads it: read from PostgreSQL's hourly roll-ups when a refresh finds
+them moved, plus what this node charged since (so its own decisions see their spend at once)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,23 @@ class SpendView:
     def __init__(self) -> None:
         self._tallies: dict[int, _Tally] = {}
 
-    def replace(self, now_ms: int, totals: dict[int, int], today: dict[int, int], this_hour: dict[int, int]) -> None:
-        """Start again from figures read at `now_ms` (millicents per campaign)."""
+    def replace(self, now_ms: int, figures: dict[int, tuple[int, int, int]]) -> None:
+        """Start again from figures read at `now_ms`: (total, today, this hour) in millicents per campaign; a
+        campaign not among them has spent nothing."""
+        tallies, self._tallies = self._tallies, {}
+        for c in figures:
+            self._tallies[c] = tallies.get(c) or _Tally()
+        self.update(now_ms, figures)
+
+    def update(self, now_ms: int, figures: dict[int, tuple[int, int, int]]) -> None:
+        """The figures read at `now_ms` for these campaigns; the others keep theirs."""
         day_start, hour_start = now_ms - now_ms % DAY_MS, now_ms - now_ms % HOUR_MS
-        tallies: dict[int, _Tally] = {}
-        for c, total in totals.items():  # a campaign's tally is updated in place: a refresh allocates none
-            tally = tallies[c] = self._tallies.get(c) or _Tally()
-            tally.total, tally.day_start_ms, tally.today = total, day_start, today.get(c, 0)
-            tally.hour_start_ms, tally.this_hour = hour_start, this_hour.get(c, 0)
-        self._tallies = tallies
+        for c, (total, today, this_hour) in figures.items():  # a tally is updated in place: a refresh allocates none
+            tally = self._tallies.get(c)
+            if tally is None:
+                tally = self._tallies[c] = _Tally()
+            tally.total, tally.day_start_ms, tally.today = total, day_start, today
+            tally.hour_start_ms, tally.this_hour = hour_start, this_hour
 
     def add(self, campaign_id: int, at_ms: int, millicents: int) -> None:
         tally = self._tallies.setdefault(campaign_id, _Tally())

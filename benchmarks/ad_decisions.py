@@ -28,16 +28,16 @@ import os
 import random
 import tempfile
 import time
-from collections import Counter
+from collections.abc import Awaitable, Coroutine, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as redis
 
 from ads.decisions import AuctionRule, Decider
 from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
-from ads.inventory import Inventory, InventoryRows
+from ads.inventory import Inventory, InventoryRows, Row
 from ads.pacing import DAY_MS, Pacing, PacingRule
 from ads.service import CAP_RETRIES_MAX
 from ads.targeting import AGE_BANDS, MINOR_BAND, Audience
@@ -52,14 +52,16 @@ LANGUAGES = ("en", "de", "fr", "ja", "pt", "es")
 INTERESTS = tuple(f"topic{n}" for n in range(60))
 PACINGS: tuple[Pacing, ...] = ("even", "front_loaded", "asap")
 LOOP_PROBE_S = 0.001
+T = TypeVar("T")
 DRIVER_ROWS_PER_READ = 300
 
 
 def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> InventoryRows:
-    """Rows as the refresh's queries return them, for `campaigns` campaigns of three groups with a creative each."""
+    """Rows as a full read returns them, for `campaigns` campaigns of three groups with a creative each."""
     campaign_rows: list[dict[str, Any]] = []
     group_rows: list[dict[str, Any]] = []
     creative_rows: list[dict[str, Any]] = []
+    counts: list[dict[str, Any]] = []
     videos: dict[int, Video] = {}
     group_id = 0
     for campaign_id in range(1, campaigns + 1):
@@ -74,8 +76,9 @@ def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> Inventory
                 "regions": rng.sample(REGIONS, rng.randint(0, 2)) if targeted else [],
                 "languages": rng.sample(LANGUAGES, rng.randint(0, 1)) if targeted else [],
                 "interests": rng.sample(INTERESTS, rng.randint(1, 4)) if targeted else [],
-                "frequency_per_day_max": rng.randint(2, 10), "impressions": rng.randint(0, 100_000),
-                "clicks": rng.randint(0, 1000)})
+                "frequency_per_day_max": rng.randint(2, 10)})
+            counts.append({"ad_group_id": group_id, "impressions": rng.randint(0, 100_000),
+                           "clicks": rng.randint(0, 1000)})
             creative_rows.append({"id": group_id, "ad_group_id": group_id, "video_id": group_id,
                                   "headline": "headline", "landing_url": None})
             videos[group_id] = Video(group_id, campaign_id, "an ad", [], None, None, False, "ready", None, None,
@@ -84,25 +87,118 @@ def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> Inventory
         budget = rng.randint(10_000, 1_000_000)
         campaign_rows.append({
             "id": campaign_id, "advertiser_id": campaign_id, "display_name": f"brand {campaign_id}",
-            "starts_ms": now_ms - DAY_MS, "ends_ms": now_ms + 30 * DAY_MS, "budget_daily_cents": budget,
-            "budget_lifetime_cents": budget * 30, "pacing": rng.choice(PACINGS), "charged_millicents": 0})
-    return InventoryRows(campaign_rows, group_rows, creative_rows, [], videos)
+            "state": "active", "starts_ms": now_ms - DAY_MS, "ends_ms": now_ms + 30 * DAY_MS,
+            "budget_daily_cents": budget, "budget_lifetime_cents": budget * 30, "pacing": rng.choice(PACINGS),
+            "charged_millicents": 0})
+    spend = [{"campaign_id": c["id"], "charged_millicents": 0, "today": 0, "this_hour": 0} for c in campaign_rows]
+    return InventoryRows(True, 0, campaign_rows, group_rows, creative_rows, videos, spend, counts)
 
 
-async def read_again(rows: InventoryRows, served: Counter[int], spent: Counter[int]) -> InventoryRows:
-    """The rows a refresh would read next: new row objects (the driver makes new ones every time) with the served
-    groups' impressions and the campaigns' spend moved on, made `DRIVER_ROWS_PER_READ` at a time (the driver decodes
-    a result as its bytes arrive)."""
-    groups, creatives, videos = [], [], {}
-    for n, (g, c) in enumerate(zip(rows.groups, rows.creatives, strict=True), 1):
-        groups.append(dict(g, impressions=g["impressions"] + served[g["id"]]))
-        creatives.append(dict(c))
-        videos[c["video_id"]] = copy.copy(rows.videos[c["video_id"]])
-        if n % DRIVER_ROWS_PER_READ == 0:
-            await asyncio.sleep(0)
-    campaigns = [dict(c, charged_millicents=c["charged_millicents"] + spent[c["id"]]) for c in rows.campaigns]
-    today = [{"campaign_id": c, "today": m, "this_hour": m} for c, m in spent.items()]
-    return InventoryRows(campaigns, groups, creatives, today, videos)
+class Database:
+    """What PostgreSQL would hold: the campaigns' rows with the served groups' impressions and the campaigns' spend
+    moved on, and what changed since the last read."""
+
+    def __init__(self, rows: InventoryRows, rng: random.Random) -> None:
+        self.rows = rows
+        self.rng = rng
+        self.counts = {c["ad_group_id"]: c for c in rows.counts}
+        self.spend = {s["campaign_id"]: s for s in rows.spend}
+        self.groups_of: dict[int, list[Row]] = {}
+        for g in rows.groups:
+            self.groups_of.setdefault(g["campaign_id"], []).append(g)
+        self.moved: set[int] = set()  # campaigns whose roll-ups changed since the last read
+        self.counted: set[int] = set()  # ad groups whose counts changed since the last read
+        self.redefined: set[int] = set()  # campaigns whose definition changed since the last read
+
+    def serve(self, campaign_id: int, group_id: int, millicents: int) -> None:
+        """An impression's events recorded: its roll-up row and its charge."""
+        counts, spend = self.counts[group_id], self.spend[campaign_id]
+        counts["impressions"] += 1
+        self.counted.add(group_id)
+        spend["charged_millicents"] += millicents
+        spend["today"] += millicents
+        spend["this_hour"] += millicents
+        self.moved.add(campaign_id)
+
+    def redefine(self, changes: int) -> None:
+        """An advertiser edits `changes` campaigns: an ad group's bid."""
+        for _ in range(changes):
+            group = self.rng.choice(self.rows.groups)
+            group["bid_cents"] = max(10, group["bid_cents"] + self.rng.choice((-1, 1)))
+            self.redefined.add(group["campaign_id"])
+
+    async def read(self, full: bool, watermark: int, reread: list[int], reread_to: int) -> InventoryRows:
+        """New row objects (the driver makes new ones every time) of what a refresh reads: everything, or the
+        campaigns whose definition changed and the figures that moved; made `DRIVER_ROWS_PER_READ` at a time (the
+        driver decodes a result as its bytes arrive). `reread`: campaigns asked for whole whether or not they
+        changed."""
+        rows = self.rows
+        if full:
+            campaigns = rows.campaigns
+            figured = [c["id"] for c in campaigns]
+            counted = [g["id"] for g in rows.groups]
+        else:
+            whole = self.redefined.union(reread)
+            campaigns = [c for c in rows.campaigns if c["id"] in whole]
+            figured = sorted(self.moved | whole)
+            counted = sorted(self.counted | {g["id"] for c in whole for g in self.groups_of[c]})
+        self.moved, self.redefined, self.counted = set(), set(), set()
+        out: dict[str, list[dict[str, Any]]] = {"campaigns": [], "groups": [], "creatives": [], "spend": [],
+                                                "counts": []}
+        videos: dict[int, Video] = {}
+        made = 0
+        for c in campaigns:
+            out["campaigns"].append(dict(c, charged_millicents=self.spend[c["id"]]["charged_millicents"]))
+            for g in self.groups_of[c["id"]]:
+                out["groups"].append(dict(g))
+                out["creatives"].append(dict(rows.creatives[g["id"] - 1]))
+                videos[g["id"]] = copy.copy(rows.videos[g["id"]])
+                made += 3
+                if made >= DRIVER_ROWS_PER_READ:
+                    made = 0
+                    await asyncio.sleep(0)
+        for n, campaign_id in enumerate(figured, 1):
+            out["spend"].append(dict(self.spend[campaign_id]))
+            if n % DRIVER_ROWS_PER_READ == 0:
+                await asyncio.sleep(0)
+        for n, group_id in enumerate(counted, 1):
+            out["counts"].append(dict(self.counts[group_id]))
+            if n % DRIVER_ROWS_PER_READ == 0:
+                await asyncio.sleep(0)
+        return InventoryRows(full, watermark + 1, out["campaigns"], out["groups"], out["creatives"], videos,
+                             out["spend"], out["counts"], (), reread, reread_to)
+
+
+class LoopTime:
+    """The CPU time a coroutine spends on the event loop, over all its steps (not the time it waits)."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+
+    def __call__(self, coroutine: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        return _Timed(coroutine, self)
+
+
+class _Timed(Awaitable[T]):
+    def __init__(self, coroutine: Coroutine[Any, Any, T], meter: LoopTime) -> None:
+        self.coroutine, self.meter = coroutine, meter
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        value: Any = None
+        thrown: BaseException | None = None
+        while True:
+            started = time.thread_time()
+            try:
+                waiting = self.coroutine.send(value) if thrown is None else self.coroutine.throw(thrown)
+            except StopIteration as done:
+                return cast(T, done.value)
+            finally:
+                self.meter.cpu_s += time.thread_time() - started
+            value, thrown = None, None
+            try:
+                value = yield waiting
+            except BaseException as exc:  # a cancellation: the coroutine gets it where it waits
+                thrown = exc
 
 
 def audience(rng: random.Random) -> Audience:
@@ -135,9 +231,11 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     rng = random.Random(args.seed)
     clock = Clock()
     rows = synthetic_rows(args.campaigns, rng, clock.now_ms())
-    inventory = Inventory(pool=None, campaigns_max=args.campaigns,  # type: ignore[arg-type]  # loaded here, not read
-                          build_per_turn_max=args.refresh_rows_per_turn)
+    inventory = Inventory(pool=None, campaigns_max=args.campaigns + 1,  # type: ignore[arg-type]  # loaded here, not read
+                          build_per_turn_max=args.refresh_rows_per_turn, full_every_ms=args.refresh_full_ms,
+                          refresh_ms=args.refresh_ms)
     inventory.install(await inventory.load(rows, clock.now_ms()))
+    database = Database(rows, random.Random(args.seed + 1))
     decider = Decider(inventory, AuctionRule(50, 0.01, 200, PacingRule(0.01, 1.3)), rng)
     decider.rank()
     # As a node connects: a blocking pool of redis_connections_max (64), a command waits for a free connection.
@@ -147,12 +245,12 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     viewers = [(user_id, audience(rng)) for user_id in range(1, args.viewers + 1)]
     from_due: list[float] = []
     own: list[float] = []
-    refreshes: list[float] = []
-    served_groups: Counter[int] = Counter()
-    spent: Counter[int] = Counter()
+    refreshes: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # full: (wall s, CPU s on the loop)
+    served = 0
     watch = LoopWatch()
 
     async def decide(due: float) -> None:
+        nonlocal served
         started = time.perf_counter()
         user_id, who = rng.choice(viewers)
         now_ms = clock.now_ms()
@@ -160,24 +258,30 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
         if choice is not None:
             signer.issue(choice.campaign.id, choice.group.id, choice.creative.id, user_id, choice.group.bid_kind,
                          choice.outcome.price_millicents, now_ms)
-            served_groups[choice.group.id] += 1
-            spent[choice.campaign.id] += choice.outcome.price_millicents
+            database.serve(choice.campaign.id, choice.group.id, choice.outcome.price_millicents)
+            served += 1
         ended = time.perf_counter()
         from_due.append(ended - due)
         own.append(ended - started)
 
+    async def refresh_once(now_ms: int, full: bool) -> None:
+        """What Ads.refresh does: read (here: make the rows the driver would return), build, rank, install."""
+        rows = await database.read(full, inventory.watermark or 0, *inventory.reread())
+        loaded = await inventory.load(rows, now_ms)
+        ranking = await decider.prepare(loaded, args.refresh_rows_per_turn)
+        inventory.install(loaded)
+        decider.install(ranking)
+
     async def refresh() -> None:
-        nonlocal rows
         while True:
             await asyncio.sleep(args.refresh_ms / 1000)
+            database.redefine(args.definition_changes)
+            now_ms = clock.now_ms()
+            full = args.refresh_full or inventory.full_due()
+            meter = LoopTime()
             started = time.perf_counter()
-            rows = await read_again(rows, served_groups, spent)
-            served_groups.clear()
-            loaded = await inventory.load(rows, clock.now_ms())  # what Ads.refresh does after its queries
-            ranking = await decider.prepare(loaded.live(), args.refresh_rows_per_turn)
-            inventory.install(loaded)
-            decider.install(ranking)
-            refreshes.append(time.perf_counter() - started)
+            await meter(refresh_once(now_ms, full))
+            refreshes[full].append((time.perf_counter() - started, meter.cpu_s))
 
     heap.freeze_startup_heap()  # as the node does once it serves (livecore/cli.py)
     gc.callbacks.append(watch.on_gc)
@@ -203,7 +307,7 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     for task in background:
         task.cancel()
     await client.aclose()
-    report(args, from_due, own, refreshes, watch, elapsed, cpu_s, sum(served_groups.values()))
+    report(args, from_due, own, refreshes, watch, elapsed, cpu_s, served)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -211,21 +315,29 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
 
 
-def report(args: argparse.Namespace, from_due: list[float], own: list[float], refreshes: list[float],
-           watch: LoopWatch, elapsed: float, cpu_s: float, served_since_refresh: int) -> None:
-    for values in (from_due, own, refreshes, watch.stalls):
+def report(args: argparse.Namespace, from_due: list[float], own: list[float],
+           refreshes: dict[bool, list[tuple[float, float]]], watch: LoopWatch, elapsed: float, cpu_s: float,
+           served: int) -> None:
+    for values in (from_due, own, watch.stalls):
         values.sort()
     n = len(from_due)
     print(f"campaigns {args.campaigns} (ad groups {3 * args.campaigns}), viewers {args.viewers},"
-          f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn)")
-    print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s)")
+          f" refresh every {args.refresh_ms} ms ({args.refresh_rows_per_turn} rows a turn), every campaign read whole"
+          f" again in turn every {args.refresh_full_ms} ms, {args.definition_changes} campaign definitions changed a"
+          " second")
+    print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s), {served} served,"
+          f" on {args.loop}")
     for name, values in (("from due", from_due), ("own time", own)):
         print(f"latency {name} ms: p50 {pct(values, 50):.2f}  p90 {pct(values, 90):.2f}  p99 {pct(values, 99):.2f}"
               f"  p99.9 {pct(values, 99.9):.2f}  max {values[-1] * 1000:.2f}")
     print(f"  within 10 ms from due: {sum(v <= 0.010 for v in from_due) / n:.2%}")
-    if refreshes:
-        print(f"refreshes {len(refreshes)}: median {pct(refreshes, 50):.1f} ms, max {refreshes[-1] * 1000:.1f} ms"
-              " (wall, the loop serving decisions between turns)")
+    for full, name in ((False, "what changed"), (True, "full")):
+        if refreshes[full]:
+            wall = sorted(w for w, _ in refreshes[full])
+            cpu = sorted(c for _, c in refreshes[full])
+            print(f"refreshes reading {name}: {len(wall)}, wall median {pct(wall, 50):.1f} ms, max"
+                  f" {wall[-1] * 1000:.1f} ms (the loop serving decisions between turns); CPU on the loop median"
+                  f" {pct(cpu, 50):.2f} ms, max {cpu[-1] * 1000:.2f} ms")
     print(f"event loop stalls over a {LOOP_PROBE_S * 1000:.0f} ms sleep: p99 {pct(watch.stalls, 99):.2f} ms,"
           f" max {watch.stalls[-1] * 1000:.1f} ms")
     for generation, pauses in sorted(watch.gc_pauses.items()):
@@ -245,10 +357,21 @@ def main() -> None:
     parser.add_argument("--refresh-ms", type=int, default=1000, help="as the node's ads_refresh_ms; 0: never")
     parser.add_argument("--refresh-rows-per-turn", type=int, default=300,
                         help="as the node's ads_refresh_rows_per_turn_max")
+    parser.add_argument("--refresh-full-ms", type=int, default=60_000, help="as the node's ads_refresh_full_ms")
+    parser.add_argument("--refresh-full", action="store_true",
+                        help="every refresh reads everything, as a node holding ads_campaigns_in_memory_max does")
+    parser.add_argument("--definition-changes", type=int, default=1,
+                        help="campaigns whose definition (an ad group's bid) changes each second")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the event loop: uvloop as `livecore serve` runs, or asyncio's own")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         valkey = EmbeddedValkey(Path(directory) / "valkey")
         url = valkey.start()
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.install()
         try:
             asyncio.run(run(args, url))
         finally:

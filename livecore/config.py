@@ -433,6 +433,9 @@ class Settings:
     ads_refresh_rows_per_turn_max: int = _setting(300, "rows (campaigns, ad groups, creatives) a refresh builds, and "
                                                        "ad groups it ranks, before it lets the event loop run "
                                                        "decisions again", low=1)
+    ads_refresh_full_ms: int = _setting(60_000, "every running campaign is read whole again (with its videos) at "
+                                                "least this often, a share of them at each refresh, besides what "
+                                                "changed", low=1)
     ads_impression_ttl_s: int = _setting(24 * 3600, "events of an impression are counted for this long after it "
                                                     "was served")
     ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")

@@ -15,7 +15,7 @@ VIDEO: dict[str, Any] = {"id": 1}
 def group(group_id: int, campaign_id: int, *, kind: BidKind = "cpm", cents: int = 300,
           targeting: Targeting | None = None, cap: int = 1000) -> AdGroup:
     return AdGroup(group_id, campaign_id, kind, cents, targeting or Targeting(), cap,
-                   (Creative(group_id, VIDEO, "headline", None),), impressions=0, clicks=0)
+                   (Creative(group_id, VIDEO, "headline", None),))
 
 
 def campaign(campaign_id: int, groups: list[AdGroup], *, daily_cents: int = 10**9, lifetime_cents: int = 10**9,
