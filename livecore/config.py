@@ -150,7 +150,8 @@ class Settings:
                                         "(TCP_NOTSENT_LOWAT); more wait in the node's buffer, where a slow "
                                         "consumer is seen (0: the kernel's default, unbounded)", low=0)
     tick_ms_min: int = _setting(20, "shortest gap between two flushes of a busy room (a quiet room flushes at once)")
-    tick_ms_max: int = _setting(100, "longest gap between two flushes of a busy room")
+    tick_ms_max: int = _setting(250, "longest gap between two flushes of a busy room (reached by big rooms, whose "
+                                     "flushes cost the most; a must-deliver event does not wait for it)")
     tick_flush_cost_multiple: int = _setting(8, "a busy room's flush gap as a multiple of its last flush's cost")
     batch_writes_per_s_min: int = _setting(5000, "a room batches only when its event rate x its connections on a node "
                                            "process is above this (writes per second); below, every event goes "

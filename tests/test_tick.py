@@ -107,7 +107,7 @@ def test_the_tick_shortens_as_the_rate_grows_and_is_capped() -> None:
             tick.event(arrival_s)
         return 1000 * tick.tick_s(arrivals[-1], connections, LOADED_NODE)
 
-    assert tick_ms(100, 500) < tick_ms(50, 500) < tick_ms(25, 500) == RULE.tick_ms_max
+    assert tick_ms(100, 1000) < tick_ms(50, 1000) < tick_ms(10, 1000) == RULE.tick_ms_max
     assert tick_ms(50, 500) <= 1000 * RULE.batch_frame_events / 50 * 1.05  # frames of about batch_frame_events
 
 
