@@ -197,6 +197,7 @@ class RoomHub:
             cost_s = time.thread_time() - started
             self.hub.metrics.flush_cpu.observe(cost_s)
             self.hub.metrics.flush_wall.observe(time.perf_counter() - started_wall)
+            self._observe_must_deliver_out(batch)
         loop = asyncio.get_running_loop()
         self.tick.flushed(loop.time(), cost_s)
         self.hub.metrics.events_out.inc(written)
@@ -205,6 +206,12 @@ class RoomHub:
             # Keep ticking while anyone is behind, so their backlog drains even in a quiet room.
             now_s = loop.time()
             self._schedule_flush(now_s + self.tick.tick_s(now_s, len(self.connections), self.hub.writes_per_s(now_s)))
+
+    def _observe_must_deliver_out(self, batch: Batch) -> None:
+        now_ms = self.hub.clock.now_ms()
+        for event in batch.events:
+            if "ts" in event and protocol.is_must_deliver(event):
+                self.hub.metrics.must_deliver_out.observe(max(0, now_ms - event["ts"]) / 1000)
 
     def _take_chat_token(self) -> bool:
         rate = self.hub.settings.chat_display_per_s_max

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 FLUSH_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+MUST_OUT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class SignalingMetrics:
@@ -31,6 +32,12 @@ class SignalingMetrics:
         self.flush_wall = Histogram(
             "livecore_room_flush_wall_seconds", "Wall time of one room flush with events; far above its CPU time "
             "when the node waits for a core", buckets=FLUSH_BUCKETS_S, registry=registry,
+        )
+        self.must_deliver_out = Histogram(
+            "livecore_room_must_deliver_out_seconds", "From a must-deliver event's server timestamp (`ts`) to the end "
+            "of the flush that wrote it to every connection of its room on this node process: the node's part of "
+            "its delivery latency (the network and the viewer's reading come after)",
+            buckets=MUST_OUT_BUCKETS_S, registry=registry,
         )
         self.lossy_dropped = Counter(
             "livecore_lossy_events_dropped", "Lossy events not delivered", ["reason"], registry=registry

@@ -104,12 +104,19 @@ async def test_a_must_deliver_event_does_not_wait_for_a_busy_rooms_tick(node_fac
     stream, socket, room = await _room_right_after_a_flush(node)
     room.add({"type": "viewers", "ts": 0, "count": 7})  # right after a flush: it waits for the (ten-minute) tick
     assert room.flush_due_s is not None
+    must_out_before = _must_deliver_out_count(node)
     await node.plane.publish(stream["id"], SLOW_MODE_OFF)  # must-deliver: out now, with what waited before it
     frame = await _frame_with_moderation(socket)
     assert [e["type"] for e in frame] == ["viewers", "moderation"] and frame[0]["count"] == 7, frame
+    assert _must_deliver_out_count(node) == must_out_before + 1  # the moderation event's time, not the count's
     # A second one within must_flush_gap_ms_min waits for the tick like everything else: the extra flushes are bounded.
     room.add({"type": "moderation", "ts": 0, "seq": room.last_seq + 1, "action": "slow_mode", "seconds": 0})
     assert room.flush_due_s is not None
+
+
+def _must_deliver_out_count(node: RunningNode) -> float:
+    [metric] = node.plane.hub.metrics.must_deliver_out.collect()
+    return next(sample.value for sample in metric.samples if sample.name.endswith("_count"))
 
 
 async def test_a_room_under_the_writes_budget_never_waits(node: RunningNode) -> None:
