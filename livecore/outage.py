@@ -35,7 +35,9 @@ _BUS_GONE: tuple[type[BaseException], ...] = (
     redis.exceptions.TryAgainError,
 )
 # asyncpg's answer to any use of a connection the server (or a failed query) has already closed, a transaction's
-# rollback on the way out included; its other InterfaceErrors are misuse (bugs).
+# rollback on the way out included ("connection is closed", or "cannot call Transaction.__aexit__(): the underlying
+# connection is closed" when the query under it saw the server end the session); its other InterfaceErrors are
+# misuse (bugs).
 _DATABASE_CONNECTION_CLOSED = "connection is closed"
 # What redis-py's cluster client says when it cannot read a whole slot map (every node it knows is unreachable, or
 # the map has holes while a replica is being promoted); its other RedisClusterExceptions are usage errors (bugs).
@@ -48,7 +50,7 @@ def unreachable_part(exc: BaseException) -> Part | None:
     """The part (`database` or `bus`) that `exc` says is unreachable, or None if it is not an outage."""
     if isinstance(exc, _DATABASE_GONE):
         return "database"
-    if isinstance(exc, asyncpg.InterfaceError) and str(exc) == _DATABASE_CONNECTION_CLOSED:
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc).endswith(_DATABASE_CONNECTION_CLOSED):
         return "database"
     if isinstance(exc, _BUS_GONE):
         return "bus"

@@ -46,6 +46,9 @@ def test_a_failover_is_the_bus_being_unavailable(error: Exception) -> None:
 def test_a_closed_database_connection_is_an_outage_and_misuse_is_a_bug() -> None:
     # What a transaction's rollback raises on its way out when PostgreSQL closed the connection under it.
     assert outage.unreachable_part(asyncpg.InterfaceError("connection is closed")) == "database"
+    # The same on a transaction's way out after `pg_ctl stop` ended the session under its query (CI, sound upload).
+    assert outage.unreachable_part(asyncpg.InterfaceError(
+        "cannot call Transaction.__aexit__(): the underlying connection is closed")) == "database"
     assert outage.unreachable_part(asyncpg.InterfaceError(
         "cannot perform operation: another operation is in progress")) is None
 
