@@ -98,6 +98,17 @@ class CommitCutter:
 
 
 @contextlib.asynccontextmanager
+async def commit_cutter(database_url: str) -> AsyncIterator[CommitCutter]:
+    """A started CommitCutter in front of the PostgreSQL at `database_url`, stopped on the way out."""
+    cutter = CommitCutter(int(database_url.rsplit(":", 1)[1].split("/", 1)[0]))
+    await cutter.start()
+    try:
+        yield cutter
+    finally:
+        await cutter.stop()
+
+
+@contextlib.asynccontextmanager
 async def lost_commit_then_database_stopped(cutter: CommitCutter, marker: str, sweep: Callable[[], Awaitable[Any]],
                                             postgres: EmbeddedPostgres) -> AsyncIterator[None]:
     """A sweep whose commit (the transaction carrying `marker`) is made but its answer lost, then PostgreSQL stopped

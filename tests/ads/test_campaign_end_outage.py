@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from adsclient import ads_of
 from campaign_money import FUNDS_CENTS, end, money, running_campaign, show
-from commitcut import CommitCutter, lost_commit_then_database_stopped
+from commitcut import commit_cutter, lost_commit_then_database_stopped
 from livenode import NodeFactory, Servers
 
 from ads import invariants as ad_invariants
@@ -21,9 +21,7 @@ BUDGET_CENTS = 2_000
 async def test_a_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_returns_each_budget_once(
     own_postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers
 ) -> None:
-    cutter = CommitCutter(int(own_postgres.url.rsplit(":", 1)[1].split("/", 1)[0]))
-    await cutter.start()
-    try:
+    async with commit_cutter(own_postgres.url) as cutter:
         node = await node_factory(clock=ManualClock(), on=Servers(cutter.url, servers.redis_url, servers.directory),
                                   ads_settle_sweep_ms=3_600_000)
         clock = node.node.clock
@@ -59,5 +57,3 @@ async def test_a_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_returns_
         assert await money(node, advertiser["id"]) == {"balance": FUNDS_CENTS - 1_000, "held": 0, "returns": 4}
         assert await invariants.violations(node.node.pool) == []
         assert await ad_invariants.violations(node.node.pool) == []
-    finally:
-        await cutter.stop()

@@ -12,7 +12,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from commitcut import CommitCutter, lost_commit_then_database_stopped
+from commitcut import commit_cutter, lost_commit_then_database_stopped
 from livenode import NodeFactory, RunningNode, Servers
 from marketplace_people import advertiser, api, balance, buy_coins, listed_creator, ready_videos
 
@@ -86,10 +86,7 @@ async def test_postgres_stopped_during_accept_and_deliver_answers_503_and_moves_
 async def test_accept_and_deliver_whose_commit_answers_were_lost_take_effect_once(
     node_factory: NodeFactory, servers: Servers
 ) -> None:
-    upstream_port = int(servers.database_url.rsplit(":", 1)[1].split("/", 1)[0])
-    cutter = CommitCutter(upstream_port)
-    await cutter.start()
-    try:
+    async with commit_cutter(servers.database_url) as cutter:
         node = await node_factory(on=Servers(cutter.url, servers.redis_url, servers.directory), **MARKET)
         creator, brand, offer, video_id = await _offer_ready_to_accept(node)
         for step, marker, body in (("accept", f"escrow_held:offer:{offer['id']}", None),
@@ -102,16 +99,12 @@ async def test_accept_and_deliver_whose_commit_answers_were_lost_take_effect_onc
             status, again = await api(node, "POST", f"/api/offers/{offer['id']}/{step}", creator["token"], body)
             assert status == 200 and again["state"] == {"accept": "accepted", "deliver": "delivered"}[step], again
         await _paid_once(node, creator, brand, offer["id"])
-    finally:
-        await cutter.stop()
 
 
 async def test_an_expiry_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_returns_each_escrow_once(
     own_postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers
 ) -> None:
-    cutter = CommitCutter(int(own_postgres.url.rsplit(":", 1)[1].split("/", 1)[0]))
-    await cutter.start()
-    try:
+    async with commit_cutter(own_postgres.url) as cutter:
         node = await node_factory(clock=ManualClock(), on=Servers(cutter.url, servers.redis_url, servers.directory),
                                   offer_expiry_sweep_s=3600, token_ttl_s=60 * 86400, **MARKET)
         clock, market, pool = node.node.clock, node.app[MARKETPLACE], node.node.pool
@@ -146,5 +139,3 @@ async def test_an_expiry_sweep_cut_off_by_postgres_finishes_when_it_is_back_and_
         assert await balance(pool, brand["id"], "offer_escrow") == 0
         assert await invariants.violations(pool) == []
         assert await ad_invariants.violations(pool) == []
-    finally:
-        await cutter.stop()

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from commitcut import CommitCutter
+from commitcut import commit_cutter
 from livenode import NodeFactory, RunningNode, Servers
 from money import api, assert_invariants, buy_coins, coins, key
 from roomclient import events_until, send
@@ -137,10 +137,7 @@ def _first_ok_after(gifts: Gifts, started_at: float) -> float:
 async def test_a_gift_whose_commit_answer_was_lost_returns_the_first_result_when_retried(
     node_factory: NodeFactory, servers: Servers
 ) -> None:
-    upstream_port = int(servers.database_url.rsplit(":", 1)[1].split("/", 1)[0])
-    cutter = CommitCutter(upstream_port)
-    await cutter.start()
-    try:
+    async with commit_cutter(servers.database_url) as cutter:
         node = await node_factory(on=Servers(cutter.url, servers.redis_url, servers.directory))
         creator, viewer = await node.signup(), await node.signup()
         stream = await node.create_stream(creator["token"])
@@ -161,5 +158,3 @@ async def test_a_gift_whose_commit_answer_was_lost_returns_the_first_result_when
                                              f"gift:{viewer['id']}:{body['idempotency_key']}")
         assert rows == 1
         await assert_invariants(node)
-    finally:
-        await cutter.stop()
