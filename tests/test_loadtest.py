@@ -269,7 +269,7 @@ def test_the_kernels_part_of_a_process_cpu_is_measured_apart() -> None:
     end = time.monotonic()
     meter.sample()
     total, kernel = meter.between(start, end)["server"], meter.between(start, end, kernel=True)["server"]
-    assert 0 < kernel <= total
+    assert 0 < kernel <= total + 1e-9  # both interpolated between the same samples: equal when it was all the kernel's
 
 
 # --- report -------------------------------------------------------------------------------------------------
