@@ -3,6 +3,7 @@ switch to Following, open a live card."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -116,3 +117,34 @@ async def test_following_tab_and_follow_button(node: Any, open_page: Any) -> Non
     await page.locator("#tab-following").click()
     await expect(_current(page)).to_have_attribute("data-video-id", str(video_id))
     await expect(_current(page).locator(".caption")).to_have_text(caption)
+
+
+async def test_a_swipe_while_the_next_page_loads_waits_for_it_and_the_end_is_said(node: Any, open_page: Any) -> None:
+    creator, viewer = await node.signup(unique("maker")), await node.signup(unique("fan"))
+    older = await _post_video(node, creator["token"], f"older {unique('c')}")
+    newer = await _post_video(node, creator["token"], f"newer {unique('c')}")
+    async with node.http.post(f"{node.url}/api/users/{creator['id']}/follow",
+                              headers={"Authorization": f"Bearer {viewer['token']}"}) as response:
+            assert response.status < 300, await response.text()
+    page = await open_page(f"{node.url}/feed.html", token=viewer["token"])
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def one_per_page(route: Any) -> None:  # pages of one video; the second is held until released
+        url = route.request.url.replace("limit=10", "limit=1")
+        if "cursor=" in url and not held.is_set():
+            held.set()
+            await release.wait()
+        await route.continue_(url=url)
+
+    await page.route(lambda url: "/api/feed/following?" in url, one_per_page)
+    await page.locator("#tab-following").click()
+    await expect(_current(page)).to_have_attribute("data-video-id", str(newer))
+    await asyncio.wait_for(held.wait(), 15)  # the first card asks for the next page at once
+    await page.keyboard.press("ArrowDown")  # past the last card while the next page is loading
+    await expect(_current(page)).to_have_attribute("data-video-id", str(newer))
+    release.set()
+    await expect(_current(page)).to_have_attribute("data-video-id", str(older))
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#feed-status")).to_have_text("That is everything from the creators you follow.")
+    await expect(page.locator("#feed-status")).to_be_visible()
+    await expect(_current(page)).to_have_attribute("data-video-id", str(older))

@@ -16,8 +16,13 @@ const tabs = [...document.querySelectorAll('[role="tab"]')];
 const engagement = new Engagement();
 const adEvents = new AdEvents();
 const linkedId = Number(new URLSearchParams(location.search).get("video")) || null; // ?video=<id>: shown first
-const state = { name: "for-you", cards: [], index: -1, cursor: null, loading: false, done: false, shownAt: 0,
-  soundOn: false, generation: 0 };
+// `waiting`: the viewer asked for the next card before it had loaded; it is shown as soon as its page comes.
+const state = { name: "for-you", cards: [], index: -1, cursor: null, loading: false, done: false, waiting: false,
+  shownAt: 0, soundOn: false, generation: 0 };
+const END_TEXT = {
+  "for-you": "You have seen everything for now: new videos come as creators post them.",
+  following: "That is everything from the creators you follow.",
+};
 
 function setStatus(text) {
   status.textContent = text;
@@ -30,21 +35,26 @@ async function loadMore() {
   const generation = state.generation;
   const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
   if (state.cursor) query.set("cursor", state.cursor);
+  let page;
   try {
-    const page = await api(`/api/feed/${state.name}?${query}`);
-    if (generation !== state.generation) return;
-    for (const item of page.items) {
-      if (item.kind !== "video" || item.video.id !== linkedId) state.cards.push(renderItem(item));
-    }
-    state.cursor = page.next_cursor;
-    state.done = !page.next_cursor;
-    if (state.index < 0 && state.cards.length) show(0);
-    if (!state.cards.length) setStatus(state.name === "following" ? "Nothing here yet: follow creators to see their videos." : "Nothing to show yet.");
+    page = await api(`/api/feed/${state.name}?${query}`);
   } catch (error) {
-    if (generation === state.generation) setStatus(error.detail);
-  } finally {
-    if (generation === state.generation) state.loading = false;
+    if (generation !== state.generation) return;
+    state.loading = false;
+    setStatus(error.detail); // the next swipe past the end tries again
+    return;
   }
+  if (generation !== state.generation) return;
+  state.loading = false; // before showing a card, which may ask for the page after this one
+  for (const item of page.items) {
+    if (item.kind !== "video" || item.video.id !== linkedId) state.cards.push(renderItem(item));
+  }
+  state.cursor = page.next_cursor;
+  state.done = !page.next_cursor;
+  if (state.index < 0 && state.cards.length) show(0);
+  else if (state.waiting && state.index + 1 < state.cards.length) show(state.index + 1);
+  else if (state.waiting && state.done) setStatus(END_TEXT[state.name]);
+  if (!state.cards.length) setStatus(state.name === "following" ? "Nothing here yet: follow creators to see their videos." : "Nothing to show yet.");
 }
 
 /** The video a link (the editor's, a sound's or a challenge's page) points at, as the first card. */
@@ -145,6 +155,7 @@ function show(index) {
   if (index < 0 || index >= state.cards.length || index === state.index) return;
   leave(state.cards[state.index]);
   state.index = index;
+  state.waiting = false;
   const card = state.cards[index];
   card.element.classList.add("current");
   setStatus("");
@@ -221,8 +232,7 @@ function notInterested(card) {
   const keep = state.cards.filter((c, i) => i <= state.index || c.kind !== "video" || c.video.author.id !== author);
   for (const c of state.cards) if (!keep.includes(c)) c.element.remove();
   state.cards = keep;
-  if (state.index + 1 < state.cards.length) show(state.index + 1);
-  else loadMore();
+  next();
 }
 
 function toggleSound() {
@@ -241,13 +251,24 @@ function switchTo(name) {
   leave(state.cards[state.index]);
   state.generation += 1;
   for (const card of state.cards) card.element.remove();
-  Object.assign(state, { name, cards: [], index: -1, cursor: null, loading: false, done: false });
+  Object.assign(state, { name, cards: [], index: -1, cursor: null, loading: false, done: false, waiting: false });
   for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.feed === name));
   setStatus("Loading…");
   loadMore();
 }
 
-function next() { show(state.index + 1); }
+/** The next card; past the last one loaded, the next page's first card as soon as it comes (a swipe while it is
+ * loading is not lost, and a swipe after a failed load tries again), or word that there is no more. */
+function next() {
+  if (state.index + 1 < state.cards.length) show(state.index + 1);
+  else if (state.done) {
+    if (state.cards.length) setStatus(END_TEXT[state.name]);
+  } else {
+    state.waiting = true;
+    loadMore();
+  }
+}
+
 function previous() { show(state.index - 1); }
 
 if (feed) {
