@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -117,14 +118,12 @@ class Catalogue:
                     by_hashtag[tag].append(video_id)
         self.trending_by_hashtag = dict(by_hashtag)
 
-    def newest(self, count: int, fresh_since_ms: int) -> list[int]:
-        """Up to `count` of the newest videos made at or after `fresh_since_ms`."""
-        found = []
+    def newest_since(self, since_ms: int) -> Iterator[int]:
+        """The ids of the videos made at or after `since_ms`, newest first."""
         for video_id in reversed(self.order):
-            if self.videos[video_id].created_ms < fresh_since_ms or len(found) >= count:
-                break
-            found.append(video_id)
-        return found
+            if self.videos[video_id].created_ms < since_ms:
+                return
+            yield video_id
 
 
 def _remove(index: dict, key: object, video_id: int) -> None:  # type: ignore[type-arg]

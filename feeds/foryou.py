@@ -2,7 +2,8 @@
 
 1. session: the cursor names a session; its seen list (Redis) keeps any video from coming twice in it
 2. sources (sources.py): followed creators, co-engagement neighbours, same hashtag, sound or challenge, onboarding
-   interests (cold start), trending in the viewer's region, fresh videos
+   interests (cold start), trending in the viewer's region, fresh videos, none the session has seen; once a long
+   session has used up what they find, the newest of the rest of the catalogue ("older")
 3. filters: the rules (rules.py: blocked and not-interested authors, mature videos and minors), seen, own videos
 4. scorer: the online ranker (ranker.py) plus small priors for interests and regional trend
 5. selector: an exploration budget of fresh videos, author diversity, then by score
@@ -40,6 +41,7 @@ INTEREST_PRIOR = 0.4
 TREND_PRIOR = 0.1
 HASHTAG_REPEAT_PENALTY = 0.01  # topic diversity: what each hashtag already on the page costs a video
 LIVE_SLOT = 1  # the live card's place on a session's first page
+OLDER_SOURCE = "older"  # the reason given for a video no source found, shown once a long session used them up
 # A session's seen videos are one Redis string of their ids packed like this (appended per page): read with one GET
 # and unpacked at once, where a set's members were each parsed and converted in Python on every page.
 SEEN_ID_DTYPE = "<i8"
@@ -84,11 +86,15 @@ class ForYou:
         shown, (positive, history) = await asyncio.gather(node.redis.get(key), recent_history(node.pool, viewer.id))
         seen = set(np.frombuffer(shown, dtype=SEEN_ID_DTYPE).tolist()) if shown else set()
         now_ms = node.clock.now_ms()
-        context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000)
+        context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000, seen)
         found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max, self.sources)
         eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
-        scores = blend_scores(self.ranker, self.catalogue, viewer, eligible, history)
         room = min(limit, self.limits.seen_max - len(seen))
+        if len(eligible) <= room:  # a long session has used up what the sources find: the rest, newest first
+            for video_id in self._older(viewer, seen, found, room + 1 - len(eligible)):
+                found[video_id] = OLDER_SOURCE
+                eligible.append(self.catalogue.videos[video_id])
+        scores = blend_scores(self.ranker, self.catalogue, viewer, eligible, history)
         picked = select(eligible, scores, found, room, context.fresh_since_ms, self.limits,
                         random.Random(f"{session}:{page_number}"))
         if picked:
@@ -101,6 +107,17 @@ class ForYou:
         more = bool(picked) and len(eligible) > len(picked)
         return {"items": items,
                 "next_cursor": cursors.encode(FEED, s=session, u=viewer.id, p=page_number + 1) if more else None}
+
+    def _older(self, viewer: Viewer, seen: set[int], found: dict[int, str], count: int) -> list[int]:
+        """Up to `count` eligible videos no source found, newest first: a session ends only when the catalogue has
+        nothing left for the viewer (or `seen_max` is reached)."""
+        older: list[int] = []
+        for video_id in reversed(self.catalogue.order):
+            if len(older) >= count:
+                break
+            if video_id not in found and self._eligible(viewer, video_id, seen):
+                older.append(video_id)
+        return older
 
     def _eligible(self, viewer: Viewer, video_id: int, seen: set[int]) -> bool:
         video = self.catalogue.videos.get(video_id)

@@ -6,7 +6,7 @@ no query per source.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 
 from feeds.catalogue import Catalogue
@@ -25,6 +25,7 @@ class Context:
     viewer: Viewer
     recent_positive: list[int]  # videos the viewer engaged with lately, newest first
     fresh_since_ms: int
+    seen: Set[int] = frozenset()  # shown earlier in this session: never a candidate again
 
 
 Source = Callable[[Catalogue, CoEngagement, Context], list[int]]
@@ -38,8 +39,10 @@ def followed(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[in
 
 
 def trending(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
+    """What trends in the viewer's region (or everywhere), the session's first TRENDING_MAX not yet seen: deeper
+    into the list as the session goes on."""
     regional = catalogue.trending.get(context.viewer.region, [])
-    return (regional or catalogue.trending_everywhere)[:TRENDING_MAX]
+    return _unseen(regional or catalogue.trending_everywhere, context.seen, TRENDING_MAX)
 
 
 def neighbours(_: Catalogue, coengagement: CoEngagement, context: Context) -> list[int]:
@@ -74,7 +77,7 @@ def interests(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[i
 
 
 def fresh(catalogue: Catalogue, _: CoEngagement, context: Context) -> list[int]:
-    return catalogue.newest(FRESH_MAX, context.fresh_since_ms)
+    return _unseen(catalogue.newest_since(context.fresh_since_ms), context.seen, FRESH_MAX)
 
 
 # The order in which a video found by several sources is credited to one. Other contexts add theirs with
@@ -98,15 +101,27 @@ def with_source(sources: tuple[tuple[str, Source], ...], name: str, source: Sour
 
 def candidates(catalogue: Catalogue, coengagement: CoEngagement, context: Context,
                count_max: int, sources: tuple[tuple[str, Source], ...] = SOURCES) -> dict[int, str]:
-    """Video id -> the source that found it first, at most `count_max`; room for FRESH_MAX fresh videos is kept
-    whatever the other sources find, so exploration always has new videos to choose from."""
+    """Video id -> the source that found it first, at most `count_max`, none the session has seen; room for
+    FRESH_MAX fresh videos is kept whatever the other sources find, so exploration always has new videos to choose
+    from."""
     found: dict[int, str] = {}
     for name, source in sources:
         limit = count_max if name == "fresh" else max(0, count_max - FRESH_MAX)
         for video_id in source(catalogue, coengagement, context):
             if len(found) >= limit:
                 break
-            found.setdefault(video_id, name)
+            if video_id not in context.seen:
+                found.setdefault(video_id, name)
+    return found
+
+
+def _unseen(video_ids: Iterable[int], seen: Set[int], count: int) -> list[int]:
+    found = []
+    for video_id in video_ids:
+        if len(found) >= count:
+            break
+        if video_id not in seen:
+            found.append(video_id)
     return found
 
 

@@ -163,3 +163,25 @@ async def test_someone_elses_cursor_is_refused(node: RunningNode) -> None:
     assert status == 400 and problem["type"] == "livecore:bad-cursor"
     status, problem = await get_json(node, "/api/feed/for-you?limit=1000", one["token"])
     assert status == 400 and problem["field"] == "limit"
+
+
+async def test_a_long_session_goes_on_past_what_the_sources_find(node_factory) -> None:  # type: ignore[no-untyped-def]
+    first = await node_factory()
+    author = await first.signup()
+    old = {(await post_video(first, author["token"], CLIP))["id"] for _ in range(2)}
+    await first.node.pool.execute(
+        "UPDATE videos SET created_at = created_at - interval '30 days' WHERE id = ANY($1)", list(old))
+    node = await node_factory()  # reads them as a month old: not fresh; never engaged with: not trending
+    viewer = await node.signup()
+    await feeds_of(node).refresh()
+    sources: dict[int, str] = {}
+    cursor = None
+    while True:
+        page = await feed_page(node, "for-you", viewer["token"], cursor, limit=50)
+        for item in page["items"]:
+            if item["kind"] == "video":
+                assert item["video"]["id"] not in sources  # still never twice in a session
+                sources[item["video"]["id"]] = item["source"]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert {sources.get(v) for v in old} == {"older"}, sources
