@@ -45,6 +45,14 @@ async def opt_out(market: Marketplace, creator: Account) -> dict[str, Any] | Non
     return card_view(row) if row is not None else None
 
 
+async def own(market: Marketplace, creator: Account) -> dict[str, Any]:
+    """Whether the creator is listed now, and their card (None if never listed): what the offers page shows."""
+    row = await _stored(market, creator.id)
+    if row is None:
+        return {"listed": False, "card": None}
+    return {"listed": bool(row["listed"]), "card": await card_of(market, creator.id, creator.id)}
+
+
 async def card_of(market: Marketplace, creator_id: int, viewer_id: int) -> dict[str, Any]:
     """A listed creator's card (the creator also sees their own when unlisted), fresh within the refresh time."""
     node = market.node

@@ -96,6 +96,13 @@ async def put_listing(request: web.Request) -> web.Response:
     return json_response({"listed": False, "card": await listing.opt_out(market, account)})
 
 
+@operation("Whether you are listed in the creator marketplace, and your card (null if you were never listed)",
+           auth=True, tag="marketplace", reply=schemas.ListingView)
+async def get_listing(request: web.Request) -> web.Response:
+    account = await require_account(request)
+    return json_response(await listing.own(_market(request), account))
+
+
 @operation("Search listed creators by their cards (filters on followers, engagement, views and audience shares; "
            "one sort; cursor pages); advertisers only", auth=True, tag="marketplace", query=CreatorSearch,
            reply=schemas.CreatorPage, problems={400: ["bad-cursor"], **_ADVERTISERS})
@@ -197,6 +204,7 @@ cancel_offer = _step_handler(
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/marketplace/listing", get_listing)
     app.router.add_put("/api/marketplace/listing", put_listing)
     app.router.add_get("/api/marketplace/creators", search_creators)
     app.router.add_get("/api/marketplace/creators/{id}", creator_card)

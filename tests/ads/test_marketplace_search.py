@@ -123,6 +123,22 @@ async def test_minors_and_creators_below_the_thresholds_are_not_listed(market: R
     assert status == 409 and refused["type"] == "livecore:below-thresholds" and refused["followers"] == 2, refused
 
 
+
+async def test_a_creator_reads_their_own_listing_whether_listed_or_not(market: RunningNode) -> None:
+    pool = market.node.pool
+    creator = await market.signup()
+    status, never = await api(market, "GET", "/api/marketplace/listing", creator["token"])
+    assert status == 200 and never == {"listed": False, "card": None}, never
+    await follow(pool, await make_people(pool, [Person(dt.date(1990, 1, 1), "GB", ())] * 12), creator["id"])
+    await ready_videos(pool, creator["id"], [(10, 1, 0)] * 2)
+    status, listed = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": True})
+    assert status == 200, listed
+    status, read = await api(market, "GET", "/api/marketplace/listing", creator["token"])
+    assert status == 200 and read == listed, read
+    status, _ = await api(market, "PUT", "/api/marketplace/listing", creator["token"], {"listed": False})
+    status, out = await api(market, "GET", "/api/marketplace/listing", creator["token"])
+    assert status == 200 and not out["listed"] and out["card"]["followers"] == 12, out
+
 async def test_stale_cards_are_computed_again(market: RunningNode) -> None:
     pool = market.node.pool
     clock = market.node.clock

@@ -81,13 +81,7 @@ async function showList(role, listId, statusId) {
 }
 
 async function showListing() {
-  let card = null;
-  try {
-    card = await api(`/api/marketplace/creators/${me.id}`);
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
-  }
-  const listed = Boolean(card?.listed);
+  const { listed } = await api("/api/marketplace/listing");
   $("listing-status").textContent = listed ? "You are listed: brands can find you." : "You are not listed.";
   $("listing-toggle").textContent = listed ? "Take me out of the marketplace" : "List me in the marketplace";
   $("listing-toggle").dataset.listed = String(listed);
