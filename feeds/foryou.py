@@ -42,6 +42,7 @@ TREND_PRIOR = 0.1
 HASHTAG_REPEAT_PENALTY = 0.01  # topic diversity: what each hashtag already on the page costs a video
 LIVE_SLOT = 1  # the live card's place on a session's first page
 OLDER_SOURCE = "older"  # the reason given for a video no source found, shown once a long session used them up
+OLDER_EXAMINED_MAX = 2000
 # A session's seen videos are one Redis string of their ids packed like this (appended per page): read with one GET
 # and unpacked at once, where a set's members were each parsed and converted in Python on every page.
 SEEN_ID_DTYPE = "<i8"
@@ -90,7 +91,7 @@ class ForYou:
         found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max, self.sources)
         eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
         room = min(limit, self.limits.seen_max - len(seen))
-        if len(eligible) <= room:  # a long session has used up what the sources find: the rest, newest first
+        if 0 < room and len(eligible) <= room:  # a long session used up what the sources find: the rest, newest first
             for video_id in self._older(viewer, seen, found, room + 1 - len(eligible)):
                 found[video_id] = OLDER_SOURCE
                 eligible.append(self.catalogue.videos[video_id])
@@ -109,13 +110,18 @@ class ForYou:
                 "next_cursor": cursors.encode(FEED, s=session, u=viewer.id, p=page_number + 1) if more else None}
 
     def _older(self, viewer: Viewer, seen: set[int], found: dict[int, str], count: int) -> list[int]:
-        """Up to `count` eligible videos no source found, newest first: a session ends only when the catalogue has
-        nothing left for the viewer (or `seen_max` is reached)."""
+        """Up to `count` eligible videos no source found, newest first, looking at no more than OLDER_EXAMINED_MAX
+        videos not yet seen (a viewer the rules keep from most of the catalogue costs a page no more than that): a
+        session ends when that finds nothing, or at `seen_max`."""
         older: list[int] = []
+        examined = 0
         for video_id in reversed(self.catalogue.order):
-            if len(older) >= count:
+            if len(older) >= count or examined >= OLDER_EXAMINED_MAX:
                 break
-            if video_id not in found and self._eligible(viewer, video_id, seen):
+            if video_id in seen or video_id in found:
+                continue
+            examined += 1
+            if self._eligible(viewer, video_id, seen):
                 older.append(video_id)
         return older
 
