@@ -195,14 +195,14 @@ async def save_shipping_address(request: web.Request) -> web.Response:
     return json_response(checked)
 
 
-@operation("Your saved shipping address", auth=True, tag="orders", reply=schemas.AddressView,
-           problems={404: ["shipping-address-not-found"]})
+@operation("Your saved shipping address; 204 when you have not saved one (a new account's normal state, not an error)",
+           auth=True, tag="orders", reply=schemas.AddressView, responses={204: "no shipping address saved yet"})
 async def get_shipping_address(request: web.Request) -> web.Response:
     account = await require_account(request)
     found = await _orders(request).pool.fetchval("SELECT address FROM shipping_addresses WHERE owner_id = $1",
                                                  account.id)
     if found is None:
-        raise Problem(404, "shipping-address-not-found", "save one first: PUT /api/shipping-address")
+        return web.Response(status=204)
     return web.Response(body=found, content_type="application/json")
 
 

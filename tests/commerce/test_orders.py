@@ -261,6 +261,7 @@ async def test_addresses_that_fail_their_countrys_checks_get_a_problem_and_chang
         ({**DE_ADDRESS, "country": "XX"}, "address.country"),
         ({**DE_ADDRESS, "country": "Atlantis"}, "address.country"),
     ]
+    assert await api(node, "GET", "/api/shipping-address", buyer["token"]) == (204, None)  # none saved yet
     status, saved = await api(node, "PUT", "/api/shipping-address", buyer["token"], GB_ADDRESS)
     assert status == 200, saved
     before = await node.node.pool.fetchval("SELECT count(*) FROM orders")

@@ -51,8 +51,9 @@ export async function api(path, { method = "GET", body, form } = {}) {
   return data;
 }
 
-/** The logged-in account, or null when nobody is logged in (401). */
+/** The logged-in account, or null when nobody is logged in (401, or the page was rendered for nobody). */
 export async function currentUser() {
+  if (document.body.dataset.signedIn === "false") return null; // no request the server would refuse
   try {
     return await api("/api/me");
   } catch (error) {

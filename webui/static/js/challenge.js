@@ -12,6 +12,7 @@ function fail(error) {
   $("page-banner").textContent = error instanceof ApiError ? error.detail : String(error);
   $("page-banner").hidden = false;
   $("videos-status").hidden = true;
+  $("ranked-heading").parentElement.hidden = true; // no videos to list either
 }
 
 function showChallenge(challenge) {
@@ -51,10 +52,14 @@ const pages = new VideoPages({
   tile: rankedTile,
 });
 
-try {
-  const challenge = await api(`/api/challenges/${encodeURIComponent(id)}?limit=${PAGE}`);
-  showChallenge(challenge);
-  pages.show(challenge);
-} catch (error) {
-  fail(error);
+if (!/^\d+$/.test(id)) {
+  fail("No challenge chosen: pick one from Challenges.");
+} else {
+  try {
+    const challenge = await api(`/api/challenges/${encodeURIComponent(id)}?limit=${PAGE}`);
+    showChallenge(challenge);
+    pages.show(challenge);
+  } catch (error) {
+    fail(error);
+  }
 }

@@ -60,12 +60,7 @@ export class Checkout {
   }
 
   async loadSavedAddress() {
-    try {
-      return await api("/api/shipping-address");
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return null;
-      throw error;
-    }
+    return api("/api/shipping-address"); // null (204) when none is saved
   }
 
   forgetQuote() {

@@ -9,6 +9,16 @@ const creatorId = new URLSearchParams(location.search).get("id");
 let offerKey = newKey();
 
 async function load() {
+  if (!/^\d+$/.test(creatorId ?? "")) {
+    $("card-status").textContent = "";
+    showBanner("No creator chosen: find one in the Marketplace.");
+    return;
+  }
+  if (document.body.dataset.signedIn === "false") {
+    $("card-status").textContent = "";
+    showBanner("Log in as an advertiser to see creator cards.");
+    return;
+  }
   try {
     const card = await api(`/api/marketplace/creators/${encodeURIComponent(creatorId ?? "")}`);
     $("creator-name").textContent = card.creator.display_name;

@@ -213,11 +213,8 @@ async function pointAt(orderId) {
 
 async function wireSavedAddress() {
   const form = new AddressForm("saved");
-  try {
-    form.fill(await api("/api/shipping-address"));
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
-  }
+  const saved = await api("/api/shipping-address"); // null (204) when none is saved
+  if (saved) form.fill(saved);
   $("saved-address-form").addEventListener("submit", async (submit) => {
     submit.preventDefault();
     form.clearErrors();

@@ -12,6 +12,7 @@ function fail(error) {
   $("page-banner").textContent = error instanceof ApiError ? error.detail : String(error);
   $("page-banner").hidden = false;
   $("videos-status").hidden = true;
+  $("sound-videos-heading").parentElement.hidden = true; // no videos to list either
 }
 
 function showSound(sound) {
@@ -34,10 +35,14 @@ const pages = new VideoPages({
   tile: (video) => videoTile(video),
 });
 
-try {
-  const sound = await api(`/api/sounds/${encodeURIComponent(id)}?limit=${PAGE}`);
-  showSound(sound);
-  pages.show(sound);
-} catch (error) {
-  fail(error);
+if (!/^\d+$/.test(id)) {
+  fail("No sound chosen: open one from a video or from the editor's sound library.");
+} else {
+  try {
+    const sound = await api(`/api/sounds/${encodeURIComponent(id)}?limit=${PAGE}`);
+    showSound(sound);
+    pages.show(sound);
+  } catch (error) {
+    fail(error);
+  }
 }

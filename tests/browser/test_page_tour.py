@@ -1,0 +1,48 @@
+"""Every page, opened as someone who just arrived (logged out, and with a new account) and without the query a link
+would give it: none asks the server for something it refuses (a 4xx or 5xx, which the browser logs as an error),
+logs a console error or throws, and each has a heading or says in its banner what is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browsing import unique
+from playwright.async_api import Browser, BrowserContext
+
+pytestmark = pytest.mark.browser
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "webui" / "templates"
+SESSION_COOKIE = "livecore_session"
+PAGES = sorted(p.name for p in TEMPLATES.glob("*.html") if p.name != "layout.html")
+
+
+async def _problems_of(context: BrowserContext, url: str) -> list[str]:
+    problems: list[str] = []
+    page = await context.new_page()
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    await page.goto(url, wait_until="networkidle")
+    banner = page.locator("#page-banner")
+    explained = await banner.count() and await banner.is_visible() and (await banner.text_content() or "").strip()
+    headings = page.locator("h1")
+    if not explained and (not await headings.count() or not (await headings.first.text_content() or "").strip()):
+        problems.append("neither a heading nor a banner saying what is missing")
+    await page.close()
+    return problems
+
+
+async def test_every_page_opens_cleanly_for_a_newcomer(node: Any, browser: Browser) -> None:
+    newcomer = await node.signup(unique("new"))
+    problems = []
+    for token in (None, newcomer["token"]):
+        context = await browser.new_context()
+        if token is not None:
+            await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": node.url}])
+        for name in PAGES:
+            who = "logged in" if token else "logged out"
+            problems += [f"/{name} ({who}): {p}" for p in await _problems_of(context, f"{node.url}/{name}")]
+        await context.close()
+    assert not problems, "\n".join(problems)
