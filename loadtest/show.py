@@ -35,6 +35,9 @@ from loadtest.venue import Venue
 QUIET_S = 2.0  # no new delivery for this long ends the drain
 SAMPLE_S = 1.0
 CONNECT_TIMEOUT_PER_VIEWER_S = 0.05
+# No induced disconnect or churn in the send phase's last second: a resume that missed nothing hears nothing until
+# the next event, so one made after the last event would end the run neither replayed nor reset.
+AGITATION_TAIL_S = 1.0
 GENERATOR_BUSY_SHARE_MAX = 0.85  # a viewer process busier than this may be what limits the figures
 
 
@@ -125,9 +128,9 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
             await spectators.start(session)
             with Progress(server.name, fleet, samples) as progress:
                 start_wall, start = time.time(), time.monotonic()
-                fleet.tell("agitate")
+                agitation = asyncio.create_task(_agitate(fleet, scenario.duration_s - AGITATION_TAIL_S))
                 counts = await traffic.run(scenario.duration_s)
-                await fleet.ask("calm")
+                await agitation
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
             # The window ends with the last delivery: a drain that ended on quiet waited QUIET_S past it.
@@ -151,6 +154,13 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
     result["generator"] = _generator_figures(cpu, window_s, run.local_workers)
     result["media"] = media_figures
     return _with_rates(result, window_s)
+
+
+async def _agitate(fleet: Fleet, seconds: float) -> None:
+    """Churn and disconnects (as the scenario sets them) for `seconds`."""
+    fleet.tell("agitate")
+    await asyncio.sleep(max(0.0, seconds))
+    await fleet.ask("calm")
 
 
 @dataclass(frozen=True)
