@@ -2,8 +2,10 @@
 created through node A is served by node B once B has refreshed (and by neither before it starts); a viewer paging
 between the two never sees an ad group more often than its daily cap; spend and counts recorded through B reach
 A's pacer at its refresh, a budget spent through B stops the campaign on both and nothing is charged twice; a
-campaign paused or ended through A stops on B at B's refresh; and with PostgreSQL stopped while both refresh, B
-goes on serving what it held and answers 503, not 500, and after recovery both hold the same and rank it the same.
+campaign paused or ended through A stops on B at B's refresh; with PostgreSQL stopped while both refresh, B goes on
+serving what it held and answers 503, not 500, and after recovery both hold the same and rank it the same (as does
+a node started afresh); and a `livecore serve` node killed in the middle of a batch of events loses nothing it
+accepted, and the page's retry on the other node counts that batch once.
 
 The nodes share one ManualClock and refresh only when a test says so (`ads_refresh_ms` is an hour): "after B's
 refresh" is a call, not a wait.
@@ -15,11 +17,16 @@ import asyncio
 import datetime as dt
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import asyncpg
+import pytest
 from adsclient import CLIP, ads_in, ads_of, campaign_body, create_campaign, funded_advertiser, interest, send_events
 from feedclient import auth, feed_page, feeds_of, get_json, post_video
 from livenode import NodeFactory, RunningNode, Servers
+from servenode import Serve, clean_env
 
 from ads import Ads
 from ads import invariants as ad_invariants
@@ -48,13 +55,17 @@ async def two_nodes(node_factory: NodeFactory, on: Servers | None = None) -> tup
     a = await node_factory(clock=clock, on=on, **SETTINGS)
     b = await node_factory(clock=clock, on=on, **SETTINGS)
     await a.node.pool.execute("UPDATE ad_campaigns SET state = 'paused' WHERE state = 'active'")
-    author = await a.signup()
-    for _ in range(ORGANIC_VIDEOS):
-        await post_video(a, author["token"], CLIP)
+    await organic_videos(a)
     for node in (a, b):
         await feeds_of(node).refresh()
         await ads_of(node).refresh()
     return a, b, clock
+
+
+async def organic_videos(node: RunningNode) -> None:
+    author = await node.signup()
+    for _ in range(ORGANIC_VIDEOS):
+        await post_video(node, author["token"], CLIP)
 
 
 def clock_now(clock: ManualClock) -> dt.datetime:
@@ -242,8 +253,10 @@ async def test_a_campaign_paused_or_ended_on_a_stops_on_b_at_its_next_refresh(no
     await invariants_hold(a)
 
 
-async def _post_events(node: RunningNode, token: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    async with node.http.post(f"{node.url}/api/ads/events", json={"events": events}, headers=auth(token)) as response:
+async def _post_events(node: RunningNode, token: str, events: list[dict[str, Any]],
+                       url: str | None = None) -> tuple[int, dict[str, Any]]:
+    async with node.http.post(f"{url or node.url}/api/ads/events", json={"events": events},
+                              headers=auth(token)) as response:
         return response.status, await response.json(content_type=None)
 
 
@@ -315,3 +328,70 @@ async def test_postgres_stopped_while_both_refresh_b_serves_what_it_held_and_bot
         assert choice is not None and choice["campaign_id"] == other["id"]
     await ads_of(a).post_spend()
     await invariants_hold(a)
+
+
+async def kill_within_a_batch(killed: Serve, b: RunningNode, token: str, events: list[dict[str, Any]],
+                              campaign_id: int) -> None:
+    """Send the batch to the node and kill it (-9) mid-way: its transaction has begun and waits for the campaign's
+    row, which a connection of the test's holds, and the row is let go only once the node is dead."""
+    holder = await asyncpg.connect(b.node.settings.database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM ad_campaigns WHERE id = $1 FOR UPDATE", campaign_id)
+            in_flight = asyncio.create_task(_post_events(b, token, events, url=killed.url))
+            deadline = time.monotonic() + BACK_S_MAX
+            while not await b.node.pool.fetchval(  # not the holder's: a transaction sees activity as it first read it
+
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO ad_events%'"):  # its first event's row waits on the campaign's
+                assert time.monotonic() < deadline and not in_flight.done(), "the batch never reached the database"
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(killed.kill)
+            with pytest.raises(aiohttp.ClientError):
+                await in_flight  # the page never got an answer
+    finally:
+        await holder.close()
+
+
+async def test_a_node_killed_with_events_in_flight_loses_nothing_it_accepted_and_nothing_counts_twice(
+        node_factory: NodeFactory, servers: Servers, tmp_path: Path) -> None:
+    """Node A is a `livecore serve` process, killed (-9) in the middle of the page's second batch of events; the page
+    sends that batch again to B with the same ids. A's own clock is the system's, so B's is too."""
+    env = clean_env(LIVECORE_DATABASE_URL=servers.database_url, LIVECORE_REDIS_URL=servers.redis_url,
+                    LIVECORE_SEED_DEMO="no", **{f"LIVECORE_{k.upper()}": str(v) for k, v in SETTINGS.items()})
+    killed = Serve(tmp_path / "a", env=env)
+    try:
+        b = await node_factory(**SETTINGS)
+        await killed.wait_ready(b.http)
+        await b.node.pool.execute("UPDATE ad_campaigns SET state = 'paused' WHERE state = 'active'")
+        await organic_videos(b)
+        advertiser = await funded_advertiser(b, 100_000)
+        video = await post_video(b, advertiser["token"], CLIP)
+        body = campaign_body(video["id"], budget_cents=300, bid={"kind": "cpm", "cents": PRICE_CENTS}, frequency=50)
+        async with b.http.post(f"{killed.url}/api/campaigns", json=body, headers=auth(advertiser["token"])) as answer:
+            assert answer.status == 201, await answer.text()
+            campaign = await answer.json()
+        await ads_of(b).refresh()
+        viewer = await b.signup()
+        served = [*await ads_seen(b, viewer, campaign["id"]), *await ads_seen(b, viewer, campaign["id"])]
+        assert len(served) == 4
+        events = [{"id": f"e{n}", "impression": ad["impression"], "kind": "impression"} for n, ad in enumerate(served)]
+        events.append({"id": "clicked", "impression": served[0]["impression"], "kind": "click"})
+        status, answer = await _post_events(b, viewer["token"], events[:2], url=killed.url)
+        assert (status, answer["accepted"]) == (200, 2)
+
+        await kill_within_a_batch(killed, b, viewer["token"], events[2:], campaign["id"])
+        answer = await send_events(b, viewer["token"], events[2:])  # the page's retry, on B
+        assert answer == {"accepted": 3, "duplicates": 0, "refused": []}  # A's half-done batch counted nothing
+    finally:
+        killed.end()
+
+    await ads_of(b).refresh()
+    assert campaign["id"] not in ads_of(b).inventory.campaigns  # the budget was spent through both nodes
+    assert await ads_seen(b, viewer, campaign["id"]) == []
+    await ads_of(b).post_spend()
+    status, report = await get_json(b, f"/api/campaigns/{campaign['id']}/report", advertiser["token"])
+    assert status == 200
+    totals = report["totals"]
+    assert (totals["impressions"], totals["clicks"], totals["spend_cents"]) == (4, 1, 300)  # the fourth: free
+    await invariants_hold(b)
