@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from feedclient import auth, feed_page, feeds_of, get_json, post_video
 from livenode import NodeFactory, RunningNode, Servers
 from servenode import Serve, clean_env
 
-from ads import Ads
+from ads import Ads, campaigns
 from ads import invariants as ad_invariants
+from ads.campaigns import NewAdGroup, NewCampaign, NewCreative
+from ads.targeting import Targeting
 from commerce import invariants
 from feeds.viewers import Viewer, load_viewer
 from livecore.clock import ManualClock
-from livecore.embedded import EmbeddedPostgres
+from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 from livecore.outage import unreachable_part
 
 PRICE_CENTS = 100_000  # the reserve eCPM and every bid: a CPM impression that won alone costs a dollar (100 cents)
@@ -44,7 +47,11 @@ SETTINGS: dict[str, Any] = {
     "ads_refresh_ms": 3_600_000, "ads_spend_post_ms": 3_600_000, "ads_settle_sweep_ms": 3_600_000,  # the tests do it
     "ads_reserve_ecpm_cents": PRICE_CENTS,
     "ads_feed_items_per_ad": 5,  # a page of 6 items has one ad slot, of 12 two
+    "ads_refresh_full_ms": 60 * 3_600_000,  # each refresh reads a sixtieth (at least one) of the held campaigns again
 }
+# Campaigns both nodes hold that start in ten days (never served here), beside a test's own: a refresh reads one held
+# campaign whole again in turn, so with these a change to the test's campaign is read as a change, not in its turn.
+HELD_ELSEWHERE = 5
 
 
 async def two_nodes(node_factory: NodeFactory, on: Servers | None = None) -> tuple[RunningNode, RunningNode,
@@ -66,6 +73,16 @@ async def organic_videos(node: RunningNode) -> None:
     author = await node.signup()
     for _ in range(ORGANIC_VIDEOS):
         await post_video(node, author["token"], CLIP)
+
+
+async def hold_elsewhere(node: RunningNode, advertiser: dict[str, Any], clock: ManualClock) -> None:
+    """HELD_ELSEWHERE campaigns of the advertiser's that start in ten days (read by each node's next refresh)."""
+    video = await post_video(node, advertiser["token"], CLIP)
+    starts_ms = clock.now_ms() + 10 * 24 * 3_600_000
+    for _ in range(HELD_ELSEWHERE):
+        group = NewAdGroup("later", "cpm", PRICE_CENTS, Targeting(), 50, [NewCreative(video["id"], "Later", None)])
+        new = NewCampaign("later", 100, 100, starts_ms, starts_ms + 3_600_000, "asap", [group])
+        await campaigns.create_campaign(node.node.pool, ads_of(node).accounts, advertiser["id"], new, clock.now_ms())
 
 
 def clock_now(clock: ManualClock) -> dt.datetime:
@@ -179,6 +196,7 @@ async def test_spend_recorded_through_b_stops_the_campaign_on_both_at_their_refr
         node_factory: NodeFactory) -> None:
     a, b, clock = await two_nodes(node_factory)
     advertiser = await funded_advertiser(a, 100_000)
+    await hold_elsewhere(a, advertiser, clock)
     campaign = await new_campaign(a, advertiser, clock, budget_cents=300)  # three impressions
     campaign_id, group_id = campaign["id"], campaign["ad_groups"][0]["id"]
     await ads_of(b).refresh()
@@ -228,6 +246,7 @@ async def test_a_campaign_paused_or_ended_on_a_stops_on_b_at_its_next_refresh(no
     """Each viewer sees each group once a day (cap 1) and a page has two slots: one for each campaign."""
     a, b, clock = await two_nodes(node_factory)
     advertiser = await funded_advertiser(a, 100_000)
+    await hold_elsewhere(a, advertiser, clock)
     paused = await new_campaign(a, advertiser, clock, caps=(1,))
     ended = await new_campaign(a, advertiser, clock, caps=(1,))
     both = {paused["id"], ended["id"]}
@@ -266,10 +285,24 @@ async def _viewer(node: RunningNode, user_id: int) -> Viewer:
     return await load_viewer(node.node, account)
 
 
+@pytest.fixture
+async def own_valkey(tmp_path: Path) -> AsyncIterator[EmbeddedValkey]:
+    """A Valkey beside the test's own PostgreSQL, whose user ids are those of the session's database too: their
+    frequency caps must not meet."""
+    server = EmbeddedValkey(tmp_path / "valkey")
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
 async def test_postgres_stopped_while_both_refresh_b_serves_what_it_held_and_both_converge_after(
-        own_postgres: EmbeddedPostgres, node_factory: NodeFactory, servers: Servers) -> None:
+        own_postgres: EmbeddedPostgres, own_valkey: EmbeddedValkey, node_factory: NodeFactory,
+        servers: Servers) -> None:
     """On a PostgreSQL of the test's own (the session's is not stopped under the other tests)."""
-    a, b, clock = await two_nodes(node_factory, on=Servers(own_postgres.url, servers.redis_url, servers.directory))
+    own = Servers(own_postgres.url, own_valkey.url, servers.directory)
+    a, b, clock = await two_nodes(node_factory, on=own)
     advertiser = await funded_advertiser(a, 100_000)
     leader = await new_campaign(a, advertiser, clock, caps=(1000,), headlines=("leader",))
     other = await new_campaign(a, advertiser, clock, caps=(1000,), headlines=("other",))
@@ -320,8 +353,7 @@ async def test_postgres_stopped_while_both_refresh_b_serves_what_it_held_and_bot
     assert seen_by_a == seen_by_b
     assert seen_by_b["campaigns"].keys() == {other["id"]}
     assert seen_by_b["spend"][other["id"]].total == IMPRESSION_MILLICENTS
-    restarted = await node_factory(clock=clock, on=Servers(own_postgres.url, servers.redis_url, servers.directory),
-                                   **SETTINGS)  # a node reading everything afresh holds the same
+    restarted = await node_factory(clock=clock, on=own, **SETTINGS)  # reading everything afresh: the same
     assert what_decisions_see(ads_of(restarted), now_ms) == seen_by_b
     for ads in (ads_of(a), ads_of(b)):
         choice = await ads.ad_for_slot(viewer_on_b, 5)
