@@ -148,8 +148,9 @@ async def fund_advertiser(request: web.Request) -> web.Response:
 
 
 @operation("Ad events from the feed page: impression, viewable (at least 50% of the player for at least 2 s), "
-           "quartiles, click; each event id, and each impression's kind, counts once", auth=True, tag="ads",
-           body=schemas.AdEventBatch, reply=schemas.AdEventAnswer)
+           "quartiles, click; each event id, and each impression's kind, counts once; answered once stored (with the "
+           "batches of other requests, in one transaction)", auth=True, tag="ads", body=schemas.AdEventBatch,
+           reply=schemas.AdEventAnswer, problems={503: ["ads-events-busy"]})
 async def record_events(request: web.Request) -> web.Response:
     ads = request.app[ADS]
     account = await require_account(request)

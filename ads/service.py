@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from ads import billing, campaigns, events
 from ads.decisions import AuctionRule, Choice, Decider
@@ -21,6 +21,7 @@ from ads.frequency import FrequencyCaps, choose_within_caps
 from ads.impressions import ImpressionSigner
 from ads.inventory import Inventory
 from ads.pacing import PacingRule
+from ads.recorder import EventRecorder
 from ads.targeting import Audience, age_band
 from feeds.viewers import Viewer
 from livecore.node import Node
@@ -44,6 +45,11 @@ class AdsMetrics:
         self.events = Counter("livecore_ad_events", "Ad events received, by result", ["result"], registry=registry)
         self.spend_posted_cents = Counter("livecore_ad_spend_posted_cents", "Ad spend posted to the ledger, cents",
                                           registry=registry)
+        self.events_pending = Gauge("livecore_ad_events_pending", "Ad events accepted for storing and waiting for "
+                                    "their transaction (bounded by ads_events_pending_max)", registry=registry)
+        self.event_writes = Counter("livecore_ad_event_writes", "Transactions that stored ad events, each holding "
+                                    "the batches of the requests that arrived while the one before was written",
+                                    registry=registry)
         self.budget_returned_cents = Counter("livecore_ad_budget_returned_cents", "Unspent budget of ended "
                                              "campaigns given back to advertisers' ad balance, cents",
                                              registry=registry)
@@ -63,6 +69,9 @@ class Ads:
             random.Random())
         self.caps = FrequencyCaps(node.redis)
         self.signer = ImpressionSigner(node.tokens, s.ads_impression_ttl_s * 1000)
+        self.recorder = EventRecorder(node.pool, s.ads_events_pending_max, s.ads_events_per_write_max,
+                                      self.metrics.event_writes.inc)
+        self.metrics.events_pending.set_function(lambda: self.recorder.pending_events)
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing = asyncio.Lock()
 
@@ -77,6 +86,7 @@ class Ads:
 
     async def stop(self) -> None:
         await stop_tasks(*self._tasks)
+        await self.recorder.close()
 
     async def refresh(self) -> None:
         """Read what changed in the inventory and rank what moved, in bounded steps; decisions go on with the last
@@ -125,7 +135,7 @@ class Ads:
                 "landing_url": creative.landing_url, "video": creative.video}
 
     async def record_events(self, user_id: int, batch: list[events.Event]) -> events.Recorded:
-        recorded = await events.record(self.node.pool, user_id, batch)
+        recorded = await self.recorder.record(events.Batch(user_id, batch))
         for campaign_id, at_ms, millicents in recorded.charges:
             self.inventory.spend.add(campaign_id, at_ms, millicents)
         self.metrics.events.labels(result="accepted").inc(recorded.accepted)

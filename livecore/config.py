@@ -440,6 +440,9 @@ class Settings:
     ads_impression_ttl_s: int = _setting(24 * 3600, "events of an impression are counted for this long after it "
                                                     "was served")
     ads_events_per_batch_max: int = _setting(100, "ad events in one POST /api/ads/events")
+    ads_events_pending_max: int = _setting(20_000, "ad events waiting on a node to be stored; past it a batch is "
+                                           "refused with 503 ads-events-busy (the page sends it again)")
+    ads_events_per_write_max: int = _setting(2000, "ad events of many requests stored in one transaction at most")
     ads_spend_post_ms: int = _setting(2000, "how often a node posts campaigns' unposted charges to the ledger")
     ads_spend_batch_max: int = _setting(5000, "charges posted to the ledger in one transaction at most")
     ads_settle_sweep_ms: int = _setting(10_000, "how often a node looks for ended campaigns to settle (their unspent "
