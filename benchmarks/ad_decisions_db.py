@@ -8,19 +8,20 @@ and each campaign created through ads/campaigns.py, which reserves the lifetime 
 ad groups, targeting, bids and budgets drawn as ad_decisions.py draws them. The decisions are the same as there,
 on the `Ads` object a node runs (ads/service.py: its decider, frequency caps and impression signer).
 
-Two phases of `--seconds` each, with the same arrival rate and viewers, one after the other in one process:
+Three phases of `--seconds` each, with the same arrival rate and viewers, one after the other in one process:
 - baseline: decisions only, on the inventory the first (full) refresh read; nothing else runs.
-- live: as on a node, `Ads.refresh` every `ads_refresh_ms` (reading what changed since the last refresh:
-  migration 0005's stamps) and `Ads.post_spend` every `ads_spend_post_ms`; and every ad served comes back as the
-  viewer's feed page reports it (webui/static/js/adevents.js): its impression sent in a batch `PAGE_FLUSH_MS`
-  after the first event the page queued, a click (`--click-percent` of impressions, a few seconds later) sent at
-  once; each batch's tokens verified and recorded by `Ads.record_events` as POST /api/ads/events does (one
-  transaction: events, charges, hourly roll-ups, `ad_group_counts`).
+- refresh: as on a node, `Ads.refresh` every `ads_refresh_ms` and `Ads.post_spend` every `ads_spend_post_ms`, with
+  no events: what the refresh reads is the share of campaigns read again in turn.
+- live: the same (the refresh now reading what the events changed since the last one: migration 0005's stamps),
+  and every ad served comes back as the viewer's feed page reports it (webui/static/js/adevents.js): its
+  impression sent in a batch `PAGE_FLUSH_MS` after the first event the page queued, a click (`--click-percent` of
+  impressions, a few seconds later) sent at once; each batch's tokens verified and recorded by `Ads.record_events`
+  as POST /api/ads/events does (one transaction: events, charges, hourly roll-ups, `ad_group_counts`).
 Reported per phase: decision latency from when it was due and on its own, the share within 10 ms, the loop's
-stalls and the collector's pauses, this process's CPU per decision; for the live phase also each refresh's wall
-time, CPU on the loop and rows read, the spend postings', the event batches' rate and latency, and PostgreSQL's
-CPU-seconds (its processes' times in /proc). Then live against baseline as ratios (the machine is shared: the
-ratio of two phases a few seconds apart says more than either figure). At the end every event still queued is
+stalls and the collector's pauses, this process's CPU per decision, PostgreSQL's CPU-seconds (its processes'
+times in /proc); each refresh's wall time, CPU on the loop and rows read, the spend postings', the event batches'
+rate and latency. Then each phase against the baseline as ratios (the machine is shared: the ratio of two phases
+a few seconds apart says more than either figure). At the end every event still queued is
 sent, all spend posted, and the ads' money invariants (ads/invariants.py) checked, with every impression served in
 the live phase counted once and `ad_group_counts` equal to the sum of the hourly roll-ups; the exit status is 1 if
 any of that fails.
@@ -169,6 +170,7 @@ class Pages:
         # event id -> the click to come: (its timer, user, event)
         self.clicks: dict[str, tuple[asyncio.TimerHandle, int, tuple[str, str, events.Kind]]] = {}
         self.batches: list[float] = []  # latency s of each batch
+        self.in_flight_max = 0
         self.sent = self.accepted = self.impressions = 0
         self.open = True
 
@@ -202,6 +204,7 @@ class Pages:
         if batch:
             task = asyncio.create_task(self.send(user_id, batch))
             self.sending.add(task)
+            self.in_flight_max = max(self.in_flight_max, len(self.sending))
             task.add_done_callback(self.sending.discard)
 
     async def send(self, user_id: int, batch: list[tuple[str, str, events.Kind]]) -> None:
@@ -261,9 +264,13 @@ class CpuSampler:
 @dataclass
 class Phase:
     name: str
+    background: bool  # the node's refresh and spend posting run
+    events: bool  # the served ads' events come back
     from_due: list[float] = field(default_factory=list)
     own: list[float] = field(default_factory=list)
     served: int = 0
+    served_groups: set[int] = field(default_factory=set)
+    served_campaigns: set[int] = field(default_factory=set)
     elapsed_s: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU s by process group over the phase
     load: float = 0.0
@@ -273,12 +280,12 @@ class Phase:
     reads: list[tuple[bool, int, float]] = field(default_factory=list)
     batches: list[float] = field(default_factory=list)
     events_sent: int = 0
+    in_flight_max: int = 0  # event batches sent and not yet answered, at most
 
 
 async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: CpuSampler, reads: ReadMeter,
-                    pages: Pages | None, rng: random.Random, viewers: list[tuple[int, Any]]) -> None:
-    """Decisions at `args.rate` for `args.seconds`; with `pages`, the node's refresh and spend posting run too and
-    served ads' events come back."""
+                    pages: Pages, rng: random.Random, viewers: list[tuple[int, Any]]) -> None:
+    """Decisions at `args.rate` for `args.seconds`, with what the phase runs beside them."""
     clock, s = ads.node.clock, ads.node.settings
 
     async def decide(due: float) -> None:
@@ -290,17 +297,19 @@ async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: C
             impression_id, token = ads.signer.issue(choice.campaign.id, choice.group.id, choice.creative.id, user_id,
                                                     choice.group.bid_kind, choice.outcome.price_millicents, now_ms)
             phase.served += 1
-            if pages is not None:
+            phase.served_groups.add(choice.group.id)
+            phase.served_campaigns.add(choice.campaign.id)
+            if phase.events:
                 pages.shown(user_id, impression_id, token)
         ended = time.perf_counter()
         phase.from_due.append(ended - due)
         phase.own.append(ended - started)
 
     background = [asyncio.create_task(phase.watch.probe())]
-    if pages is not None:
+    if phase.background:
         background += [asyncio.create_task(phase.refreshes.every(s.ads_refresh_ms, ads.refresh)),
                        asyncio.create_task(phase.spend_posts.every(s.ads_spend_post_ms, ads.post_spend))]
-    reads_before = len(reads.reads)
+    reads_before, batches_before, sent_before = len(reads.reads), len(pages.batches), pages.sent
     gc.callbacks.append(phase.watch.on_gc)
     cpu_start, started = time.process_time(), time.monotonic()
     try:
@@ -315,6 +324,8 @@ async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: C
     phase.cpu["benchmark loop"] = time.process_time() - cpu_start
     phase.load = os.getloadavg()[0]
     phase.reads = reads.reads[reads_before:]
+    phase.batches, phase.events_sent = pages.batches[batches_before:], pages.sent - sent_before
+    phase.in_flight_max, pages.in_flight_max = pages.in_flight_max, 0
     if failed:
         raise RuntimeError(f"background work failed in the {phase.name} phase: {failed!r}")
 
@@ -324,7 +335,8 @@ def report_phase(phase: Phase, args: argparse.Namespace) -> None:
         values.sort()
     n = len(phase.from_due)
     print(f"\n== {phase.name}: {n} decisions in {phase.elapsed_s:.1f} s ({n / phase.elapsed_s:.0f}/s, asked"
-          f" {args.rate}/s), {phase.served} served; load average {phase.load:.1f} on {os.cpu_count()} cores")
+          f" {args.rate}/s), {phase.served} served (of {len(phase.served_campaigns)} campaigns,"
+          f" {len(phase.served_groups)} ad groups); load average {phase.load:.1f} on {os.cpu_count()} cores")
     print_latency(phase.from_due, phase.own)
     for full, name in ((False, "what changed"), (True, "full")):
         runs = [(w, c) for (w, c), (f, _, _) in zip(phase.refreshes.runs, phase.reads, strict=False) if f == full]
@@ -345,7 +357,8 @@ def report_phase(phase: Phase, args: argparse.Namespace) -> None:
         batches = sorted(phase.batches)
         print(f"event batches: {len(batches)} ({len(batches) / phase.elapsed_s:.0f}/s) of {phase.events_sent}"
               f" events, latency p50 {pct(batches, 50):.1f} ms, p99 {pct(batches, 99):.1f} ms, max"
-              f" {batches[-1] * 1000:.1f} ms")
+              f" {batches[-1] * 1000:.1f} ms; at most {phase.in_flight_max} sent and not yet answered (waiting"
+              f" for one of the pool's {args.pool} connections, with the refresh)")
     print_loop(phase.watch)
     cpu = phase.cpu
     print(f"CPU seconds: PostgreSQL {cpu.get('postgres', 0):.2f} ({cpu.get('postgres', 0) / phase.elapsed_s:.0%} of a"
@@ -361,7 +374,7 @@ def report_ratios(baseline: Phase, live: Phase) -> None:
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.2f}x" if b else "n/a"
 
-    print("\n== live against baseline (same rate, viewers and inventory, seconds apart)")
+    print(f"\n== {live.name.split(':')[0]} against baseline (same rate, viewers and inventory, seconds apart)")
     print("latency from due: " + ", ".join(
         f"p{p} {ratio(pct(live.from_due, p), pct(baseline.from_due, p))}" for p in (50, 90, 99, 99.9)))
     print("latency own time: " + ", ".join(
@@ -395,7 +408,8 @@ async def check_books(ads: Ads, pool: asyncpg.Pool, pages: Pages) -> list[str]:
 
 
 async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedValkey) -> bool:
-    settings = Settings(database_url=pg.url, redis_url=valkey.url, ads_refresh_ms=args.refresh_ms,
+    settings = Settings(database_url=pg.url, redis_url=valkey.url, db_pool_size_max=args.pool,
+                        ads_refresh_ms=args.refresh_ms,
                         ads_refresh_full_ms=args.refresh_full_ms, ads_spend_post_ms=args.spend_post_ms,
                         ads_campaigns_in_memory_max=max(args.campaigns + 1, Settings().ads_campaigns_in_memory_max))
     clock, rng = Clock(), random.Random(args.seed)
@@ -424,15 +438,18 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedVa
         viewers = [(user_id, audience(rng)) for user_id in range(1, args.viewers + 1)]
         pages = Pages(ads, clock, args.click_percent / 100, random.Random(args.seed + 1))
         heap.freeze_startup_heap()  # as the node does once it serves (livecore/cli.py)
-        baseline = Phase("baseline: decisions only (no refresh, no spend posting, no events)")
-        live = Phase("live: decisions + the node's refresh and spend posting + the served ads' events")
+        phases = [Phase("baseline: decisions only (no refresh, no spend posting, no events)", False, False),
+                  Phase("refresh: decisions + the node's refresh and spend posting (no events: only the campaigns"
+                        " read again in turn)", True, False),
+                  Phase("live: decisions + the node's refresh and spend posting + the served ads' events", True,
+                        True)]
         with CpuSampler(pg, valkey) as sampler:
-            await run_phase(baseline, args, ads, sampler, reads, None, rng, viewers)
-            await run_phase(live, args, ads, sampler, reads, pages, rng, viewers)
-        live.batches, live.events_sent = pages.batches[:], pages.sent
-        report_phase(baseline, args)
-        report_phase(live, args)
-        report_ratios(baseline, live)
+            for phase in phases:
+                await run_phase(phase, args, ads, sampler, reads, pages, rng, viewers)
+        for phase in phases:
+            report_phase(phase, args)
+        for phase in phases[1:]:
+            report_ratios(phases[0], phase)
         await pages.close()
         problems = await check_books(ads, pool, pages)
         print(f"\nafter the run: {pages.impressions} impressions served in the live phase, {pages.sent} events sent"
@@ -459,6 +476,8 @@ def main() -> None:
                         help="as the node's ads_refresh_full_ms")
     parser.add_argument("--spend-post-ms", type=int, default=Settings().ads_spend_post_ms,
                         help="as the node's ads_spend_post_ms")
+    parser.add_argument("--pool", type=int, default=Settings().db_pool_size_max,
+                        help="PostgreSQL connections, as the node's db_pool_size_max")
     parser.add_argument("--click-percent", type=float, default=1.0, help="impressions whose viewer clicks")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the event loop: uvloop as `livecore serve` runs, or asyncio's own")
