@@ -83,6 +83,8 @@ PAGE_FLUSH_MS = 1000  # webui/static/js/adevents.js FLUSH_MS: a page sends what 
 CLICK_DELAY_S = (1.0, 5.0)  # a click comes this long after its impression (uniform)
 SETUP_CONCURRENCY = 4  # campaigns created at once while setting up
 CPU_SAMPLE_S = 0.5  # how often the processes' CPU times are read (a backend or autovacuum worker may be short-lived)
+STATS_SETTLE_S = 0.5  # for the ended backends' table statistics to arrive
+WRITTEN_TABLES = ["ad_campaigns", "ad_events", "ad_group_counts", "ad_stats_hourly"]
 VIDEO_SHAPE = (15_000, 720, 1280)  # duration ms, width, height of the creatives' videos
 
 
@@ -407,6 +409,22 @@ async def check_books(ads: Ads, pool: asyncpg.Pool, pages: Pages) -> list[str]:
     return problems
 
 
+async def print_table_writes(url: str) -> None:
+    """How the ads' tables were written over the whole run: updates that were HOT (no index touched: the new row
+    version on the same page) and dead row versions left for vacuum. Read once the pool is closed: a backend sends
+    its statistics when it ends."""
+    await asyncio.sleep(STATS_SETTLE_S)
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, autovacuum_count"
+                                " FROM pg_stat_user_tables WHERE relname = ANY($1) ORDER BY relname", WRITTEN_TABLES)
+    finally:
+        await conn.close()
+    print("table writes over the run (setup included): " + "; ".join(
+        f"{r['relname']} {r['n_tup_ins']} inserted, {r['n_tup_upd']} updated ({r['n_tup_hot_upd']} HOT),"
+        f" {r['n_dead_tup']} dead, {r['autovacuum_count']} autovacuums" for r in rows))
+
+
 async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedValkey) -> bool:
     settings = Settings(database_url=pg.url, redis_url=valkey.url, db_pool_size_max=args.pool,
                         ads_refresh_ms=args.refresh_ms,
@@ -457,10 +475,11 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedVa
         print("invariants: " + ("all hold (money, counts, no event lost)" if not problems else "BROKEN"))
         for problem in problems:
             print(f"  {problem}")
-        return not problems
     finally:
         await client.aclose()
         await pool.close()
+    await print_table_writes(settings.database_url)
+    return not problems
 
 
 def main() -> None:
