@@ -13,16 +13,17 @@ Three phases of `--seconds` each, with the same arrival rate and viewers, one af
 - refresh: as on a node, `Ads.refresh` every `ads_refresh_ms` and `Ads.post_spend` every `ads_spend_post_ms`, with
   no events: what the refresh reads is the share of campaigns read again in turn.
 - live: the same (the refresh now reading what the events changed since the last one: migration 0005's stamps),
-  and every ad served comes back as the viewer's feed page reports it (webui/static/js/adevents.js): its
-  impression sent in a batch `PAGE_FLUSH_MS` after the first event the page queued, a click (`--click-percent` of
-  impressions, a few seconds later) sent at once; each batch's tokens verified and recorded by `Ads.record_events`
-  as POST /api/ads/events does (one transaction: events, charges, hourly roll-ups, `ad_group_counts`).
+  and every ad served (`--reported-percent` of them) comes back as the viewer's feed page reports it
+  (webui/static/js/adevents.js): its impression sent in a batch `PAGE_FLUSH_MS` after the first event the page
+  queued, a click (`--click-percent` of impressions, a few seconds later) sent at once; each batch's tokens
+  verified and recorded by `Ads.record_events` as POST /api/ads/events does (one transaction: events, charges,
+  hourly roll-ups, `ad_group_counts`).
 Reported per phase: decision latency from when it was due and on its own, the share within 10 ms, the loop's
 stalls and the collector's pauses, this process's CPU per decision, PostgreSQL's CPU-seconds (its processes'
 times in /proc); each refresh's wall time, CPU on the loop and rows read, the spend postings', the event batches'
 rate and latency. Then each phase against the baseline as ratios (the machine is shared: the ratio of two phases
 a few seconds apart says more than either figure). At the end every event still queued is
-sent, all spend posted, and the ads' money invariants (ads/invariants.py) checked, with every impression served in
+sent, all spend posted, and the ads' money invariants (ads/invariants.py) checked, with every impression reported in
 the live phase counted once and `ad_group_counts` equal to the sum of the hourly roll-ups; the exit status is 1 if
 any of that fails.
 
@@ -164,8 +165,9 @@ class Pages:
     queued and the page's queue sent PAGE_FLUSH_MS after the first event in it; a click is sent at once. Each batch
     is verified and recorded as POST /api/ads/events does."""
 
-    def __init__(self, ads: Ads, clock: Clock, click_rate: float, rng: random.Random) -> None:
-        self.ads, self.clock, self.click_rate, self.rng = ads, clock, click_rate, rng
+    def __init__(self, ads: Ads, clock: Clock, reported_rate: float, click_rate: float, rng: random.Random) -> None:
+        self.ads, self.clock, self.rng = ads, clock, rng
+        self.reported_rate, self.click_rate = reported_rate, click_rate
         self.queued: dict[int, list[tuple[str, str, events.Kind]]] = {}  # user -> (event id, token, kind)
         self.sending: set[asyncio.Task[None]] = set()
         self.timers: dict[int, asyncio.TimerHandle] = {}  # user -> the page's flush
@@ -177,7 +179,7 @@ class Pages:
         self.open = True
 
     def shown(self, user_id: int, impression_id: str, token: str) -> None:
-        if not self.open:
+        if not self.open or self.rng.random() >= self.reported_rate:
             return
         self.impressions += 1
         self.record(user_id, (f"{impression_id}:impression", token, "impression"))
@@ -388,14 +390,14 @@ def report_ratios(baseline: Phase, live: Phase) -> None:
 
 
 async def check_books(ads: Ads, pool: asyncpg.Pool, pages: Pages) -> list[str]:
-    """What must hold after the run: every impression served in the live phase counted once, each group's counts
+    """What must hold after the run: every impression reported in the live phase counted once, each group's counts
     the sum of its roll-ups, all spend posted and the money invariants."""
     while await ads.post_spend():
         pass
     problems = list(await invariants.violations(pool))
     counted = await pool.fetchval("SELECT count(*) FROM ad_events WHERE kind = 'impression'")
     if counted != pages.impressions or pages.accepted != pages.sent:
-        problems.append(f"impressions served {pages.impressions}, counted {counted}; events sent {pages.sent},"
+        problems.append(f"impressions reported {pages.impressions}, counted {counted}; events sent {pages.sent},"
                         f" accepted {pages.accepted}")
     apart = await pool.fetchval(
         "SELECT count(*) FROM ad_group_counts c FULL JOIN (SELECT ad_group_id, sum(impressions) AS impressions,"
@@ -451,10 +453,11 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedVa
               f" first (full) refresh {first * 1000:.0f} ms wall, {meter.cpu_s * 1000:.0f} ms CPU on the loop,"
               f" {reads.reads[-1][1]} rows; {len(ads.inventory.campaigns)} campaigns running in memory; viewers"
               f" {args.viewers}, refresh every {settings.ads_refresh_ms} ms (every campaign read whole in turn every"
-              f" {settings.ads_refresh_full_ms} ms), spend posted every {settings.ads_spend_post_ms} ms, clicks"
-              f" {args.click_percent} % of impressions, on {args.loop}")
+              f" {settings.ads_refresh_full_ms} ms), spend posted every {settings.ads_spend_post_ms} ms,"
+              f" {args.reported_percent} % of served ads reported by their page, clicks {args.click_percent} % of"
+              f" impressions, on {args.loop}")
         viewers = [(user_id, audience(rng)) for user_id in range(1, args.viewers + 1)]
-        pages = Pages(ads, clock, args.click_percent / 100, random.Random(args.seed + 1))
+        pages = Pages(ads, clock, args.reported_percent / 100, args.click_percent / 100, random.Random(args.seed + 1))
         heap.freeze_startup_heap()  # as the node does once it serves (livecore/cli.py)
         phases = [Phase("baseline: decisions only (no refresh, no spend posting, no events)", False, False),
                   Phase("refresh: decisions + the node's refresh and spend posting (no events: only the campaigns"
@@ -470,7 +473,7 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, valkey: EmbeddedVa
             report_ratios(phases[0], phase)
         await pages.close()
         problems = await check_books(ads, pool, pages)
-        print(f"\nafter the run: {pages.impressions} impressions served in the live phase, {pages.sent} events sent"
+        print(f"\nafter the run: {pages.impressions} impressions reported in the live phase, {pages.sent} events sent"
               f" in {len(pages.batches)} batches ({pages.accepted} accepted), all spend posted")
         print("invariants: " + ("all hold (money, counts, no event lost)" if not problems else "BROKEN"))
         for problem in problems:
@@ -497,6 +500,9 @@ def main() -> None:
                         help="as the node's ads_spend_post_ms")
     parser.add_argument("--pool", type=int, default=Settings().db_pool_size_max,
                         help="PostgreSQL connections, as the node's db_pool_size_max")
+    parser.add_argument("--reported-percent", type=float, default=100.0,
+                        help="served ads whose page reports their events (less: a lighter write path, to find where"
+                             " it stops keeping up)")
     parser.add_argument("--click-percent", type=float, default=1.0, help="impressions whose viewer clicks")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the event loop: uvloop as `livecore serve` runs, or asyncio's own")

@@ -34,7 +34,7 @@ async def test_the_database_mode_prints_its_figures_and_keeps_the_books() -> Non
     batches = re.search(r"event batches: (\d+) .* of (\d+) events", live)
     assert batches and int(batches[1]) > 0, text
     assert re.search(r"CPU seconds: PostgreSQL \d+\.\d\d", live), text
-    served = re.search(r"after the run: (\d+) impressions served in the live phase, (\d+) events sent", text)
+    served = re.search(r"after the run: (\d+) impressions reported in the live phase, (\d+) events sent", text)
     assert served and int(served[1]) > 0 and int(served[2]) >= int(served[1]), text  # every impression came back
     assert len(re.findall(r"latency from due: p50 \d+\.\d\dx", text)) == 2, text  # refresh, live against baseline
     assert re.search(r"ad_group_counts \d+ inserted, [1-9]\d* updated", text), text  # the events moved the counts
