@@ -1,6 +1,6 @@
-"""The ad-decision benchmark's database mode (benchmarks/ad_decisions_db.py) run for a second a phase at a low
-rate: it starts its own PostgreSQL and Valkey, makes campaigns as the product does, runs the node's refresh, spend
-posting and event path beside the decisions, prints its figures and finds the books in order afterwards."""
+"""The ad-decision benchmark's database mode (benchmarks/ad_decisions_db.py), run for a second and a half a phase at
+a low rate: it starts its own PostgreSQL and Valkey, makes campaigns as the product does, runs the node's refresh,
+spend posting and event path beside the decisions, prints its figures and finds the books in order afterwards."""
 
 from __future__ import annotations
 
