@@ -28,7 +28,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -54,6 +54,27 @@ PACINGS: tuple[Pacing, ...] = ("even", "front_loaded", "asap")
 LOOP_PROBE_S = 0.001
 T = TypeVar("T")
 DRIVER_ROWS_PER_READ = 300
+GROUPS_PER_CAMPAIGN = 3
+CAMPAIGN_DAYS = 30  # a campaign runs from a day ago for this many days; its lifetime budget is this many days'
+
+
+def draw_group(rng: random.Random) -> dict[str, Any]:
+    """An ad group's bid, targeting (a quarter untargeted) and frequency cap, as its row holds them."""
+    targeted = rng.random() >= 0.25
+    kind = rng.choice(("cpm", "cpc"))
+    return {"bid_kind": kind, "bid_cents": rng.randint(100, 2000) if kind == "cpm" else rng.randint(10, 200),
+            "age_bands": rng.sample(AGE_BANDS, rng.randint(0, 3)) if targeted else [],
+            "regions": rng.sample(REGIONS, rng.randint(0, 2)) if targeted else [],
+            "languages": rng.sample(LANGUAGES, rng.randint(0, 1)) if targeted else [],
+            "interests": rng.sample(INTERESTS, rng.randint(1, 4)) if targeted else [],
+            "frequency_per_day_max": rng.randint(2, 10)}
+
+
+def draw_budget(rng: random.Random) -> dict[str, Any]:
+    """A campaign's budgets (a daily one, CAMPAIGN_DAYS of it in all) and pacing, as its row holds them."""
+    budget = rng.randint(10_000, 1_000_000)
+    return {"budget_daily_cents": budget, "budget_lifetime_cents": budget * CAMPAIGN_DAYS,
+            "pacing": rng.choice(PACINGS)}
 
 
 def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> InventoryRows:
@@ -65,18 +86,9 @@ def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> Inventory
     videos: dict[int, Video] = {}
     group_id = 0
     for campaign_id in range(1, campaigns + 1):
-        for _ in range(3):
+        for _ in range(GROUPS_PER_CAMPAIGN):
             group_id += 1
-            targeted = rng.random() >= 0.25
-            kind = rng.choice(("cpm", "cpc"))
-            group_rows.append({
-                "id": group_id, "campaign_id": campaign_id, "bid_kind": kind,
-                "bid_cents": rng.randint(100, 2000) if kind == "cpm" else rng.randint(10, 200),
-                "age_bands": rng.sample(AGE_BANDS, rng.randint(0, 3)) if targeted else [],
-                "regions": rng.sample(REGIONS, rng.randint(0, 2)) if targeted else [],
-                "languages": rng.sample(LANGUAGES, rng.randint(0, 1)) if targeted else [],
-                "interests": rng.sample(INTERESTS, rng.randint(1, 4)) if targeted else [],
-                "frequency_per_day_max": rng.randint(2, 10)})
+            group_rows.append({"id": group_id, "campaign_id": campaign_id, **draw_group(rng)})
             counts.append({"ad_group_id": group_id, "impressions": rng.randint(0, 100_000),
                            "clicks": rng.randint(0, 1000)})
             creative_rows.append({"id": group_id, "ad_group_id": group_id, "video_id": group_id,
@@ -84,12 +96,10 @@ def synthetic_rows(campaigns: int, rng: random.Random, now_ms: int) -> Inventory
             videos[group_id] = Video(group_id, campaign_id, "an ad", [], None, None, False, "ready", None, None,
                                      15_000, 720, 1280, 0, 0, 0, dt.datetime.now(dt.UTC), f"brand{campaign_id}",
                                      f"brand {campaign_id}")
-        budget = rng.randint(10_000, 1_000_000)
         campaign_rows.append({
             "id": campaign_id, "advertiser_id": campaign_id, "display_name": f"brand {campaign_id}",
-            "state": "active", "starts_ms": now_ms - DAY_MS, "ends_ms": now_ms + 30 * DAY_MS,
-            "budget_daily_cents": budget, "budget_lifetime_cents": budget * 30, "pacing": rng.choice(PACINGS),
-            "charged_millicents": 0})
+            "state": "active", "starts_ms": now_ms - DAY_MS, "ends_ms": now_ms + CAMPAIGN_DAYS * DAY_MS,
+            **draw_budget(rng), "charged_millicents": 0})
     spend = [{"campaign_id": c["id"], "charged_millicents": 0, "today": 0, "this_hour": 0} for c in campaign_rows]
     return InventoryRows(True, 0, campaign_rows, group_rows, creative_rows, videos, spend, counts)
 
@@ -288,20 +298,8 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     background = [asyncio.create_task(watch.probe())]
     if args.refresh_ms:
         background.append(asyncio.create_task(refresh()))
-    total = args.rate * args.seconds
-    running: set[asyncio.Task[None]] = set()
     cpu_start = time.process_time()
-    start = time.perf_counter()
-    for n in range(total):
-        due = start + n / args.rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(decide(due))
-        running.add(task)
-        task.add_done_callback(running.discard)
-    await asyncio.gather(*running)
-    elapsed = time.perf_counter() - start
+    elapsed = await open_loop(args.rate, args.seconds, decide)
     cpu_s = time.process_time() - cpu_start
     gc.callbacks.remove(watch.on_gc)
     for task in background:
@@ -310,9 +308,43 @@ async def run(args: argparse.Namespace, valkey_url: str) -> None:
     report(args, from_due, own, refreshes, watch, elapsed, cpu_s, served)
 
 
+async def open_loop(rate: int, seconds: float, decide: Callable[[float], Coroutine[Any, Any, None]]) -> float:
+    """Start `decide(due)` at `rate` per second for `seconds`, each when due whether or not the ones before are done;
+    the seconds until the last is done."""
+    running: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(decide(due))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
+    return time.perf_counter() - start
+
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile in ms of values in seconds, sorted."""
     return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
+
+
+def print_latency(from_due: list[float], own: list[float]) -> None:
+    """The decisions' latency percentiles (both lists sorted)."""
+    for name, values in (("from due", from_due), ("own time", own)):
+        print(f"latency {name} ms: p50 {pct(values, 50):.2f}  p90 {pct(values, 90):.2f}  p99 {pct(values, 99):.2f}"
+              f"  p99.9 {pct(values, 99.9):.2f}  max {values[-1] * 1000:.2f}")
+    print(f"  within 10 ms from due: {sum(v <= 0.010 for v in from_due) / len(from_due):.2%}")
+
+
+def print_loop(watch: LoopWatch) -> None:
+    """The event loop's stalls (sorted) and the garbage collector's pauses."""
+    print(f"event loop stalls over a {LOOP_PROBE_S * 1000:.0f} ms sleep: p99 {pct(watch.stalls, 99):.2f} ms,"
+          f" max {watch.stalls[-1] * 1000:.1f} ms")
+    for generation, pauses in sorted(watch.gc_pauses.items()):
+        print(f"gc generation {generation}: {len(pauses)} collections, {sum(pauses) * 1000:.1f} ms in all,"
+              f" longest {max(pauses) * 1000:.1f} ms")
 
 
 def report(args: argparse.Namespace, from_due: list[float], own: list[float],
@@ -327,10 +359,7 @@ def report(args: argparse.Namespace, from_due: list[float], own: list[float],
           " second")
     print(f"decisions {n} in {elapsed:.1f} s ({n / elapsed:.0f}/s, asked {args.rate}/s), {served} served,"
           f" on {args.loop}")
-    for name, values in (("from due", from_due), ("own time", own)):
-        print(f"latency {name} ms: p50 {pct(values, 50):.2f}  p90 {pct(values, 90):.2f}  p99 {pct(values, 99):.2f}"
-              f"  p99.9 {pct(values, 99.9):.2f}  max {values[-1] * 1000:.2f}")
-    print(f"  within 10 ms from due: {sum(v <= 0.010 for v in from_due) / n:.2%}")
+    print_latency(from_due, own)
     for full, name in ((False, "what changed"), (True, "full")):
         if refreshes[full]:
             wall = sorted(w for w, _ in refreshes[full])
@@ -338,11 +367,7 @@ def report(args: argparse.Namespace, from_due: list[float], own: list[float],
             print(f"refreshes reading {name}: {len(wall)}, wall median {pct(wall, 50):.1f} ms, max"
                   f" {wall[-1] * 1000:.1f} ms (the loop serving decisions between turns); CPU on the loop median"
                   f" {pct(cpu, 50):.2f} ms, max {cpu[-1] * 1000:.2f} ms")
-    print(f"event loop stalls over a {LOOP_PROBE_S * 1000:.0f} ms sleep: p99 {pct(watch.stalls, 99):.2f} ms,"
-          f" max {watch.stalls[-1] * 1000:.1f} ms")
-    for generation, pauses in sorted(watch.gc_pauses.items()):
-        print(f"gc generation {generation}: {len(pauses)} collections, {sum(pauses) * 1000:.1f} ms in all,"
-              f" longest {max(pauses) * 1000:.1f} ms")
+    print_loop(watch)
     print(f"CPU of this process per decision: {cpu_s / n * 1000:.3f} ms (Valkey's not counted; refreshes and the"
           f" loop probe included); load average while it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
