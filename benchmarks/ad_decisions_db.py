@@ -16,8 +16,9 @@ Three phases of `--seconds` each, with the same arrival rate and viewers, one af
   and every ad served (`--reported-percent` of them) comes back as the viewer's feed page reports it
   (webui/static/js/adevents.js): its impression sent in a batch `PAGE_FLUSH_MS` after the first event the page
   queued, a click (`--click-percent` of impressions, a few seconds later) sent at once; each batch's tokens
-  verified and recorded by `Ads.record_events` as POST /api/ads/events does (one transaction: events, charges,
-  hourly roll-ups, `ad_group_counts`).
+  verified and recorded by `Ads.record_events` as POST /api/ads/events does (ads/recorder.py: the batches that
+  arrive while one write is under way stored together in the next, one transaction: events, charges, hourly
+  roll-ups, `ad_group_counts`).
 Reported per phase: decision latency from when it was due and on its own, the share within 10 ms, the loop's
 stalls and the collector's pauses, this process's CPU per decision, PostgreSQL's CPU-seconds (its processes'
 times in /proc); each refresh's wall time, CPU on the loop and rows read, the spend postings', the event batches'
@@ -285,6 +286,11 @@ class Phase:
     batches: list[float] = field(default_factory=list)
     events_sent: int = 0
     in_flight_max: int = 0  # event batches sent and not yet answered, at most
+    writes: int = 0  # transactions that stored them
+
+
+def _event_writes(ads: Ads) -> int:
+    return int(ads.node.registry.get_sample_value("livecore_ad_event_writes_total") or 0)
 
 
 async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: CpuSampler, reads: ReadMeter,
@@ -314,6 +320,7 @@ async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: C
         background += [asyncio.create_task(phase.refreshes.every(s.ads_refresh_ms, ads.refresh)),
                        asyncio.create_task(phase.spend_posts.every(s.ads_spend_post_ms, ads.post_spend))]
     reads_before, batches_before, sent_before = len(reads.reads), len(pages.batches), pages.sent
+    writes_before = _event_writes(ads)
     gc.callbacks.append(phase.watch.on_gc)
     cpu_start, started = time.process_time(), time.monotonic()
     try:
@@ -330,6 +337,7 @@ async def run_phase(phase: Phase, args: argparse.Namespace, ads: Ads, sampler: C
     phase.reads = reads.reads[reads_before:]
     phase.batches, phase.events_sent = pages.batches[batches_before:], pages.sent - sent_before
     phase.in_flight_max, pages.in_flight_max = pages.in_flight_max, 0
+    phase.writes = _event_writes(ads) - writes_before
     if failed:
         raise RuntimeError(f"background work failed in the {phase.name} phase: {failed!r}")
 
@@ -361,8 +369,8 @@ def report_phase(phase: Phase, args: argparse.Namespace) -> None:
         batches = sorted(phase.batches)
         print(f"event batches: {len(batches)} ({len(batches) / phase.elapsed_s:.0f}/s) of {phase.events_sent}"
               f" events, latency p50 {pct(batches, 50):.1f} ms, p99 {pct(batches, 99):.1f} ms, max"
-              f" {batches[-1] * 1000:.1f} ms; at most {phase.in_flight_max} sent and not yet answered (waiting"
-              f" for one of the pool's {args.pool} connections, with the refresh)")
+              f" {batches[-1] * 1000:.1f} ms; at most {phase.in_flight_max} sent and not yet answered; stored in"
+              f" {phase.writes} transactions ({len(batches) / max(1, phase.writes):.1f} batches each)")
     print_loop(phase.watch)
     cpu = phase.cpu
     print(f"CPU seconds: PostgreSQL {cpu.get('postgres', 0):.2f} ({cpu.get('postgres', 0) / phase.elapsed_s:.0%} of a"
