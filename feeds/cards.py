@@ -29,7 +29,8 @@ async def video_cards(pool: asyncpg.Pool, catalogue: Catalogue, viewer: Viewer, 
                if video_id in catalogue.videos and rules.may_see(viewer, catalogue.videos[video_id],
                                                                   following=following)]
     found = await videos.videos_for_viewer(pool, [video_id for video_id, _ in allowed], viewer.id)
-    return [{"kind": "video", "video": found[video_id][0].public(), "source": source, "liked": found[video_id][1]}
+    return [{"kind": "video", "video": found[video_id][0].public(), "source": source, "liked": found[video_id][1],
+             "following": found[video_id][0].author_id in viewer.following}
             for video_id, source in allowed if video_id in found and found[video_id][0].state == "ready"]
 
 

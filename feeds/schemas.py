@@ -88,8 +88,9 @@ class VideoCard(Answer):
     kind: Literal["video"]
     video: VideoView
     source: str = Field(description="why it is in the feed: followed, trending, neighbours, hashtag, sound, "
-                                    "challenge, interests, fresh")
+                                    "challenge, interests, fresh, older (a long session past what those found)")
     liked: bool = Field(description="whether the viewer likes it")
+    following: bool = Field(description="whether the viewer follows its author")
     labels: list[VideoCardLabel] = Field(description="labels other parts put on the video (a paid partnership)")
 
 

@@ -139,6 +139,8 @@ async def test_a_swipe_while_the_next_page_loads_waits_for_it_and_the_end_is_sai
     await page.route(lambda url: "/api/feed/following?" in url, one_per_page)
     await page.locator("#tab-following").click()
     await expect(_current(page)).to_have_attribute("data-video-id", str(newer))
+    await expect(_current(page).locator(".follow")).to_have_text("Following")  # the card knows whom you follow
+    await expect(_current(page).locator(".follow")).to_be_disabled()
     await asyncio.wait_for(held.wait(), 15)  # the first card asks for the next page at once
     await page.keyboard.press("ArrowDown")  # past the last card while the next page is loading
     await expect(_current(page)).to_have_attribute("data-video-id", str(newer))

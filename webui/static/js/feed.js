@@ -99,7 +99,9 @@ function renderVideo(item) {
   setLiked(like, item.liked, video.likes);
   like.addEventListener("click", () => toggleLike(card));
   element.querySelector(".share").addEventListener("click", () => share(card));
-  element.querySelector(".follow").addEventListener("click", () => follow(card));
+  const followButton = element.querySelector(".follow");
+  followButton.addEventListener("click", () => follow(card));
+  if (item.following) showFollowing(followButton);
   element.querySelector(".not-interested").addEventListener("click", () => notInterested(card));
   element.querySelector(".sound").addEventListener("click", () => toggleSound());
   const card = { kind: "video", element, video, player, liked: item.liked, likes: video.likes, watchedMs: 0 };
@@ -213,12 +215,19 @@ async function share(card) {
   engagement.record(card.video.id, "share", {}, true);
 }
 
+function showFollowing(button) {
+  button.textContent = "Following";
+  button.disabled = true;
+}
+
 async function follow(card) {
   const button = card.element.querySelector(".follow");
   button.disabled = true;
   try {
     await api(`/api/users/${card.video.author.id}/follow`, { method: "POST" });
-    button.textContent = "Following";
+    for (const c of state.cards) {
+      if (c.kind === "video" && c.video.author.id === card.video.author.id) showFollowing(c.element.querySelector(".follow"));
+    }
     engagement.record(card.video.id, "follow");
   } catch (error) {
     button.disabled = false;
