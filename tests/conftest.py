@@ -59,6 +59,18 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
+async def own_valkey(tmp_path: Path) -> AsyncIterator[EmbeddedValkey]:
+    """A Valkey of the test's own, to kill or stop without the session's servers seeing it (beside `own_postgres`,
+    whose user ids are the session database's too: their frequency caps must not meet)."""
+    server = EmbeddedValkey(tmp_path / "valkey")
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
+import time
 from typing import Any
 
 from clips import make_mp4
@@ -13,6 +15,7 @@ from livenode import RunningNode
 from ads import ADS, Ads, billing
 
 CLIP = make_mp4(seconds=1)
+BACK_S_MAX = 60.0  # a database or Valkey started again answers within this
 
 
 def ads_of(node: RunningNode) -> Ads:
@@ -67,6 +70,26 @@ async def send_events(node: RunningNode, token: str, events: list[dict[str, Any]
     async with node.http.post(f"{node.url}/api/ads/events", json={"events": events}, headers=auth(token)) as response:
         assert response.status == 200, await response.text()
         return await response.json()
+
+
+async def post_events(node: RunningNode, token: str, events: list[dict[str, Any]],
+                      url: str | None = None) -> tuple[int, dict[str, Any]]:
+    """POST a batch of ad events (to `url`, another node, if given): the status and the answer, whatever they are."""
+    async with node.http.post(f"{url or node.url}/api/ads/events", json={"events": events},
+                              headers=auth(token)) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def post_events_until_stored(node: RunningNode, token: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the feed page does after a 503: send the batch again, with the same ids, until it is answered (within
+    BACK_S_MAX, for a database coming back); the answer."""
+    deadline = time.monotonic() + BACK_S_MAX
+    while True:
+        status, answer = await post_events(node, token, events)
+        if status == 200:
+            return answer
+        assert status == 503 and time.monotonic() < deadline, (status, answer)
+        await asyncio.sleep(0.2)
 
 
 def ads_in(page: dict[str, Any], campaign_id: int | None = None) -> list[dict[str, Any]]:

@@ -6,13 +6,8 @@ Retry-After, and the page's retry with the same ids counts each event once when 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import pytest
-from adsclient import CLIP, ads_in, ads_of, advertiser_with_campaign, send_events
+from adsclient import CLIP, ads_in, ads_of, advertiser_with_campaign, post_events, post_events_until_stored, send_events
 from feedclient import auth, feed_page, feeds_of, get_json, post_video
 from livenode import NodeFactory, Servers
 
@@ -21,22 +16,10 @@ from commerce import invariants
 from feeds.viewers import load_viewer
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey
 
-BACK_S_MAX = 60.0
 
-
-@pytest.fixture
-async def valkey(tmp_path: Path) -> AsyncIterator[EmbeddedValkey]:
-    server = EmbeddedValkey(tmp_path / "valkey")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-async def test_valkey_killed_during_decisions_and_events(valkey: EmbeddedValkey, node_factory: NodeFactory,
+async def test_valkey_killed_during_decisions_and_events(own_valkey: EmbeddedValkey, node_factory: NodeFactory,
                                                          servers: Servers) -> None:
-    node = await node_factory(on=Servers(servers.database_url, valkey.url, servers.directory), redis_wait_s_max=1)
+    node = await node_factory(on=Servers(servers.database_url, own_valkey.url, servers.directory), redis_wait_s_max=1)
     author = await node.signup()
     for _ in range(12):
         await post_video(node, author["token"], CLIP)
@@ -47,9 +30,9 @@ async def test_valkey_killed_during_decisions_and_events(valkey: EmbeddedValkey,
     before = [{"id": "shown", "impression": ad["impression"], "kind": "impression"}]
     assert (await send_events(node, viewer["token"], before))["accepted"] == 1
 
-    assert valkey.process is not None
-    valkey.process.kill()  # -9
-    valkey.process.wait()
+    assert own_valkey.process is not None
+    own_valkey.process.kill()  # -9
+    own_valkey.process.wait()
 
     async with node.http.get(f"{node.url}/api/feed/for-you?limit=12", headers=auth(viewer["token"])) as response:
         body = await response.json(content_type=None)
@@ -67,7 +50,7 @@ async def test_valkey_killed_during_decisions_and_events(valkey: EmbeddedValkey,
     assert await send_events(node, viewer["token"], during) == {"accepted": 2, "duplicates": 1, "refused": []}
     assert await send_events(node, viewer["token"], during) == {"accepted": 0, "duplicates": 3, "refused": []}
 
-    valkey.start()
+    own_valkey.start()
     assert await send_events(node, viewer["token"], during) == {"accepted": 0, "duplicates": 3, "refused": []}
     status, report = await get_json(node, f"/api/campaigns/{campaign['id']}/report", advertiser["token"])
     assert status == 200
@@ -77,11 +60,6 @@ async def test_valkey_killed_during_decisions_and_events(valkey: EmbeddedValkey,
     assert await ad_invariants.violations(node.node.pool) == []
     again = await feed_page(node, "for-you", viewer["token"], limit=12)  # ads come back with the bus
     assert ads_in(again, campaign["id"])
-
-
-async def _post_events(node: Any, token: str, events: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    async with node.http.post(f"{node.url}/api/ads/events", json={"events": events}, headers=auth(token)) as response:
-        return response.status, await response.json(content_type=None)
 
 
 async def test_postgres_stopped_under_events_answers_503_and_the_retry_counts_once(
@@ -97,18 +75,12 @@ async def test_postgres_stopped_under_events_answers_503_and_the_retry_counts_on
     batch = [{"id": kind, "impression": ad["impression"], "kind": kind} for kind in ("impression", "viewable")]
 
     await asyncio.to_thread(own_postgres.stop)
-    status, problem = await _post_events(node, viewer["token"], batch)
+    status, problem = await post_events(node, viewer["token"], batch)
     assert status == 503 and problem["type"] == "livecore:unavailable" and problem["unavailable"] == "database"
     await asyncio.to_thread(own_postgres.start)
-    deadline = time.monotonic() + BACK_S_MAX
-    while True:  # the page sends the batch again with the same ids until it is answered
-        status, answer = await _post_events(node, viewer["token"], batch)
-        if status == 200:
-            break
-        assert status == 503 and time.monotonic() < deadline, (status, answer)
-        await asyncio.sleep(0.2)
+    answer = await post_events_until_stored(node, viewer["token"], batch)  # the page sends it again with the same ids
     assert answer == {"accepted": 2, "duplicates": 0, "refused": []}
-    assert (await _post_events(node, viewer["token"], batch))[1] == {"accepted": 0, "duplicates": 2, "refused": []}
+    assert (await post_events(node, viewer["token"], batch))[1] == {"accepted": 0, "duplicates": 2, "refused": []}
     status, report = await get_json(node, f"/api/campaigns/{campaign['id']}/report", advertiser["token"])
     assert status == 200 and (report["totals"]["impressions"], report["totals"]["viewable"]) == (1, 1)
     await ads_of(node).post_spend()

@@ -17,14 +17,25 @@ import asyncio
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from adsclient import CLIP, ads_in, ads_of, campaign_body, create_campaign, funded_advertiser, interest, send_events
+from adsclient import (
+    BACK_S_MAX,
+    CLIP,
+    ads_in,
+    ads_of,
+    campaign_body,
+    create_campaign,
+    funded_advertiser,
+    interest,
+    post_events,
+    post_events_until_stored,
+    send_events,
+)
 from feedclient import auth, feed_page, feeds_of, get_json, post_video
 from livenode import NodeFactory, RunningNode, Servers
 from servenode import Serve, clean_env
@@ -42,7 +53,6 @@ from livecore.outage import unreachable_part
 PRICE_CENTS = 100_000  # the reserve eCPM and every bid: a CPM impression that won alone costs a dollar (100 cents)
 IMPRESSION_MILLICENTS = PRICE_CENTS  # an eCPM of N cents is N millicents per impression
 ORGANIC_VIDEOS = 12  # a page of 12 holds two ad slots with none of the other tests' videos
-BACK_S_MAX = 60.0
 SETTINGS: dict[str, Any] = {
     "ads_refresh_ms": 3_600_000, "ads_spend_post_ms": 3_600_000, "ads_settle_sweep_ms": 3_600_000,  # the tests do it
     "ads_reserve_ecpm_cents": PRICE_CENTS,
@@ -272,29 +282,10 @@ async def test_a_campaign_paused_or_ended_on_a_stops_on_b_at_its_next_refresh(no
     await invariants_hold(a)
 
 
-async def _post_events(node: RunningNode, token: str, events: list[dict[str, Any]],
-                       url: str | None = None) -> tuple[int, dict[str, Any]]:
-    async with node.http.post(f"{url or node.url}/api/ads/events", json={"events": events},
-                              headers=auth(token)) as response:
-        return response.status, await response.json(content_type=None)
-
-
 async def _viewer(node: RunningNode, user_id: int) -> Viewer:
     account = await node.node.accounts.get(user_id)  # read into the node's account cache: decisions need no database
     assert account is not None
     return await load_viewer(node.node, account)
-
-
-@pytest.fixture
-async def own_valkey(tmp_path: Path) -> AsyncIterator[EmbeddedValkey]:
-    """A Valkey beside the test's own PostgreSQL, whose user ids are those of the session's database too: their
-    frequency caps must not meet."""
-    server = EmbeddedValkey(tmp_path / "valkey")
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 async def test_postgres_stopped_while_both_refresh_b_serves_what_it_held_and_both_converge_after(
@@ -334,18 +325,12 @@ async def test_postgres_stopped_while_both_refresh_b_serves_what_it_held_and_bot
             assert body["type"] == "livecore:unavailable" and body["unavailable"] == "database"
             assert response.headers["Retry-After"]
         batch = [{"id": "during", "impression": ad["impression"], "kind": "impression"}]
-        status, problem = await _post_events(b, user["token"], batch)
+        status, problem = await post_events(b, user["token"], batch)
         assert status == 503 and problem["unavailable"] == "database"
     finally:
         await asyncio.to_thread(own_postgres.start)
 
-    deadline = time.monotonic() + BACK_S_MAX
-    while True:  # the page sends the batch again with the same id until it is answered
-        status, answer = await _post_events(b, user["token"], batch)
-        if status == 200:
-            break
-        assert status == 503 and time.monotonic() < deadline, (status, answer)
-        await asyncio.sleep(0.2)
+    answer = await post_events_until_stored(b, user["token"], batch)  # the page sends it again with the same ids
     assert answer == {"accepted": 1, "duplicates": 0, "refused": []}  # paused since: counted, still charged
     await asyncio.gather(ads_of(a).refresh(), ads_of(b).refresh())
     now_ms = clock.now_ms()
@@ -370,7 +355,7 @@ async def kill_within_a_batch(killed: Serve, b: RunningNode, token: str, events:
     try:
         async with holder.transaction():
             await holder.execute("SELECT 1 FROM ad_campaigns WHERE id = $1 FOR UPDATE", campaign_id)
-            in_flight = asyncio.create_task(_post_events(b, token, events, url=killed.url))
+            in_flight = asyncio.create_task(post_events(b, token, events, url=killed.url))
             deadline = time.monotonic() + BACK_S_MAX
             while not await b.node.pool.fetchval(  # not the holder's: a transaction sees activity as it first read it
 
@@ -409,7 +394,7 @@ async def test_a_node_killed_with_events_in_flight_loses_nothing_it_accepted_and
         assert len(served) == 4
         events = [{"id": f"e{n}", "impression": ad["impression"], "kind": "impression"} for n, ad in enumerate(served)]
         events.append({"id": "clicked", "impression": served[0]["impression"], "kind": "click"})
-        status, answer = await _post_events(b, viewer["token"], events[:2], url=killed.url)
+        status, answer = await post_events(b, viewer["token"], events[:2], url=killed.url)
         assert (status, answer["accepted"]) == (200, 2)
 
         await kill_within_a_batch(killed, b, viewer["token"], events[2:], campaign["id"])
