@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from ads import events
 from livecore.http import Problem
@@ -22,6 +23,7 @@ log = logging.getLogger("livecore.ads")
 # A write that lost a deadlock or serialization race (another node's write touching the same rows) is made again, up
 # to this many times in all, before its requests get the error.
 WRITE_ATTEMPTS_MAX = 3
+_LOST_RACE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 RETRY_AFTER_S = 1
 
 
@@ -90,12 +92,11 @@ class EventRecorder:
         return self._pending[:end], self._pending[end:]
 
     async def _write(self, batches: list[events.Batch]) -> list[events.Recorded]:
-        attempt = 1
-        while True:
-            try:
-                return await events.record_many(self.pool, batches)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
-                if attempt >= WRITE_ATTEMPTS_MAX:
-                    raise
-                attempt += 1
-                log.warning("ad events written again (attempt %d): %s", attempt, exc)
+        retrying = AsyncRetrying(retry=retry_if_exception_type(_LOST_RACE), stop=stop_after_attempt(WRITE_ATTEMPTS_MAX),
+                                 before_sleep=_again, reraise=True)
+        return await retrying(events.record_many, self.pool, batches)
+
+
+def _again(state: RetryCallState) -> None:
+    log.warning("ad events written again (attempt %d): %r", state.attempt_number + 1,
+                state.outcome.exception() if state.outcome else None)

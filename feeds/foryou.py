@@ -4,7 +4,7 @@
 2. sources (sources.py): followed creators, co-engagement neighbours, same hashtag, sound or challenge, onboarding
    interests (cold start), trending in the viewer's region, fresh videos, none the session has seen; once a long
    session has used up what they find, the newest of the rest of the catalogue ("older")
-3. filters: the rules (rules.py: blocked and not-interested authors, mature videos and minors), seen, own videos
+3. filters: the rules (rules.py: blocked and not-interested authors, mature videos and minors), own videos
 4. scorer: the online ranker (ranker.py) plus small priors for interests and regional trend
 5. selector: an exploration budget of fresh videos, author diversity, then by score
 6. mixer: live cards (first page) and, every `ad_slot_interval` items, an ad slot when an ads stage is present
@@ -89,7 +89,7 @@ class ForYou:
         now_ms = node.clock.now_ms()
         context = Context(viewer, positive, now_ms - self.limits.fresh_hours * 3600 * 1000, seen)
         found = candidates(self.catalogue, self.coengagement, context, self.limits.candidates_max, self.sources)
-        eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v, seen)]
+        eligible = [self.catalogue.videos[v] for v in found if self._eligible(viewer, v)]  # none seen
         room = min(limit, self.limits.seen_max - len(seen))
         if 0 < room and len(eligible) <= room:  # a long session used up what the sources find: the rest, newest first
             for video_id in self._older(viewer, seen, found, room + 1 - len(eligible)):
@@ -121,13 +121,13 @@ class ForYou:
             if video_id in seen or video_id in found:
                 continue
             examined += 1
-            if self._eligible(viewer, video_id, seen):
+            if self._eligible(viewer, video_id):
                 older.append(video_id)
         return older
 
-    def _eligible(self, viewer: Viewer, video_id: int, seen: set[int]) -> bool:
+    def _eligible(self, viewer: Viewer, video_id: int) -> bool:
         video = self.catalogue.videos.get(video_id)
-        return (video is not None and video_id not in seen and video.author_id != viewer.id
+        return (video is not None and video.author_id != viewer.id
                 and rules.may_see(viewer, video, following=False))
 
     async def _mix(self, viewer: Viewer, items: list[dict[str, Any]], first_page: bool) -> list[dict[str, Any]]:

@@ -129,8 +129,11 @@ async def _measure(server: Server, venue: Venue, scenario: Scenario, say: Callab
             with Progress(server.name, fleet, samples) as progress:
                 start_wall, start = time.time(), time.monotonic()
                 agitation = asyncio.create_task(_agitate(fleet, scenario.duration_s - AGITATION_TAIL_S))
-                counts = await traffic.run(scenario.duration_s)
-                await agitation
+                try:
+                    counts = await traffic.run(scenario.duration_s)
+                    await agitation
+                finally:
+                    agitation.cancel()  # the run failed: the fleet is closed below
                 progress.phase("drain")
                 drained = await _drain(fleet, scenario.drain_s)
             # The window ends with the last delivery: a drain that ended on quiet waited QUIET_S past it.

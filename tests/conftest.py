@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -21,6 +22,8 @@ from valkeycluster import ValkeyCluster
 from livecore.app import build_app
 from livecore.clock import Clock
 from livecore.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+
+S = TypeVar("S", EmbeddedPostgres, EmbeddedValkey)
 
 NODE_STOP_S_MAX = 30.0
 
@@ -47,27 +50,29 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         pg.stop()
 
 
-@pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
-    """A PostgreSQL of the test's own, for faults (stopping it) the session's servers must not see."""
-    server = EmbeddedPostgres(tmp_path / "postgres")
+@contextlib.asynccontextmanager
+async def _running(server: S) -> AsyncIterator[S]:
+    """An embedded server of the test's own, started in a thread (so the loop goes on) and stopped after."""
     await asyncio.to_thread(server.start)
     try:
         yield server
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture
+async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test's own, for faults (stopping it) the session's servers must not see."""
+    async with _running(EmbeddedPostgres(tmp_path / "postgres")) as server:
+        yield server
 
 
 @pytest.fixture
 async def own_valkey(tmp_path: Path) -> AsyncIterator[EmbeddedValkey]:
     """A Valkey of the test's own, to kill or stop without the session's servers seeing it (beside `own_postgres`,
     whose user ids are the session database's too: their frequency caps must not meet)."""
-    server = EmbeddedValkey(tmp_path / "valkey")
-    await asyncio.to_thread(server.start)
-    try:
+    async with _running(EmbeddedValkey(tmp_path / "valkey")) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ stop running.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +74,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 @contextlib.asynccontextmanager
 async def page_opener(browser: Browser) -> AsyncIterator[OpenPage]:
-    """`await open_new(url, token=None)` opens a page in a new context (cookie jar), logged in when given a
-    session token; the contexts close on exit, and uncaught JavaScript errors on any page fail the test."""
+    """`await open_new(url, token=None, before=None, wait_until="load")` opens a page in a new context (cookie jar),
+    logged in when given a session token, calling `before(page)` before it loads; the contexts close on exit, and
+    uncaught JavaScript errors on any page fail the test."""
     contexts: list[BrowserContext] = []
     page_errors: list[str] = []
 
-    async def open_new(url: str, *, token: str | None = None) -> Page:
+    async def open_new(url: str, *, token: str | None = None, before: Callable[[Page], None] | None = None,
+                       wait_until: str = "load") -> Page:
         context = await browser.new_context(viewport={"width": 1280, "height": 800})
         contexts.append(context)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
@@ -87,7 +89,9 @@ async def page_opener(browser: Browser) -> AsyncIterator[OpenPage]:
             await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
         page = await context.new_page()
         page.on("pageerror", lambda error: page_errors.append(f"{page.url}: {error}"))
-        await page.goto(url)
+        if before is not None:  # e.g. listeners that must hear the page's first requests
+            before(page)
+        await page.goto(url, wait_until=wait_until)  # type: ignore[arg-type]
         return page
 
     yield open_new

@@ -53,10 +53,9 @@ async def test_advertiser_finds_a_creator_makes_an_offer_and_the_creator_deliver
     await grant(pool, brand["id"], "advertiser")
     await buy_coins(node, brand["token"], "coins_500")
 
-    inbox = await open_page(f"{node.url}/offers.html", token=creator["token"])
     failed: list[str] = []  # an unlisted creator's page asks nothing the server must refuse (no console errors)
-    inbox.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
-    await inbox.reload()
+    inbox = await open_page(f"{node.url}/offers.html", token=creator["token"], before=lambda page: page.on(
+        "response", lambda response: failed.append(response.url) if response.status >= 400 else None))
     await expect(inbox.locator("#listing-status")).to_have_text("You are not listed.")
     assert not failed, failed
     await inbox.get_by_role("button", name="List me in the marketplace").click()

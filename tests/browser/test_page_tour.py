@@ -10,12 +10,11 @@ from urllib.parse import urlparse
 
 import pytest
 from browsing import unique
-from playwright.async_api import Browser, BrowserContext
+from playwright.async_api import Page
 
 pytestmark = pytest.mark.browser
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "webui" / "templates"
-SESSION_COOKIE = "livecore_session"
 PAGES = sorted(p.name for p in TEMPLATES.glob("*.html") if p.name != "layout.html")
 
 
@@ -25,15 +24,16 @@ def _other_tests_media(url: str) -> bool:
     return urlparse(url).path.startswith("/videos/")
 
 
-async def _problems_of(context: BrowserContext, url: str) -> list[str]:
+async def _problems_of(open_page: Any, url: str, token: str | None) -> list[str]:
     problems: list[str] = []
-    page = await context.new_page()
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not _other_tests_media(r.url) else None)
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and not _other_tests_media(m.location.get("url", "")) else None)
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    await page.goto(url, wait_until="networkidle")
+
+    def listen(page: Page) -> None:
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not _other_tests_media(r.url) else None)
+        page.on("console", lambda m: problems.append(f"console: {m.text}")
+                if m.type == "error" and not _other_tests_media(m.location.get("url", "")) else None)
+
+    page = await open_page(url, token=token, before=listen, wait_until="networkidle")
     banner = page.locator("#page-banner")
     explained = await banner.count() and await banner.is_visible() and (await banner.text_content() or "").strip()
     headings = page.locator("h1")
@@ -43,15 +43,11 @@ async def _problems_of(context: BrowserContext, url: str) -> list[str]:
     return problems
 
 
-async def test_every_page_opens_cleanly_for_a_newcomer(node: Any, browser: Browser) -> None:
+async def test_every_page_opens_cleanly_for_a_newcomer(node: Any, open_page: Any) -> None:
     newcomer = await node.signup(unique("new"))
     problems = []
     for token in (None, newcomer["token"]):
-        context = await browser.new_context()
-        if token is not None:
-            await context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": node.url}])
+        who = "logged in" if token else "logged out"
         for name in PAGES:
-            who = "logged in" if token else "logged out"
-            problems += [f"/{name} ({who}): {p}" for p in await _problems_of(context, f"{node.url}/{name}")]
-        await context.close()
+            problems += [f"/{name} ({who}): {p}" for p in await _problems_of(open_page, f"{node.url}/{name}", token)]
     assert not problems, "\n".join(problems)

@@ -51,9 +51,14 @@ export async function api(path, { method = "GET", body, form } = {}) {
   return data;
 }
 
+/** Whether the page was rendered for nobody (the layout says so): then there is no account to ask the server for. */
+export function signedOut() {
+  return document.body.dataset.signedIn === "false";
+}
+
 /** The logged-in account, or null when nobody is logged in (401, or the page was rendered for nobody). */
 export async function currentUser() {
-  if (document.body.dataset.signedIn === "false") return null; // no request the server would refuse
+  if (signedOut()) return null; // no request the server would refuse
   try {
     return await api("/api/me");
   } catch (error) {

@@ -1,7 +1,7 @@
 // A creator card (/creator.html?id=<creator>): the figures and audience split, and an offer form for advertisers
 // (brief, price in dollars, due date) sent with a fresh idempotency key, kept for retries of the same offer.
 
-import { ApiError, api } from "./api.js";
+import { ApiError, api, signedOut } from "./api.js";
 import { $, cents, newKey, parseDollars, showBanner } from "./money.js";
 import { renderCard } from "./creatorcard.js";
 
@@ -14,13 +14,13 @@ async function load() {
     showBanner("No creator chosen: find one in the Marketplace.");
     return;
   }
-  if (document.body.dataset.signedIn === "false") {
+  if (signedOut()) {
     $("card-status").textContent = "";
     showBanner("Log in as an advertiser to see creator cards.");
     return;
   }
   try {
-    const card = await api(`/api/marketplace/creators/${encodeURIComponent(creatorId ?? "")}`);
+    const card = await api(`/api/marketplace/creators/${creatorId}`);
     $("creator-name").textContent = card.creator.display_name;
     $("card").replaceChildren(renderCard(card, { full: true }));
     $("card").hidden = false;

@@ -52,8 +52,7 @@ async function loadMore() {
   state.cursor = page.next_cursor;
   state.done = !page.next_cursor;
   if (state.index < 0 && state.cards.length) show(0);
-  else if (state.waiting && state.index + 1 < state.cards.length) show(state.index + 1);
-  else if (state.waiting && state.done) setStatus(END_TEXT[state.name]);
+  else if (state.waiting) next();
   if (!state.cards.length) setStatus(state.name === "following" ? "Nothing here yet: follow creators to see their videos." : "Nothing to show yet.");
 }
 
